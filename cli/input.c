@@ -1,0 +1,394 @@
+/*
+ * Reading messages. Every file is read whole: mapped when it is plain,
+ * inflated into memory when it is gzip. An mbox is split on "From " lines
+ * that follow a blank line (or start the file), and ">From " quoting is
+ * undone one level, which is right for mboxrd and for all but the rarest
+ * mboxo lines.
+ */
+#include "input.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+struct input {
+	char **paths; /* files still to read, in order */
+	size_t npaths, cap, next;
+	/* The file being read. */
+	char *data;
+	size_t len, pos, index;
+	bool loaded, mapped, mbox;
+	const char *cur;
+	size_t bytes;
+	char *unquoted; /* one message with ">From " unquoted */
+	size_t ucap;
+};
+
+static int push_path(struct input *in, const char *p)
+{
+	if (in->npaths == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 64;
+		char **n = realloc(in->paths, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		in->paths = n;
+		in->cap = cap;
+	}
+	in->paths[in->npaths] = strdup(p);
+	if (!in->paths[in->npaths])
+		return -1;
+	in->npaths++;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Files below dir in name order, so runs are repeatable. Dot files and
+ * Maildir's tmp/ (messages still being written) are skipped. */
+static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' || strcmp(e->d_name, "tmp") == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			char **nn = realloc(names, cap * sizeof(*nn));
+			if (!nn) {
+				rc = -1;
+				break;
+			}
+			names = nn;
+		}
+		size_t l = strlen(dir) + strlen(e->d_name) + 2;
+		names[n] = malloc(l);
+		if (!names[n]) {
+			rc = -1;
+			break;
+		}
+		snprintf(names[n], l, "%s/%s", dir, e->d_name);
+		n++;
+	}
+	closedir(d);
+	if (rc == 0)
+		qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (rc == 0 && stat(names[i], &st) == 0) {
+			if (S_ISDIR(st.st_mode))
+				rc = walk(in, names[i], errbuf, errlen);
+			else if (S_ISREG(st.st_mode) && push_path(in, names[i]) < 0)
+				rc = -1;
+		}
+		free(names[i]);
+	}
+	free(names);
+	if (rc < 0 && !errbuf[0])
+		snprintf(errbuf, errlen, "%s: out of memory", dir);
+	return rc;
+}
+
+int input_open(struct input **out, char *const *paths, size_t npaths, char *errbuf,
+               size_t errlen)
+{
+	errbuf[0] = '\0';
+	struct input *in = calloc(1, sizeof(*in));
+	if (!in) {
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
+	int rc = 0;
+	if (npaths == 0)
+		rc = push_path(in, "-");
+	for (size_t i = 0; i < npaths && rc == 0; i++) {
+		struct stat st;
+		if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+			rc = walk(in, paths[i], errbuf, errlen);
+		else
+			rc = push_path(in, paths[i]); /* errors surface when read */
+	}
+	if (rc < 0) {
+		if (!errbuf[0])
+			snprintf(errbuf, errlen, "out of memory");
+		input_close(in);
+		return -1;
+	}
+	*out = in;
+	return 0;
+}
+
+static void release(struct input *in)
+{
+	if (in->mapped)
+		munmap(in->data, in->len);
+	else
+		free(in->data);
+	in->data = NULL;
+	in->len = in->pos = in->index = 0;
+	in->mapped = in->loaded = false;
+}
+
+/* Reads all of fd into a malloc'd buffer, inflating gzip on the way. */
+static int slurp(int fd, bool gz, char **data, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -1;
+	gzFile g = NULL;
+	if (gz) {
+		int fd2 = dup(fd);
+		g = fd2 >= 0 ? gzdopen(fd2, "rb") : NULL;
+		if (!g) {
+			if (fd2 >= 0)
+				close(fd2);
+			free(buf);
+			return -1;
+		}
+		gzbuffer(g, 1 << 17);
+	}
+	for (;;) {
+		if (cap - n < (1 << 15)) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				goto fail;
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r;
+		if (g) {
+			int k = gzread(g, buf + n, (unsigned)(cap - n));
+			if (k < 0) {
+				errno = EIO;
+				goto fail;
+			}
+			r = k;
+		} else {
+			r = read(fd, buf + n, cap - n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (g)
+		gzclose(g);
+	*data = buf;
+	*len = n;
+	return 0;
+fail:
+	if (g)
+		gzclose(g);
+	free(buf);
+	return -1;
+}
+
+static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
+{
+	bool std = strcmp(path, "-") == 0;
+	int fd = std ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	unsigned char magic[2] = { 0, 0 };
+	struct stat st;
+	bool regular = !std && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	bool gz = false;
+	if (regular) {
+		gz = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+		in->bytes += (size_t)st.st_size;
+	}
+	int rc = 0;
+	if (regular && !gz && st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			rc = -1;
+		} else {
+			madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+			in->data = m;
+			in->len = (size_t)st.st_size;
+			in->mapped = true;
+		}
+	} else if (!regular && !std) {
+		errno = EINVAL;
+		rc = -1;
+	} else {
+		if (std) {
+			/* stdin may be gzip too: peek through a full read. */
+			rc = slurp(fd, false, &in->data, &in->len);
+			if (rc == 0 && in->len >= 2 && (unsigned char)in->data[0] == 0x1f &&
+			    (unsigned char)in->data[1] == 0x8b) {
+				z_stream zs;
+				memset(&zs, 0, sizeof(zs));
+				size_t cap = in->len * 4 + 4096, n = 0;
+				char *out = malloc(cap);
+				int zr = out && inflateInit2(&zs, 15 + 32) == Z_OK ? Z_OK : Z_MEM_ERROR;
+				zs.next_in = (Bytef *)in->data;
+				zs.avail_in = (uInt)in->len;
+				while (zr == Z_OK) {
+					if (cap - n < 4096) {
+						char *nb = realloc(out, cap * 2);
+						if (!nb) {
+							zr = Z_MEM_ERROR;
+							break;
+						}
+						out = nb;
+						cap *= 2;
+					}
+					zs.next_out = (Bytef *)out + n;
+					zs.avail_out = (uInt)(cap - n);
+					zr = inflate(&zs, Z_NO_FLUSH);
+					n = cap - zs.avail_out;
+				}
+				inflateEnd(&zs);
+				free(in->data);
+				in->data = out;
+				in->len = n;
+				if (zr != Z_STREAM_END) {
+					errno = EIO;
+					rc = -1;
+				}
+			}
+		} else {
+			rc = slurp(fd, gz, &in->data, &in->len);
+		}
+	}
+	if (!std)
+		close(fd);
+	if (rc < 0) {
+		snprintf(errbuf, errlen, "%s: %s%s", path, gz ? "gzip: " : "",
+		         errno == EINVAL ? "not a regular file" : strerror(errno));
+		release(in);
+		return -1;
+	}
+	in->cur = path;
+	in->pos = 0;
+	in->index = 0;
+	in->loaded = true;
+	/* An mbox starts with a "From " line and holds another one after a
+	 * blank line; a single message may start with "From " too. */
+	in->mbox = in->len >= 5 && memcmp(in->data, "From ", 5) == 0 &&
+	           memmem(in->data, in->len, "\n\nFrom ", 7) != NULL;
+	if (!in->mbox && in->len >= 5 && memcmp(in->data, "From ", 5) == 0)
+		in->mbox = memmem(in->data, in->len, "\n\r\nFrom ", 8) != NULL;
+	return 0;
+}
+
+/* Undoes one level of ">From " quoting, copying only messages that have it. */
+static int unquote(struct input *in, const char *p, size_t n, const char **out, size_t *olen)
+{
+	if (!memmem(p, n, "\n>", 2)) {
+		*out = p;
+		*olen = n;
+		return 0;
+	}
+	if (in->ucap < n) {
+		char *nb = realloc(in->unquoted, n);
+		if (!nb)
+			return -1;
+		in->unquoted = nb;
+		in->ucap = n;
+	}
+	size_t o = 0, i = 0;
+	while (i < n) {
+		const char *nl = memchr(p + i, '\n', n - i);
+		size_t e = nl ? (size_t)(nl - p) + 1 : n;
+		size_t k = i;
+		while (k < e && p[k] == '>')
+			k++;
+		if (k > i && e - k >= 5 && memcmp(p + k, "From ", 5) == 0)
+			i++;
+		memcpy(in->unquoted + o, p + i, e - i);
+		o += e - i;
+		i = e;
+	}
+	*out = in->unquoted;
+	*olen = o;
+	return 0;
+}
+
+/* Length of the mbox message at p: up to the "From " line that follows a
+ * blank line. */
+static size_t mbox_message(const char *p, size_t rest)
+{
+	const char *end = p + rest;
+	const char *q = p + (rest < 5 ? rest : 5);
+	while (q < end) {
+		const char *f = memmem(q, (size_t)(end - q), "\nFrom ", 6);
+		if (!f)
+			break;
+		if ((f > p && f[-1] == '\n') || (f > p + 1 && f[-1] == '\r' && f[-2] == '\n'))
+			return (size_t)(f - p) + 1;
+		q = f + 1;
+	}
+	return rest;
+}
+
+int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t errlen)
+{
+	for (;;) {
+		/* An empty file still counts as one (empty) message. */
+		if (in->loaded && (in->pos < in->len || (in->len == 0 && in->index == 0))) {
+			const char *p = in->data ? in->data + in->pos : "";
+			size_t rest = in->len - in->pos;
+			size_t n = in->mbox ? mbox_message(p, rest) : rest;
+			in->pos += n;
+			msg->path = in->cur;
+			msg->index = in->index++;
+			msg->in_mbox = in->mbox;
+			msg->data = p;
+			msg->len = n;
+			if (in->mbox && unquote(in, p, n, &msg->data, &msg->len) < 0) {
+				snprintf(errbuf, errlen, "%s: out of memory", in->cur);
+				return -1;
+			}
+			return 1;
+		}
+		if (in->loaded)
+			release(in);
+		if (in->next >= in->npaths)
+			return 0;
+		const char *path = in->paths[in->next++];
+		if (load(in, path, errbuf, errlen) < 0)
+			return -1;
+	}
+}
+
+size_t input_bytes(const struct input *in)
+{
+	return in->bytes;
+}
+
+void input_close(struct input *in)
+{
+	if (!in)
+		return;
+	release(in);
+	for (size_t i = 0; i < in->npaths; i++)
+		free(in->paths[i]);
+	free(in->paths);
+	free(in->unquoted);
+	free(in);
+}

@@ -1,0 +1,36 @@
+/*
+ * Message sources for the command line: single message files, mbox files
+ * (mboxo and mboxrd), Maildir and plain folders, gzip-compressed files of
+ * any of these, and standard input.
+ */
+#ifndef CHAFF_INPUT_H
+#define CHAFF_INPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct input_msg {
+	const char *data;
+	size_t len;
+	const char *path;  /* file it came from ("-" for stdin) */
+	size_t index;      /* 0-based position inside an mbox, else 0 */
+	bool in_mbox;
+};
+
+struct input;
+
+/* Opens the list of paths (empty list or "-": standard input). Returns 0,
+ * or -1 with a message in errbuf. */
+int input_open(struct input **out, char *const *paths, size_t npaths, char *errbuf,
+               size_t errlen);
+/*
+ * The next message: 1 when *msg was filled (valid until the next call),
+ * 0 at the end, -1 when a path could not be read: errbuf says why and the
+ * caller decides whether to go on (the next call moves past it).
+ */
+int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t errlen);
+/* Bytes read so far from files (compressed size for .gz). */
+size_t input_bytes(const struct input *in);
+void input_close(struct input *in);
+
+#endif

@@ -1,0 +1,125 @@
+#include "arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct chaff_arena_block {
+	struct chaff_arena_block *next;
+	size_t size; /* usable bytes in data */
+	size_t used;
+	_Alignas(8) unsigned char data[];
+};
+
+enum { ARENA_MIN_BLOCK = 64 * 1024, ARENA_DEFAULT_KEEP = 4 * 1024 * 1024 };
+
+void chaff_arena_init(struct chaff_arena *a)
+{
+	a->head = NULL;
+	a->spare = NULL;
+	a->keep = ARENA_DEFAULT_KEEP;
+}
+
+static void free_list(struct chaff_arena_block *b)
+{
+	while (b) {
+		struct chaff_arena_block *next = b->next;
+		free(b);
+		b = next;
+	}
+}
+
+void chaff_arena_free(struct chaff_arena *a)
+{
+	free_list(a->head);
+	free_list(a->spare);
+	a->head = a->spare = NULL;
+}
+
+/* Moves the used blocks to the spare list, dropping the ones beyond the
+ * keep budget so that one huge message does not pin its memory forever. */
+void chaff_arena_reset(struct chaff_arena *a)
+{
+	size_t kept = 0;
+	struct chaff_arena_block *b = a->spare;
+	for (; b; b = b->next)
+		kept += b->size;
+	b = a->head;
+	a->head = NULL;
+	while (b) {
+		struct chaff_arena_block *next = b->next;
+		if (kept + b->size <= a->keep) {
+			b->used = 0;
+			b->next = a->spare;
+			a->spare = b;
+			kept += b->size;
+		} else {
+			free(b);
+		}
+		b = next;
+	}
+}
+
+static struct chaff_arena_block *take_block(struct chaff_arena *a, size_t n)
+{
+	struct chaff_arena_block **pp = &a->spare;
+	for (; *pp; pp = &(*pp)->next) {
+		if ((*pp)->size >= n) {
+			struct chaff_arena_block *b = *pp;
+			*pp = b->next;
+			return b;
+		}
+	}
+	size_t size = n < ARENA_MIN_BLOCK ? ARENA_MIN_BLOCK : n;
+	if (size > SIZE_MAX - sizeof(struct chaff_arena_block))
+		return NULL;
+	struct chaff_arena_block *b = malloc(sizeof(*b) + size);
+	if (!b)
+		return NULL;
+	b->size = size;
+	b->used = 0;
+	return b;
+}
+
+void *chaff_arena_alloc(struct chaff_arena *a, size_t n)
+{
+	size_t need = (n + 7) & ~(size_t)7;
+	if (need < n)
+		return NULL;
+	struct chaff_arena_block *b = a->head;
+	if (!b || b->size - b->used < need) {
+		/* A big request gets a block of its own sized to it; the
+		 * current block stays in front for the small ones after it. */
+		size_t want = need;
+		if (b && want < b->size * 2 && want < ARENA_MIN_BLOCK * 16)
+			want = b->size * 2 < ARENA_MIN_BLOCK * 16 ? b->size * 2
+			                                          : ARENA_MIN_BLOCK * 16;
+		if (want < need)
+			want = need;
+		struct chaff_arena_block *nb = take_block(a, want);
+		if (!nb)
+			return NULL;
+		nb->next = a->head;
+		a->head = nb;
+		b = nb;
+	}
+	void *p = b->data + b->used;
+	b->used += need;
+	return p;
+}
+
+void *chaff_arena_grow(struct chaff_arena *a, void *p, size_t old, size_t n)
+{
+	struct chaff_arena_block *b = a->head;
+	size_t oldr = (old + 7) & ~(size_t)7;
+	size_t need = (n + 7) & ~(size_t)7;
+	if (p && b && (unsigned char *)p + oldr == b->data + b->used &&
+	    (size_t)((unsigned char *)p - b->data) + need <= b->size) {
+		b->used = (size_t)((unsigned char *)p - b->data) + need;
+		return p;
+	}
+	void *q = chaff_arena_alloc(a, n);
+	if (q && p && old)
+		memcpy(q, p, old < n ? old : n);
+	return q;
+}

@@ -1,0 +1,258 @@
+/*
+ * Charset conversion to UTF-8. Most mail is ASCII, UTF-8 or Latin-1 in
+ * one of its spellings, so those take paths of their own; iconv handles
+ * every other charset through descriptors opened once per tokenizer.
+ */
+#include "tok.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Windows-1252 bytes 0x80..0x9F; the rest of the range is Latin-1. Five
+ * bytes are undefined and map to U+FFFD's stand-in, a space. */
+static const uint16_t cp1252_hi[32] = {
+	0x20AC, 0x0020, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+	0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x0020, 0x017D, 0x0020,
+	0x0020, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x0020, 0x017E, 0x0178,
+};
+
+enum conv { CONV_UTF8, CONV_CP1252, CONV_ICONV };
+
+/* Declared names as mail writes them, and what they really mean. Latin-1
+ * and ASCII labels are read as Windows-1252, its superset in practice. */
+static const struct alias {
+	const char *name;
+	const char *target; /* NULL: one of the built-in paths */
+	enum conv conv;
+} aliases[] = {
+	{ "utf-8", NULL, CONV_UTF8 },          { "utf8", NULL, CONV_UTF8 },
+	{ "unicode-1-1-utf-8", NULL, CONV_UTF8 }, { "us-ascii", NULL, CONV_CP1252 },
+	{ "ascii", NULL, CONV_CP1252 },        { "iso-8859-1", NULL, CONV_CP1252 },
+	{ "iso8859-1", NULL, CONV_CP1252 },    { "iso_8859-1", NULL, CONV_CP1252 },
+	{ "latin1", NULL, CONV_CP1252 },       { "latin-1", NULL, CONV_CP1252 },
+	{ "l1", NULL, CONV_CP1252 },           { "windows-1252", NULL, CONV_CP1252 },
+	{ "cp1252", NULL, CONV_CP1252 },       { "x-cp1252", NULL, CONV_CP1252 },
+	{ "ansi_x3.4-1968", NULL, CONV_CP1252 }, { "default", NULL, CONV_CP1252 },
+	{ "ks_c_5601-1987", "CP949", CONV_ICONV }, { "ks_c_5601", "CP949", CONV_ICONV },
+	{ "euc-kr", "CP949", CONV_ICONV },     { "korean", "CP949", CONV_ICONV },
+	{ "gb2312", "GB18030", CONV_ICONV },   { "gbk", "GB18030", CONV_ICONV },
+	{ "x-gbk", "GB18030", CONV_ICONV },    { "cp936", "GB18030", CONV_ICONV },
+	{ "euc-cn", "GB18030", CONV_ICONV },   { "chinese", "GB18030", CONV_ICONV },
+	{ "shift_jis", "CP932", CONV_ICONV },  { "shift-jis", "CP932", CONV_ICONV },
+	{ "x-sjis", "CP932", CONV_ICONV },     { "sjis", "CP932", CONV_ICONV },
+	{ "big5", "BIG5-HKSCS", CONV_ICONV },  { "x-big5", "BIG5-HKSCS", CONV_ICONV },
+	{ "iso-2022-jp", "ISO-2022-JP-2", CONV_ICONV },
+	{ "iso-8859-8-i", "ISO-8859-8", CONV_ICONV },
+	{ "tis-620", "CP874", CONV_ICONV },    { "windows-874", "CP874", CONV_ICONV },
+};
+
+/* True when every byte is ASCII; eight bytes at a time. */
+static bool all_ascii(const char *s, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080ull)
+			return false;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)s[i] & 0x80)
+			return false;
+	return true;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+	if (c >= 0xE0 && c <= 0xEF) {
+		if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+			return 0;
+		if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xF0 && c <= 0xF4) {
+		if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
+		    (s[3] & 0xC0) != 0x80)
+			return 0;
+		if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+static bool valid_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = utf8_seq(p + i, n - i);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	char *out = tok_alloc(t, n * 3 + 1);
+	if (!out)
+		return (struct span){ "", 0 };
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned c = (unsigned char)s[i];
+		if (c < 0x80) {
+			out[o++] = (char)c;
+			continue;
+		}
+		unsigned u = c < 0xA0 ? cp1252_hi[c - 0x80] : c;
+		if (u < 0x800) {
+			out[o++] = (char)(0xC0 | u >> 6);
+			out[o++] = (char)(0x80 | (u & 0x3F));
+		} else {
+			out[o++] = (char)(0xE0 | u >> 12);
+			out[o++] = (char)(0x80 | ((u >> 6) & 0x3F));
+			out[o++] = (char)(0x80 | (u & 0x3F));
+		}
+	}
+	out[o] = '\0';
+	return (struct span){ out, o };
+}
+
+/* Undeclared, unknown or mislabelled 8-bit text: UTF-8 when it is valid
+ * UTF-8 (an unlikely accident for any other charset), else Windows-1252. */
+static struct span guess(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	if (valid_utf8(s, n))
+		return (struct span){ s, n };
+	return from_cp1252(t, s, n);
+}
+
+/* The cached descriptor for a normalised name, opening it on first use.
+ * Returns (iconv_t)-1 when iconv has no such converter. */
+static iconv_t descriptor(struct chaff_tokenizer *t, const char *name, const char *target)
+{
+	for (unsigned i = 0; i < t->ncharsets; i++)
+		if (strcmp(t->charsets[i].name, name) == 0)
+			return t->charsets[i].cd;
+	iconv_t cd = iconv_open("UTF-8", target);
+	/* A full cache evicts its oldest entry; the working set of charsets
+	 * in one mail stream is small. */
+	struct charset_slot *slot;
+	if (t->ncharsets < CHARSET_CACHE_SIZE) {
+		slot = &t->charsets[t->ncharsets++];
+	} else {
+		if (t->charsets[0].cd != (iconv_t)-1)
+			iconv_close(t->charsets[0].cd);
+		memmove(&t->charsets[0], &t->charsets[1],
+		        sizeof(t->charsets[0]) * (CHARSET_CACHE_SIZE - 1));
+		slot = &t->charsets[CHARSET_CACHE_SIZE - 1];
+	}
+	snprintf(slot->name, sizeof(slot->name), "%s", name);
+	slot->cd = cd;
+	return cd;
+}
+
+void tok_charsets_close(struct chaff_tokenizer *t)
+{
+	for (unsigned i = 0; i < t->ncharsets; i++)
+		if (t->charsets[i].cd != (iconv_t)-1)
+			iconv_close(t->charsets[i].cd);
+	t->ncharsets = 0;
+}
+
+/* Runs iconv over the whole input. A byte the converter rejects becomes a
+ * space and conversion resumes after it, so one bad byte does not cost the
+ * words around it; a truncated final sequence is dropped. */
+static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n)
+{
+	size_t room = n * 4 + 16;
+	char *out = tok_alloc(t, room + 1);
+	if (!out)
+		return (struct span){ "", 0 };
+	iconv(cd, NULL, NULL, NULL, NULL);
+	char *in = (char *)s;
+	size_t inleft = n;
+	char *o = out;
+	size_t oleft = room;
+	while (inleft > 0) {
+		size_t r = iconv(cd, &in, &inleft, &o, &oleft);
+		if (r != (size_t)-1)
+			break;
+		if (errno == EILSEQ) {
+			if (oleft == 0)
+				break;
+			*o++ = ' ';
+			oleft--;
+			in++;
+			inleft--;
+			iconv(cd, NULL, NULL, NULL, NULL);
+		} else {
+			break; /* EINVAL: incomplete tail; E2BIG cannot happen at 4x */
+		}
+	}
+	iconv(cd, NULL, NULL, &o, &oleft); /* flush a stateful encoder */
+	*o = '\0';
+	return (struct span){ out, (size_t)(o - out) };
+}
+
+/* Charsets whose text can be plain ASCII bytes yet mean something else. */
+static bool ascii_unsafe(const char *name)
+{
+	return strncmp(name, "utf-7", 5) == 0 || strncmp(name, "iso-2022", 8) == 0 ||
+	       strncmp(name, "utf-16", 6) == 0 || strncmp(name, "utf-32", 6) == 0 ||
+	       strncmp(name, "ucs-", 4) == 0 || strncmp(name, "hz", 2) == 0;
+}
+
+struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen,
+                        const char *s, size_t n)
+{
+	char name[40];
+	size_t k = 0;
+	for (size_t i = 0; i < clen && k + 1 < sizeof(name); i++) {
+		char c = tok_lc(charset[i]);
+		if (c == '"' || c == '\'' || c == ' ' || c == '\t')
+			continue;
+		name[k++] = c;
+	}
+	name[k] = '\0';
+	if (k == 0)
+		return all_ascii(s, n) ? (struct span){ s, n } : guess(t, s, n);
+	if (!ascii_unsafe(name) && all_ascii(s, n))
+		return (struct span){ s, n };
+	const char *target = name;
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+		if (strcmp(aliases[i].name, name) != 0)
+			continue;
+		if (aliases[i].conv == CONV_UTF8)
+			return guess(t, s, n);
+		if (aliases[i].conv == CONV_CP1252)
+			return from_cp1252(t, s, n);
+		target = aliases[i].target;
+		break;
+	}
+	if (strncmp(name, "windows-125", 11) == 0 && name[11] && !name[12]) {
+		static const char *const cp[] = { "CP1250", "CP1251", "CP1252", "CP1253", "CP1254",
+		                                  "CP1255", "CP1256", "CP1257", "CP1258" };
+		if (name[11] >= '0' && name[11] <= '8')
+			target = cp[name[11] - '0'];
+	}
+	iconv_t cd = descriptor(t, name, target);
+	if (cd == (iconv_t)-1)
+		return guess(t, s, n);
+	return run_iconv(t, cd, s, n);
+}

@@ -1,0 +1,398 @@
+/*
+ * The header block: unfolding, RFC 2047 encoded words, and the tokens each
+ * header gives (docs/tokens.md has the table). MIME headers fill a
+ * struct mime_info for the body walk; the message's own headers also
+ * become header-tagged tokens.
+ */
+#include "tok.h"
+
+#include <string.h>
+#include <strings.h>
+
+static bool wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Q encoding: '_' is a space, "=XX" a byte, anything else itself. */
+static size_t decode_q(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '_') {
+			out[o++] = ' ';
+		} else if (c == '=' && i + 2 < n && tok_hexval((unsigned char)s[i + 1]) >= 0 &&
+		           tok_hexval((unsigned char)s[i + 2]) >= 0) {
+			out[o++] = (char)(tok_hexval((unsigned char)s[i + 1]) << 4 |
+			                  tok_hexval((unsigned char)s[i + 2]));
+			i += 2;
+		} else {
+			out[o++] = c;
+		}
+	}
+	return o;
+}
+
+/* One encoded word "=?charset?E?text?=" at s; fills its parts and returns
+ * its length, or 0 when s holds no well-formed encoded word. */
+static size_t encoded_word(const char *s, size_t n, struct span *cs, char *enc, struct span *text)
+{
+	if (n < 8 || s[0] != '=' || s[1] != '?')
+		return 0;
+	const char *q1 = memchr(s + 2, '?', n - 2 < 76 ? n - 2 : 76);
+	if (!q1 || q1 == s + 2)
+		return 0;
+	size_t i = (size_t)(q1 - s) + 1;
+	if (i + 2 >= n || s[i + 1] != '?')
+		return 0;
+	char e = tok_lc(s[i]);
+	if (e != 'b' && e != 'q')
+		return 0;
+	size_t ts = i + 2;
+	const char *end = NULL;
+	for (size_t k = ts; k + 1 < n && k - ts < 1024; k++) {
+		if (s[k] == '?' && s[k + 1] == '=') {
+			end = s + k;
+			break;
+		}
+		if (s[k] == '\n' || s[k] == '\r')
+			break;
+	}
+	if (!end)
+		return 0;
+	cs->p = s + 2;
+	cs->n = (size_t)(q1 - s) - 2;
+	/* RFC 2231 language suffix: charset*lang */
+	const char *star = memchr(cs->p, '*', cs->n);
+	if (star)
+		cs->n = (size_t)(star - cs->p);
+	*enc = e;
+	text->p = s + ts;
+	text->n = (size_t)(end - s) - ts;
+	return (size_t)(end - s) + 2;
+}
+
+struct dec {
+	struct chaff_tokenizer *t;
+	char *out;
+	size_t o;
+	char *raw; /* decoded bytes of adjacent words in one charset */
+	size_t rn;
+	struct span cs;
+};
+
+static void put(struct dec *d, const char *s, size_t n)
+{
+	memcpy(d->out + d->o, s, n);
+	d->o += n;
+}
+
+static void flush(struct dec *d)
+{
+	if (!d->rn)
+		return;
+	struct span u = tok_to_utf8(d->t, d->cs.p, d->cs.n, d->raw, d->rn);
+	put(d, u.p, u.n);
+	d->rn = 0;
+}
+
+/* Decodes encoded words; raw 8-bit text around them is read as UTF-8 or
+ * Windows-1252. Adjacent words in one charset are converted together, so
+ * a character split across two of them survives. */
+struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	if (n < 8 || !memmem(s, n, "=?", 2))
+		return tok_to_utf8(t, NULL, 0, s, n);
+	struct dec d = { t, tok_alloc(t, n * 4 + 16), 0, tok_alloc(t, n + 1), 0, { "", 0 } };
+	if (!d.out || !d.raw)
+		return (struct span){ "", 0 };
+	size_t i = 0, plain = 0;
+	bool after_word = false;
+	while (i < n) {
+		const char *q = memmem(s + i, n - i, "=?", 2);
+		size_t at = q ? (size_t)(q - s) : n;
+		struct span cs, text;
+		char enc;
+		size_t len = q ? encoded_word(q, n - at, &cs, &enc, &text) : 0;
+		if (!len) {
+			i = q ? at + 2 : n;
+			continue;
+		}
+		/* Text between the last output and this word. */
+		bool only_space = true;
+		for (size_t k = plain; k < at; k++)
+			if (!wsp(s[k]))
+				only_space = false;
+		if (!(after_word && only_space)) {
+			flush(&d);
+			struct span u = tok_to_utf8(t, NULL, 0, s + plain, at - plain);
+			put(&d, u.p, u.n);
+		}
+		if (d.rn && !(cs.n == d.cs.n && strncasecmp(cs.p, d.cs.p, cs.n) == 0))
+			flush(&d);
+		d.cs = cs;
+		if (enc == 'q') {
+			d.rn += decode_q(text.p, text.n, d.raw + d.rn);
+		} else {
+			bool more;
+			struct span b = tok_base64(t, text.p, text.n, text.n, &more);
+			memcpy(d.raw + d.rn, b.p, b.n);
+			d.rn += b.n;
+		}
+		i = plain = at + len;
+		after_word = true;
+	}
+	flush(&d);
+	struct span u = tok_to_utf8(t, NULL, 0, s + plain, n - plain);
+	put(&d, u.p, u.n);
+	d.out[d.o] = '\0';
+	return (struct span){ d.out, d.o };
+}
+
+static void emit_pcre_span(struct chaff_tokenizer *t, const char *prefix, size_t plen,
+                           const char *s, PCRE2_SIZE *ov, int g)
+{
+	tok_emit_lower(t, CHAFF_ORIGIN_HEADER, prefix, plen, s + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+}
+
+/* Received: each IPv4 address with its /24, IPv6 addresses, host names. */
+static void received(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	PCRE2_SIZE start = 0;
+	while (start < n && !t->full) {
+		int rc = pcre2_match(t->re_received, (PCRE2_SPTR)s, n, start, 0, t->md, NULL);
+		if (rc < 0)
+			break;
+		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
+		if (rc >= 2 && ov[2] != PCRE2_UNSET) {
+			emit_pcre_span(t, "rcvd:", 5, s, ov, 0);
+			emit_pcre_span(t, "rcvd:", 5, s, ov, 1);
+		} else if (rc >= 3 && ov[4] != PCRE2_UNSET) {
+			emit_pcre_span(t, "rcvd:", 5, s, ov, 2);
+		} else if (rc >= 4 && ov[6] != PCRE2_UNSET) {
+			tok_host(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + ov[6], ov[7] - ov[6]);
+		}
+		start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+	}
+}
+
+/* Authentication-Results: method=result for spf, dkim, dmarc and arc. */
+static void auth_results(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	PCRE2_SIZE start = 0;
+	while (start < n && !t->full) {
+		int rc = pcre2_match(t->re_auth, (PCRE2_SPTR)s, n, start, 0, t->md, NULL);
+		if (rc < 3)
+			break;
+		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
+		char buf[48];
+		size_t ml = ov[3] - ov[2], rl = ov[5] - ov[4];
+		if (ml + rl + 1 < sizeof(buf)) {
+			memcpy(buf, s + ov[2], ml);
+			buf[ml] = '=';
+			memcpy(buf + ml + 1, s + ov[4], rl);
+			tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "auth:", 5, buf, ml + rl + 1);
+		}
+		start = ov[1];
+	}
+}
+
+static void message_id(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	const char *at = memchr(s, '@', n);
+	if (!at) {
+		TOK_EMIT_LIT(t, CHAFF_ORIGIN_HEADER, "msgid:none");
+		return;
+	}
+	const char *e = at + 1, *end = s + n;
+	while (e < end && *e != '>' && !wsp(*e) && e - at < 256)
+		e++;
+	if (e == at + 1)
+		TOK_EMIT_LIT(t, CHAFF_ORIGIN_HEADER, "msgid:none");
+	else
+		tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "msgid:", 6, at + 1, (size_t)(e - at - 1));
+}
+
+static void received_spf(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && wsp(s[i]))
+		i++;
+	size_t b = i;
+	while (i < n && ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') && i - b < 16)
+		i++;
+	if (i > b)
+		tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "auth:spf=", 9, s + b, i - b);
+}
+
+static void return_path(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	const char *lt = memchr(s, '<', n);
+	if (lt && (size_t)(lt - s) + 1 < n && lt[1] == '>') {
+		TOK_EMIT_LIT(t, CHAFF_ORIGIN_HEADER, "rpath:<>");
+		return;
+	}
+	tok_words(t, s, n, "rpath:", 6, SCAN_ADDRS);
+}
+
+/* The tokens of one message header, by the table in docs/tokens.md. */
+static void header_tokens(struct chaff_tokenizer *t, const char *name, size_t nl,
+                          const char *v, size_t vn, bool *saw_msgid)
+{
+	struct span d;
+	if (TOK_IEQ(name, nl, "subject")) {
+		d = tok_decode_2047(t, v, vn);
+		tok_words(t, d.p, d.n, "subj:", 5, 0);
+	} else if (TOK_IEQ(name, nl, "from") || TOK_IEQ(name, nl, "sender")) {
+		d = tok_decode_2047(t, v, vn);
+		tok_words(t, d.p, d.n, "from:", 5, SCAN_ADDRS);
+	} else if (TOK_IEQ(name, nl, "to") || TOK_IEQ(name, nl, "cc")) {
+		d = tok_decode_2047(t, v, vn);
+		tok_words(t, d.p, d.n, "to:", 3, SCAN_ADDRS);
+	} else if (TOK_IEQ(name, nl, "reply-to")) {
+		d = tok_decode_2047(t, v, vn);
+		tok_words(t, d.p, d.n, "reply-to:", 9, SCAN_ADDRS);
+	} else if (TOK_IEQ(name, nl, "return-path")) {
+		return_path(t, v, vn);
+	} else if (TOK_IEQ(name, nl, "received")) {
+		received(t, v, vn);
+	} else if (TOK_IEQ(name, nl, "message-id")) {
+		*saw_msgid = true;
+		message_id(t, v, vn);
+	} else if (TOK_IEQ(name, nl, "x-mailer") || TOK_IEQ(name, nl, "user-agent")) {
+		d = tok_decode_2047(t, v, vn);
+		tok_words(t, d.p, d.n, "xm:", 3, 0);
+	} else if (TOK_IPREFIX(name, nl, "list-") && nl > 5) {
+		tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "list:", 5, name + 5, nl - 5);
+		if (TOK_IEQ(name, nl, "list-id")) {
+			d = tok_decode_2047(t, v, vn);
+			tok_words(t, d.p, d.n, "list-id:", 8, 0);
+		}
+	} else if (TOK_IEQ(name, nl, "authentication-results")) {
+		auth_results(t, v, vn);
+	} else if (TOK_IEQ(name, nl, "received-spf")) {
+		received_spf(t, v, vn);
+	} else if (!TOK_IPREFIX(name, nl, "content-type") &&
+	           !TOK_IPREFIX(name, nl, "content-transfer-encoding") && nl <= 64) {
+		tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "hdr:", 4, name, nl);
+	}
+}
+
+static bool verdict_header(const char *name, size_t nl)
+{
+	return TOK_IPREFIX(name, nl, "x-spam-") || TOK_IPREFIX(name, nl, "x-chaff-");
+}
+
+/* Unfolds a header whose first line is [v, le) and whose continuation
+ * lines follow; returns the value (aliasing the input when it was not
+ * folded) and sets *next to the line after it. */
+static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *le,
+                          const char *end, const char **next)
+{
+	const char *nl = le < end ? le + 1 : end;
+	size_t cap = t->cfg.limits.max_header_bytes;
+	while (v < le && wsp(*v))
+		v++;
+	size_t first = (size_t)(le - v);
+	if (first && v[first - 1] == '\r')
+		first--;
+	if (nl >= end || !wsp(*nl)) {
+		*next = nl;
+		if (first > cap) {
+			tok_limit(t, CHAFF_LIMIT_HEADER);
+			first = cap;
+		}
+		return (struct span){ v, first };
+	}
+	char *buf = tok_alloc(t, cap + 1);
+	if (!buf) {
+		*next = nl;
+		return (struct span){ "", 0 };
+	}
+	size_t o = first < cap ? first : cap;
+	memcpy(buf, v, o);
+	bool over = first > cap;
+	while (nl < end && wsp(*nl)) {
+		const char *e = memchr(nl, '\n', (size_t)(end - nl));
+		const char *lend = e ? e : end;
+		const char *a = nl;
+		while (a < lend && wsp(*a))
+			a++;
+		size_t len = (size_t)(lend - a);
+		if (len && a[len - 1] == '\r')
+			len--;
+		if (o + 1 + len > cap) {
+			over = true;
+			len = o + 1 < cap ? cap - o - 1 : 0;
+		}
+		if (o < cap) {
+			buf[o++] = ' ';
+			memcpy(buf + o, a, len);
+			o += len;
+		}
+		nl = e ? e + 1 : end;
+	}
+	if (over)
+		tok_limit(t, CHAFF_LIMIT_HEADER);
+	*next = nl;
+	return (struct span){ buf, o };
+}
+
+static bool name_char(char c)
+{
+	return c > ' ' && c < 127 && c != ':';
+}
+
+const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *end,
+                        struct mime_info *info, bool top)
+{
+	memset(info, 0, sizeof(*info));
+	bool saw_msgid = false, any = false;
+	bool verdicts = (t->cfg.flags & CHAFF_TOK_VERDICT_HEADERS) != 0;
+	const char *q = p;
+	while (q < end) {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+		const char *le = nl ? nl : end;
+		if (le == q || (le == q + 1 && *q == '\r')) {
+			q = nl ? nl + 1 : end;
+			break; /* the blank line before the body */
+		}
+		const char *c = q;
+		while (c < le && name_char(*c))
+			c++;
+		const char *ne = c;
+		while (c < le && wsp(*c))
+			c++;
+		if (c >= le || *c != ':' || ne == q) {
+			/* Not a header line. Before any header, there are none
+			 * and this is already the body; later, a stray line. */
+			if (!any)
+				break;
+			q = nl ? nl + 1 : end;
+			continue;
+		}
+		any = true;
+		size_t nlen = (size_t)(ne - q);
+		const char *next;
+		struct span v = unfold(t, c + 1, le, end, &next);
+		if (TOK_IEQ(q, nlen, "content-type")) {
+			tok_content_type(t, v.p, v.n, info);
+		} else if (TOK_IEQ(q, nlen, "content-transfer-encoding")) {
+			size_t a = 0, b = v.n;
+			while (a < b && wsp(v.p[a]))
+				a++;
+			while (b > a && (wsp(v.p[b - 1]) || v.p[b - 1] == ';'))
+				b--;
+			info->cte = (struct span){ v.p + a, b - a };
+		} else if (TOK_IEQ(q, nlen, "content-disposition")) {
+			tok_content_disposition(t, v.p, v.n, info);
+		}
+		if (top && !t->full && (verdicts || !verdict_header(q, nlen)))
+			header_tokens(t, q, nlen, v.p, v.n, &saw_msgid);
+		q = next;
+	}
+	if (top && any && !saw_msgid)
+		TOK_EMIT_LIT(t, CHAFF_ORIGIN_HEADER, "msgid:none");
+	return q;
+}

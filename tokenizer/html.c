@@ -1,0 +1,279 @@
+/*
+ * HTML to text. Not a browser: it keeps what a reader sees, drops what a
+ * reader cannot (scripts, styles, comments, tags), and turns href and src
+ * values into url: tokens. Tags that start a new block separate words;
+ * inline tags and comments do not, because spammers split words with them.
+ */
+#include "tok.h"
+
+#include <string.h>
+
+/* Names of U+00A0..U+00FF, the Latin-1 entity set. */
+static const char *const latin1_names[96] = {
+	"nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
+	"uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
+	"deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
+	"cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
+	"Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
+	"Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
+	"ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
+	"Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
+	"agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
+	"egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
+	"eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
+	"oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
+};
+
+static const struct {
+	const char *name;
+	uint32_t cp;
+} other_names[] = {
+	{ "amp", '&' },       { "lt", '<' },        { "gt", '>' },        { "quot", '"' },
+	{ "apos", '\'' },     { "euro", 0x20AC },   { "trade", 0x2122 },  { "hellip", 0x2026 },
+	{ "mdash", 0x2014 },  { "ndash", 0x2013 },  { "lsquo", 0x2018 },  { "rsquo", 0x2019 },
+	{ "ldquo", 0x201C },  { "rdquo", 0x201D },  { "sbquo", 0x201A },  { "bdquo", 0x201E },
+	{ "bull", 0x2022 },   { "dagger", 0x2020 }, { "Dagger", 0x2021 }, { "permil", 0x2030 },
+	{ "lsaquo", 0x2039 }, { "rsaquo", 0x203A }, { "OElig", 0x152 },   { "oelig", 0x153 },
+	{ "Scaron", 0x160 },  { "scaron", 0x161 },  { "Yuml", 0x178 },    { "fnof", 0x192 },
+	{ "circ", 0x2C6 },    { "tilde", 0x2DC },   { "ensp", 0x2002 },   { "emsp", 0x2003 },
+	{ "thinsp", 0x2009 }, { "zwnj", 0x200C },   { "zwj", 0x200D },    { "lrm", 0x200E },
+	{ "rlm", 0x200F },    { "larr", 0x2190 },   { "rarr", 0x2192 },   { "hearts", 0x2665 },
+};
+
+/* Tags after which a reader sees a break between words. */
+static const char *const block_tags[] = {
+	"p",     "br",    "div",    "td",     "th",      "tr",         "li",      "ul",
+	"ol",    "table", "tbody",  "thead",  "tfoot",   "h1",         "h2",      "h3",
+	"h4",    "h5",    "h6",     "hr",     "title",   "blockquote", "pre",     "dd",
+	"dt",    "dl",    "center", "form",   "option",  "select",     "img",     "body",
+	"html",  "head",  "frame",  "iframe", "textarea", "input",     "button",  "address",
+	"section", "article", "header", "footer", "nav", "caption",   "meta",    "link",
+};
+
+/* Characters that vanish rather than separate: soft hyphen and zero-width
+ * characters, favourite tools for splitting a word invisibly. */
+static bool invisible(uint32_t cp)
+{
+	return cp == 0xAD || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF;
+}
+
+static size_t put_utf8(char *out, uint32_t u)
+{
+	if (u < 0x80) {
+		out[0] = (char)u;
+		return 1;
+	}
+	if (u < 0x800) {
+		out[0] = (char)(0xC0 | u >> 6);
+		out[1] = (char)(0x80 | (u & 0x3F));
+		return 2;
+	}
+	if (u < 0x10000) {
+		out[0] = (char)(0xE0 | u >> 12);
+		out[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (u & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | u >> 18);
+	out[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+	out[2] = (char)(0x80 | ((u >> 6) & 0x3F));
+	out[3] = (char)(0x80 | (u & 0x3F));
+	return 4;
+}
+
+static bool is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_alnum(char c)
+{
+	return is_alpha(c) || (c >= '0' && c <= '9');
+}
+
+static uint32_t named_entity(const char *s, size_t n)
+{
+	for (size_t i = 0; i < 96; i++)
+		if (strlen(latin1_names[i]) == n && memcmp(latin1_names[i], s, n) == 0)
+			return 0xA0 + (uint32_t)i;
+	for (size_t i = 0; i < sizeof(other_names) / sizeof(other_names[0]); i++)
+		if (strlen(other_names[i].name) == n && memcmp(other_names[i].name, s, n) == 0)
+			return other_names[i].cp;
+	return 0;
+}
+
+/* Decodes the entity at s[0] == '&'. Returns bytes consumed and the code
+ * point in *cp, or 0 when this '&' starts no entity. */
+static size_t entity(const char *s, size_t n, uint32_t *cp)
+{
+	size_t i = 1;
+	uint32_t v = 0;
+	if (i < n && s[i] == '#') {
+		i++;
+		bool hex = i < n && (s[i] == 'x' || s[i] == 'X');
+		size_t start = hex ? ++i : i;
+		for (; i < n && i - start < 8; i++) {
+			char c = s[i];
+			unsigned d;
+			if (c >= '0' && c <= '9')
+				d = (unsigned)(c - '0');
+			else if (hex && ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
+				d = (unsigned)((c | 0x20) - 'a' + 10);
+			else
+				break;
+			v = v * (hex ? 16 : 10) + d;
+		}
+		if (i == start)
+			return 0;
+		if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+			v = ' ';
+	} else {
+		size_t start = i;
+		while (i < n && i - start < 10 && is_alnum(s[i]))
+			i++;
+		v = named_entity(s + start, i - start);
+		if (!v)
+			return 0;
+	}
+	if (i < n && s[i] == ';')
+		i++;
+	*cp = v;
+	return i;
+}
+
+static bool block_tag(const char *name, size_t n)
+{
+	for (size_t i = 0; i < sizeof(block_tags) / sizeof(block_tags[0]); i++)
+		if (tok_ieq(name, n, block_tags[i], strlen(block_tags[i])))
+			return true;
+	return false;
+}
+
+/* Position after the next "</name" (case-insensitive) and its '>', or n. */
+static size_t skip_element(const char *s, size_t n, size_t i, const char *name, size_t nl)
+{
+	while (i < n) {
+		const char *lt = memchr(s + i, '<', n - i);
+		if (!lt)
+			return n;
+		i = (size_t)(lt - s) + 1;
+		if (i < n && s[i] == '/' && tok_iprefix(s + i + 1, n - i - 1, name, nl)) {
+			const char *gt = memchr(s + i, '>', n - i);
+			return gt ? (size_t)(gt - s) + 1 : n;
+		}
+	}
+	return n;
+}
+
+/* Reads the attributes of a tag from s[i] to its '>', emitting url: tokens
+ * for href and src. Returns the position after '>'. */
+static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, size_t i)
+{
+	while (i < n) {
+		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ||
+		                 s[i] == '/'))
+			i++;
+		if (i >= n || s[i] == '>')
+			return i < n ? i + 1 : n;
+		size_t an = i;
+		while (i < n && s[i] != '=' && s[i] != '>' && s[i] != ' ' && s[i] != '\t' &&
+		       s[i] != '\n' && s[i] != '\r')
+			i++;
+		size_t alen = i - an;
+		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+			i++;
+		if (i >= n || s[i] != '=')
+			continue;
+		i++;
+		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+			i++;
+		size_t v = i, vend;
+		if (i < n && (s[i] == '"' || s[i] == '\'')) {
+			const char *q = memchr(s + i + 1, s[i], n - i - 1);
+			v = i + 1;
+			if (q) {
+				vend = (size_t)(q - s);
+				i = vend + 1;
+			} else {
+				/* An unclosed quote ends at the tag's end. */
+				const char *gt = memchr(s + v, '>', n - v);
+				vend = gt ? (size_t)(gt - s) : n;
+				i = vend;
+			}
+		} else {
+			while (i < n && s[i] != '>' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
+			       s[i] != '\r')
+				i++;
+			vend = i;
+		}
+		if (TOK_IEQ(s + an, alen, "href") || TOK_IEQ(s + an, alen, "src") ||
+		    TOK_IEQ(s + an, alen, "action") || TOK_IEQ(s + an, alen, "background")) {
+			const char *val = s + v;
+			size_t vl = vend - v;
+			while (vl && (*val == ' ' || *val == '\t')) {
+				val++;
+				vl--;
+			}
+			if (TOK_IPREFIX(val, vl, "mailto:"))
+				tok_words(t, val + 7, vl - 7, "", 0, SCAN_URLS);
+			else if (TOK_IPREFIX(val, vl, "http://") || TOK_IPREFIX(val, vl, "https://") ||
+			         TOK_IPREFIX(val, vl, "ftp://") || TOK_IPREFIX(val, vl, "//") ||
+			         TOK_IPREFIX(val, vl, "www."))
+				tok_url(t, val[0] == '/' ? val + 2 : val, val[0] == '/' ? vl - 2 : vl);
+		}
+	}
+	return n;
+}
+
+struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	char *out = tok_alloc(t, n + 2);
+	if (!out)
+		return (struct span){ "", 0 };
+	size_t o = 0, i = 0;
+	while (i < n) {
+		char c = s[i];
+		if (c == '&') {
+			uint32_t cp;
+			size_t k = entity(s + i, n - i, &cp);
+			if (k) {
+				if (!invisible(cp))
+					o += put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
+				i += k;
+				continue;
+			}
+		} else if (c == '<' && i + 1 < n) {
+			char d = s[i + 1];
+			if (d == '!' && i + 3 < n && s[i + 2] == '-' && s[i + 3] == '-') {
+				const char *e = memmem(s + i + 4, n - i - 4, "-->", 3);
+				i = e ? (size_t)(e - s) + 3 : n;
+				continue;
+			}
+			if (d == '!' || d == '?') {
+				const char *gt = memchr(s + i, '>', n - i);
+				i = gt ? (size_t)(gt - s) + 1 : n;
+				out[o++] = ' ';
+				continue;
+			}
+			bool closing = d == '/';
+			size_t nm = i + 1 + closing;
+			if (nm < n && is_alpha(s[nm])) {
+				size_t ne = nm;
+				while (ne < n && is_alnum(s[ne]))
+					ne++;
+				i = attributes(t, s, n, ne);
+				if (!closing && TOK_IEQ(s + nm, ne - nm, "script"))
+					i = skip_element(s, n, i, "script", 6);
+				else if (!closing && TOK_IEQ(s + nm, ne - nm, "style"))
+					i = skip_element(s, n, i, "style", 5);
+				if (block_tag(s + nm, ne - nm))
+					out[o++] = ' ';
+				continue;
+			}
+		}
+		out[o++] = c;
+		i++;
+	}
+	out[o] = '\0';
+	return (struct span){ out, o };
+}

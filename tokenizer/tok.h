@@ -1,0 +1,158 @@
+/*
+ * Internals shared by the tokenizer's files. Nothing here is public.
+ */
+#ifndef CHAFF_TOK_H
+#define CHAFF_TOK_H
+
+#include "../common/arena.h"
+#include "chaff.h"
+
+#include <iconv.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+/* A byte range; never NUL-terminated unless said so. */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+enum { CHARSET_CACHE_SIZE = 24, PAIR_WINDOW_MAX = 4 };
+
+struct charset_slot {
+	char name[40]; /* normalised declared name */
+	iconv_t cd;    /* (iconv_t)-1 when iconv does not know it */
+};
+
+/* Word scanner modes: which extra recognisers run over the text. */
+enum {
+	SCAN_URLS = 1u << 0,   /* http://, www., e-mail addresses */
+	SCAN_PAIRS = 1u << 1,  /* word pairs, when configured */
+	SCAN_ADDRS = 1u << 2,  /* addresses as <prefix><addr>, <prefix>@<dom> */
+};
+
+struct chaff_tokenizer {
+	struct chaff_tokenizer_config cfg;
+	struct chaff_arena arena;
+
+	struct chaff_token *toks;
+	size_t ntoks, cap;
+	uint32_t limits_hit;
+	uint32_t parts;
+	bool full; /* max_tokens reached or out of memory: stop emitting */
+	bool oom;
+
+	/* The last words of the body, for word pairs (text without prefix). */
+	struct span prev[PAIR_WINDOW_MAX];
+	unsigned nprev;
+
+	struct charset_slot charsets[CHARSET_CACHE_SIZE];
+	unsigned ncharsets;
+
+	pcre2_code *re_received;
+	pcre2_code *re_auth;
+	pcre2_match_data *md;
+};
+
+/* tokenizer.c */
+/* Arena memory for this message; on failure marks the message out of
+ * memory (chaff_tokenize then returns CHAFF_ENOMEM) and returns NULL. */
+void *tok_alloc(struct chaff_tokenizer *t, size_t n);
+void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
+              size_t plen, const char *s, size_t n);
+/* Emits prefix + lower-cased ASCII s (host names, types, verdicts). */
+void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
+                    size_t plen, const char *s, size_t n);
+void tok_limit(struct chaff_tokenizer *t, uint32_t bit);
+#define TOK_EMIT_LIT(t, origin, lit) tok_emit((t), (origin), "", 0, lit, sizeof(lit) - 1)
+
+/* words.c */
+void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix,
+               size_t plen, unsigned mode);
+/* Emits prefix + host and its parent domains down to two labels. */
+void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+              const char *host, size_t n);
+/* Reads a URL value (href/src, or text after a scheme) and emits url: tokens;
+ * returns bytes consumed through the host and port. */
+size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n);
+
+/* decode.c: output into the arena, at most cap bytes; *more set when the
+ * input held more than cap bytes of output. */
+struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap,
+                       bool *more);
+struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap,
+                   bool *more);
+
+/* charset.c: UTF-8 text of s declared as charset (may be NULL/empty). The
+ * result may alias s when no conversion is needed. */
+struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen,
+                        const char *s, size_t n);
+void tok_charsets_close(struct chaff_tokenizer *t);
+
+/* html.c: visible text of an HTML document; emits url: tokens on the way. */
+struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n);
+
+/* header.c */
+struct mime_info {
+	struct span type;     /* "text/plain", lower-cased; empty when absent */
+	struct span charset;  /* declared, raw */
+	struct span boundary;
+	struct span cte;      /* lower-cased */
+	struct span filename; /* UTF-8 */
+	bool has_type;
+};
+/* Reads the header block at p; fills info; when top, emits header tokens.
+ * Returns where the body starts. */
+const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *end,
+                        struct mime_info *info, bool top);
+/* RFC 2047 decoding of an unfolded header value into UTF-8. */
+struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n);
+
+/* mime.c: parameters of a structured header value into info. */
+void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n,
+                      struct mime_info *info);
+void tok_content_disposition(struct chaff_tokenizer *t, const char *s, size_t n,
+                             struct mime_info *info);
+/* One message (message: its headers give header tokens) or MIME part. */
+void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                bool message);
+
+static inline char tok_lc(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+/* Value of a hex digit in either case, or -1. */
+static inline int tok_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Case-insensitive ASCII comparison of s[0..n) with a lower-case literal. */
+static inline bool tok_ieq(const char *s, size_t n, const char *lit, size_t litlen)
+{
+	if (n != litlen)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (tok_lc(s[i]) != lit[i])
+			return false;
+	return true;
+}
+#define TOK_IEQ(s, n, lit) tok_ieq((s), (n), lit, sizeof(lit) - 1)
+
+static inline bool tok_iprefix(const char *s, size_t n, const char *lit, size_t litlen)
+{
+	return n >= litlen && tok_ieq(s, litlen, lit, litlen);
+}
+#define TOK_IPREFIX(s, n, lit) tok_iprefix((s), (n), lit, sizeof(lit) - 1)
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * The word scanner: UTF-8 text in, case-folded words out, with URLs,
+ * e-mail addresses, spaceless scripts and word pairs recognised on the way.
+ * It is the tokenizer's hot loop, so ASCII takes a table lookup per byte
+ * and only other characters pay for a Unicode property lookup.
+ */
+#include "tok.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unicase.h>
+#include <unictype.h>
+
+enum { W_SEP = 0, W_ALNUM = 1, W_JOIN = 2, W_LOCAL = 3 };
+
+/* ASCII classes: W_JOIN may stand inside a word, W_LOCAL only inside the
+ * local part of an address. */
+static const unsigned char ascii_class[128] = {
+	['0' ... '9'] = W_ALNUM, ['A' ... 'Z'] = W_ALNUM, ['a' ... 'z'] = W_ALNUM,
+	['\''] = W_JOIN,         ['-'] = W_JOIN,          ['.'] = W_JOIN,
+	['_'] = W_JOIN,          ['+'] = W_LOCAL,         ['%'] = W_LOCAL,
+	['='] = W_LOCAL,
+};
+
+enum { WORD_BUF = 256, HOST_MAX = 255, LOCAL_MAX = 64 };
+
+/* Decodes one UTF-8 character; *k is 0 for an invalid sequence. Input from
+ * the converters is valid UTF-8, but the scanner must not trust that. */
+static uint32_t next_cp(const unsigned char *p, size_t n, size_t *k)
+{
+	unsigned c = p[0];
+	if (c < 0x80) {
+		*k = 1;
+		return c;
+	}
+	if (c >= 0xC2 && c <= 0xDF && n >= 2 && (p[1] & 0xC0) == 0x80) {
+		*k = 2;
+		return (c & 0x1F) << 6 | (p[1] & 0x3F);
+	}
+	if (c >= 0xE0 && c <= 0xEF && n >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+		*k = 3;
+		return (c & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+	}
+	if (c >= 0xF0 && c <= 0xF4 && n >= 4 && (p[1] & 0xC0) == 0x80 &&
+	    (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
+		*k = 4;
+		return (c & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+		       (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+	}
+	*k = 0;
+	return 0;
+}
+
+static size_t put_cp(char *out, uint32_t u)
+{
+	if (u < 0x80) {
+		out[0] = (char)u;
+		return 1;
+	}
+	if (u < 0x800) {
+		out[0] = (char)(0xC0 | u >> 6);
+		out[1] = (char)(0x80 | (u & 0x3F));
+		return 2;
+	}
+	if (u < 0x10000) {
+		out[0] = (char)(0xE0 | u >> 12);
+		out[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (u & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | u >> 18);
+	out[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+	out[2] = (char)(0x80 | ((u >> 6) & 0x3F));
+	out[3] = (char)(0x80 | (u & 0x3F));
+	return 4;
+}
+
+/* Han, Hiragana, Katakana and Thai: scripts written without spaces. */
+static bool spaceless(uint32_t u)
+{
+	return (u >= 0x4E00 && u <= 0x9FFF) || (u >= 0x3400 && u <= 0x4DBF) ||
+	       (u >= 0x3040 && u <= 0x30FF) || (u >= 0x31F0 && u <= 0x31FF) ||
+	       (u >= 0xF900 && u <= 0xFAFF) || (u >= 0x20000 && u <= 0x3134F) ||
+	       (u >= 0xFF66 && u <= 0xFF9F) || (u >= 0x0E01 && u <= 0x0E5B);
+}
+
+/* A letter, digit or combining mark (marks keep decomposed accents inside
+ * their word), outside the spaceless scripts. */
+static bool word_cp(uint32_t u)
+{
+	if (u < 0x80)
+		return ascii_class[u] == W_ALNUM;
+	if (spaceless(u))
+		return false;
+	return uc_is_alnum(u) || uc_is_general_category(u, UC_CATEGORY_M);
+}
+
+/* True when a word character starts at s[i]. */
+static bool word_at(const char *s, size_t n, size_t i)
+{
+	if (i >= n)
+		return false;
+	unsigned char c = (unsigned char)s[i];
+	if (c < 0x80)
+		return ascii_class[c] == W_ALNUM;
+	size_t k;
+	uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
+	return k && word_cp(u);
+}
+
+void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+              const char *host, size_t n)
+{
+	while (n && (host[n - 1] == '.' || host[n - 1] == '-'))
+		n--;
+	while (n && (host[0] == '.' || host[0] == '-')) {
+		host++;
+		n--;
+	}
+	if (n == 0)
+		return;
+	if (n > HOST_MAX)
+		n = HOST_MAX;
+	tok_emit_lower(t, origin, prefix, plen, host, n);
+	bool numeric = true;
+	for (size_t i = 0; i < n; i++)
+		if (!((host[i] >= '0' && host[i] <= '9') || host[i] == '.'))
+			numeric = false;
+	if (numeric)
+		return;
+	/* Parent domains down to two labels: each suffix after a dot that
+	 * still holds a dot itself. */
+	for (size_t i = 0; i < n; i++) {
+		if (host[i] != '.')
+			continue;
+		const char *rest = host + i + 1;
+		size_t rn = n - i - 1;
+		if (!memchr(rest, '.', rn))
+			break;
+		tok_emit_lower(t, origin, prefix, plen, rest, rn);
+	}
+}
+
+static bool host_char(unsigned char c)
+{
+	return c >= 0x80 || ascii_class[c] == W_ALNUM || c == '-' || c == '.' || c == '_';
+}
+
+size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	size_t i = 0;
+	const char *sep = n >= 3 ? memchr(s, ':', n < 12 ? n : 12) : NULL;
+	if (sep && (size_t)(sep - s) + 3 <= n && sep[1] == '/' && sep[2] == '/')
+		i = (size_t)(sep - s) + 3;
+	size_t h = i;
+	size_t e = h;
+	for (;;) {
+		while (e < n && host_char((unsigned char)s[e]))
+			e++;
+		/* user:password@host: the part before '@' is not the host. */
+		size_t q = e;
+		if (q < n && s[q] == ':')
+			while (++q < n && host_char((unsigned char)s[q]))
+				;
+		if (q < n && s[q] == '@' && q > h) {
+			h = e = q + 1;
+			continue;
+		}
+		break;
+	}
+	tok_host(t, CHAFF_ORIGIN_URL, "url:", 4, s + h, e - h);
+	if (e < n && s[e] == ':')
+		while (++e < n && s[e] >= '0' && s[e] <= '9')
+			;
+	return e;
+}
+
+struct scan {
+	struct chaff_tokenizer *t;
+	const char *s;
+	size_t n;
+	const char *prefix;
+	size_t plen;
+	unsigned mode;
+	const char *at; /* next '@' at or after the scan position, or NULL */
+};
+
+/* An address starting at s[i]: a short local part of address characters,
+ * '@', then a host. Returns the end of the address, or 0 when there is none. */
+static size_t address(struct scan *sc, size_t i)
+{
+	const char *s = sc->s;
+	if (sc->at && sc->at < s + i)
+		sc->at = memchr(s + i, '@', sc->n - i);
+	if (!sc->at || (size_t)(sc->at - s) - i > LOCAL_MAX)
+		return 0;
+	size_t a = (size_t)(sc->at - s);
+	for (size_t k = i; k < a; k++) {
+		unsigned char c = (unsigned char)s[k];
+		if (c >= 0x80 || ascii_class[c] == W_SEP)
+			return 0;
+	}
+	size_t e = a + 1;
+	while (e < sc->n && host_char((unsigned char)s[e]))
+		e++;
+	while (e > a + 1 && (s[e - 1] == '.' || s[e - 1] == '-'))
+		e--;
+	if (e == a + 1 || !word_at(s, sc->n, a + 1))
+		return 0;
+	bool dotted = memchr(s + a + 1, '.', e - a - 1) != NULL;
+	if (!dotted && !(sc->mode & SCAN_ADDRS))
+		return 0;
+	struct chaff_tokenizer *t = sc->t;
+	const char *p = (sc->mode & SCAN_ADDRS) ? sc->prefix : "email:";
+	size_t pl = (sc->mode & SCAN_ADDRS) ? sc->plen : 6;
+	char pat[24];
+	if (pl + 1 >= sizeof(pat))
+		return e;
+	if (e - i <= HOST_MAX)
+		tok_emit_lower(t, CHAFF_ORIGIN_ADDRESS, p, pl, s + i, e - i);
+	memcpy(pat, p, pl);
+	pat[pl] = '@';
+	tok_host(t, CHAFF_ORIGIN_ADDRESS, pat, pl + 1, s + a + 1, e - a - 1);
+	return e;
+}
+
+/* Word pairs: the word with each of the words before it, marked with their
+ * distance, so "buy cheap pills" gives "cheap 1 pills" and "buy 2 pills". */
+static void pairs(struct chaff_tokenizer *t, const char *w, size_t wn)
+{
+	unsigned win = t->cfg.pair_window;
+	for (unsigned d = 1; d <= t->nprev && d <= win; d++) {
+		struct span *p = &t->prev[(t->nprev - d) % PAIR_WINDOW_MAX];
+		char mid[4] = { ' ', (char)('0' + d), ' ', 0 };
+		size_t len = p->n + 3 + wn;
+		char *text = tok_alloc(t, len + 1);
+		if (!text)
+			return;
+		memcpy(text, p->p, p->n);
+		memcpy(text + p->n, mid, 3);
+		memcpy(text + p->n + 3, w, wn);
+		text[len] = '\0';
+		tok_emit(t, CHAFF_ORIGIN_PAIR, "", 0, text, len);
+	}
+	t->prev[t->nprev % PAIR_WINDOW_MAX] = (struct span){ w, wn };
+	t->nprev++;
+	if (t->nprev >= 2 * PAIR_WINDOW_MAX)
+		t->nprev -= PAIR_WINDOW_MAX;
+}
+
+/* A run of spaceless-script characters as overlapping pairs. */
+static size_t spaceless_run(struct scan *sc, size_t i)
+{
+	const unsigned char *s = (const unsigned char *)sc->s;
+	size_t b = i, c = i; /* starts of the last two characters */
+	unsigned count = 0;
+	while (i < sc->n) {
+		size_t k;
+		uint32_t u = next_cp(s + i, sc->n - i, &k);
+		if (!k || !spaceless(u))
+			break;
+		b = c;
+		c = i;
+		i += k;
+		if (++count >= 2)
+			tok_emit(sc->t, CHAFF_ORIGIN_BODY, sc->prefix, sc->plen, sc->s + b, i - b);
+	}
+	if (count == 1)
+		tok_emit(sc->t, CHAFF_ORIGIN_BODY, sc->prefix, sc->plen, sc->s + c, i - c);
+	return i;
+}
+
+/* One word from s[i], folded into buf; emits it (or its length class) and
+ * returns where scanning resumes. */
+static size_t word(struct scan *sc, size_t i)
+{
+	const char *s = sc->s;
+	size_t n = sc->n, j = i, bl = 0, chars = 0;
+	char buf[WORD_BUF + 4];
+	if (s[j] == '$') {
+		buf[bl++] = '$';
+		j++;
+		chars++;
+	}
+	while (j < n) {
+		unsigned char c = (unsigned char)s[j];
+		if (c < 0x80) {
+			unsigned cls = ascii_class[c];
+			if (cls == W_ALNUM) {
+				if (bl < WORD_BUF)
+					buf[bl] = tok_lc((char)c);
+				bl++;
+				j++;
+				chars++;
+				continue;
+			}
+			if (cls == W_JOIN && word_at(s, n, j + 1)) {
+				if (bl < WORD_BUF)
+					buf[bl] = (char)c;
+				bl++;
+				j++;
+				continue;
+			}
+			break;
+		}
+		size_t k;
+		uint32_t u = next_cp((const unsigned char *)s + j, n - j, &k);
+		if (!k || !word_cp(u))
+			break;
+		if (bl < WORD_BUF)
+			bl += put_cp(buf + bl, uc_tolower(u));
+		else
+			bl += k;
+		j += k;
+		chars++;
+	}
+	struct chaff_tokenizer *t = sc->t;
+	if (sc->mode & SCAN_URLS) {
+		if (j + 3 <= n && s[j] == ':' && s[j + 1] == '/' && s[j + 2] == '/' &&
+		    (TOK_IEQ(buf, bl, "http") || TOK_IEQ(buf, bl, "https") ||
+		     TOK_IEQ(buf, bl, "ftp")))
+			return i + tok_url(t, s + i, n - i);
+		if (bl > 4 && bl <= WORD_BUF && memcmp(buf, "www.", 4) == 0)
+			return i + tok_url(t, s + i, n - i);
+	}
+	if (bl > t->cfg.limits.max_token_len) {
+		char cls[24];
+		size_t k, fl;
+		uint32_t u = next_cp((const unsigned char *)buf, bl, &k);
+		fl = k ? put_cp(cls, u) : 0;
+		int m = snprintf(cls + fl, sizeof(cls) - fl, ":%zu", bl / 10 * 10);
+		tok_emit(t, CHAFF_ORIGIN_BODY, "long:", 5, cls, fl + (size_t)m);
+		return j;
+	}
+	if (chars < 2)
+		return j;
+	tok_emit(t, CHAFF_ORIGIN_BODY, sc->prefix, sc->plen, buf, bl);
+	if ((sc->mode & SCAN_PAIRS) && !t->full && t->ntoks)
+		pairs(t, t->toks[t->ntoks - 1].text + sc->plen, bl);
+	return j;
+}
+
+void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix,
+               size_t plen, unsigned mode)
+{
+	if (!(t->cfg.flags & CHAFF_TOK_PAIRS))
+		mode &= ~(unsigned)SCAN_PAIRS;
+	struct scan sc = { t, s, n, prefix, plen, mode, NULL };
+	if (mode & (SCAN_URLS | SCAN_ADDRS))
+		sc.at = memchr(s, '@', n);
+	size_t i = 0;
+	while (i < n && !t->full) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x80) {
+			if (ascii_class[c] != W_ALNUM) {
+				if (c == '$' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')
+					i = word(&sc, i);
+				else
+					i++;
+				continue;
+			}
+		} else {
+			size_t k;
+			uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
+			if (!k) {
+				i++;
+				continue;
+			}
+			if (spaceless(u)) {
+				i = spaceless_run(&sc, i);
+				continue;
+			}
+			if (!word_cp(u)) {
+				i += k;
+				continue;
+			}
+		}
+		if (sc.at) {
+			size_t e = address(&sc, i);
+			if (e) {
+				i = e;
+				continue;
+			}
+		}
+		i = word(&sc, i);
+	}
+}
