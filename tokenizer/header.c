@@ -122,7 +122,7 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 		/* Text between the last output and this word. */
 		bool only_space = true;
 		for (size_t k = plain; k < at; k++)
-			if (!wsp(s[k]))
+			if (!wsp(s[k]) && s[k] != '\r' && s[k] != '\n')
 				only_space = false;
 		if (!(after_word && only_space)) {
 			flush(&d);

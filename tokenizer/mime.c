@@ -110,9 +110,12 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n,
 		bool ext = false;
 		if (star) {
 			const char *p = star + 1, *end = s + b;
+			const char *digits = p;
 			while (p < end && *p >= '0' && *p <= '9' && idx < 1000)
 				idx = idx * 10 + (unsigned)(*p++ - '0');
-			ext = p < end && *p == '*';
+			/* "name*" alone is extended; "name*N" is extended only with a
+			 * second star */
+			ext = p == digits || (p < end && *p == '*');
 		}
 		if (idx >= SEG_MAX)
 			continue;

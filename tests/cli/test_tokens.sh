@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# chaff tokens from the command line: files, stdin, mbox, gzip, folders,
+# options and errors.
+set -u
+chaff=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+check() { # description, then a command that must succeed
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+
+printf 'Subject: Hello World\n\nbody words here\n' > "$dir/one.eml"
+out=$("$chaff" tokens "$dir/one.eml")
+check "file: subject token" grep -qx 'subj:hello' <<<"$out"
+check "file: body token" grep -qx 'words' <<<"$out"
+check "stdin gives the same tokens" test "$("$chaff" tokens < "$dir/one.eml")" = "$out"
+check "'-' reads stdin" test "$("$chaff" tokens - < "$dir/one.eml")" = "$out"
+
+gzip -c "$dir/one.eml" > "$dir/one.eml.gz"
+check "gzip file" test "$("$chaff" tokens "$dir/one.eml.gz")" = "$out"
+check "gzip on stdin" test "$("$chaff" tokens < "$dir/one.eml.gz")" = "$out"
+
+{ printf 'From a@b Mon Jan 1 00:00:00 2024\nSubject: first\n\none\n>From quoted line\n\n'
+  printf 'From c@d Mon Jan 1 00:00:00 2024\nSubject: second\n\ntwo\n'; } > "$dir/box.mbox"
+out=$("$chaff" tokens --stats "$dir/box.mbox")
+check "mbox: two messages" grep -q '^messages *2$' <<<"$out"
+out=$("$chaff" tokens "$dir/box.mbox")
+check "mbox: second message read" grep -qx 'subj:second' <<<"$out"
+check "mbox: From line not a token" bash -c '! grep -qx "2024" <<<"$1"' _ "$out"
+
+mkdir -p "$dir/md/cur" "$dir/md/new" "$dir/md/tmp"
+cp "$dir/one.eml" "$dir/md/cur/1"; cp "$dir/one.eml" "$dir/md/new/2"; cp "$dir/one.eml" "$dir/md/tmp/3"
+out=$("$chaff" tokens --stats --json "$dir/md")
+check "maildir: cur and new, not tmp" grep -q '"messages":2,' <<<"$out"
+
+out=$("$chaff" tokens --hash "$dir/one.eml" | head -1)
+check "--hash prints 16 hex digits first" grep -Eq '^[0-9a-f]{16} ' <<<"$out"
+
+printf 'Subject: s\n\nbuy cheap pills\n' > "$dir/p.eml"
+check "--pairs adds pairs" grep -qx 'buy 2 pills' <<<"$("$chaff" tokens --pairs "$dir/p.eml")"
+
+"$chaff" tokens "$dir/missing.eml" > /dev/null 2> "$dir/err"; rc=$?
+check "missing file: exit 3" test "$rc" -eq 3
+check "missing file: message names it" grep -q 'missing.eml: No such file' "$dir/err"
+"$chaff" tokens "$dir/missing.eml" "$dir/one.eml" > "$dir/out" 2>/dev/null
+check "missing file: the others are still read" grep -qx 'subj:hello' "$dir/out"
+printf '\037\213garbage' > "$dir/bad.gz"
+"$chaff" tokens "$dir/bad.gz" > /dev/null 2> "$dir/err"; rc=$?
+check "corrupt gzip: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+"$chaff" tokens --top x > /dev/null 2>&1; rc=$?
+check "bad option value: usage exit 4" test "$rc" -eq 4
+"$chaff" frobnicate > /dev/null 2>&1; rc=$?
+check "unknown command: exit 4" test "$rc" -eq 4
+check "--help works" "$chaff" tokens --help > /dev/null
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]

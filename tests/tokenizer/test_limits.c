@@ -1,0 +1,154 @@
+/*
+ * Hostile messages cost bounded time and memory, and each limit is
+ * reported. ctest gives this file a time limit; nothing here times itself.
+ */
+#include "test_util.h"
+
+static chaff_tokenizer *tok;
+
+static int setup(void **state)
+{
+	(void)state;
+	return chaff_tokenizer_new(NULL, &tok);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	chaff_tokenizer_free(tok);
+	return 0;
+}
+
+static struct chaff_tokens run(const char *msg, size_t len)
+{
+	struct chaff_tokens tk;
+	assert_int_equal(chaff_tokenize(tok, msg, len, &tk), CHAFF_OK);
+	struct chaff_limits l;
+	chaff_limits_default(&l);
+	assert_true(tk.count <= l.max_tokens + 6); /* + one limit: token each */
+	return tk;
+}
+
+static void test_megabyte_header_line(void **state)
+{
+	(void)state;
+	size_t n = 1u << 20;
+	char *msg = malloc(n + 64);
+	memcpy(msg, "Subject: ", 9);
+	for (size_t i = 9; i < n; i++)
+		msg[i] = (i % 7 == 0) ? ' ' : 'a' + (char)(i % 26);
+	memcpy(msg + n, "\n\nbody\n", 8);
+	struct chaff_tokens tk = run(msg, n + 7);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_HEADER);
+	assert_token(tk, "limit:header");
+	assert_token(tk, "body");
+	free(msg);
+}
+
+static void test_ten_thousand_nested_parts(void **state)
+{
+	(void)state;
+	size_t cap = 10000 * 80 + 100, o = 0;
+	char *msg = malloc(cap);
+	for (int i = 0; i < 10000; i++)
+		o += (size_t)snprintf(msg + o, cap - o,
+		                      "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
+	o += (size_t)snprintf(msg + o, cap - o, "\ndeepest\n");
+	struct chaff_tokens tk = run(msg, o);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_DEPTH);
+	assert_token(tk, "limit:depth");
+	assert_no_token(tk, "deepest");
+	free(msg);
+}
+
+static void test_ten_thousand_sibling_parts(void **state)
+{
+	(void)state;
+	size_t cap = 10000 * 40 + 100, o = 0;
+	char *msg = malloc(cap);
+	o += (size_t)snprintf(msg, cap, "Content-Type: multipart/mixed; boundary=s\n\n");
+	for (int i = 0; i < 10000; i++)
+		o += (size_t)snprintf(msg + o, cap - o, "--s\n\nword%d\n", i);
+	struct chaff_tokens tk = run(msg, o);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_PARTS);
+	assert_token(tk, "word1");
+	assert_no_token(tk, "word9999");
+	free(msg);
+}
+
+static void test_hundred_megabyte_message(void **state)
+{
+	(void)state;
+	size_t n = 100u << 20;
+	char *msg = malloc(n);
+	memcpy(msg, "Subject: big\n\n", 14);
+	for (size_t i = 14; i < n; i++)
+		msg[i] = (i % 8 == 0) ? '\n' : 'a' + (char)(i % 5);
+	struct chaff_tokens tk = run(msg, n);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_MESSAGE);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_PART_BYTES);
+	free(msg);
+}
+
+static void test_base64_of_all_padding(void **state)
+{
+	(void)state;
+	size_t n = 10u << 20;
+	char *msg = malloc(n);
+	const char *h = "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n";
+	size_t hl = strlen(h);
+	memcpy(msg, h, hl);
+	memset(msg + hl, '=', n - hl);
+	struct chaff_tokens tk = run(msg, n);
+	assert_int_equal(test_count(&tk, "ct:text/plain"), 1);
+	assert_true(tk.count < 10);
+	free(msg);
+}
+
+static void test_token_cap(void **state)
+{
+	(void)state;
+	size_t n = 4u << 20;
+	char *msg = malloc(n);
+	memcpy(msg, "\n", 1);
+	for (size_t i = 1; i < n; i++)
+		msg[i] = (i % 3 == 0) ? ' ' : 'a' + (char)((i / 3) % 26);
+	struct chaff_tokens tk = run(msg, n);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_TOKENS);
+	assert_token(tk, "limit:tokens");
+	free(msg);
+}
+
+static void test_unclosed_constructs(void **state)
+{
+	(void)state;
+	/* an unclosed comment, quote, script and encoded word each end at the
+	 * end of their input, without reading past it */
+	const char *msgs[] = {
+		"Content-Type: text/html\n\nbefore <!-- never closed",
+		"Content-Type: text/html\n\n<a href=\"http://x.example.com/ never closed",
+		"Content-Type: text/html\n\n<script>never closed",
+		"Subject: =?utf-8?B?never",
+		"Content-Type: multipart/mixed; boundary=\"unclosed\n\n--unclosed\n\nx\n",
+		"Content-Type: text/plain; charset=utf-8\n\n\xf0\x9f",
+		"",
+		"\n",
+		"Subject:",
+	};
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
+		run(msgs[i], strlen(msgs[i]));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_megabyte_header_line),
+		cmocka_unit_test(test_ten_thousand_nested_parts),
+		cmocka_unit_test(test_ten_thousand_sibling_parts),
+		cmocka_unit_test(test_hundred_megabyte_message),
+		cmocka_unit_test(test_base64_of_all_padding),
+		cmocka_unit_test(test_token_cap),
+		cmocka_unit_test(test_unclosed_constructs),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

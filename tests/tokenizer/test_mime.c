@@ -1,0 +1,125 @@
+/* The MIME walk: boundaries, nesting, parameters, parts that are not text. */
+#include "test_util.h"
+
+static chaff_tokenizer *tok;
+
+static int setup(void **state)
+{
+	(void)state;
+	return chaff_tokenizer_new(NULL, &tok);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	chaff_tokenizer_free(tok);
+	return 0;
+}
+
+static void test_boundary_prefix_of_another(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Content-Type: multipart/mixed; boundary=abc\n\npreamble words\n"
+		     "--abc\nContent-Type: multipart/alternative; boundary=\"abcdef\"\n\n"
+		     "--abcdef\nContent-Type: text/plain\n\ninnerone\n"
+		     "--abcdef\nContent-Type: text/html\n\n<p>innertwo</p>\n--abcdef--\n"
+		     "--abc\nContent-Type: text/plain\n\nouterthree\n--abc--\nepilogue words\n");
+	assert_token(tk, "innerone");
+	assert_token(tk, "innertwo");
+	assert_token(tk, "outerthree");
+	assert_no_token(tk, "preamble");
+	assert_no_token(tk, "epilogue");
+	assert_token(tk, "ct:multipart/alternative");
+	assert_token(tk, "ct:text/html");
+}
+
+static void test_missing_boundaries(void **state)
+{
+	(void)state;
+	/* no final boundary: the last part runs to the end */
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Content-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\n\nfirstpart\n"
+		     "--b1\n\nlastpart unterminated\n");
+	assert_token(tk, "firstpart");
+	assert_token(tk, "lastpart");
+	/* no boundary parameter: the first --line names it */
+	tk = test_tokenize(tok, "Content-Type: multipart/mixed\n\n--zzz\n\nguessed\n--zzz--\nafter\n");
+	assert_token(tk, "guessed");
+	assert_no_token(tk, "zzz");
+	assert_no_token(tk, "after");
+	/* a boundary that never appears: the body is read as text */
+	tk = test_tokenize(tok, "Content-Type: multipart/mixed; boundary=nope\n\nplainbody\n");
+	assert_token(tk, "plainbody");
+}
+
+static void test_rfc2231_and_attachments(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Content-Type: multipart/mixed; boundary=B\n\n--B\n"
+		     "Content-Type: application/octet-stream; name*0=\"Big\"; name*1=\"Report.EXE\"\n"
+		     "Content-Transfer-Encoding: base64\n\naGlkZGVud29yZA==\n--B\n"
+		     "Content-Type: application/pdf\n"
+		     "Content-Disposition: attachment; filename*=utf-8''r%C3%A9sum%C3%A9.pdf\n\n"
+		     "%PDF-1.4 pdfword\n--B--\n");
+	assert_token(tk, "fname:bigreport.exe");
+	assert_token(tk, "fext:exe");
+	assert_token(tk, "fname:r\xc3\xa9sum\xc3\xa9.pdf");
+	assert_token(tk, "fext:pdf");
+	assert_token(tk, "ct:application/pdf");
+	assert_no_token(tk, "hiddenword");
+	assert_no_token(tk, "pdfword");
+}
+
+static void test_attached_message(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Subject: outer\nContent-Type: multipart/mixed; boundary=B\n\n--B\n"
+		     "Content-Type: message/rfc822\n\nSubject: Inner Title\n"
+		     "From: x@inner.example\n\ninnerbody\n--B--\n");
+	assert_token(tk, "subj:outer");
+	assert_token(tk, "subj:inner");
+	assert_token(tk, "subj:title");
+	assert_token(tk, "from:x@inner.example");
+	assert_token(tk, "innerbody");
+}
+
+static void test_html_and_encodings(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Content-Type: text/html; charset=iso-8859-1\n"
+		     "Content-Transfer-Encoding: quoted-printable\n\n"
+		     "<html><head><style>.x{stylew:1}</style><script>scriptw()</script></head>"
+		     "<body>Vi<!-- c -->agra Ci<b>alis</b> <td>foo</td><td>bar</td> "
+		     "caf=E9 &eacute;t&#233; &#x41;BC &amp;&nbsp;ok "
+		     "<a href=3D\"http://Click.Example.com/x\">here</a> <img src=3D'http://img.example.net/i.gif'>"
+		     "</body></html>\n");
+	assert_token(tk, "viagra");
+	assert_token(tk, "cialis");
+	assert_token(tk, "foo");
+	assert_token(tk, "bar");
+	assert_no_token(tk, "foobar");
+	assert_token(tk, "caf\xc3\xa9");
+	assert_token(tk, "\xc3\xa9t\xc3\xa9");
+	assert_token(tk, "abc");
+	assert_token(tk, "url:click.example.com");
+	assert_token(tk, "url:img.example.net");
+	assert_no_token(tk, "stylew");
+	assert_no_token(tk, "scriptw");
+	assert_no_token(tk, "href");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_boundary_prefix_of_another),
+		cmocka_unit_test(test_missing_boundaries),
+		cmocka_unit_test(test_rfc2231_and_attachments),
+		cmocka_unit_test(test_attached_message),
+		cmocka_unit_test(test_html_and_encodings),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

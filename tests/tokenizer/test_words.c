@@ -1,0 +1,175 @@
+/* The word scanner: folding, joiners, length classes, spaceless scripts,
+ * URLs, addresses and word pairs, through the public API. */
+#include "test_util.h"
+
+static chaff_tokenizer *tok, *pairs_tok;
+
+static int setup(void **state)
+{
+	(void)state;
+	struct chaff_tokenizer_config cfg;
+	chaff_tokenizer_config_default(&cfg);
+	cfg.flags |= CHAFF_TOK_PAIRS;
+	if (chaff_tokenizer_new(NULL, &tok) != CHAFF_OK)
+		return -1;
+	return chaff_tokenizer_new(&cfg, &pairs_tok);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	chaff_tokenizer_free(tok);
+	chaff_tokenizer_free(pairs_tok);
+	return 0;
+}
+
+/* A one-part UTF-8 message around body. */
+static struct chaff_tokens body(chaff_tokenizer *t, const char *text)
+{
+	static char msg[8192];
+	snprintf(msg, sizeof(msg),
+	         "Subject: x\nContent-Type: text/plain; charset=utf-8\n\n%s\n", text);
+	return test_tokenize(t, msg);
+}
+
+static void test_folding_and_joiners(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = body(tok, "FREE Free free DON'T e-mail 1.5 foo_bar $100 a I x");
+	assert_int_equal(test_count(&tk, "free"), 3);
+	assert_token(tk, "don't");
+	assert_token(tk, "e-mail");
+	assert_token(tk, "1.5");
+	assert_token(tk, "foo_bar");
+	assert_token(tk, "$100");
+	assert_no_token(tk, "a");
+	assert_no_token(tk, "i");
+	tk = body(tok, "end. next -dash- 'quote' trailing. ...dots");
+	assert_token(tk, "end");
+	assert_token(tk, "dash");
+	assert_token(tk, "quote");
+	assert_token(tk, "dots");
+	assert_no_token(tk, "end.");
+	assert_no_token(tk, "'quote'");
+}
+
+static void test_unicode_folding(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = body(tok, "\xc3\x89" "COLE \xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2 Stra\xc3\x9f" "e");
+	assert_token(tk, "\xc3\xa9" "cole");
+	assert_token(tk, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");
+	assert_token(tk, "stra\xc3\x9f" "e");
+	/* a combining accent stays inside its word */
+	tk = body(tok, "cafe\xcc\x81 ok");
+	assert_token(tk, "cafe\xcc\x81");
+}
+
+static void test_long_words(void **state)
+{
+	(void)state;
+	char w[200];
+	memset(w, 'x', 57);
+	w[57] = '\0';
+	struct chaff_tokens tk = body(tok, w);
+	assert_token(tk, "long:x:50");
+	memset(w, 'Q', 40);
+	w[40] = '\0';
+	tk = body(tok, w); /* exactly the limit is still a word */
+	assert_int_equal(test_count(&tk, "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"), 1);
+}
+
+static void test_spaceless_scripts(void **state)
+{
+	(void)state;
+	/* 東京都 → 東京 京都; ひらがな → pairs; a lone 字 stays whole */
+	struct chaff_tokens tk = body(tok, "\xe6\x9d\xb1\xe4\xba\xac\xe9\x83\xbd tokyo \xe5\xad\x97");
+	assert_token(tk, "\xe6\x9d\xb1\xe4\xba\xac");
+	assert_token(tk, "\xe4\xba\xac\xe9\x83\xbd");
+	assert_no_token(tk, "\xe6\x9d\xb1\xe4\xba\xac\xe9\x83\xbd");
+	assert_token(tk, "\xe5\xad\x97");
+	assert_token(tk, "tokyo");
+	/* Thai: สวัสดี */
+	tk = body(tok, "\xe0\xb8\xaa\xe0\xb8\xa7\xe0\xb8\xb1");
+	assert_token(tk, "\xe0\xb8\xaa\xe0\xb8\xa7");
+	assert_token(tk, "\xe0\xb8\xa7\xe0\xb8\xb1");
+}
+
+static void test_urls(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk =
+		body(tok, "see http://user:pw@A.B.Example.COM:8080/Buy/Now?x=1 or www.shop.example.org/x "
+		          "and https://10.1.2.3/p");
+	assert_token(tk, "url:a.b.example.com");
+	assert_token(tk, "url:b.example.com");
+	assert_token(tk, "url:example.com");
+	assert_no_token(tk, "url:com");
+	assert_token(tk, "buy");
+	assert_token(tk, "now");
+	assert_no_token(tk, "8080");
+	assert_no_token(tk, "user");
+	assert_no_token(tk, "http");
+	assert_token(tk, "url:www.shop.example.org");
+	assert_token(tk, "url:example.org");
+	assert_token(tk, "url:10.1.2.3");
+	assert_no_token(tk, "url:1.2.3");
+}
+
+static void test_addresses(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = body(tok, "write to Sales.Team+x@Mail.Example.co.uk today");
+	assert_token(tk, "email:sales.team+x@mail.example.co.uk");
+	assert_token(tk, "email:@mail.example.co.uk");
+	assert_token(tk, "email:@example.co.uk");
+	assert_token(tk, "email:@co.uk");
+	assert_no_token(tk, "sales.team");
+	assert_token(tk, "today");
+	/* no dot, no address */
+	tk = body(tok, "root@localhost here");
+	assert_token(tk, "root");
+	assert_token(tk, "localhost");
+}
+
+static void test_word_pairs(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = body(pairs_tok, "buy cheap pills now");
+	assert_token(tk, "cheap 1 pills");
+	assert_token(tk, "buy 2 pills");
+	assert_token(tk, "buy 3 now");
+	assert_token(tk, "pills 1 now");
+	tk = body(tok, "buy cheap pills now");
+	assert_no_token(tk, "cheap 1 pills");
+	/* pairs never span into headers */
+	tk = body(pairs_tok, "alpha");
+	assert_no_token(tk, "x 1 alpha");
+}
+
+static void test_hashes_follow_seed(void **state)
+{
+	(void)state;
+	struct chaff_tokenizer_config cfg;
+	chaff_tokenizer_config_default(&cfg);
+	cfg.seed = 42;
+	chaff_tokenizer *seeded;
+	assert_int_equal(chaff_tokenizer_new(&cfg, &seeded), CHAFF_OK);
+	struct chaff_tokens a = body(tok, "hello");
+	uint64_t h0 = a.items[a.count - 1].hash;
+	struct chaff_tokens b = body(seeded, "hello");
+	assert_string_equal(b.items[b.count - 1].text, "hello");
+	assert_true(b.items[b.count - 1].hash != h0);
+	chaff_tokenizer_free(seeded);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_folding_and_joiners), cmocka_unit_test(test_unicode_folding),
+		cmocka_unit_test(test_long_words),          cmocka_unit_test(test_spaceless_scripts),
+		cmocka_unit_test(test_urls),                cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_word_pairs),          cmocka_unit_test(test_hashes_follow_seed),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
