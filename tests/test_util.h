@@ -22,6 +22,7 @@ static inline char *test_read_file(const char *path, size_t *len)
 	if (!f)
 		return NULL;
 	size_t cap = 4096, n = 0;
+	*len = 0;
 	char *buf = malloc(cap);
 	size_t r;
 	while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {

@@ -78,7 +78,7 @@ static int checked, expectations;
 static void check_message(chaff_tokenizer *tok, const char *dir, const char *name)
 {
 	char path[2048];
-	size_t len;
+	size_t len = 0;
 	snprintf(path, sizeof(path), "%s/%s.eml", dir, name);
 	char *msg = test_read_file(path, &len);
 	assert_non_null(msg);
