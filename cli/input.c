@@ -287,23 +287,15 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 	in->pos = 0;
 	in->index = 0;
 	in->loaded = true;
-	/* An mbox starts with a "From " line and holds another one after a
-	 * blank line; a single message may start with "From " too. */
-	in->mbox = in->len >= 5 && memcmp(in->data, "From ", 5) == 0 &&
-	           memmem(in->data, in->len, "\n\nFrom ", 7) != NULL;
-	if (!in->mbox && in->len >= 5 && memcmp(in->data, "From ", 5) == 0)
-		in->mbox = memmem(in->data, in->len, "\n\r\nFrom ", 8) != NULL;
+	/* A file that starts with a "From " line is an mbox; a single message
+	 * saved with its envelope line is an mbox of one. */
+	in->mbox = in->len >= 5 && memcmp(in->data, "From ", 5) == 0;
 	return 0;
 }
 
-/* Undoes one level of ">From " quoting, copying only messages that have it. */
+/* Undoes one level of ">From " quoting into a buffer of its own. */
 static int unquote(struct input *in, const char *p, size_t n, const char **out, size_t *olen)
 {
-	if (!memmem(p, n, "\n>", 2)) {
-		*out = p;
-		*olen = n;
-		return 0;
-	}
 	if (in->ucap < n) {
 		char *nb = realloc(in->unquoted, n);
 		if (!nb)
@@ -330,18 +322,34 @@ static int unquote(struct input *in, const char *p, size_t n, const char **out, 
 }
 
 /* Length of the mbox message at p: up to the "From " line that follows a
- * blank line. */
-static size_t mbox_message(const char *p, size_t rest)
+ * blank line. *quoted tells whether a ">From " line needs unquoting, so
+ * that other messages are never copied. Both are found by looking at each
+ * 'F' in the text: far rarer than line ends, so far fewer stops. */
+static size_t mbox_message(const char *p, size_t rest, bool *quoted)
 {
-	const char *end = p + rest;
-	const char *q = p + (rest < 5 ? rest : 5);
+	const char *end = p + rest, *q = p + 1;
+	*quoted = false;
 	while (q < end) {
-		const char *f = memmem(q, (size_t)(end - q), "\nFrom ", 6);
+		const char *f = memchr(q, 'F', (size_t)(end - q));
 		if (!f)
 			break;
-		if ((f > p && f[-1] == '\n') || (f > p + 1 && f[-1] == '\r' && f[-2] == '\n'))
-			return (size_t)(f - p) + 1;
 		q = f + 1;
+		if (end - f < 5 || memcmp(f, "From ", 5) != 0)
+			continue;
+		const char *b = f;
+		while (b > p && b[-1] == '>')
+			b--;
+		if (b == p || b[-1] != '\n')
+			continue;
+		if (b < f) {
+			*quoted = true;
+			continue;
+		}
+		/* A separator needs a blank line before it. */
+		const char *prev = b - 1;
+		if ((prev > p && prev[-1] == '\n') ||
+		    (prev > p + 1 && prev[-1] == '\r' && prev[-2] == '\n'))
+			return (size_t)(f - p);
 	}
 	return rest;
 }
@@ -353,14 +361,15 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 		if (in->loaded && (in->pos < in->len || (in->len == 0 && in->index == 0))) {
 			const char *p = in->data ? in->data + in->pos : "";
 			size_t rest = in->len - in->pos;
-			size_t n = in->mbox ? mbox_message(p, rest) : rest;
+			bool quoted = false;
+			size_t n = in->mbox ? mbox_message(p, rest, &quoted) : rest;
 			in->pos += n;
 			msg->path = in->cur;
 			msg->index = in->index++;
 			msg->in_mbox = in->mbox;
 			msg->data = p;
 			msg->len = n;
-			if (in->mbox && unquote(in, p, n, &msg->data, &msg->len) < 0) {
+			if (quoted && unquote(in, p, n, &msg->data, &msg->len) < 0) {
 				snprintf(errbuf, errlen, "%s: out of memory", in->cur);
 				return -1;
 			}

@@ -4,13 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct chaff_arena_block {
-	struct chaff_arena_block *next;
-	size_t size; /* usable bytes in data */
-	size_t used;
-	_Alignas(8) unsigned char data[];
-};
-
 enum { ARENA_MIN_BLOCK = 64 * 1024, ARENA_DEFAULT_KEEP = 4 * 1024 * 1024 };
 
 void chaff_arena_init(struct chaff_arena *a)
@@ -87,6 +80,10 @@ void *chaff_arena_alloc(struct chaff_arena *a, size_t n)
 	if (need < n)
 		return NULL;
 	struct chaff_arena_block *b = a->head;
+	if (b)
+		b->used = (b->used + 7) & ~(size_t)7; /* after unaligned text */
+	if (b && b->used > b->size)
+		b->used = b->size;
 	if (!b || b->size - b->used < need) {
 		/* A big request gets a block of its own sized to it; the
 		 * current block stays in front for the small ones after it. */
@@ -108,18 +105,10 @@ void *chaff_arena_alloc(struct chaff_arena *a, size_t n)
 	return p;
 }
 
-void *chaff_arena_grow(struct chaff_arena *a, void *p, size_t old, size_t n)
+void *chaff_arena_bytes_slow(struct chaff_arena *a, size_t n)
 {
-	struct chaff_arena_block *b = a->head;
-	size_t oldr = (old + 7) & ~(size_t)7;
-	size_t need = (n + 7) & ~(size_t)7;
-	if (p && b && (unsigned char *)p + oldr == b->data + b->used &&
-	    (size_t)((unsigned char *)p - b->data) + need <= b->size) {
-		b->used = (size_t)((unsigned char *)p - b->data) + need;
-		return p;
-	}
-	void *q = chaff_arena_alloc(a, n);
-	if (q && p && old)
-		memcpy(q, p, old < n ? old : n);
-	return q;
+	void *p = chaff_arena_alloc(a, n);
+	if (p) /* text is packed: give back the alignment padding */
+		chaff_arena_trim(a, p, n);
+	return p;
 }

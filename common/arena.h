@@ -8,7 +8,12 @@
 
 #include <stddef.h>
 
-struct chaff_arena_block;
+struct chaff_arena_block {
+	struct chaff_arena_block *next;
+	size_t size; /* usable bytes in data */
+	size_t used;
+	_Alignas(8) unsigned char data[];
+};
 
 struct chaff_arena {
 	struct chaff_arena_block *head; /* block being filled */
@@ -22,8 +27,26 @@ void chaff_arena_free(struct chaff_arena *a);
 void chaff_arena_reset(struct chaff_arena *a);
 /* n bytes aligned to 8, or NULL when out of memory. */
 void *chaff_arena_alloc(struct chaff_arena *a, size_t n);
-/* Grows the most recent allocation p (of old bytes) to n bytes, in place
- * when it fits, else by copying. Returns NULL when out of memory. */
-void *chaff_arena_grow(struct chaff_arena *a, void *p, size_t old, size_t n);
+/* The slow path of chaff_arena_bytes: a new block. */
+void *chaff_arena_bytes_slow(struct chaff_arena *a, size_t n);
+
+/* n bytes with no alignment, for text. Inline: it runs once per token. */
+static inline char *chaff_arena_bytes(struct chaff_arena *a, size_t n)
+{
+	struct chaff_arena_block *b = a->head;
+	if (b && b->size - b->used >= n) {
+		char *p = (char *)b->data + b->used;
+		b->used += n;
+		return p;
+	}
+	return chaff_arena_bytes_slow(a, n);
+}
+
+/* Gives back the tail of the most recent allocation p, keeping n bytes. */
+static inline void chaff_arena_trim(struct chaff_arena *a, void *p, size_t n)
+{
+	struct chaff_arena_block *b = a->head;
+	b->used = (size_t)((unsigned char *)p - b->data) + n;
+}
 
 #endif

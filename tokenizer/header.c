@@ -102,7 +102,7 @@ static void flush(struct dec *d)
  * a character split across two of them survives. */
 struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 {
-	if (n < 8 || !memmem(s, n, "=?", 2))
+	if (n < 8 || !tok_find2(s, n, '=', '?'))
 		return tok_to_utf8(t, NULL, 0, s, n);
 	struct dec d = { t, tok_alloc(t, n * 4 + 16), 0, tok_alloc(t, n + 1), 0, { "", 0 } };
 	if (!d.out || !d.raw)
@@ -110,7 +110,7 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 	size_t i = 0, plain = 0;
 	bool after_word = false;
 	while (i < n) {
-		const char *q = memmem(s + i, n - i, "=?", 2);
+		const char *q = tok_find2(s + i, n - i, '=', '?');
 		size_t at = q ? (size_t)(q - s) : n;
 		struct span cs, text;
 		char enc;
@@ -150,30 +150,99 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 	return (struct span){ d.out, d.o };
 }
 
-static void emit_pcre_span(struct chaff_tokenizer *t, const char *prefix, size_t plen,
-                           const char *s, PCRE2_SIZE *ov, int g)
+static const bool host_bytes[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['.'] = true,         ['-'] = true,         ['_'] = true,
+};
+
+static bool host_byte(char c)
 {
-	tok_emit_lower(t, CHAFF_ORIGIN_HEADER, prefix, plen, s + ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
+	return host_bytes[(unsigned char)c];
 }
 
-/* Received: each IPv4 address with its /24, IPv6 addresses, host names. */
+/* A dotted quad of numbers up to 255; *net gets the length of its /24. */
+static bool ipv4(const char *s, size_t n, size_t *net)
+{
+	unsigned dots = 0, digits = 0, val = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			if (!digits || ++dots > 3)
+				return false;
+			if (dots == 3)
+				*net = i;
+			digits = val = 0;
+		} else if (s[i] >= '0' && s[i] <= '9' && digits < 3) {
+			val = val * 10 + (unsigned)(s[i] - '0');
+			digits++;
+			if (val > 255)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return dots == 3 && digits;
+}
+
+/* A host name: dotted, its last label (after the dot at last_dot, or
+ * none) starting with a letter. */
+static bool host_name(const char *s, size_t n, const char *last_dot)
+{
+	if (!last_dot || last_dot == s || (size_t)(last_dot - s) + 1 >= n)
+		return false;
+	char c = tok_lc(last_dot[1]);
+	return c >= 'a' && c <= 'z';
+}
+
+/* Received: each IPv4 address with its /24, bracketed IPv6 addresses, and
+ * dotted host names with their parents. A scanner over runs of host
+ * characters: a regular expression doing the same cost a quarter of all
+ * tokenizing time, for a header every message has several of. */
 static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 {
-	PCRE2_SIZE start = 0;
-	while (start < n && !t->full) {
-		int rc = pcre2_match(t->re_received, (PCRE2_SPTR)s, n, start, 0, t->md, NULL);
-		if (rc < 0)
-			break;
-		PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
-		if (rc >= 2 && ov[2] != PCRE2_UNSET) {
-			emit_pcre_span(t, "rcvd:", 5, s, ov, 0);
-			emit_pcre_span(t, "rcvd:", 5, s, ov, 1);
-		} else if (rc >= 3 && ov[4] != PCRE2_UNSET) {
-			emit_pcre_span(t, "rcvd:", 5, s, ov, 2);
-		} else if (rc >= 4 && ov[6] != PCRE2_UNSET) {
-			tok_host(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + ov[6], ov[7] - ov[6]);
+	size_t i = 0;
+	while (i < n && !t->full) {
+		if (s[i] == '[') {
+			/* [IPv6:2001:db8::1] or [2001:db8::1] */
+			size_t a = i + 1;
+			if (TOK_IPREFIX(s + a, n - a, "ipv6:"))
+				a += 5;
+			size_t e = a;
+			bool colon = false;
+			while (e < n && (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' ||
+			                 s[e] == '.')) {
+				colon |= s[e] == ':';
+				e++;
+			}
+			if (colon && e < n && s[e] == ']' && e - a <= 45) {
+				tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, e - a);
+				i = e + 1;
+				continue;
+			}
 		}
-		start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+		if (!host_byte(s[i])) {
+			i++;
+			continue;
+		}
+		size_t a = i;
+		const char *last_dot = NULL;
+		while (i < n && host_byte(s[i])) {
+			if (s[i] == '.')
+				last_dot = s + i;
+			i++;
+		}
+		size_t e = i;
+		while (e > a && (s[e - 1] == '.' || s[e - 1] == '-'))
+			e--;
+		if (last_dot && last_dot >= s + e)
+			last_dot = memrchr(s + a, '.', e - a);
+		size_t net = 0;
+		if (ipv4(s + a, e - a, &net)) {
+			tok_emit(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, e - a);
+			tok_emit(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, net);
+		} else if (e - a <= 253 && (a == 0 || s[a - 1] != '/') && host_name(s + a, e - a, last_dot)) {
+			/* a run after '/' is a software version, not a host */
+			tok_host(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, e - a);
+		}
 	}
 }
 

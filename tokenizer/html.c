@@ -41,14 +41,23 @@ static const struct {
 };
 
 /* Tags after which a reader sees a break between words. */
-static const char *const block_tags[] = {
-	"p",     "br",    "div",    "td",     "th",      "tr",         "li",      "ul",
-	"ol",    "table", "tbody",  "thead",  "tfoot",   "h1",         "h2",      "h3",
-	"h4",    "h5",    "h6",     "hr",     "title",   "blockquote", "pre",     "dd",
-	"dt",    "dl",    "center", "form",   "option",  "select",     "img",     "body",
-	"html",  "head",  "frame",  "iframe", "textarea", "input",     "button",  "address",
-	"section", "article", "header", "footer", "nav", "caption",   "meta",    "link",
+#define TAG(s) { s, sizeof(s) - 1 }
+static const struct {
+	const char *name;
+	size_t len;
+} block_tags[] = {
+	TAG("p"),       TAG("br"),      TAG("div"),      TAG("td"),      TAG("th"),
+	TAG("tr"),      TAG("li"),      TAG("ul"),       TAG("ol"),      TAG("table"),
+	TAG("tbody"),   TAG("thead"),   TAG("tfoot"),    TAG("h1"),      TAG("h2"),
+	TAG("h3"),      TAG("h4"),      TAG("h5"),       TAG("h6"),      TAG("hr"),
+	TAG("title"),   TAG("blockquote"), TAG("pre"),   TAG("dd"),      TAG("dt"),
+	TAG("dl"),      TAG("center"),  TAG("form"),     TAG("option"),  TAG("select"),
+	TAG("img"),     TAG("body"),    TAG("html"),     TAG("head"),    TAG("frame"),
+	TAG("iframe"),  TAG("textarea"), TAG("input"),   TAG("button"),  TAG("address"),
+	TAG("section"), TAG("article"), TAG("header"),   TAG("footer"),  TAG("nav"),
+	TAG("caption"), TAG("meta"),    TAG("link"),
 };
+#undef TAG
 
 /* Characters that vanish rather than separate: soft hyphen and zero-width
  * characters, favourite tools for splitting a word invisibly. */
@@ -93,12 +102,14 @@ static bool is_alnum(char c)
 
 static uint32_t named_entity(const char *s, size_t n)
 {
-	for (size_t i = 0; i < 96; i++)
-		if (strlen(latin1_names[i]) == n && memcmp(latin1_names[i], s, n) == 0)
-			return 0xA0 + (uint32_t)i;
 	for (size_t i = 0; i < sizeof(other_names) / sizeof(other_names[0]); i++)
-		if (strlen(other_names[i].name) == n && memcmp(other_names[i].name, s, n) == 0)
+		if (other_names[i].name[0] == s[0] && strncmp(other_names[i].name, s, n) == 0 &&
+		    other_names[i].name[n] == '\0')
 			return other_names[i].cp;
+	for (size_t i = 0; i < 96; i++)
+		if (latin1_names[i][0] == s[0] && strncmp(latin1_names[i], s, n) == 0 &&
+		    latin1_names[i][n] == '\0')
+			return 0xA0 + (uint32_t)i;
 	return 0;
 }
 
@@ -144,7 +155,7 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
 static bool block_tag(const char *name, size_t n)
 {
 	for (size_t i = 0; i < sizeof(block_tags) / sizeof(block_tags[0]); i++)
-		if (tok_ieq(name, n, block_tags[i], strlen(block_tags[i])))
+		if (block_tags[i].len == n && tok_ieq(name, n, block_tags[i].name, n))
 			return true;
 	return false;
 }
@@ -233,6 +244,13 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 	size_t o = 0, i = 0;
 	while (i < n) {
 		char c = s[i];
+		if (c != '&' && c != '<') { /* plain text: copied as it is */
+			out[o++] = c;
+			i++;
+			while (i < n && s[i] != '&' && s[i] != '<')
+				out[o++] = s[i++];
+			continue;
+		}
 		if (c == '&') {
 			uint32_t cp;
 			size_t k = entity(s + i, n - i, &cp);

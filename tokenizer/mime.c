@@ -133,7 +133,7 @@ static struct span param_value(struct chaff_tokenizer *t, const struct param *p,
 	if (p->top == 0)
 		return (struct span){ "", 0 };
 	if (p->top == 1 && !p->ext[0]) {
-		if (text && memmem(p->seg[0].p, p->seg[0].n, "=?", 2))
+		if (text && tok_find2(p->seg[0].p, p->seg[0].n, '=', '?'))
 			return tok_decode_2047(t, p->seg[0].p, p->seg[0].n);
 		return p->seg[0];
 	}

@@ -11,9 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+/* Token hashing runs once per token on short keys: inlined, XXH3 is
+ * specialised for them by the compiler. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 /* A byte range; never NUL-terminated unless said so. */
 struct span {
@@ -53,21 +58,50 @@ struct chaff_tokenizer {
 	struct charset_slot charsets[CHARSET_CACHE_SIZE];
 	unsigned ncharsets;
 
-	pcre2_code *re_received;
 	pcre2_code *re_auth;
 	pcre2_match_data *md;
 };
 
 /* tokenizer.c */
+/* Records that a limit was hit (flag and limit: token), once per message. */
+void tok_limit(struct chaff_tokenizer *t, uint32_t bit);
 /* Arena memory for this message; on failure marks the message out of
  * memory (chaff_tokenize then returns CHAFF_ENOMEM) and returns NULL. */
 void *tok_alloc(struct chaff_tokenizer *t, size_t n);
+/* Building a token in place: tok_reserve() gives room for max bytes of
+ * text (NULL when no more tokens are taken), tok_commit() keeps len of
+ * them and records the token. Nothing else may allocate in between. */
+struct chaff_token *tok_slot_slow(struct chaff_tokenizer *t);
+static inline char *tok_reserve(struct chaff_tokenizer *t, size_t max)
+{
+	if (t->full)
+		return NULL;
+	char *p = chaff_arena_bytes(&t->arena, max + 1);
+	if (!p)
+		t->full = t->oom = true;
+	return p;
+}
+
+static inline void tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text,
+                              size_t len)
+{
+	chaff_arena_trim(&t->arena, text, len + 1);
+	text[len] = '\0';
+	struct chaff_token *tk = t->ntoks < t->cap ? &t->toks[t->ntoks++] : tok_slot_slow(t);
+	if (!tk)
+		return;
+	tk->hash = XXH3_64bits_withSeed(text, len, t->cfg.seed);
+	tk->text = text;
+	tk->len = (uint32_t)len;
+	tk->origin = origin;
+	if (t->ntoks >= t->cfg.limits.max_tokens)
+		tok_limit(t, CHAFF_LIMIT_TOKENS);
+}
 void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
               size_t plen, const char *s, size_t n);
 /* Emits prefix + lower-cased ASCII s (host names, types, verdicts). */
 void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
                     size_t plen, const char *s, size_t n);
-void tok_limit(struct chaff_tokenizer *t, uint32_t bit);
 #define TOK_EMIT_LIT(t, origin, lit) tok_emit((t), (origin), "", 0, lit, sizeof(lit) - 1)
 
 /* words.c */
@@ -121,9 +155,23 @@ void tok_content_disposition(struct chaff_tokenizer *t, const char *s, size_t n,
 void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
                 bool message);
 
+/* Every byte with ASCII A-Z lowered: a load instead of two compares. */
+extern const unsigned char tok_lower[256];
+
 static inline char tok_lc(char c)
 {
-	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+	return (char)tok_lower[(unsigned char)c];
+}
+
+/* The first a immediately followed by b in s[0..n), or NULL. For the
+ * short needles of headers, cheaper than memmem's set-up. */
+static inline const char *tok_find2(const char *s, size_t n, char a, char b)
+{
+	const char *end = s + n;
+	for (const char *p = s; n >= 2 && (p = memchr(p, a, (size_t)(end - p) - 1)); p++)
+		if (p[1] == b)
+			return p;
+	return NULL;
 }
 
 /* Value of a hex digit in either case, or -1. */

@@ -22,6 +22,26 @@ static const unsigned char ascii_class[128] = {
 	['='] = W_LOCAL,
 };
 
+/* ASCII letters and digits, folded; 0 for every other byte. */
+static const char ascii_fold[256] = {
+	['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6',
+	['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd',
+	['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k',
+	['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r',
+	['s'] = 's', ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
+	['z'] = 'z', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+	['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l', ['M'] = 'm',
+	['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
+	['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z',
+};
+
+/* ASCII bytes that can start nothing: all but letters, digits and '$'.
+ * Bytes from 0x80 up may start a word and are looked at one by one. */
+static const bool skip_byte[256] = {
+	[0 ... '#'] = true, ['%' ... '/'] = true, [':' ... '@'] = true,
+	['[' ... '`'] = true, ['{' ... 0x7f] = true,
+};
+
 enum { WORD_BUF = 256, HOST_MAX = 255, LOCAL_MAX = 64 };
 
 /* Decodes one UTF-8 character; *k is 0 for an invalid sequence. Input from
@@ -231,16 +251,15 @@ static void pairs(struct chaff_tokenizer *t, const char *w, size_t wn)
 	unsigned win = t->cfg.pair_window;
 	for (unsigned d = 1; d <= t->nprev && d <= win; d++) {
 		struct span *p = &t->prev[(t->nprev - d) % PAIR_WINDOW_MAX];
-		char mid[4] = { ' ', (char)('0' + d), ' ', 0 };
-		size_t len = p->n + 3 + wn;
-		char *text = tok_alloc(t, len + 1);
+		char *text = tok_reserve(t, p->n + 3 + wn);
 		if (!text)
 			return;
 		memcpy(text, p->p, p->n);
-		memcpy(text + p->n, mid, 3);
+		text[p->n] = ' ';
+		text[p->n + 1] = (char)('0' + d);
+		text[p->n + 2] = ' ';
 		memcpy(text + p->n + 3, w, wn);
-		text[len] = '\0';
-		tok_emit(t, CHAFF_ORIGIN_PAIR, "", 0, text, len);
+		tok_commit(t, CHAFF_ORIGIN_PAIR, text, p->n + 3 + wn);
 	}
 	t->prev[t->nprev % PAIR_WINDOW_MAX] = (struct span){ w, wn };
 	t->nprev++;
@@ -270,23 +289,45 @@ static size_t spaceless_run(struct scan *sc, size_t i)
 	return i;
 }
 
-/* One word from s[i], folded into buf; emits it (or its length class) and
- * returns where scanning resumes. */
+/* One word from s[i], folded straight into its token's place in the
+ * arena; emits it (or its length class) and returns where scanning
+ * resumes. */
 static size_t word(struct scan *sc, size_t i)
 {
+	struct chaff_tokenizer *t = sc->t;
+	char *text = tok_reserve(t, sc->plen + WORD_BUF + 4);
+	if (!text)
+		return sc->n;
+	if (sc->plen)
+		memcpy(text, sc->prefix, sc->plen);
+	char *buf = text + sc->plen;
 	const char *s = sc->s;
 	size_t n = sc->n, j = i, bl = 0, chars = 0;
-	char buf[WORD_BUF + 4];
 	if (s[j] == '$') {
 		buf[bl++] = '$';
 		j++;
 		chars++;
 	}
 	while (j < n) {
+		/* Most of a word is a run of ASCII letters and digits: one
+		 * table lookup per byte. Everything else takes the path below. */
+		if (bl < WORD_BUF) {
+			size_t room = WORD_BUF - bl, k = 0;
+			if (n - j < room)
+				room = n - j;
+			char f;
+			while (k < room && (f = ascii_fold[(unsigned char)s[j + k]]) != 0)
+				buf[bl + k++] = f;
+			bl += k;
+			j += k;
+			chars += k;
+			if (k == room)
+				continue;
+		}
 		unsigned char c = (unsigned char)s[j];
 		if (c < 0x80) {
 			unsigned cls = ascii_class[c];
-			if (cls == W_ALNUM) {
+			if (cls == W_ALNUM) { /* only past WORD_BUF: counted, not kept */
 				if (bl < WORD_BUF)
 					buf[bl] = tok_lc((char)c);
 				bl++;
@@ -314,29 +355,33 @@ static size_t word(struct scan *sc, size_t i)
 		j += k;
 		chars++;
 	}
-	struct chaff_tokenizer *t = sc->t;
 	if (sc->mode & SCAN_URLS) {
-		if (j + 3 <= n && s[j] == ':' && s[j + 1] == '/' && s[j + 2] == '/' &&
-		    (TOK_IEQ(buf, bl, "http") || TOK_IEQ(buf, bl, "https") ||
-		     TOK_IEQ(buf, bl, "ftp")))
+		bool url = (j + 3 <= n && s[j] == ':' && s[j + 1] == '/' && s[j + 2] == '/' &&
+		            (TOK_IEQ(buf, bl, "http") || TOK_IEQ(buf, bl, "https") ||
+		             TOK_IEQ(buf, bl, "ftp"))) ||
+		           (bl > 4 && bl <= WORD_BUF && memcmp(buf, "www.", 4) == 0);
+		if (url) {
+			chaff_arena_trim(&t->arena, text, 0);
 			return i + tok_url(t, s + i, n - i);
-		if (bl > 4 && bl <= WORD_BUF && memcmp(buf, "www.", 4) == 0)
-			return i + tok_url(t, s + i, n - i);
+		}
 	}
 	if (bl > t->cfg.limits.max_token_len) {
 		char cls[24];
-		size_t k, fl;
-		uint32_t u = next_cp((const unsigned char *)buf, bl, &k);
-		fl = k ? put_cp(cls, u) : 0;
+		size_t k;
+		uint32_t u = next_cp((const unsigned char *)buf, bl < WORD_BUF ? bl : WORD_BUF, &k);
+		size_t fl = k ? put_cp(cls, u) : 0;
 		int m = snprintf(cls + fl, sizeof(cls) - fl, ":%zu", bl / 10 * 10);
+		chaff_arena_trim(&t->arena, text, 0);
 		tok_emit(t, CHAFF_ORIGIN_BODY, "long:", 5, cls, fl + (size_t)m);
 		return j;
 	}
-	if (chars < 2)
+	if (chars < 2) {
+		chaff_arena_trim(&t->arena, text, 0);
 		return j;
-	tok_emit(t, CHAFF_ORIGIN_BODY, sc->prefix, sc->plen, buf, bl);
-	if ((sc->mode & SCAN_PAIRS) && !t->full && t->ntoks)
-		pairs(t, t->toks[t->ntoks - 1].text + sc->plen, bl);
+	}
+	tok_commit(t, CHAFF_ORIGIN_BODY, text, sc->plen + bl);
+	if ((sc->mode & SCAN_PAIRS) && !t->full)
+		pairs(t, buf, bl);
 	return j;
 }
 
@@ -350,10 +395,15 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 		sc.at = memchr(s, '@', n);
 	size_t i = 0;
 	while (i < n && !t->full) {
+		/* Separators between words: spaces, punctuation, markup. */
+		while (i < n && skip_byte[(unsigned char)s[i]])
+			i++;
+		if (i >= n)
+			break;
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x80) {
-			if (ascii_class[c] != W_ALNUM) {
-				if (c == '$' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')
+			if (ascii_class[c] != W_ALNUM) { /* '$' */
+				if (i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')
 					i = word(&sc, i);
 				else
 					i++;

@@ -42,20 +42,22 @@ static void test_big_allocations(void **state)
 	chaff_arena_free(&a);
 }
 
-static void test_grow_in_place(void **state)
+static void test_bytes_and_trim(void **state)
 {
 	(void)state;
 	struct chaff_arena a;
 	chaff_arena_init(&a);
-	char *p = chaff_arena_alloc(&a, 16);
-	memcpy(p, "0123456789abcdef", 16);
-	char *q = chaff_arena_grow(&a, p, 16, 64);
-	assert_ptr_equal(p, q);
-	char *r = chaff_arena_alloc(&a, 8);
-	char *s = chaff_arena_grow(&a, q, 64, 128); /* no longer last: copies */
-	assert_ptr_not_equal(s, q);
-	assert_memory_equal(s, "0123456789abcdef", 16);
-	(void)r;
+	char *p = chaff_arena_bytes(&a, 3);
+	memcpy(p, "abc", 3);
+	char *q = chaff_arena_bytes(&a, 100);
+	assert_ptr_equal(q, p + 3); /* text is packed, not aligned */
+	chaff_arena_trim(&a, q, 5);  /* keep 5 of the 100 bytes */
+	char *r = chaff_arena_bytes(&a, 1);
+	assert_ptr_equal(r, q + 5);
+	/* an aligned allocation after unaligned text is aligned again */
+	void *al = chaff_arena_alloc(&a, 8);
+	assert_int_equal((uintptr_t)al % 8, 0);
+	assert_memory_equal(p, "abc", 3);
 	chaff_arena_free(&a);
 }
 
@@ -76,7 +78,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alignment_and_isolation),
 		cmocka_unit_test(test_big_allocations),
-		cmocka_unit_test(test_grow_in_place),
+		cmocka_unit_test(test_bytes_and_trim),
 		cmocka_unit_test(test_reset_reuses_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
