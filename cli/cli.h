@@ -7,7 +7,30 @@
 /* Exit codes shared by every subcommand (classify has its own 0/1/2). */
 enum { EXIT_OK = 0, EXIT_FAIL = 3, EXIT_USAGE = 4 };
 
+#include <stdbool.h>
+
+#include "chaff.h"
+
 int cmd_tokens(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_untrain(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_filter(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+
+/* The database directory: --db, else $CHAFF_DB, else ~/.chaff. */
+const char *cli_db_path(const char *opt);
+/* Opens it with errors logged to stderr; NULL after printing why. */
+chaff_db *cli_db_open(const char *opt, unsigned flags);
+/* The log callback that prints library messages as "chaff: ...". */
+void cli_log(void *user, enum chaff_log_level level, const char *msg);
+/* Parses a whole non-negative number; false (after an error) otherwise. */
+bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out);
 
 /* "chaff: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

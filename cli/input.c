@@ -7,20 +7,29 @@
  */
 #include "input.h"
 
+#include "chaff.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+struct entry {
+	char *path;
+	int label; /* from a TREC index: CHAFF_SPAM, CHAFF_HAM; else -1 */
+};
+
 struct input {
-	char **paths; /* files still to read, in order */
+	struct entry *paths; /* files to read, in order */
 	size_t npaths, cap, next;
+	int label; /* of the file being read */
 	/* The file being read. */
 	char *data;
 	size_t len, pos, index;
@@ -33,21 +42,82 @@ struct input {
 	size_t ucap;
 };
 
-static int push_path(struct input *in, const char *p)
+static int push_label(struct input *in, const char *p, int label)
 {
 	if (in->npaths == in->cap) {
 		size_t cap = in->cap ? in->cap * 2 : 64;
-		char **n = realloc(in->paths, cap * sizeof(*n));
+		struct entry *n = realloc(in->paths, cap * sizeof(*n));
 		if (!n)
 			return -1;
 		in->paths = n;
 		in->cap = cap;
 	}
-	in->paths[in->npaths] = strdup(p);
-	if (!in->paths[in->npaths])
+	in->paths[in->npaths].path = strdup(p);
+	in->paths[in->npaths].label = label;
+	if (!in->paths[in->npaths].path)
 		return -1;
 	in->npaths++;
 	return 0;
+}
+
+static int push_path(struct input *in, const char *p)
+{
+	return push_label(in, p, -1);
+}
+
+/* A TREC-style index: lines "spam PATH" or "ham PATH", paths relative to
+ * the index's folder. Recognised by its first line. */
+static int try_index(struct input *in, const char *path, bool *was, char *errbuf, size_t errlen)
+{
+	*was = false;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0; /* reported when read as a message */
+	char line[4096];
+	if (!fgets(line, sizeof(line), f) ||
+	    !(strncasecmp(line, "spam ", 5) == 0 || strncasecmp(line, "ham ", 4) == 0) ||
+	    strchr(line, ':')) {
+		fclose(f);
+		return 0;
+	}
+	*was = true;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[1] = '\0';
+	else
+		dir[0] = '\0';
+	size_t lineno = 0;
+	int rc = 0;
+	do {
+		lineno++;
+		size_t l = strlen(line);
+		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
+			line[--l] = '\0';
+		if (l == 0)
+			continue;
+		char *sp = strchr(line, ' ');
+		int label = strncasecmp(line, "spam ", 5) == 0  ? CHAFF_SPAM
+		            : strncasecmp(line, "ham ", 4) == 0 ? CHAFF_HAM
+		                                                : -1;
+		if (label < 0 || !sp) {
+			snprintf(errbuf, errlen, "%s:%zu: expected 'spam PATH' or 'ham PATH'", path,
+			         lineno);
+			rc = -1;
+			break;
+		}
+		while (*sp == ' ')
+			sp++;
+		char full[8192];
+		snprintf(full, sizeof(full), "%s%s", *sp == '/' ? "" : dir, sp);
+		if (push_label(in, full, label) < 0) {
+			rc = -1;
+			break;
+		}
+	} while (fgets(line, sizeof(line), f));
+	fclose(f);
+	return rc;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -122,9 +192,13 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
 		rc = push_path(in, "-");
 	for (size_t i = 0; i < npaths && rc == 0; i++) {
 		struct stat st;
+		bool index = false;
 		if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode))
 			rc = walk(in, paths[i], errbuf, errlen);
-		else
+		else if (strcmp(paths[i], "-") != 0 &&
+		         (rc = try_index(in, paths[i], &index, errbuf, errlen)) == 0 && index)
+			continue;
+		else if (rc == 0)
 			rc = push_path(in, paths[i]); /* errors surface when read */
 	}
 	if (rc < 0) {
@@ -399,7 +473,9 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 			in->pos += n;
 			msg->path = in->cur;
 			msg->index = in->index++;
-			msg->in_mbox = in->mbox;
+			/* A file holding one message is named by its path alone. */
+			msg->in_mbox = in->mbox && !(msg->index == 0 && in->pos >= in->len);
+			msg->label = in->label;
 			msg->data = p;
 			msg->len = n;
 			if (quoted && unquote(in, p, n, &msg->data, &msg->len) < 0) {
@@ -412,10 +488,32 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 			release(in);
 		if (in->next >= in->npaths)
 			return 0;
-		const char *path = in->paths[in->next++];
-		if (load(in, path, errbuf, errlen) < 0)
+		const struct entry *e = &in->paths[in->next++];
+		in->label = e->label;
+		if (load(in, e->path, errbuf, errlen) < 0)
 			return -1;
 	}
+}
+
+int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen)
+{
+	*total = 0;
+	for (size_t i = 0; i < in->npaths; i++) {
+		const char *p = in->paths[i].path;
+		if (strcmp(p, "-") == 0)
+			continue;
+		struct stat st;
+		if (stat(p, &st) != 0 || access(p, R_OK) != 0) {
+			snprintf(errbuf, errlen, "%s: %s", p, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(errbuf, errlen, "%s: not a regular file", p);
+			return -1;
+		}
+		*total += (uint64_t)st.st_size;
+	}
+	return 0;
 }
 
 size_t input_bytes(const struct input *in)
@@ -429,7 +527,7 @@ void input_close(struct input *in)
 		return;
 	release(in);
 	for (size_t i = 0; i < in->npaths; i++)
-		free(in->paths[i]);
+		free(in->paths[i].path);
 	free(in->paths);
 	free(in->unquoted);
 	free(in->small);

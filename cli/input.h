@@ -8,13 +8,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct input_msg {
 	const char *data;
 	size_t len;
 	const char *path;  /* file it came from ("-" for stdin) */
 	size_t index;      /* 0-based position inside an mbox, else 0 */
-	bool in_mbox;
+	bool in_mbox;      /* one of several messages of an mbox */
+	int label;         /* CHAFF_SPAM or CHAFF_HAM from a TREC index, else -1 */
 };
 
 struct input;
@@ -29,6 +31,9 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
  * caller decides whether to go on (the next call moves past it).
  */
 int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t errlen);
+/* Checks before any work that every file can be read, and sums their
+ * sizes (compressed size for .gz). 0, or -1 with errbuf saying which. */
+int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen);
 /* Bytes read so far from files (compressed size for .gz). */
 size_t input_bytes(const struct input *in);
 void input_close(struct input *in);

@@ -43,6 +43,16 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{ "train", cmd_train, "train messages as spam or ham" },
+	{ "untrain", cmd_untrain, "take trained messages back out" },
+	{ "classify", cmd_classify, "score messages: a verdict line each" },
+	{ "filter", cmd_filter, "copy a message through, adding verdict headers" },
+	{ "stats", cmd_stats, "database totals, size and parameters" },
+	{ "config", cmd_config, "get or set scoring parameters" },
+	{ "dump", cmd_dump, "write the database as text (gzip for .gz)" },
+	{ "load", cmd_load, "load a dump into an empty database" },
+	{ "prune", cmd_prune, "drop old or rare tokens" },
+	{ "backup", cmd_backup, "consistent compacted copy of the database" },
 	{ "tokens", cmd_tokens, "print the tokens of messages, or corpus token statistics" },
 };
 

@@ -31,6 +31,13 @@ enum chaff_rc {
 	CHAFF_ECHARSET = -4, /* a charset converter could not be opened */
 	CHAFF_EPATTERN = -5, /* a built-in pattern failed to compile */
 	CHAFF_EFORMAT = -6,  /* input is not in the expected format */
+	CHAFF_ENOTFOUND = -7, /* no such record, parameter or database */
+	CHAFF_EVERSION = -8, /* database made by an incompatible chaff */
+	CHAFF_EDB = -9,      /* the database reported an error */
+	CHAFF_ENOSPC = -10,  /* the disk is full */
+	CHAFF_EACCES = -11,  /* permission denied, or the database is read-only */
+	CHAFF_ECORRUPT = -12, /* the database is damaged */
+	CHAFF_EEMPTY = -13,  /* nothing trained yet: no spam or no ham */
 };
 
 /* A static, never-NULL description of rc. */
@@ -132,6 +139,203 @@ CHAFF_API void chaff_tokenizer_free(chaff_tokenizer *tok);
  */
 CHAFF_API int chaff_tokenize(chaff_tokenizer *tok, const void *msg, size_t len,
                              struct chaff_tokens *out);
+
+/* ------------------------------------------------------------------ */
+/* The database: per-token counts, message totals, digests, parameters. */
+
+typedef struct chaff_db chaff_db;
+
+enum chaff_db_flag {
+	CHAFF_DB_READONLY = 1u << 0, /* never write; classification only */
+	CHAFF_DB_CREATE = 1u << 1,   /* create the directory (mode 0700) if missing */
+};
+
+struct chaff_db_options {
+	uint32_t flags;        /* enum chaff_db_flag */
+	uint32_t tok_flags;    /* tokenizer flags for a new database
+	                          (CHAFF_TOK_PAIRS); an existing one keeps its own */
+	chaff_log_fn log;      /* why an open failed, notices; may be NULL */
+	void *log_user;
+};
+
+/*
+ * Opens the database in directory dir (LMDB). A database written by an
+ * incompatible schema or tokenizer is refused with CHAFF_EVERSION, and the
+ * log callback says what differs and how to rebuild. *out is freed with
+ * chaff_db_close(). Any number of processes and threads may use one
+ * database; writers take turns (a second one waits).
+ */
+CHAFF_API int chaff_db_open(const char *dir, const struct chaff_db_options *opt,
+                            chaff_db **out);
+/* An in-memory database with the same behaviour, for tests. */
+CHAFF_API int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out);
+CHAFF_API void chaff_db_close(chaff_db *db);
+
+/* Scoring parameters, stored in the database. */
+struct chaff_params {
+	double robs;        /* s: strength of the prior x */
+	double robx;        /* x: f(w) of a token never seen */
+	double min_dev;     /* tokens with |f(w) - 0.5| below this are ignored */
+	double ham_cutoff;  /* score <= this: ham */
+	double spam_cutoff; /* score >= this: spam; between: unsure */
+	double max_tokens;  /* the strongest this many tokens are combined (0: all) */
+};
+CHAFF_API void chaff_params_default(struct chaff_params *p);
+CHAFF_API int chaff_db_params(chaff_db *db, struct chaff_params *out);
+/* True when p holds a valid set of parameters. */
+CHAFF_API int chaff_params_valid(const struct chaff_params *p);
+/* Sets one parameter of p by name: CHAFF_ENOTFOUND for an unknown name. */
+CHAFF_API int chaff_params_set(struct chaff_params *p, const char *name, double value);
+/* Names: robs, robx, min_dev, ham_cutoff, spam_cutoff, max_tokens.
+ * CHAFF_ENOTFOUND for another name, CHAFF_EINVAL for a value out of range. */
+CHAFF_API int chaff_db_set_param(chaff_db *db, const char *name, double value);
+CHAFF_API int chaff_db_get_param(chaff_db *db, const char *name, double *value);
+/* NULL-terminated list of the parameter names. */
+CHAFF_API const char *const *chaff_param_names(void);
+
+/* The tokenizer settings the database was trained with (seed, flags):
+ * every tokenizer used with it must be made from these. */
+CHAFF_API int chaff_db_tokenizer_config(chaff_db *db, struct chaff_tokenizer_config *cfg);
+
+struct chaff_db_stats {
+	uint64_t spam_messages, ham_messages; /* trained, net of untraining */
+	uint64_t tokens;          /* distinct tokens stored */
+	uint64_t digests;         /* messages remembered by digest */
+	uint64_t bytes_used;      /* pages in use */
+	uint64_t bytes_file;      /* size of the data file */
+	int64_t last_train;       /* Unix time of the last training, 0 if never */
+	uint32_t schema_version, tokenizer_version, tok_flags;
+	uint64_t seed;
+};
+CHAFF_API int chaff_db_stats(chaff_db *db, struct chaff_db_stats *out);
+
+/* One token's record. Counts saturate at UINT32_MAX and never go below 0;
+ * day is the day (since 1970) the token was last trained. */
+struct chaff_record {
+	uint32_t spam, ham;
+	uint32_t day;
+};
+
+/* Calls fn for every token in hash order inside one read transaction; a
+ * non-zero return from fn stops the walk and is returned. */
+CHAFF_API int chaff_db_foreach(chaff_db *db,
+                               int (*fn)(void *user, uint64_t hash, const struct chaff_record *r),
+                               void *user);
+/* Drops tokens last trained more than days ago (0: no age limit) and tokens
+ * with spam + ham below min_count (0: no count limit). */
+CHAFF_API int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *removed);
+/* A consistent, compacted copy into the empty or new directory dir, taken
+ * while other processes keep training. */
+CHAFF_API int chaff_db_backup(chaff_db *db, const char *dir);
+
+/* Loading a dump into an empty database: the metadata first (seed,
+ * tokenizer, totals), then the records, all in one transaction. */
+struct chaff_db_image {
+	uint64_t seed;
+	uint32_t tokenizer_version, tok_flags;
+	uint64_t spam_messages, ham_messages;
+	int64_t last_train;
+	struct chaff_params params;
+};
+CHAFF_API int chaff_db_image(chaff_db *db, struct chaff_db_image *out);
+typedef struct chaff_loader chaff_loader;
+CHAFF_API int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img,
+                               chaff_loader **out);
+CHAFF_API int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *r);
+/* Commits everything put; chaff_loader_free() without it leaves the
+ * database as it was. */
+CHAFF_API int chaff_loader_commit(chaff_loader *l);
+CHAFF_API void chaff_loader_free(chaff_loader *l);
+
+/* ------------------------------------------------------------------ */
+/* Training. */
+
+enum chaff_class { CHAFF_HAM = 0, CHAFF_SPAM = 1 };
+
+/* A message's identity for training: a hash of its body and of the headers
+ * a re-delivery does not change (From, To, Cc, Subject, Date, Message-ID),
+ * so a copy that gained Received or X-Spam headers is the same message. */
+struct chaff_digest {
+	uint8_t bytes[16];
+};
+CHAFF_API void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out);
+
+enum chaff_learned {
+	CHAFF_LEARNED_TRAINED,   /* counted as the class asked for */
+	CHAFF_LEARNED_MOVED,     /* was trained as the other class: moved */
+	CHAFF_LEARNED_ALREADY,   /* already trained as this class: nothing done */
+	CHAFF_LEARNED_UNTRAINED, /* untrained */
+	CHAFF_LEARNED_NOT_TRAINED, /* untrain refused: never trained as that class */
+};
+
+/*
+ * A batch of messages trained or untrained in one write transaction: a
+ * batch is atomic, and a crash loses at most the batch in flight.
+ */
+typedef struct chaff_batch chaff_batch;
+CHAFF_API int chaff_batch_new(chaff_db *db, chaff_batch **out);
+/* Queues one message's tokens (copied: tk may be reused at once). */
+CHAFF_API int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
+                              const struct chaff_digest *digest, enum chaff_class cls,
+                              int untrain);
+/* Messages queued and not yet committed. */
+CHAFF_API size_t chaff_batch_size(const chaff_batch *b);
+/*
+ * Applies the batch in one transaction. outcome, when not NULL, receives
+ * one enum chaff_learned per queued message, in order. On failure nothing
+ * of the batch is applied. Either way the batch is empty afterwards.
+ */
+CHAFF_API int chaff_batch_commit(chaff_batch *b, enum chaff_learned *outcome);
+CHAFF_API void chaff_batch_free(chaff_batch *b);
+
+/* ------------------------------------------------------------------ */
+/* Scoring. */
+
+enum chaff_verdict { CHAFF_VERDICT_SPAM = 0, CHAFF_VERDICT_HAM = 1, CHAFF_VERDICT_UNSURE = 2 };
+
+/* One token that moved the score, for explanations. */
+struct chaff_clue {
+	const char *text;
+	uint32_t spam, ham; /* its counts */
+	double f;           /* Robinson's f(w) */
+};
+
+struct chaff_score {
+	double score;        /* spamminess in [0, 1] */
+	double spam_prob;    /* S, and */
+	double ham_prob;     /* H, the two combined tail probabilities */
+	enum chaff_verdict verdict;
+	uint32_t tokens;     /* distinct tokens in the message */
+	uint32_t used;       /* tokens strong enough to count */
+	const struct chaff_clue *clues; /* strongest first */
+	size_t nclues;
+	uint32_t limits_hit; /* from the tokenizer */
+};
+
+/*
+ * A classifier keeps a tokenizer and scratch space for one thread. Each
+ * call reads the database in one short read transaction, so training done
+ * meanwhile by another process is seen by the next call.
+ */
+typedef struct chaff_classifier chaff_classifier;
+CHAFF_API int chaff_classifier_new(chaff_db *db, chaff_classifier **out);
+CHAFF_API void chaff_classifier_free(chaff_classifier *c);
+/* Scores with p instead of the database's parameters (NULL: back to the
+ * database's), for trying settings before storing them. CHAFF_EINVAL when
+ * p is out of range. */
+CHAFF_API int chaff_classifier_set_params(chaff_classifier *c, const struct chaff_params *p);
+/* The classifier's tokenizer, made from the database's settings. */
+CHAFF_API chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c);
+/*
+ * Scores one raw message. nclues asks for up to that many clues (0: none).
+ * The result is borrowed until the next call on c. CHAFF_EEMPTY when the
+ * database has no spam or no ham yet.
+ */
+CHAFF_API int chaff_classify(chaff_classifier *c, const void *msg, size_t len, size_t nclues,
+                             struct chaff_score *out);
+/* The same for tokens already made by chaff_classifier_tokenizer(c). */
+CHAFF_API int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk,
+                                    size_t nclues, struct chaff_score *out);
 
 #ifdef __cplusplus
 }

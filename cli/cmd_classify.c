@@ -1,0 +1,210 @@
+/*
+ * chaff classify: a verdict line per message, exit codes for one message
+ * as bogofilter's (0 spam, 1 ham, 2 unsure, 3 error).
+ * chaff filter: the message on stdin to stdout with SpamAssassin-style
+ * headers added; whatever goes wrong, the message comes out whole.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "input.h"
+
+static const char classify_usage[] =
+	"usage: chaff classify [OPTIONS] [PATH...]\n"
+	"Prints 'VERDICT SCORE PATH' per message (stdin when no path is named).\n"
+	"For one message the exit code is 0 spam, 1 ham, 2 unsure, 3 error.\n\n"
+	"  --db DIR      the database (default $CHAFF_DB, else ~/.chaff)\n"
+	"  --explain     list the tokens that moved the score most\n"
+	"  --clues N     how many tokens --explain lists (15)\n"
+	"  --json        one JSON object per message\n"
+	"  --set NAME=VALUE  score with this parameter for this run only\n"
+	"                (repeatable; names as in 'chaff config')\n";
+
+static const char *verdict_name(enum chaff_verdict v)
+{
+	return v == CHAFF_VERDICT_SPAM ? "spam" : v == CHAFF_VERDICT_HAM ? "ham" : "unsure";
+}
+
+/* A JSON string: escapes quotes, backslashes and control characters;
+ * UTF-8 passes through. */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void print_json(const char *name, const struct chaff_score *s)
+{
+	printf("{\"path\":");
+	json_str(stdout, name);
+	printf(",\"verdict\":\"%s\",\"score\":%.6f,\"spam_prob\":%.6f,\"ham_prob\":%.6f,"
+	       "\"tokens\":%u,\"used\":%u,\"clues\":[",
+	       verdict_name(s->verdict), s->score, s->spam_prob, s->ham_prob, s->tokens, s->used);
+	for (size_t i = 0; i < s->nclues; i++) {
+		printf("%s{\"token\":", i ? "," : "");
+		json_str(stdout, s->clues[i].text);
+		printf(",\"spam\":%u,\"ham\":%u,\"f\":%.6f}", s->clues[i].spam, s->clues[i].ham,
+		       s->clues[i].f);
+	}
+	printf("]}\n");
+}
+
+static void print_explain(const struct chaff_score *s)
+{
+	printf("  %u distinct tokens, %u counted; S=%.4f H=%.4f\n", s->tokens, s->used,
+	       s->spam_prob, s->ham_prob);
+	for (size_t i = 0; i < s->nclues; i++)
+		printf("  %8.6f  spam %6u  ham %6u  %s\n", s->clues[i].f, s->clues[i].spam,
+		       s->clues[i].ham, s->clues[i].text);
+}
+
+/* Applies --set NAME=VALUE options over the database's parameters. */
+static int override(chaff_db *db, chaff_classifier *cl, const char *const *sets, size_t n)
+{
+	struct chaff_params p;
+	if (chaff_db_params(db, &p) != CHAFF_OK) {
+		cli_error("cannot read the database's parameters");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		const char *eq = strchr(sets[i], '=');
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - sets[i]), sets[i]);
+		char *end;
+		double v = strtod(eq + 1, &end);
+		if (end == eq + 1 || *end) {
+			cli_error("--set %s: '%s' is not a number", name, eq + 1);
+			return -1;
+		}
+		if (chaff_params_set(&p, name, v) != CHAFF_OK) {
+			cli_error("--set: no parameter named '%s'", name);
+			return -1;
+		}
+	}
+	if (chaff_classifier_set_params(cl, &p) != CHAFF_OK) {
+		cli_error("--set: value out of range (see 'chaff config --help')");
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, 'd' }, { "explain", no_argument, NULL, 'e' },
+		{ "clues", required_argument, NULL, 'c' }, { "json", no_argument, NULL, 'j' },
+		{ "set", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dbpath = NULL;
+	const char *sets[16];
+	size_t nsets = 0;
+	bool explain = false, json = false;
+	unsigned long nclues = 15;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dbpath = optarg; break;
+		case 'e': explain = true; break;
+		case 'j': json = true; break;
+		case 'c':
+			if (!cli_number("--clues", optarg, 10000, &nclues))
+				return EXIT_FAIL;
+			break;
+		case 's':
+			if (nsets == 16 || !strchr(optarg, '=')) {
+				cli_error("--set wants NAME=VALUE (at most 16 of them)");
+				return EXIT_FAIL;
+			}
+			sets[nsets++] = optarg;
+			break;
+		case 'h': fputs(classify_usage, stdout); return EXIT_OK;
+		default: fputs(classify_usage, stderr); return EXIT_FAIL;
+		}
+	}
+	char err[4200];
+	struct input *in;
+	if (input_open(&in, argv + optind, (size_t)(argc - optind), err, sizeof(err)) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
+	chaff_classifier *cl = NULL;
+	if (!db || chaff_classifier_new(db, &cl) != CHAFF_OK) {
+		if (db)
+			cli_error("out of memory");
+		chaff_db_close(db);
+		input_close(in);
+		return EXIT_FAIL;
+	}
+	if (nsets && override(db, cl, sets, nsets) < 0) {
+		chaff_classifier_free(cl);
+		chaff_db_close(db);
+		input_close(in);
+		return EXIT_FAIL;
+	}
+	size_t done = 0;
+	bool failed = false;
+	enum chaff_verdict last = CHAFF_VERDICT_UNSURE;
+	struct input_msg m;
+	int r;
+	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
+		if (r < 0) {
+			cli_error("%s", err);
+			failed = true;
+			continue;
+		}
+		char name[4200];
+		if (m.in_mbox)
+			snprintf(name, sizeof(name), "%s#%zu", m.path, m.index + 1);
+		else
+			snprintf(name, sizeof(name), "%s", m.path);
+		struct chaff_score s;
+		int rc = chaff_classify(cl, m.data, m.len, explain || json ? nclues : 0, &s);
+		if (rc != CHAFF_OK) {
+			if (rc == CHAFF_EEMPTY)
+				cli_error("%s: the database needs both spam and ham trained first",
+				          cli_db_path(dbpath));
+			else
+				cli_error("%s: %s", name, chaff_strerror(rc));
+			failed = true;
+			if (rc == CHAFF_EEMPTY)
+				break;
+			continue;
+		}
+		done++;
+		last = s.verdict;
+		if (json) {
+			print_json(name, &s);
+		} else {
+			printf("%s %.6f %s\n", verdict_name(s.verdict), s.score, name);
+			if (explain)
+				print_explain(&s);
+		}
+	}
+	chaff_classifier_free(cl);
+	chaff_db_close(db);
+	input_close(in);
+	if (fflush(stdout) != 0) {
+		cli_error("writing output failed");
+		return EXIT_FAIL;
+	}
+	if (failed)
+		return EXIT_FAIL;
+	if (done == 1)
+		return last == CHAFF_VERDICT_SPAM ? 0 : last == CHAFF_VERDICT_HAM ? 1 : 2;
+	return EXIT_OK;
+}

@@ -1,0 +1,230 @@
+/*
+ * Database maintenance: chaff stats, prune, backup and config.
+ * (dump and load are in cmd_dump.c.)
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* Parses "--db DIR" and "--json" for the small commands; returns the index
+ * of the first operand or -1 after a usage message. */
+static int small_opts(int argc, char **argv, const char *usage, const char **dbpath,
+                      bool *json)
+{
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': *dbpath = optarg; break;
+		case 'j':
+			if (!json)
+				goto bad;
+			*json = true;
+			break;
+		case 'h': fputs(usage, stdout); exit(EXIT_OK);
+		default: goto bad;
+		}
+	}
+	return optind;
+bad:
+	fputs(usage, stderr);
+	return -1;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	static const char usage[] = "usage: chaff stats [--db DIR] [--json]\n";
+	const char *dbpath = NULL;
+	bool json = false;
+	int first = small_opts(argc, argv, usage, &dbpath, &json);
+	if (first < 0 || first != argc) {
+		if (first >= 0)
+			fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
+	if (!db)
+		return EXIT_FAIL;
+	struct chaff_db_stats st;
+	struct chaff_params p;
+	int rc = chaff_db_stats(db, &st);
+	if (rc == CHAFF_OK)
+		rc = chaff_db_params(db, &p);
+	chaff_db_close(db);
+	if (rc != CHAFF_OK) {
+		cli_error("%s: %s", cli_db_path(dbpath), chaff_strerror(rc));
+		return EXIT_FAIL;
+	}
+	char when[64] = "never";
+	if (st.last_train) {
+		time_t t = (time_t)st.last_train;
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", localtime(&t));
+	}
+	const char *const *names = chaff_param_names();
+	double vals[] = { p.robs, p.robx, p.min_dev, p.ham_cutoff, p.spam_cutoff, p.max_tokens };
+	if (json) {
+		printf("{\"database\":\"%s\",\"spam\":%llu,\"ham\":%llu,\"tokens\":%llu,"
+		       "\"digests\":%llu,\"bytes_used\":%llu,\"bytes_file\":%llu,"
+		       "\"last_train\":%lld,\"tokenizer\":%u,\"pairs\":%s,\"params\":{",
+		       cli_db_path(dbpath), (unsigned long long)st.spam_messages,
+		       (unsigned long long)st.ham_messages, (unsigned long long)st.tokens,
+		       (unsigned long long)st.digests, (unsigned long long)st.bytes_used,
+		       (unsigned long long)st.bytes_file, (long long)st.last_train,
+		       st.tokenizer_version, st.tok_flags & CHAFF_TOK_PAIRS ? "true" : "false");
+		for (size_t i = 0; names[i]; i++)
+			printf("%s\"%s\":%g", i ? "," : "", names[i], vals[i]);
+		printf("}}\n");
+		return EXIT_OK;
+	}
+	printf("database        %s\n", cli_db_path(dbpath));
+	printf("messages        %llu spam, %llu ham\n", (unsigned long long)st.spam_messages,
+	       (unsigned long long)st.ham_messages);
+	printf("tokens          %llu\n", (unsigned long long)st.tokens);
+	printf("digests         %llu messages remembered\n", (unsigned long long)st.digests);
+	printf("size on disk    %.1f MB file, %.1f MB in use\n", (double)st.bytes_file / 1e6,
+	       (double)st.bytes_used / 1e6);
+	printf("last training   %s\n", when);
+	printf("tokenizer       version %u%s\n", st.tokenizer_version,
+	       st.tok_flags & CHAFF_TOK_PAIRS ? ", word pairs" : "");
+	for (size_t i = 0; names[i]; i++)
+		printf("%-15s %g\n", names[i], vals[i]);
+	return EXIT_OK;
+}
+
+int cmd_prune(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: chaff prune [--db DIR] [--days N] [--min-count K]\n"
+		"Drops tokens not trained for N days and tokens seen fewer than K times.\n";
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, 'd' }, { "days", required_argument, NULL, 'a' },
+		{ "min-count", required_argument, NULL, 'm' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dbpath = NULL;
+	unsigned long days = 0, min = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dbpath = optarg; break;
+		case 'a':
+			if (!cli_number("--days", optarg, 100000, &days))
+				return EXIT_USAGE;
+			break;
+		case 'm':
+			if (!cli_number("--min-count", optarg, 1000000000, &min))
+				return EXIT_USAGE;
+			break;
+		case 'h': fputs(usage, stdout); return EXIT_OK;
+		default: fputs(usage, stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (!days && !min)) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	chaff_db *db = cli_db_open(dbpath, 0);
+	if (!db)
+		return EXIT_FAIL;
+	uint64_t removed = 0;
+	int rc = chaff_db_prune(db, (uint32_t)days, (uint32_t)min, &removed);
+	chaff_db_close(db);
+	if (rc != CHAFF_OK) {
+		cli_error("prune failed: %s; nothing was removed", chaff_strerror(rc));
+		return EXIT_FAIL;
+	}
+	printf("removed %llu tokens\n", (unsigned long long)removed);
+	return EXIT_OK;
+}
+
+int cmd_backup(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: chaff backup [--db DIR] TARGET-DIR\n"
+		"A consistent, compacted copy, taken while training goes on.\n";
+	const char *dbpath = NULL;
+	int first = small_opts(argc, argv, usage, &dbpath, NULL);
+	if (first < 0 || argc - first != 1) {
+		if (first >= 0)
+			fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
+	if (!db)
+		return EXIT_FAIL;
+	int rc = chaff_db_backup(db, argv[first]);
+	chaff_db_close(db);
+	if (rc != CHAFF_OK) {
+		cli_error("backup to %s failed: %s", argv[first], chaff_strerror(rc));
+		return EXIT_FAIL;
+	}
+	printf("backed up %s to %s\n", cli_db_path(dbpath), argv[first]);
+	return EXIT_OK;
+}
+
+int cmd_config(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: chaff config [--db DIR] [get NAME | set NAME VALUE]\n"
+		"Without arguments lists every parameter. Names: robs, robx, min_dev,\n"
+		"ham_cutoff, spam_cutoff, max_tokens.\n";
+	const char *dbpath = NULL;
+	int first = small_opts(argc, argv, usage, &dbpath, NULL);
+	if (first < 0)
+		return EXIT_USAGE;
+	int nargs = argc - first;
+	char **a = argv + first;
+	bool set = nargs == 3 && strcmp(a[0], "set") == 0;
+	if (!(nargs == 0 || (nargs == 2 && strcmp(a[0], "get") == 0) || set)) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	chaff_db *db = cli_db_open(dbpath, set ? 0 : CHAFF_DB_READONLY);
+	if (!db)
+		return EXIT_FAIL;
+	int status = EXIT_OK, rc;
+	if (nargs == 0) {
+		for (const char *const *n = chaff_param_names(); *n; n++) {
+			double v;
+			rc = chaff_db_get_param(db, *n, &v);
+			if (rc == CHAFF_OK)
+				printf("%s %g\n", *n, v);
+		}
+	} else if (!set) {
+		double v;
+		rc = chaff_db_get_param(db, a[1], &v);
+		if (rc == CHAFF_OK) {
+			printf("%g\n", v);
+		} else {
+			cli_error("%s: %s", a[1],
+			          rc == CHAFF_ENOTFOUND ? "no such parameter" : chaff_strerror(rc));
+			status = EXIT_FAIL;
+		}
+	} else {
+		char *end;
+		double v = strtod(a[2], &end);
+		if (end == a[2] || *end) {
+			cli_error("%s: '%s' is not a number", a[1], a[2]);
+			status = EXIT_USAGE;
+		} else if ((rc = chaff_db_set_param(db, a[1], v)) != CHAFF_OK) {
+			cli_error("%s: %s", a[1],
+			          rc == CHAFF_ENOTFOUND ? "no such parameter"
+			          : rc == CHAFF_EINVAL
+			                  ? "value out of range (see 'chaff config --help')"
+			                  : chaff_strerror(rc));
+			status = EXIT_FAIL;
+		}
+	}
+	chaff_db_close(db);
+	return status;
+}

@@ -1,0 +1,212 @@
+/*
+ * chaff filter: stdin to stdout with verdict headers, for procmail and
+ * Sieve. Rules written for SpamAssassin's X-Spam-Flag and X-Spam-Status
+ * work unchanged. The message is read whole before anything is written,
+ * and on any failure it is written back exactly as it came.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char filter_usage[] =
+	"usage: chaff filter [--db DIR] [--learn]\n"
+	"Copies the message on stdin to stdout with X-Spam-Flag (spam only),\n"
+	"X-Spam-Status, X-Chaff-Score and X-Chaff-Verdict headers added; earlier\n"
+	"X-Spam-Flag, X-Spam-Status and X-Chaff-* headers are removed. On any error\n"
+	"the message is written unchanged and the exit code is 3.\n\n"
+	"  --db DIR   the database (default $CHAFF_DB, else ~/.chaff)\n"
+	"  --learn    train spam and ham verdicts (not unsure ones) into the database\n";
+
+static int write_all(const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(STDOUT_FILENO, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static char *read_stdin(size_t *len, bool *ok)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	*ok = buf != NULL;
+	while (buf) {
+		if (n == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				*ok = false;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*ok = false;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*len = n;
+	return buf;
+}
+
+/* Headers this filter owns: an earlier copy (forged by a sender, or left by
+ * an earlier run) must not survive next to the new one. */
+static bool owned(const char *line, size_t n)
+{
+	static const char *const names[] = { "x-spam-flag:", "x-spam-status:", "x-chaff-" };
+	for (size_t i = 0; i < 3; i++) {
+		size_t l = strlen(names[i]);
+		if (n >= l && strncasecmp(line, names[i], l) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Writes the header block without owned headers, then ours, then the rest. */
+static int write_tagged(const char *msg, size_t len, const struct chaff_score *s,
+                        const struct chaff_params *p)
+{
+	const char *end = msg + len, *q = msg;
+	bool crlf = false;
+	const char *first_nl = memchr(msg, '\n', len);
+	if (first_nl && first_nl > msg && first_nl[-1] == '\r')
+		crlf = true;
+	const char *eol = crlf ? "\r\n" : "\n";
+	bool skipping = false;
+	/* A leading mbox "From " line stays first. */
+	if (len >= 5 && memcmp(msg, "From ", 5) == 0 && first_nl) {
+		if (write_all(msg, (size_t)(first_nl + 1 - msg)) < 0)
+			return -1;
+		q = first_nl + 1;
+	}
+	while (q < end) {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+		const char *next = nl ? nl + 1 : end;
+		size_t ll = (size_t)((nl ? nl : end) - q);
+		if (ll == 0 || (ll == 1 && *q == '\r'))
+			break; /* the blank line: the body starts after it */
+		bool cont = *q == ' ' || *q == '\t';
+		if (!cont)
+			skipping = owned(q, ll);
+		if (!skipping && write_all(q, (size_t)(next - q)) < 0)
+			return -1;
+		if (!nl && write_all(eol, strlen(eol)) < 0)
+			return -1; /* a header block without a final line end */
+		q = next;
+	}
+	char h[512];
+	bool spam = s->verdict == CHAFF_VERDICT_SPAM;
+	const char *verdict = spam ? "spam" : s->verdict == CHAFF_VERDICT_HAM ? "ham" : "unsure";
+	int k = snprintf(h, sizeof(h),
+	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
+	                 "version=chaff-%s%sX-Chaff-Score: %.6f%sX-Chaff-Verdict: %s%s",
+	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
+	                 s->score, p->spam_cutoff, spam ? "SPAM" : s->verdict == CHAFF_VERDICT_HAM ? "HAM" : "UNSURE",
+	                 CHAFF_VERSION, eol, s->score, eol, verdict, eol);
+	if (write_all(h, (size_t)k) < 0)
+		return -1;
+	if (q >= end) /* no body: end the header block */
+		return write_all(eol, strlen(eol));
+	return write_all(q, (size_t)(end - q));
+}
+
+/* Trains one message as the verdict says (autolearn). */
+static void learn(chaff_db *db, chaff_classifier *cl, const char *msg, size_t len,
+                  enum chaff_class cls)
+{
+	struct chaff_tokens tk;
+	struct chaff_digest d;
+	chaff_batch *b = NULL;
+	int rc = chaff_tokenize(chaff_classifier_tokenizer(cl), msg, len, &tk);
+	chaff_message_digest(msg, len, &d);
+	if (rc == CHAFF_OK)
+		rc = chaff_batch_new(db, &b);
+	if (rc == CHAFF_OK)
+		rc = chaff_batch_add(b, &tk, &d, cls, 0);
+	if (rc == CHAFF_OK)
+		rc = chaff_batch_commit(b, NULL);
+	if (rc != CHAFF_OK)
+		cli_warn("learning failed: %s", chaff_strerror(rc));
+	chaff_batch_free(b);
+}
+
+int cmd_filter(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "learn", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dbpath = NULL;
+	bool autolearn = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dbpath = optarg; break;
+		case 'l': autolearn = true; break;
+		case 'h': fputs(filter_usage, stdout); return EXIT_OK;
+		default: fputs(filter_usage, stderr); break; /* still pass the mail on */
+		}
+	}
+	size_t len;
+	bool read_ok;
+	char *msg = read_stdin(&len, &read_ok);
+	if (!read_ok) {
+		cli_error("reading the message failed; passing on what was read unchanged");
+		int w = msg ? write_all(msg, len) : 0;
+		free(msg);
+		(void)w;
+		return EXIT_FAIL;
+	}
+	chaff_db *db = cli_db_open(dbpath, autolearn ? 0 : CHAFF_DB_READONLY);
+	chaff_classifier *cl = NULL;
+	struct chaff_score s;
+	struct chaff_params p;
+	int rc = db ? chaff_classifier_new(db, &cl) : CHAFF_EDB;
+	if (rc == CHAFF_OK)
+		rc = chaff_db_params(db, &p);
+	if (rc == CHAFF_OK)
+		rc = chaff_classify(cl, msg, len, 0, &s);
+	int status = EXIT_OK;
+	if (rc == CHAFF_OK) {
+		if (write_tagged(msg, len, &s, &p) < 0) {
+			cli_error("writing the message failed: %s", strerror(errno));
+			status = EXIT_FAIL;
+		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE) {
+			learn(db, cl, msg, len,
+			      s.verdict == CHAFF_VERDICT_SPAM ? CHAFF_SPAM : CHAFF_HAM);
+		}
+	} else {
+		if (db)
+			cli_error("cannot classify: %s; passing the message on unchanged",
+			          chaff_strerror(rc));
+		else
+			cli_error("passing the message on unchanged");
+		if (write_all(msg, len) < 0)
+			cli_error("writing the message failed: %s", strerror(errno));
+		status = EXIT_FAIL;
+	}
+	chaff_classifier_free(cl);
+	chaff_db_close(db);
+	free(msg);
+	return status;
+}

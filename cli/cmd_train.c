@@ -1,0 +1,331 @@
+/*
+ * chaff train / untrain: messages from files, mboxes, folders, TREC
+ * indexes and stdin, committed in atomic batches. Every input is checked
+ * to be readable before anything is trained, so a run that cannot read
+ * its inputs changes nothing.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "input.h"
+
+static const char usage_text[] =
+	"usage: chaff train (--spam|--ham) [OPTIONS] [PATH...]\n"
+	"       chaff untrain (--spam|--ham) [OPTIONS] [PATH...]\n"
+	"Trains (or untrains) messages as spam or ham. PATH may be a message, an mbox,\n"
+	"a Maildir or other folder, a TREC index ('spam PATH' lines, which give each\n"
+	"message its class), any of these gzip-compressed; stdin when none is named.\n"
+	"A message already trained as the other class is moved to this one.\n\n"
+	"  --spam, --ham     the class of the messages\n"
+	"  --untrain         take the messages back out (what 'chaff untrain' does)\n"
+	"  --db DIR          the database (default $CHAFF_DB, else ~/.chaff)\n"
+	"  --batch N         messages per transaction (default 20000)\n"
+	"  --pairs           a new database also learns word pairs\n"
+	"  -q, --quiet       no progress, no per-message notices\n";
+
+struct train {
+	chaff_db *db;
+	chaff_tokenizer *tok;
+	chaff_batch *batch;
+	int cls; /* -1: from the index */
+	bool untrain, quiet, progress;
+	unsigned long batch_max;
+	/* the queued messages: names for notices, classes, outcomes */
+	char **names;
+	int *classes;
+	enum chaff_learned *outcome;
+	size_t nnames, cap;
+	/* what happened */
+	size_t trained[2], moved, already, untrained, refused, committed;
+	size_t messages;
+	uint64_t bytes, total_bytes;
+	double t0, last_progress;
+};
+
+static void free_names(struct train *tr)
+{
+	for (size_t i = 0; i < tr->nnames; i++)
+		free(tr->names[i]);
+	tr->nnames = 0;
+}
+
+static const char *class_name(int cls)
+{
+	return cls == CHAFF_SPAM ? "spam" : "ham";
+}
+
+static void clear_progress(struct train *tr)
+{
+	if (tr->progress && tr->last_progress > 0)
+		fprintf(stderr, "\r\033[K");
+}
+
+/* Commits the queued messages and reports what each became. */
+static int flush(struct train *tr)
+{
+	size_t n = chaff_batch_size(tr->batch);
+	if (!n)
+		return 0;
+	int rc = chaff_batch_commit(tr->batch, tr->outcome);
+	if (rc != CHAFF_OK) {
+		clear_progress(tr);
+		cli_error("training failed: %s; the last %zu messages were not trained%s",
+		          chaff_strerror(rc), n,
+		          tr->committed ? " (earlier batches were)" : ", nothing was");
+		free_names(tr);
+		return -1;
+	}
+	tr->committed += n;
+	for (size_t i = 0; i < n; i++) {
+		int cls = tr->classes[i];
+		const char *name = tr->names[i];
+		switch (tr->outcome[i]) {
+		case CHAFF_LEARNED_TRAINED: tr->trained[cls]++; break;
+		case CHAFF_LEARNED_MOVED:
+			tr->moved++;
+			tr->trained[cls]++;
+			if (!tr->quiet) {
+				clear_progress(tr);
+				fprintf(stderr, "chaff: %s: was trained as %s, moved to %s\n", name,
+				        class_name(!cls), class_name(cls));
+			}
+			break;
+		case CHAFF_LEARNED_ALREADY:
+			tr->already++;
+			if (!tr->quiet) {
+				clear_progress(tr);
+				fprintf(stderr, "chaff: %s: already trained as %s, skipped\n", name,
+				        class_name(cls));
+			}
+			break;
+		case CHAFF_LEARNED_UNTRAINED: tr->untrained++; break;
+		case CHAFF_LEARNED_NOT_TRAINED:
+			tr->refused++;
+			clear_progress(tr);
+			fprintf(stderr, "chaff: %s: never trained as %s, not untrained\n", name,
+			        class_name(cls));
+			break;
+		}
+	}
+	free_names(tr);
+	return 0;
+}
+
+static void show_progress(struct train *tr)
+{
+	double now = cli_now();
+	if (!tr->progress || now - tr->last_progress < 0.25)
+		return;
+	tr->last_progress = now;
+	double secs = now - tr->t0, rate = secs > 0 ? (double)tr->bytes / secs : 0;
+	fprintf(stderr, "\r\033[K%zu messages, %.1f MB, %.0f messages/s", tr->messages,
+	        (double)tr->bytes / 1e6, secs > 0 ? (double)tr->messages / secs : 0);
+	if (rate > 0 && tr->total_bytes > tr->bytes) {
+		unsigned left = (unsigned)((double)(tr->total_bytes - tr->bytes) / rate);
+		fprintf(stderr, ", %u:%02u left", left / 60, left % 60);
+	}
+}
+
+/* Room for one more queued message. */
+static int grow_queue(struct train *tr)
+{
+	if (tr->nnames < tr->cap)
+		return 0;
+	size_t cap = tr->cap ? tr->cap * 2 : 1024;
+	int *c = realloc(tr->classes, cap * sizeof(*c));
+	if (c)
+		tr->classes = c;
+	char **nm = realloc(tr->names, cap * sizeof(*nm));
+	if (nm)
+		tr->names = nm;
+	enum chaff_learned *o = realloc(tr->outcome, cap * sizeof(*o));
+	if (o)
+		tr->outcome = o;
+	if (!c || !nm || !o)
+		return -1;
+	tr->cap = cap;
+	return 0;
+}
+
+static int queue(struct train *tr, const struct input_msg *m)
+{
+	int cls = m->label >= 0 ? m->label : tr->cls;
+	if (cls < 0) {
+		clear_progress(tr);
+		cli_error("%s: no class for this message: use --spam or --ham", m->path);
+		return -1;
+	}
+	struct chaff_tokens tk;
+	int rc = chaff_tokenize(tr->tok, m->data, m->len, &tk);
+	if (rc != CHAFF_OK) {
+		cli_error("%s: %s", m->path, chaff_strerror(rc));
+		return -1;
+	}
+	struct chaff_digest d;
+	chaff_message_digest(m->data, m->len, &d);
+	if (grow_queue(tr) < 0) {
+		cli_error("out of memory");
+		return -1;
+	}
+	char name[4200];
+	if (m->in_mbox)
+		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
+	else
+		snprintf(name, sizeof(name), "%s", m->path);
+	tr->names[tr->nnames] = strdup(name);
+	if (!tr->names[tr->nnames]) {
+		cli_error("out of memory");
+		return -1;
+	}
+	tr->classes[tr->nnames++] = cls;
+	rc = chaff_batch_add(tr->batch, &tk, &d, (enum chaff_class)cls, tr->untrain);
+	if (rc != CHAFF_OK) {
+		cli_error("%s: %s", m->path, chaff_strerror(rc));
+		return -1;
+	}
+	tr->messages++;
+	tr->bytes += m->len;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct train *tr, const char **dbpath, bool *pairs)
+{
+	static const struct option longopts[] = {
+		{ "spam", no_argument, NULL, 's' },   { "ham", no_argument, NULL, 'g' },
+		{ "untrain", no_argument, NULL, 'u' }, { "db", required_argument, NULL, 'd' },
+		{ "batch", required_argument, NULL, 'b' }, { "pairs", no_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' },  { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+		case 'g':
+			if (tr->cls >= 0 && tr->cls != (c == 's' ? CHAFF_SPAM : CHAFF_HAM)) {
+				cli_error("--spam and --ham exclude each other");
+				return -1;
+			}
+			tr->cls = c == 's' ? CHAFF_SPAM : CHAFF_HAM;
+			break;
+		case 'u': tr->untrain = true; break;
+		case 'd': *dbpath = optarg; break;
+		case 'b':
+			if (!cli_number("--batch", optarg, 10000000, &tr->batch_max))
+				return -1;
+			if (tr->batch_max == 0)
+				tr->batch_max = 1;
+			break;
+		case 'p': *pairs = true; break;
+		case 'q': tr->quiet = true; break;
+		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
+		default: fputs(usage_text, stderr); return -1;
+		}
+	}
+	return 0;
+}
+
+static int run(int argc, char **argv, bool untrain)
+{
+	struct train tr = { .cls = -1, .untrain = untrain, .batch_max = 20000 };
+	const char *dbpath = NULL;
+	bool pairs = false;
+	if (parse(argc, argv, &tr, &dbpath, &pairs) < 0)
+		return EXIT_USAGE;
+	tr.progress = !tr.quiet && isatty(STDERR_FILENO);
+	char err[8300];
+	struct input *in;
+	if (input_open(&in, argv + optind, (size_t)(argc - optind), err, sizeof(err)) < 0 ||
+	    input_check(in, &tr.total_bytes, err, sizeof(err)) < 0) {
+		cli_error("%s; nothing was trained", err);
+		return EXIT_FAIL;
+	}
+	const char *path = cli_db_path(dbpath);
+	struct chaff_db_options o = { .flags = tr.untrain ? 0 : CHAFF_DB_CREATE,
+		                      .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
+		                      .log = cli_log };
+	int rc = chaff_db_open(path, &o, &tr.db);
+	if (rc != CHAFF_OK) {
+		if (rc == CHAFF_EACCES)
+			cli_error("%s: permission denied (or read-only)", path);
+		else if (rc != CHAFF_ENOTFOUND && rc != CHAFF_EVERSION && rc != CHAFF_EDB)
+			cli_error("%s: %s", path, chaff_strerror(rc));
+		input_close(in);
+		return EXIT_FAIL;
+	}
+	struct chaff_tokenizer_config cfg;
+	chaff_db_tokenizer_config(tr.db, &cfg);
+	if (pairs && !(cfg.flags & CHAFF_TOK_PAIRS))
+		cli_warn("%s was made without word pairs; --pairs only applies to a new database",
+		         path);
+	int status = EXIT_OK;
+	if (chaff_tokenizer_new(&cfg, &tr.tok) != CHAFF_OK ||
+	    chaff_batch_new(tr.db, &tr.batch) != CHAFF_OK) {
+		cli_error("out of memory");
+		status = EXIT_FAIL;
+		goto out;
+	}
+	tr.t0 = cli_now();
+	struct input_msg m;
+	int r;
+	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
+		if (r < 0 || queue(&tr, &m) < 0) {
+			if (r < 0) {
+				clear_progress(&tr);
+				cli_error("%s", err);
+			}
+			cli_error("stopped: the %zu messages queued since the last commit were not "
+			          "trained%s",
+			          chaff_batch_size(tr.batch),
+			          tr.committed ? "" : "; the database is as it was");
+			status = EXIT_FAIL;
+			goto out;
+		}
+		if (chaff_batch_size(tr.batch) >= tr.batch_max && flush(&tr) < 0) {
+			status = EXIT_FAIL;
+			goto out;
+		}
+		show_progress(&tr);
+	}
+	if (flush(&tr) < 0) {
+		status = EXIT_FAIL;
+		goto out;
+	}
+	clear_progress(&tr);
+	double secs = cli_now() - tr.t0;
+	if (tr.untrain)
+		printf("untrained %zu messages", tr.untrained);
+	else
+		printf("trained %zu spam and %zu ham (%zu moved from the other class)",
+		       tr.trained[CHAFF_SPAM], tr.trained[CHAFF_HAM], tr.moved);
+	printf("; %zu already known, %zu refused; %zu messages, %.1f MB in %.2f s (%.0f "
+	       "messages/s)\n",
+	       tr.already, tr.refused, tr.messages, (double)tr.bytes / 1e6, secs,
+	       secs > 0 ? (double)tr.messages / secs : 0);
+	if (tr.refused)
+		status = 1;
+out:
+	free_names(&tr);
+	free(tr.names);
+	free(tr.outcome);
+	free(tr.classes);
+	chaff_batch_free(tr.batch);
+	chaff_tokenizer_free(tr.tok);
+	chaff_db_close(tr.db);
+	input_close(in);
+	return status;
+}
+
+int cmd_train(int argc, char **argv)
+{
+	return run(argc, argv, false);
+}
+
+int cmd_untrain(int argc, char **argv)
+{
+	return run(argc, argv, true);
+}

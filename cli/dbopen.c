@@ -1,0 +1,67 @@
+/* Finding and opening the user's database, and other shared helpers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *cli_db_path(const char *opt)
+{
+	static char buf[4096];
+	if (opt && *opt)
+		return opt;
+	const char *env = getenv("CHAFF_DB");
+	if (env && *env)
+		return env;
+	const char *home = getenv("HOME");
+	snprintf(buf, sizeof(buf), "%s/.chaff", home && *home ? home : ".");
+	return buf;
+}
+
+void cli_log(void *user, enum chaff_log_level level, const char *msg)
+{
+	(void)user;
+	if (level == CHAFF_LOG_ERROR)
+		cli_error("%s", msg);
+	else if (level == CHAFF_LOG_WARN)
+		cli_warn("%s", msg);
+	else
+		fprintf(stderr, "chaff: %s\n", msg);
+}
+
+chaff_db *cli_db_open(const char *opt, unsigned flags)
+{
+	const char *path = cli_db_path(opt);
+	struct chaff_db_options o = { .flags = flags, .log = cli_log };
+	chaff_db *db;
+	int rc = chaff_db_open(path, &o, &db);
+	if (rc != CHAFF_OK) {
+		/* The library has logged the details for most codes. */
+		if (rc == CHAFF_EACCES)
+			cli_error("%s: permission denied (or read-only)", path);
+		else if (rc == CHAFF_ECORRUPT)
+			cli_error("%s: the database is damaged; restore a backup or retrain", path);
+		else if (rc == CHAFF_ENOSPC)
+			cli_error("%s: the disk is full", path);
+		else if (rc == CHAFF_ENOMEM)
+			cli_error("%s: out of memory", path);
+		else if (rc != CHAFF_ENOTFOUND && rc != CHAFF_EVERSION && rc != CHAFF_EDB &&
+		         rc != CHAFF_EEMPTY)
+			cli_error("%s: %s", path, chaff_strerror(rc));
+		return NULL;
+	}
+	return db;
+}
+
+bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > max) {
+		cli_error("%s wants a whole number from 0 to %lu, not '%s'", opt, max, s);
+		return false;
+	}
+	*out = v;
+	return true;
+}

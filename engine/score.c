@@ -1,0 +1,279 @@
+/*
+ * Scoring, after Gary Robinson ("A Statistical Approach to the Spam
+ * Problem", 2003) and R. A. Fisher's method of combining probabilities.
+ *
+ * For a token seen in b spam and g ham messages, out of nspam and nham:
+ *     p(w) = (b / nspam) / (b / nspam + g / nham)
+ *     f(w) = (s * x + n * p(w)) / (s + n),        n = b + g
+ * f(w) pulls p(w) towards the prior x for rarely seen tokens, with s the
+ * weight of the prior. Tokens with |f(w) - 0.5| < min_dev say too little
+ * and are dropped. For the N tokens left, Fisher's method asks how likely
+ * their f values would be if they were random:
+ *     H = C^-1(-2 sum ln f(w), 2N)       S = C^-1(-2 sum ln (1 - f(w)), 2N)
+ * with C^-1 the inverse chi-square (upper tail) function, and
+ *     spamminess = (1 + H - S) / 2.
+ * Sums of logarithms and a log-space tail keep thousands of tokens from
+ * underflowing.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../store/db.h"
+
+struct scored {
+	double f, strength;
+	uint64_t hash;
+	uint32_t spam, ham;
+	const struct chaff_token *tok;
+};
+
+struct chaff_classifier {
+	chaff_db *db;
+	chaff_tokenizer *tok;
+	const struct chaff_token **order;
+	size_t ocap;
+	struct scored *sc;
+	size_t scap;
+	struct chaff_clue *clues;
+	size_t ccap;
+	bool override;
+	struct chaff_params params;
+};
+
+int chaff_classifier_set_params(chaff_classifier *c, const struct chaff_params *p)
+{
+	if (p && !chaff_params_valid(p))
+		return CHAFF_EINVAL;
+	c->override = p != NULL;
+	if (p)
+		c->params = *p;
+	return CHAFF_OK;
+}
+
+int chaff_classifier_new(chaff_db *db, chaff_classifier **out)
+{
+	if (!db || !out)
+		return CHAFF_EINVAL;
+	chaff_classifier *c = calloc(1, sizeof(*c));
+	if (!c)
+		return CHAFF_ENOMEM;
+	c->db = db;
+	struct chaff_tokenizer_config cfg;
+	chaff_db_tokenizer_config(db, &cfg);
+	int rc = chaff_tokenizer_new(&cfg, &c->tok);
+	if (rc != CHAFF_OK) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return CHAFF_OK;
+}
+
+void chaff_classifier_free(chaff_classifier *c)
+{
+	if (!c)
+		return;
+	chaff_tokenizer_free(c->tok);
+	free(c->order);
+	free(c->sc);
+	free(c->clues);
+	free(c);
+}
+
+chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c)
+{
+	return c->tok;
+}
+
+/*
+ * Upper tail of the chi-square distribution with 2n degrees of freedom at
+ * x2: for even degrees it is the Poisson sum
+ *     Q = sum_{i<n} e^-m m^i / i!,     m = x2 / 2,
+ * evaluated from its largest term outwards in log space, so neither e^-m
+ * nor m^i overflows or underflows for any n.
+ */
+static double chi2_upper(double x2, size_t n)
+{
+	if (n == 0)
+		return 1.0;
+	double m = x2 / 2;
+	if (m <= 0)
+		return 1.0;
+	double lm = log(m);
+	/* the terms grow while i < m: the peak is at min(floor(m), n-1) */
+	size_t peak = m < (double)(n - 1) ? (size_t)m : n - 1;
+	double lpeak = -m + (double)peak * lm - lgamma((double)peak + 1);
+	double sum = 1.0, lt = lpeak;
+	for (size_t i = peak; i > 0; i--) { /* downwards: term(i-1) = term(i) * i / m */
+		lt += log((double)i) - lm;
+		double t = exp(lt - lpeak);
+		sum += t;
+		if (t < 1e-17 * sum)
+			break;
+	}
+	lt = lpeak;
+	for (size_t i = peak + 1; i < n; i++) {
+		lt += lm - log((double)i);
+		double t = exp(lt - lpeak);
+		sum += t;
+		if (t < 1e-17 * sum)
+			break;
+	}
+	double q = exp(lpeak + log(sum));
+	return q > 1.0 ? 1.0 : q;
+}
+
+static int cmp_token_hash(const void *a, const void *b)
+{
+	uint64_t x = (*(const struct chaff_token *const *)a)->hash;
+	uint64_t y = (*(const struct chaff_token *const *)b)->hash;
+	return x < y ? -1 : x > y;
+}
+
+/* Strongest first; equal strengths in hash order, so results never depend
+ * on the order tokens were found in. */
+static int cmp_strength(const void *a, const void *b)
+{
+	const struct scored *x = a, *y = b;
+	if (x->strength != y->strength)
+		return x->strength > y->strength ? -1 : 1;
+	return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+static int reserve(void **p, size_t *cap, size_t n, size_t size)
+{
+	if (n <= *cap)
+		return CHAFF_OK;
+	size_t c = *cap ? *cap : 256;
+	while (c < n)
+		c *= 2;
+	void *q = realloc(*p, c * size);
+	if (!q)
+		return CHAFF_ENOMEM;
+	*p = q;
+	*cap = c;
+	return CHAFF_OK;
+}
+
+/* Looks up the message's distinct tokens in key order, within one read
+ * transaction, and keeps those with a useful f(w). */
+static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_params *p,
+                  const struct db_totals *tot, struct store_txn *t, size_t *nscored)
+{
+	const struct store_ops *ops = c->db->st->ops;
+	double nspam = (double)tot->spam, nham = (double)tot->ham;
+	size_t k = 0;
+	for (size_t i = 0; i < ndistinct; i++) {
+		const struct chaff_token *tk = c->order[i];
+		struct chaff_record r;
+		int rc = ops->get(t, tk->hash, &r);
+		if (rc == CHAFF_ENOTFOUND)
+			continue; /* f = x, and |x - 0.5| is below any useful min_dev */
+		if (rc != CHAFF_OK)
+			return rc;
+		double n = (double)r.spam + (double)r.ham;
+		if (n == 0)
+			continue;
+		double bs = r.spam / nspam, gh = r.ham / nham;
+		double pw = bs / (bs + gh);
+		double f = (p->robs * p->robx + n * pw) / (p->robs + n);
+		double strength = fabs(f - 0.5);
+		if (strength < p->min_dev)
+			continue;
+		c->sc[k++] = (struct scored){ f, strength, tk->hash, r.spam, r.ham, tk };
+	}
+	*nscored = k;
+	return CHAFF_OK;
+}
+
+static void combine(const struct scored *sc, size_t n, struct chaff_score *out)
+{
+	if (n == 0) {
+		out->score = 0.5;
+		out->spam_prob = out->ham_prob = 0;
+		return;
+	}
+	double sum_lnf = 0, sum_ln1mf = 0;
+	for (size_t i = 0; i < n; i++) {
+		sum_lnf += log(sc[i].f);
+		sum_ln1mf += log1p(-sc[i].f);
+	}
+	double h = chi2_upper(-2 * sum_lnf, n);
+	double s = chi2_upper(-2 * sum_ln1mf, n);
+	out->spam_prob = 1 - s;
+	out->ham_prob = 1 - h;
+	out->score = (1 + h - s) / 2;
+}
+
+int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, size_t nclues,
+                          struct chaff_score *out)
+{
+	if (!c || !tk || !out)
+		return CHAFF_EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->limits_hit = tk->limits_hit;
+	if (reserve((void **)&c->order, &c->ocap, tk->count + 1, sizeof(*c->order)) ||
+	    reserve((void **)&c->sc, &c->scap, tk->count + 1, sizeof(*c->sc)))
+		return CHAFF_ENOMEM;
+	for (size_t i = 0; i < tk->count; i++)
+		c->order[i] = &tk->items[i];
+	qsort(c->order, tk->count, sizeof(*c->order), cmp_token_hash);
+	size_t nd = 0;
+	for (size_t i = 0; i < tk->count; i++)
+		if (nd == 0 || c->order[i]->hash != c->order[nd - 1]->hash)
+			c->order[nd++] = c->order[i];
+	out->tokens = (uint32_t)nd;
+
+	const struct store_ops *ops = c->db->st->ops;
+	struct store_txn *t;
+	int rc = ops->begin(c->db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct db_totals tot;
+	struct chaff_params p;
+	rc = db_read_totals(c->db, t, &tot);
+	if (rc == CHAFF_OK && c->override)
+		p = c->params;
+	else if (rc == CHAFF_OK)
+		rc = db_read_params(c->db, t, &p);
+	if (rc == CHAFF_OK && (tot.spam == 0 || tot.ham == 0))
+		rc = CHAFF_EEMPTY;
+	size_t n = 0;
+	if (rc == CHAFF_OK)
+		rc = lookup(c, nd, &p, &tot, t, &n);
+	ops->abort(t);
+	if (rc != CHAFF_OK)
+		return rc;
+
+	qsort(c->sc, n, sizeof(*c->sc), cmp_strength);
+	if (p.max_tokens > 0 && n > (size_t)p.max_tokens)
+		n = (size_t)p.max_tokens;
+	out->used = (uint32_t)n;
+	combine(c->sc, n, out);
+	out->verdict = out->score >= p.spam_cutoff  ? CHAFF_VERDICT_SPAM
+	               : out->score <= p.ham_cutoff ? CHAFF_VERDICT_HAM
+	                                            : CHAFF_VERDICT_UNSURE;
+	if (nclues > n)
+		nclues = n;
+	if (reserve((void **)&c->clues, &c->ccap, nclues + 1, sizeof(*c->clues)))
+		return CHAFF_ENOMEM;
+	for (size_t i = 0; i < nclues; i++)
+		c->clues[i] = (struct chaff_clue){ c->sc[i].tok->text, c->sc[i].spam, c->sc[i].ham,
+			                           c->sc[i].f };
+	out->clues = c->clues;
+	out->nclues = nclues;
+	return CHAFF_OK;
+}
+
+int chaff_classify(chaff_classifier *c, const void *msg, size_t len, size_t nclues,
+                   struct chaff_score *out)
+{
+	if (!c || !out)
+		return CHAFF_EINVAL;
+	struct chaff_tokens tk;
+	int rc = chaff_tokenize(c->tok, msg, len, &tk);
+	if (rc != CHAFF_OK)
+		return rc;
+	return chaff_classify_tokens(c, &tk, nclues, out);
+}

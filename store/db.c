@@ -1,0 +1,558 @@
+/*
+ * chaff_db: opening and checking a database, its metadata and parameters,
+ * statistics, pruning, backup, and loading a dump. Training and scoring
+ * live in engine/.
+ */
+#include "db.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+void db_log(chaff_db *db, enum chaff_log_level level, const char *fmt, ...)
+{
+	if (!db->log)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	db->log(db->log_user, level, msg);
+}
+
+uint32_t db_today(void)
+{
+	return (uint32_t)(time(NULL) / 86400);
+}
+
+static int get_u64(chaff_db *db, struct store_txn *t, const char *name, uint64_t *v)
+{
+	size_t len = sizeof(*v);
+	int rc = db->st->ops->meta_get(t, name, v, &len);
+	if (rc == CHAFF_OK && len != sizeof(*v))
+		rc = CHAFF_ECORRUPT;
+	return rc;
+}
+
+static int put_u64(chaff_db *db, struct store_txn *t, const char *name, uint64_t v)
+{
+	return db->st->ops->meta_put(t, name, &v, sizeof(v));
+}
+
+int db_read_totals(chaff_db *db, struct store_txn *t, struct db_totals *out)
+{
+	uint64_t last = 0;
+	int rc = get_u64(db, t, "spam", &out->spam);
+	if (rc == CHAFF_OK)
+		rc = get_u64(db, t, "ham", &out->ham);
+	if (rc == CHAFF_OK)
+		rc = get_u64(db, t, "last_train", &last);
+	out->last_train = (int64_t)last;
+	return rc == CHAFF_ENOTFOUND ? CHAFF_ECORRUPT : rc;
+}
+
+int db_write_totals(chaff_db *db, struct store_txn *t, const struct db_totals *tot)
+{
+	int rc = put_u64(db, t, "spam", tot->spam);
+	if (rc == CHAFF_OK)
+		rc = put_u64(db, t, "ham", tot->ham);
+	if (rc == CHAFF_OK)
+		rc = put_u64(db, t, "last_train", (uint64_t)tot->last_train);
+	return rc;
+}
+
+/* Defaults chosen on the SpamAssassin corpus by cross-validation inside
+ * the training part only (README, "Choosing the defaults"). */
+void chaff_params_default(struct chaff_params *p)
+{
+	p->robs = 0.0178;
+	p->robx = 0.52;
+	p->min_dev = 0.375;
+	p->ham_cutoff = 0.45;
+	p->spam_cutoff = 0.99;
+	p->max_tokens = 0;
+}
+
+static const char *const param_names[] = {
+	"robs", "robx", "min_dev", "ham_cutoff", "spam_cutoff", "max_tokens", NULL,
+};
+
+const char *const *chaff_param_names(void)
+{
+	return param_names;
+}
+
+static double *param_slot(struct chaff_params *p, const char *name)
+{
+	double *slots[] = { &p->robs, &p->robx, &p->min_dev, &p->ham_cutoff, &p->spam_cutoff,
+		            &p->max_tokens };
+	for (size_t i = 0; param_names[i]; i++)
+		if (strcmp(param_names[i], name) == 0)
+			return slots[i];
+	return NULL;
+}
+
+int chaff_params_set(struct chaff_params *p, const char *name, double value)
+{
+	double *slot = name ? param_slot(p, name) : NULL;
+	if (!slot)
+		return CHAFF_ENOTFOUND;
+	*slot = value;
+	return CHAFF_OK;
+}
+
+int chaff_params_valid(const struct chaff_params *p)
+{
+	return isfinite(p->robs) && p->robs > 0 && p->robs <= 100 && p->robx > 0 && p->robx < 1 &&
+	       p->min_dev >= 0 && p->min_dev < 0.5 && p->ham_cutoff >= 0 &&
+	       p->spam_cutoff <= 1 && p->ham_cutoff <= p->spam_cutoff && p->max_tokens >= 0 &&
+	       p->max_tokens <= 1e6 && p->max_tokens == floor(p->max_tokens);
+}
+
+int db_read_params(chaff_db *db, struct store_txn *t, struct chaff_params *out)
+{
+	size_t len = sizeof(*out);
+	int rc = db->st->ops->meta_get(t, "params", out, &len);
+	if (rc == CHAFF_OK && (len != sizeof(*out) || !chaff_params_valid(out)))
+		rc = CHAFF_ECORRUPT;
+	return rc;
+}
+
+/* Writes the metadata of a new database. */
+static int init_meta(chaff_db *db, uint32_t tok_flags)
+{
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, true, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	uint64_t seed = 0;
+	/* A per-database seed keeps token hashes of one user's database from
+	 * being computed in advance by someone who wants to collide them. */
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
+	struct chaff_params p;
+	chaff_params_default(&p);
+	struct db_totals tot = { 0, 0, 0 };
+	rc = put_u64(db, t, "schema", CHAFF_SCHEMA_VERSION);
+	if (rc == CHAFF_OK)
+		rc = put_u64(db, t, "tokenizer", CHAFF_TOKENIZER_VERSION);
+	if (rc == CHAFF_OK)
+		rc = put_u64(db, t, "tok_flags", tok_flags);
+	if (rc == CHAFF_OK)
+		rc = put_u64(db, t, "seed", seed);
+	if (rc == CHAFF_OK)
+		rc = db->st->ops->meta_put(t, "params", &p, sizeof(p));
+	if (rc == CHAFF_OK)
+		rc = db_write_totals(db, t, &tot);
+	if (rc != CHAFF_OK) {
+		db->st->ops->abort(t);
+		return rc;
+	}
+	return db->st->ops->commit(t);
+}
+
+/* Reads and checks the metadata: a database from another schema or
+ * tokenizer is refused, saying why and what to do. */
+static int check_meta(chaff_db *db, const char *where, const struct chaff_db_options *opt)
+{
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	uint64_t schema = 0, tokv = 0, flags = 0;
+	rc = get_u64(db, t, "schema", &schema);
+	db->st->ops->abort(t);
+	if (rc == CHAFF_ENOTFOUND) {
+		if (db->readonly) {
+			db_log(db, CHAFF_LOG_ERROR, "%s: empty database (train it first)", where);
+			return CHAFF_EEMPTY;
+		}
+		rc = init_meta(db, opt ? opt->tok_flags : 0);
+		if (rc != CHAFF_OK)
+			return rc;
+		schema = CHAFF_SCHEMA_VERSION;
+	} else if (rc != CHAFF_OK) {
+		return rc;
+	}
+	if (schema != CHAFF_SCHEMA_VERSION) {
+		db_log(db, CHAFF_LOG_ERROR,
+		       "%s: database schema version %llu, this chaff reads version %d; dump it "
+		       "with the chaff that wrote it ('chaff dump'), then 'chaff load' it here",
+		       where, (unsigned long long)schema, CHAFF_SCHEMA_VERSION);
+		return CHAFF_EVERSION;
+	}
+	rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	rc = get_u64(db, t, "tokenizer", &tokv);
+	if (rc == CHAFF_OK)
+		rc = get_u64(db, t, "tok_flags", &flags);
+	if (rc == CHAFF_OK)
+		rc = get_u64(db, t, "seed", &db->seed);
+	db->st->ops->abort(t);
+	if (rc != CHAFF_OK)
+		return rc == CHAFF_ENOTFOUND ? CHAFF_ECORRUPT : rc;
+	if (tokv != CHAFF_TOKENIZER_VERSION) {
+		db_log(db, CHAFF_LOG_ERROR,
+		       "%s: trained with tokenizer version %llu, this chaff tokenizes with version "
+		       "%d, so its counts belong to other tokens; retrain: move the directory away "
+		       "and run 'chaff train' on your spam and ham again",
+		       where, (unsigned long long)tokv, CHAFF_TOKENIZER_VERSION);
+		return CHAFF_EVERSION;
+	}
+	db->tok_flags = (uint32_t)flags;
+	return CHAFF_OK;
+}
+
+static int finish_open(chaff_db *db, const char *where, const struct chaff_db_options *opt,
+                       chaff_db **out)
+{
+	int rc = check_meta(db, where, opt);
+	if (rc != CHAFF_OK) {
+		chaff_db_close(db);
+		return rc;
+	}
+	*out = db;
+	return CHAFF_OK;
+}
+
+int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db **out)
+{
+	if (!dir || !out)
+		return CHAFF_EINVAL;
+	chaff_db *db = calloc(1, sizeof(*db));
+	if (!db)
+		return CHAFF_ENOMEM;
+	uint32_t flags = opt ? opt->flags : 0;
+	db->readonly = flags & CHAFF_DB_READONLY;
+	db->log = opt ? opt->log : NULL;
+	db->log_user = opt ? opt->log_user : NULL;
+	int rc = store_lmdb_open(dir, db->readonly, (flags & CHAFF_DB_CREATE) && !db->readonly,
+	                         db->log, db->log_user, &db->st);
+	if (rc != CHAFF_OK) {
+		free(db);
+		return rc;
+	}
+	return finish_open(db, dir, opt, out);
+}
+
+int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out)
+{
+	if (!out)
+		return CHAFF_EINVAL;
+	chaff_db *db = calloc(1, sizeof(*db));
+	if (!db)
+		return CHAFF_ENOMEM;
+	db->log = opt ? opt->log : NULL;
+	db->log_user = opt ? opt->log_user : NULL;
+	int rc = store_memory_open(&db->st);
+	if (rc != CHAFF_OK) {
+		free(db);
+		return rc;
+	}
+	return finish_open(db, "memory", opt, out);
+}
+
+void chaff_db_close(chaff_db *db)
+{
+	if (!db)
+		return;
+	if (db->st)
+		db->st->ops->close(db->st);
+	free(db);
+}
+
+int chaff_db_params(chaff_db *db, struct chaff_params *out)
+{
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	rc = db_read_params(db, t, out);
+	db->st->ops->abort(t);
+	return rc;
+}
+
+int chaff_db_get_param(chaff_db *db, const char *name, double *value)
+{
+	struct chaff_params p;
+	double *slot = param_slot(&p, name);
+	if (!slot)
+		return CHAFF_ENOTFOUND;
+	int rc = chaff_db_params(db, &p);
+	if (rc == CHAFF_OK)
+		*value = *slot;
+	return rc;
+}
+
+int db_write_txn(chaff_db *db, int (*fn)(chaff_db *db, struct store_txn *t, void *u), void *u)
+{
+	if (db->readonly)
+		return CHAFF_EACCES;
+	for (;;) {
+		struct store_txn *t;
+		int rc = db->st->ops->begin(db->st, true, &t);
+		if (rc != CHAFF_OK)
+			return rc;
+		rc = fn(db, t, u);
+		if (rc == CHAFF_OK) {
+			rc = db->st->ops->commit(t);
+			if (rc != STORE_FULL)
+				return rc;
+		} else {
+			db->st->ops->abort(t);
+			if (rc != STORE_FULL)
+				return rc;
+		}
+		rc = db->st->ops->grow(db->st);
+		if (rc != CHAFF_OK)
+			return rc;
+	}
+}
+
+struct set_param {
+	const char *name;
+	double value;
+};
+
+static int set_param_txn(chaff_db *db, struct store_txn *t, void *u)
+{
+	struct set_param *sp = u;
+	struct chaff_params p;
+	int rc = db_read_params(db, t, &p);
+	if (rc != CHAFF_OK)
+		return rc;
+	*param_slot(&p, sp->name) = sp->value;
+	if (!chaff_params_valid(&p))
+		return CHAFF_EINVAL;
+	return db->st->ops->meta_put(t, "params", &p, sizeof(p));
+}
+
+int chaff_db_set_param(chaff_db *db, const char *name, double value)
+{
+	struct chaff_params p;
+	if (!name || !param_slot(&p, name))
+		return CHAFF_ENOTFOUND;
+	struct set_param sp = { name, value };
+	return db_write_txn(db, set_param_txn, &sp);
+}
+
+int chaff_db_tokenizer_config(chaff_db *db, struct chaff_tokenizer_config *cfg)
+{
+	chaff_tokenizer_config_default(cfg);
+	cfg->seed = db->seed;
+	cfg->flags = db->tok_flags;
+	cfg->log = db->log;
+	cfg->log_user = db->log_user;
+	return CHAFF_OK;
+}
+
+int chaff_db_stats(chaff_db *db, struct chaff_db_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct db_totals tot;
+	rc = db_read_totals(db, t, &tot);
+	if (rc == CHAFF_OK)
+		rc = db->st->ops->info(t, &out->tokens, &out->digests, &out->bytes_used,
+		                       &out->bytes_file);
+	db->st->ops->abort(t);
+	out->spam_messages = tot.spam;
+	out->ham_messages = tot.ham;
+	out->last_train = tot.last_train;
+	out->schema_version = CHAFF_SCHEMA_VERSION;
+	out->tokenizer_version = CHAFF_TOKENIZER_VERSION;
+	out->tok_flags = db->tok_flags;
+	out->seed = db->seed;
+	return rc;
+}
+
+int chaff_db_foreach(chaff_db *db,
+                     int (*fn)(void *user, uint64_t hash, const struct chaff_record *r),
+                     void *user)
+{
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	rc = db->st->ops->foreach(t, fn, user);
+	db->st->ops->abort(t);
+	return rc;
+}
+
+/* Pruning collects the doomed keys in a read pass, then deletes them in
+ * key order in one write transaction. */
+struct prune {
+	uint32_t oldest, min_count;
+	uint64_t *keys;
+	size_t n, cap;
+	int err;
+};
+
+static int prune_pick(void *u, uint64_t key, const struct chaff_record *r)
+{
+	struct prune *p = u;
+	bool old = p->oldest && r->day < p->oldest;
+	bool rare = p->min_count && (uint64_t)r->spam + r->ham < p->min_count;
+	if (!old && !rare)
+		return 0;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 4096;
+		uint64_t *k = realloc(p->keys, cap * sizeof(*k));
+		if (!k)
+			return CHAFF_ENOMEM;
+		p->keys = k;
+		p->cap = cap;
+	}
+	p->keys[p->n++] = key;
+	return 0;
+}
+
+static int prune_txn(chaff_db *db, struct store_txn *t, void *u)
+{
+	struct prune *p = u;
+	p->n = 0;
+	int rc = db->st->ops->foreach(t, prune_pick, p);
+	for (size_t i = 0; i < p->n && rc == CHAFF_OK; i++)
+		rc = db->st->ops->del(t, p->keys[i]);
+	return rc;
+}
+
+int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *removed)
+{
+	uint32_t today = db_today();
+	struct prune p = { days && days < today ? today - days : 0, min_count, NULL, 0, 0, 0 };
+	if (days && !p.oldest)
+		p.oldest = 1; /* everything is younger than that: nothing is old */
+	int rc = db_write_txn(db, prune_txn, &p);
+	if (removed)
+		*removed = rc == CHAFF_OK ? p.n : 0;
+	free(p.keys);
+	return rc;
+}
+
+int chaff_db_backup(chaff_db *db, const char *dir)
+{
+	return db->st->ops->backup(db->st, dir);
+}
+
+int chaff_db_image(chaff_db *db, struct chaff_db_image *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct db_totals tot;
+	rc = db_read_totals(db, t, &tot);
+	if (rc == CHAFF_OK)
+		rc = db_read_params(db, t, &out->params);
+	db->st->ops->abort(t);
+	out->seed = db->seed;
+	out->tokenizer_version = CHAFF_TOKENIZER_VERSION;
+	out->tok_flags = db->tok_flags;
+	out->spam_messages = tot.spam;
+	out->ham_messages = tot.ham;
+	out->last_train = tot.last_train;
+	return rc;
+}
+
+/* A loader keeps the records in memory and writes them all at commit, so a
+ * load that fails part way leaves the database as it was. */
+struct chaff_loader {
+	chaff_db *db;
+	struct chaff_db_image img;
+	uint64_t *keys;
+	struct chaff_record *recs;
+	size_t n, cap;
+};
+
+int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loader **out)
+{
+	if (img->tokenizer_version != CHAFF_TOKENIZER_VERSION) {
+		db_log(db, CHAFF_LOG_ERROR,
+		       "the dump was made with tokenizer version %u, this chaff's is %d: its "
+		       "tokens cannot be reused; retrain instead",
+		       img->tokenizer_version, CHAFF_TOKENIZER_VERSION);
+		return CHAFF_EVERSION;
+	}
+	if (!chaff_params_valid(&img->params))
+		return CHAFF_EINVAL;
+	struct chaff_db_stats st;
+	int rc = chaff_db_stats(db, &st);
+	if (rc != CHAFF_OK)
+		return rc;
+	if (st.tokens || st.spam_messages || st.ham_messages) {
+		db_log(db, CHAFF_LOG_ERROR, "%s", "load needs an empty database");
+		return CHAFF_EINVAL;
+	}
+	chaff_loader *l = calloc(1, sizeof(*l));
+	if (!l)
+		return CHAFF_ENOMEM;
+	l->db = db;
+	l->img = *img;
+	*out = l;
+	return CHAFF_OK;
+}
+
+int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *r)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 4096;
+		uint64_t *k = realloc(l->keys, cap * sizeof(*k));
+		if (!k)
+			return CHAFF_ENOMEM;
+		l->keys = k;
+		struct chaff_record *rr = realloc(l->recs, cap * sizeof(*rr));
+		if (!rr)
+			return CHAFF_ENOMEM;
+		l->recs = rr;
+		l->cap = cap;
+	}
+	l->keys[l->n] = hash;
+	l->recs[l->n++] = *r;
+	return CHAFF_OK;
+}
+
+static int load_txn(chaff_db *db, struct store_txn *t, void *u)
+{
+	chaff_loader *l = u;
+	struct db_totals tot = { l->img.spam_messages, l->img.ham_messages, l->img.last_train };
+	int rc = put_u64(db, t, "seed", l->img.seed);
+	if (rc == CHAFF_OK)
+		rc = put_u64(db, t, "tok_flags", l->img.tok_flags);
+	if (rc == CHAFF_OK)
+		rc = db->st->ops->meta_put(t, "params", &l->img.params, sizeof(l->img.params));
+	if (rc == CHAFF_OK)
+		rc = db_write_totals(db, t, &tot);
+	for (size_t i = 0; i < l->n && rc == CHAFF_OK; i++)
+		rc = db->st->ops->put(t, l->keys[i], &l->recs[i]);
+	return rc;
+}
+
+int chaff_loader_commit(chaff_loader *l)
+{
+	int rc = db_write_txn(l->db, load_txn, l);
+	if (rc == CHAFF_OK) {
+		l->db->seed = l->img.seed;
+		l->db->tok_flags = l->img.tok_flags;
+	}
+	return rc;
+}
+
+void chaff_loader_free(chaff_loader *l)
+{
+	if (!l)
+		return;
+	free(l->keys);
+	free(l->recs);
+	free(l);
+}

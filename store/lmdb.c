@@ -1,0 +1,379 @@
+/*
+ * The LMDB backend. One environment per database directory with three
+ * named databases: "tokens" (64-bit hash keys, MDB_INTEGERKEY), "meta" and
+ * "digests". LMDB gives the rest of the design its guarantees: readers
+ * never block, one writer at a time, and a commit is atomic and durable.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+enum { INITIAL_MAP = 64 << 20, RECORD_BYTES = 10 };
+
+struct lstore {
+	struct store base;
+	MDB_env *env;
+	MDB_dbi tokens, meta, digests;
+	char *dir;
+	chaff_log_fn log;
+	void *log_user;
+};
+
+struct store_txn {
+	struct lstore *s;
+	MDB_txn *txn;
+};
+
+static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, const char *a,
+                  const char *b)
+{
+	if (!s->log)
+		return;
+	char msg[512];
+	snprintf(msg, sizeof(msg), fmt, a, b);
+	s->log(s->log_user, lvl, msg);
+}
+
+/* LMDB and errno codes to chaff's, with the detail logged. */
+static int map_rc(struct lstore *s, int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS: return CHAFF_OK;
+	case MDB_NOTFOUND: return CHAFF_ENOTFOUND;
+	case MDB_MAP_FULL: return STORE_FULL;
+	case ENOSPC: return CHAFF_ENOSPC;
+	case ENOMEM: return CHAFF_ENOMEM;
+	case ENOENT:
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", s->dir, "no database here (train one first)");
+		return CHAFF_ENOTFOUND;
+	case EACCES:
+	case EROFS:
+	case EPERM: return CHAFF_EACCES;
+	case MDB_VERSION_MISMATCH: return CHAFF_EVERSION;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID: return CHAFF_ECORRUPT;
+	}
+	logf_(s, CHAFF_LOG_ERROR, "%s: %s", s->dir, mdb_strerror(rc));
+	return CHAFF_EDB;
+}
+
+static void pack(unsigned char *v, const struct chaff_record *r)
+{
+	uint16_t day = r->day > UINT16_MAX ? UINT16_MAX : (uint16_t)r->day;
+	memcpy(v, &r->spam, 4);
+	memcpy(v + 4, &r->ham, 4);
+	memcpy(v + 8, &day, 2);
+}
+
+static int unpack(const MDB_val *v, struct chaff_record *r)
+{
+	if (v->mv_size != RECORD_BYTES)
+		return CHAFF_ECORRUPT;
+	uint16_t day;
+	memcpy(&r->spam, v->mv_data, 4);
+	memcpy(&r->ham, (const char *)v->mv_data + 4, 4);
+	memcpy(&day, (const char *)v->mv_data + 8, 2);
+	r->day = day;
+	return CHAFF_OK;
+}
+
+static int l_begin(struct store *st, bool write, struct store_txn **out)
+{
+	struct lstore *s = (struct lstore *)st;
+	struct store_txn *t = malloc(sizeof(*t));
+	if (!t)
+		return CHAFF_ENOMEM;
+	t->s = s;
+	int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size and retry. */
+		mdb_env_set_mapsize(s->env, 0);
+		rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	}
+	if (rc != MDB_SUCCESS) {
+		free(t);
+		return map_rc(s, rc);
+	}
+	*out = t;
+	return CHAFF_OK;
+}
+
+static int l_commit(struct store_txn *t)
+{
+	int rc = mdb_txn_commit(t->txn);
+	struct lstore *s = t->s;
+	free(t);
+	return map_rc(s, rc);
+}
+
+static void l_abort(struct store_txn *t)
+{
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+static int l_get(struct store_txn *t, uint64_t key, struct chaff_record *out)
+{
+	MDB_val k = { sizeof(key), &key }, v;
+	int rc = mdb_get(t->txn, t->s->tokens, &k, &v);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	return unpack(&v, out);
+}
+
+static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r)
+{
+	unsigned char buf[RECORD_BYTES];
+	pack(buf, r);
+	MDB_val k = { sizeof(key), &key }, v = { sizeof(buf), buf };
+	return map_rc(t->s, mdb_put(t->txn, t->s->tokens, &k, &v, 0));
+}
+
+static int l_del(struct store_txn *t, uint64_t key)
+{
+	MDB_val k = { sizeof(key), &key };
+	return map_rc(t->s, mdb_del(t->txn, t->s->tokens, &k, NULL));
+}
+
+static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t->txn, t->s->tokens, &c);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	MDB_val k, v;
+	int ret = CHAFF_OK;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct chaff_record r;
+		uint64_t key;
+		if (k.mv_size != sizeof(key) || unpack(&v, &r) != CHAFF_OK) {
+			ret = CHAFF_ECORRUPT;
+			break;
+		}
+		memcpy(&key, k.mv_data, sizeof(key));
+		ret = fn(user, key, &r);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != MDB_NOTFOUND)
+		ret = map_rc(t->s, rc);
+	mdb_cursor_close(c);
+	return ret;
+}
+
+static int l_meta_get(struct store_txn *t, const char *name, void *buf, size_t *len)
+{
+	MDB_val k = { strlen(name), (void *)name }, v;
+	int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	if (v.mv_size > *len)
+		return CHAFF_ECORRUPT;
+	memcpy(buf, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	return CHAFF_OK;
+}
+
+static int l_meta_put(struct store_txn *t, const char *name, const void *buf, size_t len)
+{
+	MDB_val k = { strlen(name), (void *)name }, v = { len, (void *)buf };
+	return map_rc(t->s, mdb_put(t->txn, t->s->meta, &k, &v, 0));
+}
+
+static int l_digest_get(struct store_txn *t, const struct chaff_digest *d, uint8_t *cls)
+{
+	MDB_val k = { sizeof(d->bytes), (void *)d->bytes }, v;
+	int rc = mdb_get(t->txn, t->s->digests, &k, &v);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	if (v.mv_size != 1)
+		return CHAFF_ECORRUPT;
+	*cls = *(const uint8_t *)v.mv_data;
+	return CHAFF_OK;
+}
+
+static int l_digest_put(struct store_txn *t, const struct chaff_digest *d, uint8_t cls)
+{
+	MDB_val k = { sizeof(d->bytes), (void *)d->bytes }, v = { 1, &cls };
+	return map_rc(t->s, mdb_put(t->txn, t->s->digests, &k, &v, 0));
+}
+
+static int l_digest_del(struct store_txn *t, const struct chaff_digest *d)
+{
+	MDB_val k = { sizeof(d->bytes), (void *)d->bytes };
+	return map_rc(t->s, mdb_del(t->txn, t->s->digests, &k, NULL));
+}
+
+static int l_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *used,
+                  uint64_t *file)
+{
+	MDB_stat st;
+	MDB_envinfo ei;
+	int rc = mdb_stat(t->txn, t->s->tokens, &st);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	*tokens = st.ms_entries;
+	rc = mdb_stat(t->txn, t->s->digests, &st);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	*digests = st.ms_entries;
+	mdb_env_info(t->s->env, &ei);
+	*used = (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize;
+	char path[4096];
+	struct stat fs;
+	snprintf(path, sizeof(path), "%s/data.mdb", t->s->dir);
+	*file = stat(path, &fs) == 0 ? (uint64_t)fs.st_size : 0;
+	return CHAFF_OK;
+}
+
+/* Doubling keeps the number of resizes logarithmic in the database size;
+ * the map is address space, not memory or disk, until pages are used. */
+static int l_grow(struct store *st)
+{
+	struct lstore *s = (struct lstore *)st;
+	MDB_envinfo ei;
+	mdb_env_info(s->env, &ei);
+	return map_rc(s, mdb_env_set_mapsize(s->env, ei.me_mapsize * 2));
+}
+
+static int l_backup(struct store *st, const char *dir)
+{
+	struct lstore *s = (struct lstore *)st;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, strerror(errno));
+		return errno == EACCES || errno == EROFS ? CHAFF_EACCES : CHAFF_EIO;
+	}
+	int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
+	if (rc != MDB_SUCCESS)
+		logf_(s, CHAFF_LOG_ERROR, "backup to %s: %s", dir, mdb_strerror(rc));
+	return rc == MDB_SUCCESS ? CHAFF_OK : map_rc(s, rc);
+}
+
+static void l_close(struct store *st)
+{
+	struct lstore *s = (struct lstore *)st;
+	if (s->env)
+		mdb_env_close(s->env);
+	free(s->dir);
+	free(s);
+}
+
+static const struct store_ops lmdb_ops = {
+	.begin = l_begin,
+	.commit = l_commit,
+	.abort = l_abort,
+	.get = l_get,
+	.put = l_put,
+	.del = l_del,
+	.foreach = l_foreach,
+	.meta_get = l_meta_get,
+	.meta_put = l_meta_put,
+	.digest_get = l_digest_get,
+	.digest_put = l_digest_put,
+	.digest_del = l_digest_del,
+	.info = l_info,
+	.grow = l_grow,
+	.backup = l_backup,
+	.close = l_close,
+};
+
+/* Opens the three named databases, creating them when writable. */
+static int open_dbis(struct lstore *s, bool readonly)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+	if (rc != MDB_SUCCESS)
+		return map_rc(s, rc);
+	unsigned create = readonly ? 0 : MDB_CREATE;
+	rc = mdb_dbi_open(txn, "tokens", MDB_INTEGERKEY | create, &s->tokens);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_dbi_open(txn, "meta", create, &s->meta);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_dbi_open(txn, "digests", create, &s->digests);
+	if (rc != MDB_SUCCESS) {
+		mdb_txn_abort(txn);
+		if (rc == MDB_NOTFOUND) {
+			logf_(s, CHAFF_LOG_ERROR, "%s: not a chaff database%s", s->dir, "");
+			return CHAFF_ENOTFOUND;
+		}
+		return map_rc(s, rc);
+	}
+	return map_rc(s, mdb_txn_commit(txn));
+}
+
+int store_lmdb_open(const char *dir, bool readonly, bool create, chaff_log_fn log, void *log_user,
+                    struct store **out)
+{
+	struct lstore *s = calloc(1, sizeof(*s));
+	if (!s || !(s->dir = strdup(dir))) {
+		free(s);
+		return CHAFF_ENOMEM;
+	}
+	s->base.ops = &lmdb_ops;
+	s->log = log;
+	s->log_user = log_user;
+	struct stat st;
+	if (stat(dir, &st) != 0) {
+		if (errno != ENOENT || !create || mkdir(dir, 0700) != 0) {
+			int e = errno;
+			logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
+			      e == ENOENT ? "no database here (train one first)" : strerror(e));
+			l_close(&s->base);
+			return e == ENOENT ? CHAFF_ENOTFOUND : e == EACCES ? CHAFF_EACCES : CHAFF_EIO;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, "not a directory");
+		l_close(&s->base);
+		return CHAFF_EINVAL;
+	}
+	int rc = mdb_env_create(&s->env);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_maxdbs(s->env, 4);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_maxreaders(s->env, 512);
+	/* Start with room for the file as it is, and then some; grow() and
+	 * MDB_MAP_RESIZED handle the rest. */
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	size_t map = INITIAL_MAP;
+	if (stat(path, &st) == 0)
+		while (map < (size_t)st.st_size * 2)
+			map *= 2;
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_mapsize(s->env, map);
+	unsigned flags = MDB_NOTLS | (readonly ? MDB_RDONLY : 0);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_open(s->env, dir, flags, 0600);
+	if (rc == EACCES && readonly) {
+		/* A database on read-only media, or another user's: readable
+		 * without the lock file, as long as nobody writes meanwhile. */
+		mdb_env_close(s->env);
+		rc = mdb_env_create(&s->env);
+		if (rc == MDB_SUCCESS)
+			rc = mdb_env_set_maxdbs(s->env, 4);
+		if (rc == MDB_SUCCESS)
+			rc = mdb_env_set_mapsize(s->env, map);
+		if (rc == MDB_SUCCESS)
+			rc = mdb_env_open(s->env, dir, flags | MDB_NOLOCK, 0600);
+	}
+	if (rc != MDB_SUCCESS) {
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, mdb_strerror(rc));
+		int crc = map_rc(s, rc);
+		l_close(&s->base);
+		return crc == STORE_FULL ? CHAFF_EDB : crc;
+	}
+	rc = open_dbis(s, readonly);
+	if (rc != CHAFF_OK) {
+		l_close(&s->base);
+		return rc;
+	}
+	*out = &s->base;
+	return CHAFF_OK;
+}

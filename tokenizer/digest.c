@@ -1,0 +1,93 @@
+/*
+ * A message's training identity. Relays add Received, Delivered-To and
+ * filter headers, mailbox software adds its own, and a mail client saves
+ * with CRLF or LF: none of that should make a re-delivered or re-saved copy
+ * a new message. So the digest covers the body with line ends normalised,
+ * and only the headers an author writes (From, To, Cc, Subject, Date,
+ * Message-ID), with folding white space normalised.
+ */
+#include "tok.h"
+
+static bool identity_header(const char *name, size_t n)
+{
+	return TOK_IEQ(name, n, "from") || TOK_IEQ(name, n, "to") || TOK_IEQ(name, n, "cc") ||
+	       TOK_IEQ(name, n, "subject") || TOK_IEQ(name, n, "date") ||
+	       TOK_IEQ(name, n, "message-id");
+}
+
+/* Feeds s with every run of white space (line breaks included) as one
+ * space and no '\r' before '\n', so folding and line ends do not count. */
+static void feed_normalised(XXH3_state_t *st, const char *s, size_t n, bool squeeze)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ws = squeeze ? (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+		                  : (c == '\r' && i + 1 < n && s[i + 1] == '\n');
+		if (!ws)
+			continue;
+		if (i > run)
+			XXH3_128bits_update(st, s + run, i - run);
+		if (squeeze) {
+			while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' || s[i + 1] == '\r' ||
+			                     s[i + 1] == '\n'))
+				i++;
+			XXH3_128bits_update(st, " ", 1);
+		}
+		run = i + 1;
+	}
+	if (n > run)
+		XXH3_128bits_update(st, s + run, n - run);
+}
+
+void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
+{
+	const char *p = msg ? msg : "", *end = p + len;
+	XXH3_state_t st;
+	XXH3_128bits_reset(&st);
+	if (len >= 5 && memcmp(p, "From ", 5) == 0) {
+		const char *nl = memchr(p, '\n', len);
+		p = nl ? nl + 1 : end;
+	}
+	/* Headers: name, then the unfolded value. */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		if (le == p || (le == p + 1 && *p == '\r')) {
+			p = nl ? nl + 1 : end;
+			break;
+		}
+		const char *colon = memchr(p, ':', (size_t)(le - p));
+		/* the header's extent: its continuation lines too */
+		const char *next = nl ? nl + 1 : end;
+		while (next < end && (*next == ' ' || *next == '\t')) {
+			const char *n2 = memchr(next, '\n', (size_t)(end - next));
+			next = n2 ? n2 + 1 : end;
+		}
+		if (colon && identity_header(p, (size_t)(colon - p))) {
+			for (const char *c = p; c < colon; c++) {
+				char lc = tok_lc(*c);
+				XXH3_128bits_update(&st, &lc, 1);
+			}
+			XXH3_128bits_update(&st, ":", 1);
+			const char *v = colon + 1;
+			size_t vn = (size_t)(next - v);
+			while (vn && (*v == ' ' || *v == '\t')) {
+				v++;
+				vn--;
+			}
+			while (vn && (v[vn - 1] == '\n' || v[vn - 1] == '\r' || v[vn - 1] == ' ' ||
+			              v[vn - 1] == '\t'))
+				vn--;
+			feed_normalised(&st, v, vn, true);
+			XXH3_128bits_update(&st, "\n", 1);
+		}
+		p = next;
+	}
+	XXH3_128bits_update(&st, "\n", 1);
+	feed_normalised(&st, p, (size_t)(end - p), false);
+	XXH128_hash_t h = XXH3_128bits_digest(&st);
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, h);
+	memcpy(out->bytes, c.digest, sizeof(out->bytes));
+}
