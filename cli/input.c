@@ -1,6 +1,6 @@
 /*
- * Reading messages. Every file is read whole: mapped when it is plain,
- * inflated into memory when it is gzip. An mbox is split on "From " lines
+ * Reading messages. Small files are read whole; large ones, gzip files and
+ * stdin stream through one buffer. An mbox is split on "From " lines
  * that follow a blank line (or start the file), and ">From " quoting is
  * undone one level, which is right for mboxrd and for all but the rarest
  * mboxo lines.
@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -28,29 +27,28 @@ struct entry {
 
 struct input {
 	struct entry *paths; /* files to read, in order */
-	size_t npaths, cap, next;
+	size_t npaths, pcap, next;
 	int label; /* of the file being read */
-	/* The file being read. */
-	char *data;
-	size_t len, pos, index;
-	bool loaded, mapped, mbox;
+	/* The file being read: buf[pos, len) is not yet returned. */
+	char *buf;
+	size_t cap, len, pos, index;
+	gzFile gz; /* streaming source, or NULL for a small file read whole */
+	bool loaded, eof, mbox;
 	const char *cur;
 	size_t bytes;
-	char *small; /* reused buffer for small files */
-	size_t scap;
 	char *unquoted; /* one message with ">From " unquoted */
 	size_t ucap;
 };
 
 static int push_label(struct input *in, const char *p, int label)
 {
-	if (in->npaths == in->cap) {
-		size_t cap = in->cap ? in->cap * 2 : 64;
+	if (in->npaths == in->pcap) {
+		size_t cap = in->pcap ? in->pcap * 2 : 64;
 		struct entry *n = realloc(in->paths, cap * sizeof(*n));
 		if (!n)
 			return -1;
 		in->paths = n;
-		in->cap = cap;
+		in->pcap = cap;
 	}
 	in->paths[in->npaths].path = strdup(p);
 	in->paths[in->npaths].label = label;
@@ -211,31 +209,41 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
 	return 0;
 }
 
+enum { SMALL_FILE = 1 << 20, CHUNK = 4 << 20 };
+
 static void release(struct input *in)
 {
-	if (in->mapped)
-		munmap(in->data, in->len);
-	else if (in->data != in->small)
-		free(in->data);
-	in->data = NULL;
+	if (in->gz)
+		gzclose(in->gz);
+	in->gz = NULL;
 	in->len = in->pos = in->index = 0;
-	in->mapped = in->loaded = false;
+	in->loaded = in->eof = false;
 }
 
-enum { SMALL_FILE = 1 << 20 };
+/* Room in the buffer for at least n bytes. */
+static int reserve(struct input *in, size_t n)
+{
+	if (in->cap >= n)
+		return 0;
+	size_t cap = in->cap ? in->cap : CHUNK;
+	while (cap < n)
+		cap *= 2;
+	char *nb = realloc(in->buf, cap);
+	if (!nb)
+		return -1;
+	in->buf = nb;
+	in->cap = cap;
+	return 0;
+}
 
+/* Small files, the usual Maildir message, are read whole with read(). */
 static int read_small(struct input *in, int fd, size_t size)
 {
-	if (in->scap < size) {
-		char *nb = realloc(in->small, size);
-		if (!nb)
-			return -1;
-		in->small = nb;
-		in->scap = size;
-	}
+	if (reserve(in, size + 1) < 0)
+		return -1;
 	size_t n = 0;
 	while (n < size) {
-		ssize_t r = read(fd, in->small + n, size - n);
+		ssize_t r = read(fd, in->buf + n, size - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -244,159 +252,82 @@ static int read_small(struct input *in, int fd, size_t size)
 			break; /* the file shrank: take what is there */
 		n += (size_t)r;
 	}
-	in->data = in->small;
 	in->len = n;
+	in->eof = true;
 	return 0;
 }
 
-/* Reads all of fd into a malloc'd buffer, inflating gzip on the way. */
-static int slurp(int fd, bool gz, char **data, size_t *len)
+/*
+ * Large files, gzip files and stdin stream through one reused buffer: zlib
+ * reads plain data through unchanged, so one path serves all three. The
+ * unread tail moves to the front before each read; the buffer grows only
+ * for a message larger than itself. Streaming keeps the working set in
+ * cache and costs no page faults per file, unlike mapping it.
+ */
+static int fill(struct input *in)
 {
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	if (!buf)
+	if (in->pos) {
+		memmove(in->buf, in->buf + in->pos, in->len - in->pos);
+		in->len -= in->pos;
+		in->pos = 0;
+	}
+	if (reserve(in, in->len + CHUNK / 2) < 0)
 		return -1;
-	gzFile g = NULL;
-	if (gz) {
-		int fd2 = dup(fd);
-		g = fd2 >= 0 ? gzdopen(fd2, "rb") : NULL;
-		if (!g) {
-			if (fd2 >= 0)
-				close(fd2);
-			free(buf);
-			return -1;
-		}
-		gzbuffer(g, 1 << 17);
+	int r = gzread(in->gz, in->buf + in->len, (unsigned)(in->cap - in->len));
+	if (r < 0) {
+		errno = EIO;
+		return -1;
 	}
-	for (;;) {
-		if (cap - n < (1 << 15)) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				goto fail;
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t r;
-		if (g) {
-			int k = gzread(g, buf + n, (unsigned)(cap - n));
-			if (k < 0) {
-				errno = EIO;
-				goto fail;
-			}
-			r = k;
-		} else {
-			r = read(fd, buf + n, cap - n);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				goto fail;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (g)
-		gzclose(g);
-	*data = buf;
-	*len = n;
+	if (r == 0)
+		in->eof = true;
+	in->len += (size_t)r;
 	return 0;
-fail:
-	if (g)
-		gzclose(g);
-	free(buf);
-	return -1;
 }
 
 static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 {
 	bool std = strcmp(path, "-") == 0;
-	int fd = std ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	int fd = std ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	unsigned char magic[2] = { 0, 0 };
 	struct stat st;
-	bool regular = !std && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	bool gz = false;
-	if (regular) {
-		gz = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	unsigned char magic[2] = { 0, 0 };
+	bool gz = regular && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+	if (regular)
 		in->bytes += (size_t)st.st_size;
-	}
 	int rc = 0;
-	if (regular && !gz && st.st_size > 0 && st.st_size <= SMALL_FILE) {
-		/* Small files, the usual Maildir message, are read into one
-		 * reused buffer: cheaper than mapping and unmapping each. */
-		rc = read_small(in, fd, (size_t)st.st_size);
-	} else if (regular && !gz && st.st_size > 0) {
-		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (m == MAP_FAILED) {
-			rc = -1;
-		} else {
-			madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
-			in->data = m;
-			in->len = (size_t)st.st_size;
-			in->mapped = true;
-		}
-	} else if (!regular && !std) {
+	in->len = in->pos = in->index = 0;
+	in->eof = false;
+	if (!regular && !std) {
 		errno = EINVAL;
 		rc = -1;
+	} else if (regular && !gz && st.st_size <= SMALL_FILE) {
+		rc = read_small(in, fd, (size_t)st.st_size);
+		close(fd);
 	} else {
-		if (std) {
-			/* stdin may be gzip too: peek through a full read. */
-			rc = slurp(fd, false, &in->data, &in->len);
-			if (rc == 0 && in->len >= 2 && (unsigned char)in->data[0] == 0x1f &&
-			    (unsigned char)in->data[1] == 0x8b) {
-				z_stream zs;
-				memset(&zs, 0, sizeof(zs));
-				size_t cap = in->len * 4 + 4096, n = 0;
-				char *out = malloc(cap);
-				int zr = out && inflateInit2(&zs, 15 + 32) == Z_OK ? Z_OK : Z_MEM_ERROR;
-				zs.next_in = (Bytef *)in->data;
-				zs.avail_in = (uInt)in->len;
-				while (zr == Z_OK) {
-					if (cap - n < 4096) {
-						char *nb = realloc(out, cap * 2);
-						if (!nb) {
-							zr = Z_MEM_ERROR;
-							break;
-						}
-						out = nb;
-						cap *= 2;
-					}
-					zs.next_out = (Bytef *)out + n;
-					zs.avail_out = (uInt)(cap - n);
-					zr = inflate(&zs, Z_NO_FLUSH);
-					n = cap - zs.avail_out;
-				}
-				inflateEnd(&zs);
-				free(in->data);
-				in->data = out;
-				in->len = n;
-				if (zr != Z_STREAM_END) {
-					errno = EIO;
-					rc = -1;
-				}
-			}
+		in->gz = gzdopen(fd, "rb");
+		if (!in->gz) {
+			close(fd);
+			rc = -1;
 		} else {
-			rc = slurp(fd, gz, &in->data, &in->len);
+			gzbuffer(in->gz, 1 << 17);
+			rc = fill(in);
 		}
 	}
-	if (!std)
-		close(fd);
 	if (rc < 0) {
-		snprintf(errbuf, errlen, "%s: %s%s", path, gz ? "gzip: " : "",
+		snprintf(errbuf, errlen, "%s: %s", path,
 		         errno == EINVAL ? "not a regular file" : strerror(errno));
 		release(in);
 		return -1;
 	}
 	in->cur = path;
-	in->pos = 0;
-	in->index = 0;
 	in->loaded = true;
 	/* A file that starts with a "From " line is an mbox; a single message
 	 * saved with its envelope line is an mbox of one. */
-	in->mbox = in->len >= 5 && memcmp(in->data, "From ", 5) == 0;
+	in->mbox = in->len >= 5 && memcmp(in->buf, "From ", 5) == 0;
 	return 0;
 }
 
@@ -428,10 +359,10 @@ static int unquote(struct input *in, const char *p, size_t n, const char **out, 
 	return 0;
 }
 
-/* Length of the mbox message at p: up to the "From " line that follows a
- * blank line. *quoted tells whether a ">From " line needs unquoting, so
- * that other messages are never copied. Both are found by looking at each
- * 'F' in the text: far rarer than line ends, so far fewer stops. */
+/* Length of the mbox message at p, or 0 when no "From " line after a blank
+ * line ends it within rest. *quoted tells whether a ">From " line needs
+ * unquoting, so that other messages are never copied. Both are found by
+ * looking at each 'F' in the text: far rarer than line ends. */
 static size_t mbox_message(const char *p, size_t rest, bool *quoted)
 {
 	const char *end = p + rest, *q = p + 1;
@@ -458,34 +389,48 @@ static size_t mbox_message(const char *p, size_t rest, bool *quoted)
 		    (prev > p + 1 && prev[-1] == '\r' && prev[-2] == '\n'))
 			return (size_t)(f - p);
 	}
-	return rest;
+	return 0;
 }
 
 int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t errlen)
 {
 	for (;;) {
-		/* An empty file still counts as one (empty) message. */
-		if (in->loaded && (in->pos < in->len || (in->len == 0 && in->index == 0))) {
-			const char *p = in->data ? in->data + in->pos : "";
-			size_t rest = in->len - in->pos;
+		if (in->loaded) {
+			size_t rest = in->len - in->pos, n = rest;
 			bool quoted = false;
-			size_t n = in->mbox ? mbox_message(p, rest, &quoted) : rest;
-			in->pos += n;
-			msg->path = in->cur;
-			msg->index = in->index++;
-			/* A file holding one message is named by its path alone. */
-			msg->in_mbox = in->mbox && !(msg->index == 0 && in->pos >= in->len);
-			msg->label = in->label;
-			msg->data = p;
-			msg->len = n;
-			if (quoted && unquote(in, p, n, &msg->data, &msg->len) < 0) {
-				snprintf(errbuf, errlen, "%s: out of memory", in->cur);
-				return -1;
+			if (in->mbox)
+				n = mbox_message(in->buf + in->pos, rest, &quoted);
+			/* The message may go on past what has been read. */
+			if ((n == 0 || !in->mbox) && !in->eof) {
+				if (fill(in) < 0) {
+					snprintf(errbuf, errlen, "%s: %s", in->cur, strerror(errno));
+					release(in);
+					return -1;
+				}
+				continue;
 			}
-			return 1;
-		}
-		if (in->loaded)
+			if (n == 0)
+				n = rest;
+			/* An empty file still counts as one (empty) message. */
+			if (n > 0 || in->index == 0) {
+				const char *p = in->buf ? in->buf + in->pos : "";
+				in->pos += n;
+				msg->path = in->cur;
+				msg->index = in->index++;
+				/* A file holding one message is named by its path. */
+				msg->in_mbox = in->mbox && !(msg->index == 0 && in->eof &&
+				                             in->pos >= in->len);
+				msg->label = in->label;
+				msg->data = p;
+				msg->len = n;
+				if (quoted && unquote(in, p, n, &msg->data, &msg->len) < 0) {
+					snprintf(errbuf, errlen, "%s: out of memory", in->cur);
+					return -1;
+				}
+				return 1;
+			}
 			release(in);
+		}
 		if (in->next >= in->npaths)
 			return 0;
 		const struct entry *e = &in->paths[in->next++];
@@ -530,6 +475,6 @@ void input_close(struct input *in)
 		free(in->paths[i].path);
 	free(in->paths);
 	free(in->unquoted);
-	free(in->small);
+	free(in->buf);
 	free(in);
 }
