@@ -156,6 +156,8 @@ struct chaff_db_options {
 	                          (CHAFF_TOK_PAIRS); an existing one keeps its own */
 	chaff_log_fn log;      /* why an open failed, notices; may be NULL */
 	void *log_user;
+	uint64_t map_size;     /* initial LMDB map in bytes (0: 64 MiB); it grows
+	                          by itself when full */
 };
 
 /*

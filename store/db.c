@@ -233,7 +233,7 @@ int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db 
 	db->log = opt ? opt->log : NULL;
 	db->log_user = opt ? opt->log_user : NULL;
 	int rc = store_lmdb_open(dir, db->readonly, (flags & CHAFF_DB_CREATE) && !db->readonly,
-	                         db->log, db->log_user, &db->st);
+	                         opt ? opt->map_size : 0, db->log, db->log_user, &db->st);
 	if (rc != CHAFF_OK) {
 		free(db);
 		return rc;

@@ -308,8 +308,8 @@ static int open_dbis(struct lstore *s, bool readonly)
 	return map_rc(s, mdb_txn_commit(txn));
 }
 
-int store_lmdb_open(const char *dir, bool readonly, bool create, chaff_log_fn log, void *log_user,
-                    struct store **out)
+int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_size,
+                    chaff_log_fn log, void *log_user, struct store **out)
 {
 	struct lstore *s = calloc(1, sizeof(*s));
 	if (!s || !(s->dir = strdup(dir))) {
@@ -342,7 +342,7 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, chaff_log_fn lo
 	 * MDB_MAP_RESIZED handle the rest. */
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	size_t map = INITIAL_MAP;
+	size_t map = map_size ? (size_t)map_size : INITIAL_MAP;
 	if (stat(path, &st) == 0)
 		while (map < (size_t)st.st_size * 2)
 			map *= 2;

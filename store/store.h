@@ -60,8 +60,8 @@ struct store {
 	const struct store_ops *ops;
 };
 
-int store_lmdb_open(const char *dir, bool readonly, bool create, chaff_log_fn log, void *log_user,
-                    struct store **out);
+int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_size,
+                    chaff_log_fn log, void *log_user, struct store **out);
 int store_memory_open(struct store **out);
 
 #endif

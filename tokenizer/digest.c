@@ -72,7 +72,7 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 			XXH3_128bits_update(&st, ":", 1);
 			const char *v = colon + 1;
 			size_t vn = (size_t)(next - v);
-			while (vn && (*v == ' ' || *v == '\t')) {
+			while (vn && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')) {
 				v++;
 				vn--;
 			}

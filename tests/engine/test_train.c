@@ -1,0 +1,215 @@
+/* Batched training: digests decide train, move, skip and untrain; counts
+ * saturate; totals follow. Runs on the in-memory store and on LMDB. */
+#include "test_db_util.h"
+
+static int use_lmdb;
+static char *dir;
+
+static chaff_db *open_db(void)
+{
+	chaff_db *db;
+	if (use_lmdb) {
+		dir = temp_dir();
+		struct chaff_db_options o = { .flags = CHAFF_DB_CREATE };
+		assert_int_equal(chaff_db_open(dir, &o, &db), CHAFF_OK);
+	} else {
+		assert_int_equal(chaff_db_open_memory(NULL, &db), CHAFF_OK);
+	}
+	return db;
+}
+
+static void close_db(chaff_db *db)
+{
+	chaff_db_close(db);
+	if (use_lmdb) {
+		remove_tree(dir);
+		free(dir);
+	}
+}
+
+static void totals(chaff_db *db, uint64_t spam, uint64_t ham)
+{
+	struct chaff_db_stats st;
+	assert_int_equal(chaff_db_stats(db, &st), CHAFF_OK);
+	assert_int_equal(st.spam_messages, spam);
+	assert_int_equal(st.ham_messages, ham);
+}
+
+static void test_train_skip_move_untrain(void **state)
+{
+	(void)state;
+	chaff_db *db = open_db();
+	const int a[] = { 1, 2, 3, 3, 3 }; /* repeats count once */
+	assert_int_equal(train_one(db, 1, a, 5, CHAFF_SPAM, 0), CHAFF_LEARNED_TRAINED);
+	totals(db, 1, 0);
+	assert_int_equal(record_of(db, 3).spam, 1);
+	assert_int_equal(train_one(db, 1, a, 5, CHAFF_SPAM, 0), CHAFF_LEARNED_ALREADY);
+	totals(db, 1, 0);
+	assert_int_equal(record_of(db, 3).spam, 1);
+	/* the user says it was ham after all: moved */
+	assert_int_equal(train_one(db, 1, a, 5, CHAFF_HAM, 0), CHAFF_LEARNED_MOVED);
+	totals(db, 0, 1);
+	struct chaff_record r = record_of(db, 2);
+	assert_int_equal(r.spam, 0);
+	assert_int_equal(r.ham, 1);
+	/* untraining as spam what is ham is refused */
+	assert_int_equal(train_one(db, 1, a, 5, CHAFF_SPAM, 1), CHAFF_LEARNED_NOT_TRAINED);
+	assert_int_equal(train_one(db, 99, a, 5, CHAFF_HAM, 1), CHAFF_LEARNED_NOT_TRAINED);
+	totals(db, 0, 1);
+	assert_int_equal(train_one(db, 1, a, 5, CHAFF_HAM, 1), CHAFF_LEARNED_UNTRAINED);
+	totals(db, 0, 0);
+	/* a record at zero is gone */
+	assert_int_equal(record_of(db, 2).ham, UINT32_MAX);
+	close_db(db);
+}
+
+static void test_counts_never_negative(void **state)
+{
+	(void)state;
+	chaff_db *db = open_db();
+	const int a[] = { 1, 2 }, b[] = { 1, 2, 7 };
+	train_one(db, 5, a, 2, CHAFF_SPAM, 0);
+	/* untraining the same digest with a token it never had (a re-delivered
+	 * copy with other tokens) leaves that token at zero, not below */
+	assert_int_equal(train_one(db, 5, b, 3, CHAFF_SPAM, 1), CHAFF_LEARNED_UNTRAINED);
+	assert_int_equal(record_of(db, 7).spam, UINT32_MAX);
+	assert_int_equal(record_of(db, 1).spam, UINT32_MAX);
+	close_db(db);
+}
+
+static void test_batch_of_many(void **state)
+{
+	(void)state;
+	chaff_db *db = open_db();
+	chaff_batch *b;
+	assert_int_equal(chaff_batch_new(db, &b), CHAFF_OK);
+	static struct fake_tokens f;
+	for (int m = 0; m < 300; m++) {
+		int ids[3] = { m % 7, 100 + m % 3, 500 };
+		struct chaff_digest d = digest_of(m % 250); /* 50 repeats */
+		assert_int_equal(chaff_batch_add(b, fake(&f, ids, 3), &d,
+		                                 m % 2 ? CHAFF_SPAM : CHAFF_HAM, 0),
+		                 CHAFF_OK);
+	}
+	assert_int_equal(chaff_batch_size(b), 300);
+	enum chaff_learned out[300];
+	assert_int_equal(chaff_batch_commit(b, out), CHAFF_OK);
+	assert_int_equal(chaff_batch_size(b), 0);
+	int trained = 0, already = 0, moved = 0;
+	for (int i = 0; i < 300; i++) {
+		trained += out[i] == CHAFF_LEARNED_TRAINED;
+		already += out[i] == CHAFF_LEARNED_ALREADY;
+		moved += out[i] == CHAFF_LEARNED_MOVED;
+	}
+	/* digests repeat every 250: message m and m+250 differ in class when
+	 * 250 is even... m and m+250 have the same parity: already trained */
+	assert_int_equal(trained, 250);
+	assert_int_equal(already, 50);
+	assert_int_equal(moved, 0);
+	struct chaff_record r = record_of(db, 500);
+	assert_int_equal(r.spam + r.ham, 250);
+	totals(db, 125, 125);
+	chaff_batch_free(b);
+	close_db(db);
+}
+
+static void test_digest_identity(void **state)
+{
+	(void)state;
+	const char *m1 = "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody line\nsecond line\n";
+	const char *m2 = "Received: from relay by mx; Mon, 1 Jan 2024\nX-Spam-Status: No\n"
+	                 "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody line\nsecond line\n";
+	const char *m3 = "From: a@example.com\r\nSubject: Hello\r\nDate: Mon, 1 Jan 2024\r\n"
+	                 "Message-ID: <x@y>\r\n\r\nbody line\r\nsecond line\r\n";
+	const char *m4 = "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody line\nother line\n";
+	const char *m5 = "From: a@example.com\nSubject: Hello!\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody line\nsecond line\n";
+	const char *m6 = "From b@c Mon Jan  1 00:00:00 2024\nFrom: a@example.com\nSubject:\n"
+	                 " Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody line\nsecond line\n";
+	struct chaff_digest d[6];
+	const char *m[] = { m1, m2, m3, m4, m5, m6 };
+	for (int i = 0; i < 6; i++)
+		chaff_message_digest(m[i], strlen(m[i]), &d[i]);
+	assert_memory_equal(&d[0], &d[1], sizeof(d[0])); /* new relay headers */
+	assert_memory_equal(&d[0], &d[2], sizeof(d[0])); /* CRLF */
+	assert_memory_equal(&d[0], &d[5], sizeof(d[0])); /* mbox line, folding */
+	assert_memory_not_equal(&d[0], &d[3], sizeof(d[0])); /* other body */
+	assert_memory_not_equal(&d[0], &d[4], sizeof(d[0])); /* other subject */
+}
+
+static void test_readonly_refuses_training(void **state)
+{
+	(void)state;
+	if (!use_lmdb)
+		skip();
+	char *d = temp_dir();
+	chaff_db *db;
+	struct chaff_db_options o = { .flags = CHAFF_DB_CREATE };
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
+	chaff_db_close(db);
+	o.flags = CHAFF_DB_READONLY;
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
+	chaff_batch *b;
+	assert_int_equal(chaff_batch_new(db, &b), CHAFF_EACCES);
+	assert_int_equal(chaff_db_set_param(db, "robs", 0.5), CHAFF_EACCES);
+	chaff_db_close(db);
+	remove_tree(d);
+	free(d);
+}
+
+static void test_map_grows_by_itself(void **state)
+{
+	(void)state;
+	if (!use_lmdb)
+		skip();
+	char *d = temp_dir();
+	chaff_db *db;
+	/* a 256 KiB map fills after a few thousand records */
+	struct chaff_db_options o = { .flags = CHAFF_DB_CREATE, .map_size = 256 << 10 };
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
+	static int ids[8000];
+	for (int i = 0; i < 8000; i++)
+		ids[i] = i;
+	for (int m = 0; m < 5; m++)
+		assert_int_equal(train_one(db, m, ids + m * 1500, 1500, CHAFF_SPAM, 0),
+		                 CHAFF_LEARNED_TRAINED);
+	struct chaff_db_stats st;
+	assert_int_equal(chaff_db_stats(db, &st), CHAFF_OK);
+	assert_int_equal(st.tokens, 7500);
+	assert_true(st.bytes_used > (256 << 10));
+	chaff_db_close(db);
+	/* and it opens again at its grown size */
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
+	assert_int_equal(record_of(db, 7499).spam, 1);
+	chaff_db_close(db);
+	remove_tree(d);
+	free(d);
+}
+
+static int on_lmdb(void **state)
+{
+	(void)state;
+	use_lmdb = 1;
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_train_skip_move_untrain),
+		cmocka_unit_test(test_counts_never_negative),
+		cmocka_unit_test(test_batch_of_many),
+		cmocka_unit_test(test_digest_identity),
+	};
+	const struct CMUnitTest lmdb_only[] = {
+		cmocka_unit_test(test_readonly_refuses_training),
+		cmocka_unit_test(test_map_grows_by_itself),
+	};
+	int failed = cmocka_run_group_tests_name("memory store", tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("lmdb store", tests, on_lmdb, NULL);
+	failed += cmocka_run_group_tests_name("lmdb only", lmdb_only, on_lmdb, NULL);
+	return failed;
+}

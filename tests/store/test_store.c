@@ -1,0 +1,235 @@
+/*
+ * The store interface, run against both backends: records, metadata,
+ * digests, key order, and transactions that commit or leave no trace.
+ * Then the database layer's refusal of an incompatible database.
+ */
+#include "test_db_util.h"
+
+#include "store/store.h"
+
+static char *dir;
+
+static struct store *open_store(int lmdb)
+{
+	struct store *st;
+	if (lmdb) {
+		dir = temp_dir();
+		assert_int_equal(store_lmdb_open(dir, false, true, 0, NULL, NULL, &st), CHAFF_OK);
+	} else {
+		dir = NULL;
+		assert_int_equal(store_memory_open(&st), CHAFF_OK);
+	}
+	return st;
+}
+
+static void close_store(struct store *st)
+{
+	st->ops->close(st);
+	if (dir) {
+		remove_tree(dir);
+		free(dir);
+	}
+}
+
+static int collect(void *u, uint64_t key, const struct chaff_record *r)
+{
+	uint64_t *keys = u;
+	keys[keys[0] + 1] = key;
+	keys[0]++;
+	return r->spam == 777 ? 42 : 0; /* a stop signal */
+}
+
+static void run_records(int lmdb)
+{
+	struct store *st = open_store(lmdb);
+	const struct store_ops *o = st->ops;
+	struct store_txn *t;
+	struct chaff_record r = { 3, 4, 20000 }, got;
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	assert_int_equal(o->get(t, 5, &got), CHAFF_ENOTFOUND);
+	for (uint64_t k = 10; k > 0; k--)
+		assert_int_equal(o->put(t, k * 1000003, &r), CHAFF_OK);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	assert_int_equal(o->get(t, 3 * 1000003, &got), CHAFF_OK);
+	assert_int_equal(got.spam, 3);
+	assert_int_equal(got.ham, 4);
+	assert_int_equal(got.day, 20000);
+	uint64_t keys[16] = { 0 };
+	assert_int_equal(o->foreach(t, collect, keys), CHAFF_OK);
+	assert_int_equal(keys[0], 10);
+	for (int i = 1; i < 10; i++)
+		assert_true(keys[i] < keys[i + 1]); /* key order */
+	o->abort(t);
+
+	/* an aborted write leaves no trace: records, metadata, digests */
+	struct chaff_digest d = digest_of(1);
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	struct chaff_record r2 = { 777, 1, 1 };
+	assert_int_equal(o->put(t, 3 * 1000003, &r2), CHAFF_OK);
+	assert_int_equal(o->put(t, 99, &r2), CHAFF_OK);
+	assert_int_equal(o->del(t, 4 * 1000003), CHAFF_OK);
+	assert_int_equal(o->meta_put(t, "name", "value", 5), CHAFF_OK);
+	assert_int_equal(o->digest_put(t, &d, 1), CHAFF_OK);
+	keys[0] = 0;
+	assert_int_equal(o->foreach(t, collect, keys), 42); /* stopped at 777 */
+	o->abort(t);
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	assert_int_equal(o->get(t, 3 * 1000003, &got), CHAFF_OK);
+	assert_int_equal(got.spam, 3);
+	assert_int_equal(o->get(t, 99, &got), CHAFF_ENOTFOUND);
+	assert_int_equal(o->get(t, 4 * 1000003, &got), CHAFF_OK);
+	char buf[16];
+	size_t len = sizeof(buf);
+	assert_int_equal(o->meta_get(t, "name", buf, &len), CHAFF_ENOTFOUND);
+	uint8_t cls;
+	assert_int_equal(o->digest_get(t, &d, &cls), CHAFF_ENOTFOUND);
+	o->abort(t);
+
+	/* committed metadata and digests stay */
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	assert_int_equal(o->meta_put(t, "name", "value", 5), CHAFF_OK);
+	assert_int_equal(o->meta_put(t, "name", "other", 5), CHAFF_OK);
+	assert_int_equal(o->digest_put(t, &d, 1), CHAFF_OK);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	len = sizeof(buf);
+	assert_int_equal(o->meta_get(t, "name", buf, &len), CHAFF_OK);
+	assert_int_equal(len, 5);
+	assert_memory_equal(buf, "other", 5);
+	assert_int_equal(o->digest_get(t, &d, &cls), CHAFF_OK);
+	assert_int_equal(cls, 1);
+	assert_int_equal(o->digest_del(t, &d), CHAFF_OK);
+	assert_int_equal(o->digest_get(t, &d, &cls), CHAFF_ENOTFOUND);
+	uint64_t ntok, ndig, used, file;
+	assert_int_equal(o->info(t, &ntok, &ndig, &used, &file), CHAFF_OK);
+	assert_int_equal(ntok, 10);
+	assert_int_equal(ndig, 0);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	close_store(st);
+}
+
+static void test_memory_records(void **state)
+{
+	(void)state;
+	run_records(0);
+}
+
+static void test_lmdb_records(void **state)
+{
+	(void)state;
+	run_records(1);
+}
+
+static void test_memory_deletes_keep_probing_right(void **state)
+{
+	(void)state;
+	/* many keys in one probe run, deleted in a scattered order */
+	struct store *st = open_store(0);
+	const struct store_ops *o = st->ops;
+	struct store_txn *t;
+	struct chaff_record r = { 1, 1, 1 }, got;
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	for (uint64_t k = 0; k < 2000; k++)
+		assert_int_equal(o->put(t, k * 256, &r), CHAFF_OK); /* same low bits */
+	for (uint64_t k = 0; k < 2000; k += 3)
+		assert_int_equal(o->del(t, k * 256), CHAFF_OK);
+	for (uint64_t k = 0; k < 2000; k++)
+		assert_int_equal(o->get(t, k * 256, &got), k % 3 ? CHAFF_OK : CHAFF_ENOTFOUND);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	close_store(st);
+}
+
+static void test_incompatible_database_refused(void **state)
+{
+	(void)state;
+	char *d = temp_dir();
+	struct chaff_db_options o = { .flags = CHAFF_DB_CREATE };
+	chaff_db *db;
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
+	chaff_db_close(db);
+	struct store *st;
+	assert_int_equal(store_lmdb_open(d, false, false, 0, NULL, NULL, &st), CHAFF_OK);
+	struct store_txn *t;
+	assert_int_equal(st->ops->begin(st, true, &t), CHAFF_OK);
+	uint64_t v = 99;
+	assert_int_equal(st->ops->meta_put(t, "tokenizer", &v, sizeof(v)), CHAFF_OK);
+	assert_int_equal(st->ops->commit(t), CHAFF_OK);
+	st->ops->close(st);
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_EVERSION);
+	/* and another schema */
+	assert_int_equal(store_lmdb_open(d, false, false, 0, NULL, NULL, &st), CHAFF_OK);
+	assert_int_equal(st->ops->begin(st, true, &t), CHAFF_OK);
+	v = 7;
+	assert_int_equal(st->ops->meta_put(t, "schema", &v, sizeof(v)), CHAFF_OK);
+	assert_int_equal(st->ops->commit(t), CHAFF_OK);
+	st->ops->close(st);
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_EVERSION);
+	/* a missing database is not created unless asked */
+	char missing[128];
+	snprintf(missing, sizeof(missing), "%s/nope", d);
+	o.flags = 0;
+	assert_int_equal(chaff_db_open(missing, &o, &db), CHAFF_ENOTFOUND);
+	o.flags = CHAFF_DB_READONLY;
+	assert_int_equal(chaff_db_open(missing, &o, &db), CHAFF_ENOTFOUND);
+	remove_tree(d);
+	free(d);
+}
+
+static void test_prune_and_load(void **state)
+{
+	(void)state;
+	chaff_db *db;
+	assert_int_equal(chaff_db_open_memory(NULL, &db), CHAFF_OK);
+	const int a[] = { 1, 2 }, b[] = { 2, 3 };
+	train_one(db, 1, a, 2, CHAFF_SPAM, 0);
+	train_one(db, 2, b, 2, CHAFF_HAM, 0);
+	uint64_t removed;
+	assert_int_equal(chaff_db_prune(db, 0, 2, &removed), CHAFF_OK);
+	assert_int_equal(removed, 2); /* tokens 1 and 3 were seen once */
+	assert_int_equal(record_of(db, 2).spam, 1);
+	assert_int_equal(record_of(db, 1).spam, UINT32_MAX);
+	/* everything was trained today: an age limit removes nothing */
+	assert_int_equal(chaff_db_prune(db, 30, 0, &removed), CHAFF_OK);
+	assert_int_equal(removed, 0);
+
+	struct chaff_db_image img;
+	assert_int_equal(chaff_db_image(db, &img), CHAFF_OK);
+	chaff_loader *l;
+	/* not into a database that holds anything */
+	assert_int_equal(chaff_loader_new(db, &img, &l), CHAFF_EINVAL);
+	chaff_db *db2;
+	assert_int_equal(chaff_db_open_memory(NULL, &db2), CHAFF_OK);
+	assert_int_equal(chaff_loader_new(db2, &img, &l), CHAFF_OK);
+	struct chaff_record r = { 5, 6, 7 };
+	assert_int_equal(chaff_loader_put(l, 1002, &r), CHAFF_OK);
+	chaff_loader_free(l); /* without commit: nothing */
+	assert_int_equal(record_of(db2, 2).spam, UINT32_MAX);
+	assert_int_equal(chaff_loader_new(db2, &img, &l), CHAFF_OK);
+	assert_int_equal(chaff_loader_put(l, 1002, &r), CHAFF_OK);
+	assert_int_equal(chaff_loader_commit(l), CHAFF_OK);
+	chaff_loader_free(l);
+	assert_int_equal(record_of(db2, 2).ham, 6);
+	struct chaff_db_stats st;
+	assert_int_equal(chaff_db_stats(db2, &st), CHAFF_OK);
+	assert_int_equal(st.spam_messages, 1);
+	assert_int_equal(st.ham_messages, 1);
+	assert_int_equal(st.seed, img.seed);
+	img.tokenizer_version = 99;
+	assert_int_equal(chaff_loader_new(db2, &img, &l), CHAFF_EVERSION);
+	chaff_db_close(db2);
+	chaff_db_close(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memory_records),
+		cmocka_unit_test(test_lmdb_records),
+		cmocka_unit_test(test_memory_deletes_keep_probing_right),
+		cmocka_unit_test(test_incompatible_database_refused),
+		cmocka_unit_test(test_prune_and_load),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
