@@ -2,6 +2,7 @@
 """chaff benchmarks, run side by side with the peers from Debian.
 
     python3 bench/bench.py tokenize [--runs N] [--corpus DIR]
+    python3 bench/bench.py accuracy [--seed S] [--corpus DIR]
 
 builds chaff (Release) in build-bench/, fetches the SpamAssassin corpus if
 it is missing, and times each program over the same mbox in the same run.
@@ -137,17 +138,146 @@ def bench_tokenize(args):
     report("tokenize", lines)
 
 
+def read_idx(path):
+    with open(path) as f:
+        return [tuple(l.split(" ", 1)) for l in f.read().splitlines() if l]
+
+
+def metrics(rows):
+    """rows: (score, truth, verdict) with verdict in spam/ham/unsure."""
+    spam = sorted(s for s, t, v in rows if t == "spam")
+    ham = sorted(s for s, t, v in rows if t == "ham")
+    import bisect
+    above = 0.0  # pairs (spam, ham) ranked right, ties counting half
+    for s in spam:
+        lo, hi = bisect.bisect_left(ham, s), bisect.bisect_right(ham, s)
+        above += lo + (hi - lo) * 0.5
+    auc = above / (len(spam) * len(ham))
+    count = lambda t, v: sum(1 for _, tt, vv in rows if tt == t and vv == v)
+    return {
+        "1-auc%": 100 * (1 - auc),
+        "fp": count("ham", "spam"), "fn": count("spam", "ham"),
+        "unsure_spam": count("spam", "unsure"), "unsure_ham": count("ham", "unsure"),
+        "caught%": 100 * count("spam", "spam") / len(spam),
+        "nspam": len(spam), "nham": len(ham),
+    }
+
+
+def run_chaff(train, test, tmp):
+    db = os.path.join(tmp, "chaff-db")
+    t0 = time.perf_counter()
+    sh([CHAFF, "train", "-q", "--db", db, train], stdout=subprocess.DEVNULL)
+    t1 = time.perf_counter()
+    out = subprocess.run([CHAFF, "classify", "--db", db, test], capture_output=True,
+                         text=True).stdout
+    t2 = time.perf_counter()
+    truth = dict((p, c) for c, p in read_idx(test))
+    rows = []
+    for line in out.splitlines():
+        v, score, path = line.split(" ", 2)
+        rows.append((float(score), truth[path], v))
+    return rows, t1 - t0, t2 - t1, dir_size(db)
+
+
+def dir_size(d):
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+               if f != "lock.mdb")
+
+
+def run_bogofilter(train, test, tmp):
+    import re
+    db = os.path.join(tmp, "bogo")
+    os.makedirs(db)
+    tr = read_idx(train)
+    t0 = time.perf_counter()
+    for cls, flag in (("spam", "-s"), ("ham", "-n")):
+        files = [p for c, p in tr if c == cls]
+        for i in range(0, len(files), 2000):
+            sh(["bogofilter-bdb", "-C", "-d", db, flag, "-B"] + files[i:i + 2000])
+    t1 = time.perf_counter()
+    te = read_idx(test)
+    truth = dict((p, c) for c, p in te)
+    rows = []
+    files = [p for _, p in te]
+    for i in range(0, len(files), 2000):
+        out = subprocess.run(["bogofilter-bdb", "-C", "-d", db, "-v", "-B"] + files[i:i + 2000],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            path = line.split(" ", 1)[0]
+            m = re.search(r"X-Bogosity: (\w+),.*spamicity=([0-9.]+)", line)
+            rows.append((float(m.group(2)), truth[path], m.group(1).lower()))
+    t2 = time.perf_counter()
+    return rows, t1 - t0, t2 - t1, dir_size(db)
+
+
+def run_spamprobe(train, test, tmp):
+    db = os.path.join(tmp, "spamprobe")
+    tr = read_idx(train)
+    t0 = time.perf_counter()
+    for cls, cmd in (("spam", "spam"), ("ham", "good")):
+        files = [p for c, p in tr if c == cls]
+        for i in range(0, len(files), 2000):
+            sh(["spamprobe", "-c", "-M", "-d", db, cmd] + files[i:i + 2000])
+    t1 = time.perf_counter()
+    te = read_idx(test)
+    rows = []
+    for i in range(0, len(te), 2000):
+        chunk = te[i:i + 2000]
+        out = subprocess.run(["spamprobe", "-M", "-d", db, "score"] + [p for _, p in chunk],
+                             capture_output=True, text=True).stdout.splitlines()
+        for (cls, _), line in zip(chunk, out):
+            v, score = line.split()[:2]
+            # spamprobe has no unsure band: SPAM or GOOD at its 0.6 threshold
+            rows.append((float(score), cls, "spam" if v == "SPAM" else "ham"))
+    t2 = time.perf_counter()
+    return rows, t1 - t0, t2 - t1, dir_size(db)
+
+
+def bench_accuracy(args):
+    corp = corpus(args.corpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        sh([sys.executable, os.path.join(ROOT, "corpora-scripts", "split.py"),
+            os.path.join(corp, "index"), "--seed", str(args.seed), "--out", tmp])
+        train, test = os.path.join(tmp, "train.idx"), os.path.join(tmp, "test.idx")
+        ntrain, ntest = len(read_idx(train)), len(read_idx(test))
+        peers = [("chaff", run_chaff)]
+        for name, prog, fn in (("bogofilter", "bogofilter-bdb", run_bogofilter),
+                               ("spamprobe", "spamprobe", run_spamprobe)):
+            if which(prog):
+                peers.append((name, fn))
+            else:
+                print(f"note: {prog} is not installed; {name} skipped")
+        out = []
+        for name, fn in peers:
+            rows, ttrain, tclass, size = fn(train, test, tmp)
+            m = metrics(rows)
+            out.append((name, f"{m['1-auc%']:.4f}", m["fp"], m["fn"],
+                        f"{m['unsure_spam']} ({100 * m['unsure_spam'] / m['nspam']:.1f}%)",
+                        m["unsure_ham"], f"{m['caught%']:.1f}%",
+                        f"{ntrain / ttrain:,.0f}", f"{ntest / tclass:,.0f}",
+                        f"{size / 1e6:.1f} MB"))
+    lines = [f"## Accuracy: SpamAssassin corpus, seeded 2/3 split (seed {args.seed}): "
+             f"{ntrain} training, {ntest} test messages", "",
+             table(out, ["filter", "(1-AUC)%", "FP", "FN", "unsure spam", "unsure ham",
+                         "spam caught", "train msg/s", "classify msg/s", "database"]),
+             "", "Default settings of every filter; one process per command, files "
+             "named on the command line.", ""]
+    lines += ["- " + m for m in machine()]
+    report("accuracy", lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["tokenize"])
+    ap.add_argument("what", choices=["tokenize", "accuracy"])
+    ap.add_argument("--seed", default="1", help="split seed (accuracy)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--corpus", default=os.path.join(ROOT, "corpora", "spamassassin"))
     ap.add_argument("--no-build", action="store_true", help="use build-bench/ as it is")
     args = ap.parse_args()
     if not args.no_build:
         build()
-    {"tokenize": bench_tokenize}[args.what](args)
+    {"tokenize": bench_tokenize, "accuracy": bench_accuracy}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,13 @@ const char *chaff_strerror(int rc)
 	case CHAFF_ECHARSET: return "charset converter unavailable";
 	case CHAFF_EPATTERN: return "built-in pattern failed to compile";
 	case CHAFF_EFORMAT: return "input is not in the expected format";
+	case CHAFF_ENOTFOUND: return "not found";
+	case CHAFF_EVERSION: return "made by an incompatible version";
+	case CHAFF_EDB: return "database error";
+	case CHAFF_ENOSPC: return "the disk is full";
+	case CHAFF_EACCES: return "permission denied or read-only";
+	case CHAFF_ECORRUPT: return "the database is damaged";
+	case CHAFF_EEMPTY: return "nothing trained yet";
 	}
 	return "unknown error";
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A full disk during training: the run fails with a one-line error and exit
+# 3, and the database is exactly as before (totals, tokens, scores).
+set -u
+chaff=$1 shim=$2
+here=$(cd "$(dirname "$0")/../.." && pwd)
+corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
+[ -f "$corpus/index" ] || { echo "no corpus: run corpora-scripts/fetch-spamassassin.sh"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
+
+"$chaff" train -q --db "$tmp/db" --spam $(ls "$corpus"/spam-1/*.txt | head -60) > /dev/null
+"$chaff" train -q --db "$tmp/db" --ham $(ls "$corpus"/easy-ham-1/*.txt | head -60) > /dev/null
+"$chaff" stats --db "$tmp/db" --json | sed 's/"last_train":[0-9]*,//; s/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/before"
+"$chaff" classify --db "$tmp/db" $(ls "$corpus"/spam-2/*.txt | head -20) > "$tmp/scores-before"
+
+# The next training needs more pages than the disk has left.
+CHAFF_TEST_ENOSPC_AFTER=4096 LD_PRELOAD="$shim" "$chaff" train -q --db "$tmp/db" \
+  --spam $(ls "$corpus"/spam-2/*.txt | head -200) > /dev/null 2> "$tmp/err"
+rc=$?
+cat "$tmp/err"
+check "full disk: exit 3" test "$rc" -eq 3
+check "full disk: one clear error line" grep -q "disk is full" "$tmp/err"
+"$chaff" stats --db "$tmp/db" --json | sed 's/"last_train":[0-9]*,//; s/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/after"
+check "totals and tokens unchanged" cmp -s "$tmp/before" "$tmp/after"
+"$chaff" classify --db "$tmp/db" $(ls "$corpus"/spam-2/*.txt | head -20) > "$tmp/scores-after"
+check "scores unchanged" cmp -s "$tmp/scores-before" "$tmp/scores-after"
+# and once there is room again, the same training works
+"$chaff" train -q --db "$tmp/db" --spam $(ls "$corpus"/spam-2/*.txt | head -200) > /dev/null
+check "training works again with room" test $? -eq 0
+echo "$fails failed"
+[ "$fails" -eq 0 ]
