@@ -16,9 +16,9 @@ struct chaff_arena_block {
 };
 
 struct chaff_arena {
-	struct chaff_arena_block *head; /* block being filled */
+	struct chaff_arena_block *head;  /* block being filled */
 	struct chaff_arena_block *spare; /* emptied blocks kept for reuse */
-	size_t keep;                    /* bytes of spare blocks kept on reset */
+	size_t keep;                     /* bytes of spare blocks kept on reset */
 };
 
 void chaff_arena_init(struct chaff_arena *a);

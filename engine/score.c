@@ -181,7 +181,7 @@ static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_para
 		double strength = fabs(f - 0.5);
 		if (strength < p->min_dev)
 			continue;
-		c->sc[k++] = (struct scored){ f, strength, tk->hash, r.spam, r.ham, tk };
+		c->sc[k++] = (struct scored){f, strength, tk->hash, r.spam, r.ham, tk};
 	}
 	*nscored = k;
 	return CHAFF_OK;
@@ -259,8 +259,8 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 	if (reserve((void **)&c->clues, &c->ccap, nclues + 1, sizeof(*c->clues)))
 		return CHAFF_ENOMEM;
 	for (size_t i = 0; i < nclues; i++)
-		c->clues[i] = (struct chaff_clue){ c->sc[i].tok->text, c->sc[i].spam, c->sc[i].ham,
-			                           c->sc[i].f };
+		c->clues[i] = (struct chaff_clue){c->sc[i].tok->text, c->sc[i].spam, c->sc[i].ham,
+		                                  c->sc[i].f};
 	out->clues = c->clues;
 	out->nclues = nclues;
 	return CHAFF_OK;

@@ -109,7 +109,7 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 	for (size_t i = 0; i < tk->count; i++)
 		if (i == 0 || h[i] != h[n - 1])
 			h[n++] = h[i];
-	b->msgs[b->nm++] = (struct queued){ *digest, (uint8_t)cls, untrain != 0, b->nh, n };
+	b->msgs[b->nm++] = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, n};
 	b->nh += n;
 	return CHAFF_OK;
 }
@@ -224,7 +224,7 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	uint32_t today = db_today();
 	for (size_t i = 0; i < n && rc == CHAFF_OK; i++) {
 		const struct delta *d = &b->deltas[i];
-		struct chaff_record r = { 0, 0, today };
+		struct chaff_record r = {0, 0, today};
 		rc = ops->get(t, d->key, &r);
 		if (rc != CHAFF_OK && rc != CHAFF_ENOTFOUND)
 			return rc;

@@ -25,19 +25,19 @@ extern "C" {
 /* Result codes. Values are part of the ABI and are never renumbered. */
 enum chaff_rc {
 	CHAFF_OK = 0,
-	CHAFF_ENOMEM = -1,   /* an allocation failed */
-	CHAFF_EINVAL = -2,   /* an argument is out of range or NULL */
-	CHAFF_EIO = -3,      /* reading or writing a file failed (see errno) */
-	CHAFF_ECHARSET = -4, /* a charset converter could not be opened */
-	CHAFF_EPATTERN = -5, /* a built-in pattern failed to compile */
-	CHAFF_EFORMAT = -6,  /* input is not in the expected format */
+	CHAFF_ENOMEM = -1,    /* an allocation failed */
+	CHAFF_EINVAL = -2,    /* an argument is out of range or NULL */
+	CHAFF_EIO = -3,       /* reading or writing a file failed (see errno) */
+	CHAFF_ECHARSET = -4,  /* a charset converter could not be opened */
+	CHAFF_EPATTERN = -5,  /* a built-in pattern failed to compile */
+	CHAFF_EFORMAT = -6,   /* input is not in the expected format */
 	CHAFF_ENOTFOUND = -7, /* no such record, parameter or database */
-	CHAFF_EVERSION = -8, /* database made by an incompatible chaff */
-	CHAFF_EDB = -9,      /* the database reported an error */
-	CHAFF_ENOSPC = -10,  /* the disk is full */
-	CHAFF_EACCES = -11,  /* permission denied, or the database is read-only */
+	CHAFF_EVERSION = -8,  /* database made by an incompatible chaff */
+	CHAFF_EDB = -9,       /* the database reported an error */
+	CHAFF_ENOSPC = -10,   /* the disk is full */
+	CHAFF_EACCES = -11,   /* permission denied, or the database is read-only */
 	CHAFF_ECORRUPT = -12, /* the database is damaged */
-	CHAFF_EEMPTY = -13,  /* nothing trained yet: no spam or no ham */
+	CHAFF_EEMPTY = -13,   /* nothing trained yet: no spam or no ham */
 };
 
 /* A static, never-NULL description of rc. */
@@ -73,7 +73,7 @@ enum chaff_limit_bit {
 
 /* Tokenizer options: bits of chaff_tokenizer_config.flags. */
 enum chaff_tokenizer_flag {
-	CHAFF_TOK_PAIRS = 1u << 0,         /* add orthogonal sparse bigrams */
+	CHAFF_TOK_PAIRS = 1u << 0,           /* add orthogonal sparse bigrams */
 	CHAFF_TOK_VERDICT_HEADERS = 1u << 1, /* read X-Spam-* and X-Chaff-* too */
 };
 
@@ -82,10 +82,10 @@ enum chaff_tokenizer_flag {
 
 struct chaff_tokenizer_config {
 	struct chaff_limits limits;
-	uint64_t seed;          /* XXH3 seed for token hashes */
-	uint32_t flags;         /* enum chaff_tokenizer_flag */
-	uint32_t pair_window;   /* words paired with each word, 1..4 (4) */
-	chaff_log_fn log;       /* may be NULL */
+	uint64_t seed;        /* XXH3 seed for token hashes */
+	uint32_t flags;       /* enum chaff_tokenizer_flag */
+	uint32_t pair_window; /* words paired with each word, 1..4 (4) */
+	chaff_log_fn log;     /* may be NULL */
 	void *log_user;
 };
 CHAFF_API void chaff_tokenizer_config_default(struct chaff_tokenizer_config *cfg);
@@ -102,10 +102,10 @@ enum chaff_origin {
 };
 
 struct chaff_token {
-	uint64_t hash;     /* XXH3-64 of text with the configured seed */
-	const char *text;  /* UTF-8, NUL-terminated, prefix included */
-	uint32_t len;      /* bytes of text, without the NUL */
-	uint32_t origin;   /* enum chaff_origin */
+	uint64_t hash;    /* XXH3-64 of text with the configured seed */
+	const char *text; /* UTF-8, NUL-terminated, prefix included */
+	uint32_t len;     /* bytes of text, without the NUL */
+	uint32_t origin;  /* enum chaff_origin */
 };
 
 /*
@@ -116,7 +116,7 @@ struct chaff_token {
 struct chaff_tokens {
 	const struct chaff_token *items;
 	size_t count;
-	uint32_t limits_hit;   /* enum chaff_limit_bit */
+	uint32_t limits_hit; /* enum chaff_limit_bit */
 };
 
 /*
@@ -127,8 +127,7 @@ typedef struct chaff_tokenizer chaff_tokenizer;
 
 /* cfg may be NULL for defaults. On success *out must be freed by the caller
  * with chaff_tokenizer_free(). */
-CHAFF_API int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg,
-                                  chaff_tokenizer **out);
+CHAFF_API int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg, chaff_tokenizer **out);
 CHAFF_API void chaff_tokenizer_free(chaff_tokenizer *tok);
 
 /*
@@ -151,13 +150,13 @@ enum chaff_db_flag {
 };
 
 struct chaff_db_options {
-	uint32_t flags;        /* enum chaff_db_flag */
-	uint32_t tok_flags;    /* tokenizer flags for a new database
-	                          (CHAFF_TOK_PAIRS); an existing one keeps its own */
-	chaff_log_fn log;      /* why an open failed, notices; may be NULL */
+	uint32_t flags;     /* enum chaff_db_flag */
+	uint32_t tok_flags; /* tokenizer flags for a new database
+	                       (CHAFF_TOK_PAIRS); an existing one keeps its own */
+	chaff_log_fn log;   /* why an open failed, notices; may be NULL */
 	void *log_user;
-	uint64_t map_size;     /* initial LMDB map in bytes (0: 64 MiB); it grows
-	                          by itself when full */
+	uint64_t map_size; /* initial LMDB map in bytes (0: 64 MiB); it grows
+	                      by itself when full */
 };
 
 /*
@@ -167,8 +166,7 @@ struct chaff_db_options {
  * chaff_db_close(). Any number of processes and threads may use one
  * database; writers take turns (a second one waits).
  */
-CHAFF_API int chaff_db_open(const char *dir, const struct chaff_db_options *opt,
-                            chaff_db **out);
+CHAFF_API int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db **out);
 /* An in-memory database with the same behaviour, for tests. */
 CHAFF_API int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out);
 CHAFF_API void chaff_db_close(chaff_db *db);
@@ -201,11 +199,11 @@ CHAFF_API int chaff_db_tokenizer_config(chaff_db *db, struct chaff_tokenizer_con
 
 struct chaff_db_stats {
 	uint64_t spam_messages, ham_messages; /* trained, net of untraining */
-	uint64_t tokens;          /* distinct tokens stored */
-	uint64_t digests;         /* messages remembered by digest */
-	uint64_t bytes_used;      /* pages in use */
-	uint64_t bytes_file;      /* size of the data file */
-	int64_t last_train;       /* Unix time of the last training, 0 if never */
+	uint64_t tokens;                      /* distinct tokens stored */
+	uint64_t digests;                     /* messages remembered by digest */
+	uint64_t bytes_used;                  /* pages in use */
+	uint64_t bytes_file;                  /* size of the data file */
+	int64_t last_train;                   /* Unix time of the last training, 0 if never */
 	uint32_t schema_version, tokenizer_version, tok_flags;
 	uint64_t seed;
 };
@@ -241,8 +239,7 @@ struct chaff_db_image {
 };
 CHAFF_API int chaff_db_image(chaff_db *db, struct chaff_db_image *out);
 typedef struct chaff_loader chaff_loader;
-CHAFF_API int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img,
-                               chaff_loader **out);
+CHAFF_API int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loader **out);
 CHAFF_API int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *r);
 /* Commits everything put; chaff_loader_free() without it leaves the
  * database as it was. */
@@ -263,10 +260,10 @@ struct chaff_digest {
 CHAFF_API void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out);
 
 enum chaff_learned {
-	CHAFF_LEARNED_TRAINED,   /* counted as the class asked for */
-	CHAFF_LEARNED_MOVED,     /* was trained as the other class: moved */
-	CHAFF_LEARNED_ALREADY,   /* already trained as this class: nothing done */
-	CHAFF_LEARNED_UNTRAINED, /* untrained */
+	CHAFF_LEARNED_TRAINED,     /* counted as the class asked for */
+	CHAFF_LEARNED_MOVED,       /* was trained as the other class: moved */
+	CHAFF_LEARNED_ALREADY,     /* already trained as this class: nothing done */
+	CHAFF_LEARNED_UNTRAINED,   /* untrained */
 	CHAFF_LEARNED_NOT_TRAINED, /* untrain refused: never trained as that class */
 };
 
@@ -278,8 +275,7 @@ typedef struct chaff_batch chaff_batch;
 CHAFF_API int chaff_batch_new(chaff_db *db, chaff_batch **out);
 /* Queues one message's tokens (copied: tk may be reused at once). */
 CHAFF_API int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
-                              const struct chaff_digest *digest, enum chaff_class cls,
-                              int untrain);
+                              const struct chaff_digest *digest, enum chaff_class cls, int untrain);
 /* Messages queued and not yet committed. */
 CHAFF_API size_t chaff_batch_size(const chaff_batch *b);
 /*
@@ -303,12 +299,12 @@ struct chaff_clue {
 };
 
 struct chaff_score {
-	double score;        /* spamminess in [0, 1] */
-	double spam_prob;    /* S, and */
-	double ham_prob;     /* H, the two combined tail probabilities */
+	double score;     /* spamminess in [0, 1] */
+	double spam_prob; /* S, and */
+	double ham_prob;  /* H, the two combined tail probabilities */
 	enum chaff_verdict verdict;
-	uint32_t tokens;     /* distinct tokens in the message */
-	uint32_t used;       /* tokens strong enough to count */
+	uint32_t tokens;                /* distinct tokens in the message */
+	uint32_t used;                  /* tokens strong enough to count */
 	const struct chaff_clue *clues; /* strongest first */
 	size_t nclues;
 	uint32_t limits_hit; /* from the tokenizer */

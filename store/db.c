@@ -79,7 +79,7 @@ void chaff_params_default(struct chaff_params *p)
 }
 
 static const char *const param_names[] = {
-	"robs", "robx", "min_dev", "ham_cutoff", "spam_cutoff", "max_tokens", NULL,
+        "robs", "robx", "min_dev", "ham_cutoff", "spam_cutoff", "max_tokens", NULL,
 };
 
 const char *const *chaff_param_names(void)
@@ -89,8 +89,8 @@ const char *const *chaff_param_names(void)
 
 static double *param_slot(struct chaff_params *p, const char *name)
 {
-	double *slots[] = { &p->robs, &p->robx, &p->min_dev, &p->ham_cutoff, &p->spam_cutoff,
-		            &p->max_tokens };
+	double *slots[] = {&p->robs,       &p->robx,        &p->min_dev,
+	                   &p->ham_cutoff, &p->spam_cutoff, &p->max_tokens};
 	for (size_t i = 0; param_names[i]; i++)
 		if (strcmp(param_names[i], name) == 0)
 			return slots[i];
@@ -109,9 +109,9 @@ int chaff_params_set(struct chaff_params *p, const char *name, double value)
 int chaff_params_valid(const struct chaff_params *p)
 {
 	return isfinite(p->robs) && p->robs > 0 && p->robs <= 100 && p->robx > 0 && p->robx < 1 &&
-	       p->min_dev >= 0 && p->min_dev < 0.5 && p->ham_cutoff >= 0 &&
-	       p->spam_cutoff <= 1 && p->ham_cutoff <= p->spam_cutoff && p->max_tokens >= 0 &&
-	       p->max_tokens <= 1e6 && p->max_tokens == floor(p->max_tokens);
+	       p->min_dev >= 0 && p->min_dev < 0.5 && p->ham_cutoff >= 0 && p->spam_cutoff <= 1 &&
+	       p->ham_cutoff <= p->spam_cutoff && p->max_tokens >= 0 && p->max_tokens <= 1e6 &&
+	       p->max_tokens == floor(p->max_tokens);
 }
 
 int db_read_params(chaff_db *db, struct store_txn *t, struct chaff_params *out)
@@ -137,7 +137,7 @@ static int init_meta(chaff_db *db, uint32_t tok_flags)
 		seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
 	struct chaff_params p;
 	chaff_params_default(&p);
-	struct db_totals tot = { 0, 0, 0 };
+	struct db_totals tot = {0, 0, 0};
 	rc = put_u64(db, t, "schema", CHAFF_SCHEMA_VERSION);
 	if (rc == CHAFF_OK)
 		rc = put_u64(db, t, "tokenizer", CHAFF_TOKENIZER_VERSION);
@@ -338,7 +338,7 @@ int chaff_db_set_param(chaff_db *db, const char *name, double value)
 	struct chaff_params p;
 	if (!name || !param_slot(&p, name))
 		return CHAFF_ENOTFOUND;
-	struct set_param sp = { name, value };
+	struct set_param sp = {name, value};
 	return db_write_txn(db, set_param_txn, &sp);
 }
 
@@ -376,14 +376,13 @@ int chaff_db_stats(chaff_db *db, struct chaff_db_stats *out)
 }
 
 int chaff_db_foreach(chaff_db *db,
-                     int (*fn)(void *user, uint64_t hash, const struct chaff_record *r),
-                     void *user)
+                     int (*fn)(void *user, uint64_t hash, const struct chaff_record *r), void *user)
 {
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
 		return rc;
-	rc = db->st->ops->foreach(t, fn, user);
+	rc = db->st->ops->foreach (t, fn, user);
 	db->st->ops->abort(t);
 	return rc;
 }
@@ -420,7 +419,7 @@ static int prune_txn(chaff_db *db, struct store_txn *t, void *u)
 {
 	struct prune *p = u;
 	p->n = 0;
-	int rc = db->st->ops->foreach(t, prune_pick, p);
+	int rc = db->st->ops->foreach (t, prune_pick, p);
 	for (size_t i = 0; i < p->n && rc == CHAFF_OK; i++)
 		rc = db->st->ops->del(t, p->keys[i]);
 	return rc;
@@ -429,7 +428,7 @@ static int prune_txn(chaff_db *db, struct store_txn *t, void *u)
 int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *removed)
 {
 	uint32_t today = db_today();
-	struct prune p = { days && days < today ? today - days : 0, min_count, NULL, 0, 0, 0 };
+	struct prune p = {days && days < today ? today - days : 0, min_count, NULL, 0, 0, 0};
 	if (days && !p.oldest)
 		p.oldest = 1; /* everything is younger than that: nothing is old */
 	int rc = db_write_txn(db, prune_txn, &p);
@@ -525,7 +524,7 @@ int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *
 static int load_txn(chaff_db *db, struct store_txn *t, void *u)
 {
 	chaff_loader *l = u;
-	struct db_totals tot = { l->img.spam_messages, l->img.ham_messages, l->img.last_train };
+	struct db_totals tot = {l->img.spam_messages, l->img.ham_messages, l->img.last_train};
 	int rc = put_u64(db, t, "seed", l->img.seed);
 	if (rc == CHAFF_OK)
 		rc = put_u64(db, t, "tok_flags", l->img.tok_flags);

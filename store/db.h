@@ -37,6 +37,6 @@ int db_write_txn(chaff_db *db, int (*fn)(chaff_db *db, struct store_txn *t, void
 /* Today, in days since 1970, as records store it. */
 uint32_t db_today(void);
 void db_log(chaff_db *db, enum chaff_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #endif

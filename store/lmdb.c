@@ -120,7 +120,7 @@ static void l_abort(struct store_txn *t)
 
 static int l_get(struct store_txn *t, uint64_t key, struct chaff_record *out)
 {
-	MDB_val k = { sizeof(key), &key }, v;
+	MDB_val k = {sizeof(key), &key}, v;
 	int rc = mdb_get(t->txn, t->s->tokens, &k, &v);
 	if (rc != MDB_SUCCESS)
 		return map_rc(t->s, rc);
@@ -131,13 +131,13 @@ static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r
 {
 	unsigned char buf[RECORD_BYTES];
 	pack(buf, r);
-	MDB_val k = { sizeof(key), &key }, v = { sizeof(buf), buf };
+	MDB_val k = {sizeof(key), &key}, v = {sizeof(buf), buf};
 	return map_rc(t->s, mdb_put(t->txn, t->s->tokens, &k, &v, 0));
 }
 
 static int l_del(struct store_txn *t, uint64_t key)
 {
-	MDB_val k = { sizeof(key), &key };
+	MDB_val k = {sizeof(key), &key};
 	return map_rc(t->s, mdb_del(t->txn, t->s->tokens, &k, NULL));
 }
 
@@ -170,7 +170,7 @@ static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
 
 static int l_meta_get(struct store_txn *t, const char *name, void *buf, size_t *len)
 {
-	MDB_val k = { strlen(name), (void *)name }, v;
+	MDB_val k = {strlen(name), (void *)name}, v;
 	int rc = mdb_get(t->txn, t->s->meta, &k, &v);
 	if (rc != MDB_SUCCESS)
 		return map_rc(t->s, rc);
@@ -183,13 +183,13 @@ static int l_meta_get(struct store_txn *t, const char *name, void *buf, size_t *
 
 static int l_meta_put(struct store_txn *t, const char *name, const void *buf, size_t len)
 {
-	MDB_val k = { strlen(name), (void *)name }, v = { len, (void *)buf };
+	MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)buf};
 	return map_rc(t->s, mdb_put(t->txn, t->s->meta, &k, &v, 0));
 }
 
 static int l_digest_get(struct store_txn *t, const struct chaff_digest *d, uint8_t *cls)
 {
-	MDB_val k = { sizeof(d->bytes), (void *)d->bytes }, v;
+	MDB_val k = {sizeof(d->bytes), (void *)d->bytes}, v;
 	int rc = mdb_get(t->txn, t->s->digests, &k, &v);
 	if (rc != MDB_SUCCESS)
 		return map_rc(t->s, rc);
@@ -201,13 +201,13 @@ static int l_digest_get(struct store_txn *t, const struct chaff_digest *d, uint8
 
 static int l_digest_put(struct store_txn *t, const struct chaff_digest *d, uint8_t cls)
 {
-	MDB_val k = { sizeof(d->bytes), (void *)d->bytes }, v = { 1, &cls };
+	MDB_val k = {sizeof(d->bytes), (void *)d->bytes}, v = {1, &cls};
 	return map_rc(t->s, mdb_put(t->txn, t->s->digests, &k, &v, 0));
 }
 
 static int l_digest_del(struct store_txn *t, const struct chaff_digest *d)
 {
-	MDB_val k = { sizeof(d->bytes), (void *)d->bytes };
+	MDB_val k = {sizeof(d->bytes), (void *)d->bytes};
 	return map_rc(t->s, mdb_del(t->txn, t->s->digests, &k, NULL));
 }
 
@@ -266,22 +266,22 @@ static void l_close(struct store *st)
 }
 
 static const struct store_ops lmdb_ops = {
-	.begin = l_begin,
-	.commit = l_commit,
-	.abort = l_abort,
-	.get = l_get,
-	.put = l_put,
-	.del = l_del,
-	.foreach = l_foreach,
-	.meta_get = l_meta_get,
-	.meta_put = l_meta_put,
-	.digest_get = l_digest_get,
-	.digest_put = l_digest_put,
-	.digest_del = l_digest_del,
-	.info = l_info,
-	.grow = l_grow,
-	.backup = l_backup,
-	.close = l_close,
+        .begin = l_begin,
+        .commit = l_commit,
+        .abort = l_abort,
+        .get = l_get,
+        .put = l_put,
+        .del = l_del,
+        .foreach = l_foreach,
+        .meta_get = l_meta_get,
+        .meta_put = l_meta_put,
+        .digest_get = l_digest_get,
+        .digest_put = l_digest_put,
+        .digest_del = l_digest_del,
+        .info = l_info,
+        .grow = l_grow,
+        .backup = l_backup,
+        .close = l_close,
 };
 
 /* Opens the three named databases, creating them when writable. */
@@ -326,7 +326,9 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 			logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
 			      e == ENOENT ? "no database here (train one first)" : strerror(e));
 			l_close(&s->base);
-			return e == ENOENT ? CHAFF_ENOTFOUND : e == EACCES ? CHAFF_EACCES : CHAFF_EIO;
+			return e == ENOENT   ? CHAFF_ENOTFOUND
+			       : e == EACCES ? CHAFF_EACCES
+			                     : CHAFF_EIO;
 		}
 	} else if (!S_ISDIR(st.st_mode)) {
 		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, "not a directory");

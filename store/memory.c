@@ -383,22 +383,22 @@ static void m_close(struct store *st)
 }
 
 static const struct store_ops memory_ops = {
-	.begin = m_begin,
-	.commit = m_commit,
-	.abort = m_abort,
-	.get = m_get,
-	.put = m_put,
-	.del = m_del,
-	.foreach = m_foreach,
-	.meta_get = m_meta_get,
-	.meta_put = m_meta_put,
-	.digest_get = m_digest_get,
-	.digest_put = m_digest_put,
-	.digest_del = m_digest_del,
-	.info = m_info,
-	.grow = m_grow,
-	.backup = m_backup,
-	.close = m_close,
+        .begin = m_begin,
+        .commit = m_commit,
+        .abort = m_abort,
+        .get = m_get,
+        .put = m_put,
+        .del = m_del,
+        .foreach = m_foreach,
+        .meta_get = m_meta_get,
+        .meta_put = m_meta_put,
+        .digest_get = m_digest_get,
+        .digest_put = m_digest_put,
+        .digest_del = m_digest_del,
+        .info = m_info,
+        .grow = m_grow,
+        .backup = m_backup,
+        .close = m_close,
 };
 
 int store_memory_open(struct store **out)

@@ -12,10 +12,9 @@
 /* Windows-1252 bytes 0x80..0x9F; the rest of the range is Latin-1. Five
  * bytes are undefined and map to U+FFFD's stand-in, a space. */
 static const uint16_t cp1252_hi[32] = {
-	0x20AC, 0x0020, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
-	0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x0020, 0x017D, 0x0020,
-	0x0020, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x0020, 0x017E, 0x0178,
+        0x20AC, 0x0020, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+        0x2039, 0x0152, 0x0020, 0x017D, 0x0020, 0x0020, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+        0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x0020, 0x017E, 0x0178,
 };
 
 enum conv { CONV_UTF8, CONV_CP1252, CONV_ICONV };
@@ -27,25 +26,42 @@ static const struct alias {
 	const char *target; /* NULL: one of the built-in paths */
 	enum conv conv;
 } aliases[] = {
-	{ "utf-8", NULL, CONV_UTF8 },          { "utf8", NULL, CONV_UTF8 },
-	{ "unicode-1-1-utf-8", NULL, CONV_UTF8 }, { "us-ascii", NULL, CONV_CP1252 },
-	{ "ascii", NULL, CONV_CP1252 },        { "iso-8859-1", NULL, CONV_CP1252 },
-	{ "iso8859-1", NULL, CONV_CP1252 },    { "iso_8859-1", NULL, CONV_CP1252 },
-	{ "latin1", NULL, CONV_CP1252 },       { "latin-1", NULL, CONV_CP1252 },
-	{ "l1", NULL, CONV_CP1252 },           { "windows-1252", NULL, CONV_CP1252 },
-	{ "cp1252", NULL, CONV_CP1252 },       { "x-cp1252", NULL, CONV_CP1252 },
-	{ "ansi_x3.4-1968", NULL, CONV_CP1252 }, { "default", NULL, CONV_CP1252 },
-	{ "ks_c_5601-1987", "CP949", CONV_ICONV }, { "ks_c_5601", "CP949", CONV_ICONV },
-	{ "euc-kr", "CP949", CONV_ICONV },     { "korean", "CP949", CONV_ICONV },
-	{ "gb2312", "GB18030", CONV_ICONV },   { "gbk", "GB18030", CONV_ICONV },
-	{ "x-gbk", "GB18030", CONV_ICONV },    { "cp936", "GB18030", CONV_ICONV },
-	{ "euc-cn", "GB18030", CONV_ICONV },   { "chinese", "GB18030", CONV_ICONV },
-	{ "shift_jis", "CP932", CONV_ICONV },  { "shift-jis", "CP932", CONV_ICONV },
-	{ "x-sjis", "CP932", CONV_ICONV },     { "sjis", "CP932", CONV_ICONV },
-	{ "big5", "BIG5-HKSCS", CONV_ICONV },  { "x-big5", "BIG5-HKSCS", CONV_ICONV },
-	{ "iso-2022-jp", "ISO-2022-JP-2", CONV_ICONV },
-	{ "iso-8859-8-i", "ISO-8859-8", CONV_ICONV },
-	{ "tis-620", "CP874", CONV_ICONV },    { "windows-874", "CP874", CONV_ICONV },
+        {"utf-8", NULL, CONV_UTF8},
+        {"utf8", NULL, CONV_UTF8},
+        {"unicode-1-1-utf-8", NULL, CONV_UTF8},
+        {"us-ascii", NULL, CONV_CP1252},
+        {"ascii", NULL, CONV_CP1252},
+        {"iso-8859-1", NULL, CONV_CP1252},
+        {"iso8859-1", NULL, CONV_CP1252},
+        {"iso_8859-1", NULL, CONV_CP1252},
+        {"latin1", NULL, CONV_CP1252},
+        {"latin-1", NULL, CONV_CP1252},
+        {"l1", NULL, CONV_CP1252},
+        {"windows-1252", NULL, CONV_CP1252},
+        {"cp1252", NULL, CONV_CP1252},
+        {"x-cp1252", NULL, CONV_CP1252},
+        {"ansi_x3.4-1968", NULL, CONV_CP1252},
+        {"default", NULL, CONV_CP1252},
+        {"ks_c_5601-1987", "CP949", CONV_ICONV},
+        {"ks_c_5601", "CP949", CONV_ICONV},
+        {"euc-kr", "CP949", CONV_ICONV},
+        {"korean", "CP949", CONV_ICONV},
+        {"gb2312", "GB18030", CONV_ICONV},
+        {"gbk", "GB18030", CONV_ICONV},
+        {"x-gbk", "GB18030", CONV_ICONV},
+        {"cp936", "GB18030", CONV_ICONV},
+        {"euc-cn", "GB18030", CONV_ICONV},
+        {"chinese", "GB18030", CONV_ICONV},
+        {"shift_jis", "CP932", CONV_ICONV},
+        {"shift-jis", "CP932", CONV_ICONV},
+        {"x-sjis", "CP932", CONV_ICONV},
+        {"sjis", "CP932", CONV_ICONV},
+        {"big5", "BIG5-HKSCS", CONV_ICONV},
+        {"x-big5", "BIG5-HKSCS", CONV_ICONV},
+        {"iso-2022-jp", "ISO-2022-JP-2", CONV_ICONV},
+        {"iso-8859-8-i", "ISO-8859-8", CONV_ICONV},
+        {"tis-620", "CP874", CONV_ICONV},
+        {"windows-874", "CP874", CONV_ICONV},
 };
 
 /* True when every byte is ASCII; eight bytes at a time. */
@@ -111,7 +127,7 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 {
 	char *out = tok_alloc(t, n * 3 + 1);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned c = (unsigned char)s[i];
@@ -130,7 +146,7 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 		}
 	}
 	out[o] = '\0';
-	return (struct span){ out, o };
+	return (struct span){out, o};
 }
 
 /* Undeclared, unknown or mislabelled 8-bit text: UTF-8 when it is valid
@@ -138,7 +154,7 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 static struct span guess(struct chaff_tokenizer *t, const char *s, size_t n)
 {
 	if (valid_utf8(s, n))
-		return (struct span){ s, n };
+		return (struct span){s, n};
 	return from_cp1252(t, s, n);
 }
 
@@ -183,7 +199,7 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 	size_t room = n * 4 + 16;
 	char *out = tok_alloc(t, room + 1);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	iconv(cd, NULL, NULL, NULL, NULL);
 	char *in = (char *)s;
 	size_t inleft = n;
@@ -207,7 +223,7 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 	}
 	iconv(cd, NULL, NULL, &o, &oleft); /* flush a stateful encoder */
 	*o = '\0';
-	return (struct span){ out, (size_t)(o - out) };
+	return (struct span){out, (size_t)(o - out)};
 }
 
 /* Charsets whose text can be plain ASCII bytes yet mean something else. */
@@ -218,8 +234,8 @@ static bool ascii_unsafe(const char *name)
 	       strncmp(name, "ucs-", 4) == 0 || strncmp(name, "hz", 2) == 0;
 }
 
-struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen,
-                        const char *s, size_t n)
+struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen, const char *s,
+                        size_t n)
 {
 	char name[40];
 	size_t k = 0;
@@ -231,9 +247,9 @@ struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t c
 	}
 	name[k] = '\0';
 	if (k == 0)
-		return all_ascii(s, n) ? (struct span){ s, n } : guess(t, s, n);
+		return all_ascii(s, n) ? (struct span){s, n} : guess(t, s, n);
 	if (!ascii_unsafe(name) && all_ascii(s, n))
-		return (struct span){ s, n };
+		return (struct span){s, n};
 	const char *target = name;
 	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
 		if (strcmp(aliases[i].name, name) != 0)
@@ -246,8 +262,8 @@ struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t c
 		break;
 	}
 	if (strncmp(name, "windows-125", 11) == 0 && name[11] && !name[12]) {
-		static const char *const cp[] = { "CP1250", "CP1251", "CP1252", "CP1253", "CP1254",
-		                                  "CP1255", "CP1256", "CP1257", "CP1258" };
+		static const char *const cp[] = {"CP1250", "CP1251", "CP1252", "CP1253", "CP1254",
+		                                 "CP1255", "CP1256", "CP1257", "CP1258"};
 		if (name[11] >= '0' && name[11] <= '8')
 			target = cp[name[11] - '0'];
 	}

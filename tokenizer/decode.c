@@ -7,16 +7,16 @@
 
 /* 0..63 for the base64 alphabet, 64 for everything else. */
 static const unsigned char b64[256] = {
-	['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,
-	['H'] = 7,  ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13,
-	['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20,
-	['V'] = 21, ['W'] = 22, ['X'] = 23, ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27,
-	['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31, ['g'] = 32, ['h'] = 33, ['i'] = 34,
-	['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
-	['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47, ['w'] = 48,
-	['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
-	['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['+'] = 62,
-	['/'] = 63,
+        ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,
+        ['H'] = 7,  ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13,
+        ['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20,
+        ['V'] = 21, ['W'] = 22, ['X'] = 23, ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27,
+        ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31, ['g'] = 32, ['h'] = 33, ['i'] = 34,
+        ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
+        ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47, ['w'] = 48,
+        ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
+        ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['+'] = 62,
+        ['/'] = 63,
 };
 
 static inline bool is_b64(unsigned char c)
@@ -27,8 +27,7 @@ static inline bool is_b64(unsigned char c)
 /* Skips every byte outside the alphabet, padding included, and decodes the
  * rest four characters at a time; a final group of two or three characters
  * still yields its one or two bytes. */
-struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap,
-                       bool *more)
+struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap, bool *more)
 {
 	*more = false;
 	size_t room = n / 4 * 3 + 3;
@@ -36,7 +35,7 @@ struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_
 		room = cap;
 	unsigned char *out = tok_alloc(t, room + 1);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t o = 0;
 	uint32_t acc = 0;
 	unsigned have = 0;
@@ -64,19 +63,18 @@ struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_
 			out[o++] = (unsigned char)(acc >> 8);
 	}
 	out[o] = '\0';
-	return (struct span){ (const char *)out, o };
+	return (struct span){(const char *)out, o};
 }
 
 /* Quoted-printable: "=XX" in either case is a byte, "=" before the line end
  * (trailing white space allowed) is a soft break, any other "=" is kept. */
-struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap,
-                   bool *more)
+struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap, bool *more)
 {
 	*more = false;
 	size_t room = n < cap ? n : cap;
 	char *out = tok_alloc(t, room + 1);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t o = 0, i = 0;
 	while (i < n) {
 		if (o >= room) {
@@ -109,5 +107,5 @@ struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t ca
 		i++;
 	}
 	out[o] = '\0';
-	return (struct span){ out, o };
+	return (struct span){out, o};
 }

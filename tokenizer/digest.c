@@ -29,8 +29,8 @@ static void feed_normalised(XXH3_state_t *st, const char *s, size_t n, bool sque
 		if (i > run)
 			XXH3_128bits_update(st, s + run, i - run);
 		if (squeeze) {
-			while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' || s[i + 1] == '\r' ||
-			                     s[i + 1] == '\n'))
+			while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' ||
+			                     s[i + 1] == '\r' || s[i + 1] == '\n'))
 				i++;
 			XXH3_128bits_update(st, " ", 1);
 		}

@@ -104,9 +104,9 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 {
 	if (n < 8 || !tok_find2(s, n, '=', '?'))
 		return tok_to_utf8(t, NULL, 0, s, n);
-	struct dec d = { t, tok_alloc(t, n * 4 + 16), 0, tok_alloc(t, n + 1), 0, { "", 0 } };
+	struct dec d = {t, tok_alloc(t, n * 4 + 16), 0, tok_alloc(t, n + 1), 0, {"", 0}};
 	if (!d.out || !d.raw)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t i = 0, plain = 0;
 	bool after_word = false;
 	while (i < n) {
@@ -147,12 +147,12 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 	struct span u = tok_to_utf8(t, NULL, 0, s + plain, n - plain);
 	put(&d, u.p, u.n);
 	d.out[d.o] = '\0';
-	return (struct span){ d.out, d.o };
+	return (struct span){d.out, d.o};
 }
 
 static const bool host_bytes[256] = {
-	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
-	['.'] = true,         ['-'] = true,         ['_'] = true,
+        ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+        ['.'] = true,         ['-'] = true,         ['_'] = true,
 };
 
 static bool host_byte(char c)
@@ -239,7 +239,8 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 		if (ipv4(s + a, e - a, &net)) {
 			tok_emit(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, e - a);
 			tok_emit(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, net);
-		} else if (e - a <= 253 && (a == 0 || s[a - 1] != '/') && host_name(s + a, e - a, last_dot)) {
+		} else if (e - a <= 253 && (a == 0 || s[a - 1] != '/') &&
+		           host_name(s + a, e - a, last_dot)) {
 			/* a run after '/' is a software version, not a host */
 			tok_host(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, e - a);
 		}
@@ -306,8 +307,8 @@ static void return_path(struct chaff_tokenizer *t, const char *s, size_t n)
 }
 
 /* The tokens of one message header, by the table in docs/tokens.md. */
-static void header_tokens(struct chaff_tokenizer *t, const char *name, size_t nl,
-                          const char *v, size_t vn, bool *saw_msgid)
+static void header_tokens(struct chaff_tokenizer *t, const char *name, size_t nl, const char *v,
+                          size_t vn, bool *saw_msgid)
 {
 	struct span d;
 	if (TOK_IEQ(name, nl, "subject")) {
@@ -356,8 +357,8 @@ static bool verdict_header(const char *name, size_t nl)
 /* Unfolds a header whose first line is [v, le) and whose continuation
  * lines follow; returns the value (aliasing the input when it was not
  * folded) and sets *next to the line after it. */
-static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *le,
-                          const char *end, const char **next)
+static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *le, const char *end,
+                          const char **next)
 {
 	const char *nl = le < end ? le + 1 : end;
 	size_t cap = t->cfg.limits.max_header_bytes;
@@ -372,12 +373,12 @@ static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *
 			tok_limit(t, CHAFF_LIMIT_HEADER);
 			first = cap;
 		}
-		return (struct span){ v, first };
+		return (struct span){v, first};
 	}
 	char *buf = tok_alloc(t, cap + 1);
 	if (!buf) {
 		*next = nl;
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	}
 	size_t o = first < cap ? first : cap;
 	memcpy(buf, v, o);
@@ -405,7 +406,7 @@ static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *
 	if (over)
 		tok_limit(t, CHAFF_LIMIT_HEADER);
 	*next = nl;
-	return (struct span){ buf, o };
+	return (struct span){buf, o};
 }
 
 static bool name_char(char c)
@@ -453,7 +454,7 @@ const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *en
 				a++;
 			while (b > a && (wsp(v.p[b - 1]) || v.p[b - 1] == ';'))
 				b--;
-			info->cte = (struct span){ v.p + a, b - a };
+			info->cte = (struct span){v.p + a, b - a};
 		} else if (TOK_IEQ(q, nlen, "content-disposition")) {
 			tok_content_disposition(t, v.p, v.n, info);
 		}

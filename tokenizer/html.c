@@ -10,52 +10,54 @@
 
 /* Names of U+00A0..U+00FF, the Latin-1 entity set. */
 static const char *const latin1_names[96] = {
-	"nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
-	"uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
-	"deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
-	"cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
-	"Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
-	"Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
-	"ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
-	"Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
-	"agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
-	"egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
-	"eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
-	"oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
+        "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",   "uml",
+        "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",   "deg",    "plusmn",
+        "sup2",   "sup3",   "acute",  "micro",  "para",   "middot", "cedil",  "sup1",   "ordm",
+        "raquo",  "frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc",  "Atilde",
+        "Auml",   "Aring",  "AElig",  "Ccedil", "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave",
+        "Iacute", "Icirc",  "Iuml",   "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde",
+        "Ouml",   "times",  "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",
+        "szlig",  "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
+        "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",   "eth",
+        "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide", "oslash", "ugrave",
+        "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
 };
 
 static const struct {
 	const char *name;
 	uint32_t cp;
 } other_names[] = {
-	{ "amp", '&' },       { "lt", '<' },        { "gt", '>' },        { "quot", '"' },
-	{ "apos", '\'' },     { "euro", 0x20AC },   { "trade", 0x2122 },  { "hellip", 0x2026 },
-	{ "mdash", 0x2014 },  { "ndash", 0x2013 },  { "lsquo", 0x2018 },  { "rsquo", 0x2019 },
-	{ "ldquo", 0x201C },  { "rdquo", 0x201D },  { "sbquo", 0x201A },  { "bdquo", 0x201E },
-	{ "bull", 0x2022 },   { "dagger", 0x2020 }, { "Dagger", 0x2021 }, { "permil", 0x2030 },
-	{ "lsaquo", 0x2039 }, { "rsaquo", 0x203A }, { "OElig", 0x152 },   { "oelig", 0x153 },
-	{ "Scaron", 0x160 },  { "scaron", 0x161 },  { "Yuml", 0x178 },    { "fnof", 0x192 },
-	{ "circ", 0x2C6 },    { "tilde", 0x2DC },   { "ensp", 0x2002 },   { "emsp", 0x2003 },
-	{ "thinsp", 0x2009 }, { "zwnj", 0x200C },   { "zwj", 0x200D },    { "lrm", 0x200E },
-	{ "rlm", 0x200F },    { "larr", 0x2190 },   { "rarr", 0x2192 },   { "hearts", 0x2665 },
+        {"amp", '&'},       {"lt", '<'},        {"gt", '>'},        {"quot", '"'},
+        {"apos", '\''},     {"euro", 0x20AC},   {"trade", 0x2122},  {"hellip", 0x2026},
+        {"mdash", 0x2014},  {"ndash", 0x2013},  {"lsquo", 0x2018},  {"rsquo", 0x2019},
+        {"ldquo", 0x201C},  {"rdquo", 0x201D},  {"sbquo", 0x201A},  {"bdquo", 0x201E},
+        {"bull", 0x2022},   {"dagger", 0x2020}, {"Dagger", 0x2021}, {"permil", 0x2030},
+        {"lsaquo", 0x2039}, {"rsaquo", 0x203A}, {"OElig", 0x152},   {"oelig", 0x153},
+        {"Scaron", 0x160},  {"scaron", 0x161},  {"Yuml", 0x178},    {"fnof", 0x192},
+        {"circ", 0x2C6},    {"tilde", 0x2DC},   {"ensp", 0x2002},   {"emsp", 0x2003},
+        {"thinsp", 0x2009}, {"zwnj", 0x200C},   {"zwj", 0x200D},    {"lrm", 0x200E},
+        {"rlm", 0x200F},    {"larr", 0x2190},   {"rarr", 0x2192},   {"hearts", 0x2665},
 };
 
 /* Tags after which a reader sees a break between words. */
-#define TAG(s) { s, sizeof(s) - 1 }
+#define TAG(s)                                                                                     \
+	{                                                                                          \
+		s, sizeof(s) - 1                                                                   \
+	}
 static const struct {
 	const char *name;
 	size_t len;
 } block_tags[] = {
-	TAG("p"),       TAG("br"),      TAG("div"),      TAG("td"),      TAG("th"),
-	TAG("tr"),      TAG("li"),      TAG("ul"),       TAG("ol"),      TAG("table"),
-	TAG("tbody"),   TAG("thead"),   TAG("tfoot"),    TAG("h1"),      TAG("h2"),
-	TAG("h3"),      TAG("h4"),      TAG("h5"),       TAG("h6"),      TAG("hr"),
-	TAG("title"),   TAG("blockquote"), TAG("pre"),   TAG("dd"),      TAG("dt"),
-	TAG("dl"),      TAG("center"),  TAG("form"),     TAG("option"),  TAG("select"),
-	TAG("img"),     TAG("body"),    TAG("html"),     TAG("head"),    TAG("frame"),
-	TAG("iframe"),  TAG("textarea"), TAG("input"),   TAG("button"),  TAG("address"),
-	TAG("section"), TAG("article"), TAG("header"),   TAG("footer"),  TAG("nav"),
-	TAG("caption"), TAG("meta"),    TAG("link"),
+        TAG("p"),       TAG("br"),         TAG("div"),    TAG("td"),     TAG("th"),
+        TAG("tr"),      TAG("li"),         TAG("ul"),     TAG("ol"),     TAG("table"),
+        TAG("tbody"),   TAG("thead"),      TAG("tfoot"),  TAG("h1"),     TAG("h2"),
+        TAG("h3"),      TAG("h4"),         TAG("h5"),     TAG("h6"),     TAG("hr"),
+        TAG("title"),   TAG("blockquote"), TAG("pre"),    TAG("dd"),     TAG("dt"),
+        TAG("dl"),      TAG("center"),     TAG("form"),   TAG("option"), TAG("select"),
+        TAG("img"),     TAG("body"),       TAG("html"),   TAG("head"),   TAG("frame"),
+        TAG("iframe"),  TAG("textarea"),   TAG("input"),  TAG("button"), TAG("address"),
+        TAG("section"), TAG("article"),    TAG("header"), TAG("footer"), TAG("nav"),
+        TAG("caption"), TAG("meta"),       TAG("link"),
 };
 #undef TAG
 
@@ -181,8 +183,8 @@ static size_t skip_element(const char *s, size_t n, size_t i, const char *name, 
 static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, size_t i)
 {
 	while (i < n) {
-		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ||
-		                 s[i] == '/'))
+		while (i < n &&
+		       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '/'))
 			i++;
 		if (i >= n || s[i] == '>')
 			return i < n ? i + 1 : n;
@@ -212,8 +214,8 @@ static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, siz
 				i = vend;
 			}
 		} else {
-			while (i < n && s[i] != '>' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' &&
-			       s[i] != '\r')
+			while (i < n && s[i] != '>' && s[i] != ' ' && s[i] != '\t' &&
+			       s[i] != '\n' && s[i] != '\r')
 				i++;
 			vend = i;
 		}
@@ -227,10 +229,12 @@ static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, siz
 			}
 			if (TOK_IPREFIX(val, vl, "mailto:"))
 				tok_words(t, val + 7, vl - 7, "", 0, SCAN_URLS);
-			else if (TOK_IPREFIX(val, vl, "http://") || TOK_IPREFIX(val, vl, "https://") ||
+			else if (TOK_IPREFIX(val, vl, "http://") ||
+			         TOK_IPREFIX(val, vl, "https://") ||
 			         TOK_IPREFIX(val, vl, "ftp://") || TOK_IPREFIX(val, vl, "//") ||
 			         TOK_IPREFIX(val, vl, "www."))
-				tok_url(t, val[0] == '/' ? val + 2 : val, val[0] == '/' ? vl - 2 : vl);
+				tok_url(t, val[0] == '/' ? val + 2 : val,
+				        val[0] == '/' ? vl - 2 : vl);
 		}
 	}
 	return n;
@@ -240,7 +244,7 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 {
 	char *out = tok_alloc(t, n + 2);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t o = 0, i = 0;
 	while (i < n) {
 		char c = s[i];
@@ -293,5 +297,5 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 		i++;
 	}
 	out[o] = '\0';
-	return (struct span){ out, o };
+	return (struct span){out, o};
 }

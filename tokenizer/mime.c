@@ -49,22 +49,21 @@ static struct span quoted(struct chaff_tokenizer *t, const char *s, size_t n, si
 	}
 	*used = i < n ? i + 1 : n;
 	if (!esc)
-		return (struct span){ s + 1, i - 1 };
+		return (struct span){s + 1, i - 1};
 	char *out = tok_alloc(t, i);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t o = 0;
 	for (size_t k = 1; k < i; k++) {
 		if (s[k] == '\\' && k + 1 < i)
 			k++;
 		out[o++] = s[k];
 	}
-	return (struct span){ out, o };
+	return (struct span){out, o};
 }
 
 /* Reads "; name=value" pairs after the header's first item. */
-static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n,
-                         struct param *ps)
+static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n, struct param *ps)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -97,7 +96,7 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n,
 			size_t f = e;
 			while (f > i && wsp(s[f - 1]))
 				f--;
-			v = (struct span){ s + i, f - i };
+			v = (struct span){s + i, f - i};
 			i = e;
 		}
 		/* name, name*, name*N, name*N* */
@@ -131,7 +130,7 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n,
 static struct span param_value(struct chaff_tokenizer *t, const struct param *p, bool text)
 {
 	if (p->top == 0)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	if (p->top == 1 && !p->ext[0]) {
 		if (text && tok_find2(p->seg[0].p, p->seg[0].n, '=', '?'))
 			return tok_decode_2047(t, p->seg[0].p, p->seg[0].n);
@@ -142,9 +141,9 @@ static struct span param_value(struct chaff_tokenizer *t, const struct param *p,
 		total += p->seg[k].n;
 	char *out = tok_alloc(t, total + 1);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	size_t o = 0;
-	struct span cs = { "", 0 };
+	struct span cs = {"", 0};
 	for (unsigned k = 0; k < p->top; k++) {
 		const char *s = p->seg[k].p;
 		size_t n = p->seg[k].n;
@@ -159,7 +158,7 @@ static struct span param_value(struct chaff_tokenizer *t, const struct param *p,
 			const char *q1 = memchr(s, '\'', n);
 			const char *q2 = q1 ? memchr(q1 + 1, '\'', (size_t)(s + n - q1 - 1)) : NULL;
 			if (q2) {
-				cs = (struct span){ s, (size_t)(q1 - s) };
+				cs = (struct span){s, (size_t)(q1 - s)};
 				n -= (size_t)(q2 + 1 - s);
 				s = q2 + 1;
 			}
@@ -182,15 +181,14 @@ static struct span lower_copy(struct chaff_tokenizer *t, const char *s, size_t n
 {
 	char *out = tok_alloc(t, n + 1);
 	if (!out)
-		return (struct span){ "", 0 };
+		return (struct span){"", 0};
 	for (size_t i = 0; i < n; i++)
 		out[i] = tok_lc(s[i]);
 	out[n] = '\0';
-	return (struct span){ out, n };
+	return (struct span){out, n};
 }
 
-void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n,
-                      struct mime_info *info)
+void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n, struct mime_info *info)
 {
 	size_t i = 0;
 	while (i < n && wsp(s[i]))
@@ -237,8 +235,8 @@ static bool type_prefix(const struct mime_info *info, const char *lit, size_t le
 
 /* A text part: transfer decoding, then UTF-8, then HTML to text, then
  * words. At most max_part_bytes of decoded text are read. */
-static void text_part(struct chaff_tokenizer *t, const struct mime_info *info,
-                      const char *body, const char *end)
+static void text_part(struct chaff_tokenizer *t, const struct mime_info *info, const char *body,
+                      const char *end)
 {
 	size_t n = (size_t)(end - body), cap = t->cfg.limits.max_part_bytes;
 	struct span raw;
@@ -249,7 +247,7 @@ static void text_part(struct chaff_tokenizer *t, const struct mime_info *info,
 		raw = tok_qp(t, body, n, cap, &more);
 	} else {
 		more = n > cap;
-		raw = (struct span){ body, more ? cap : n };
+		raw = (struct span){body, more ? cap : n};
 	}
 	if (more)
 		tok_limit(t, CHAFF_LIMIT_PART_BYTES);
@@ -259,8 +257,7 @@ static void text_part(struct chaff_tokenizer *t, const struct mime_info *info,
 	tok_words(t, u.p, u.n, "", 0, SCAN_URLS | SCAN_PAIRS);
 }
 
-static bool boundary_line(const char *p, const char *le, const char *b, size_t bl,
-                          bool *closing)
+static bool boundary_line(const char *p, const char *le, const char *b, size_t bl, bool *closing)
 {
 	if ((size_t)(le - p) < bl + 2 || p[0] != '-' || p[1] != '-' || memcmp(p + 2, b, bl) != 0)
 		return false;
@@ -284,15 +281,15 @@ static struct span guess_boundary(const char *p, const char *end)
 			const char *e = le;
 			while (e > p + 2 && wsp(e[-1]))
 				e--;
-			return (struct span){ p + 2, (size_t)(e - p - 2) };
+			return (struct span){p + 2, (size_t)(e - p - 2)};
 		}
 		p = nl ? nl + 1 : end;
 	}
-	return (struct span){ "", 0 };
+	return (struct span){"", 0};
 }
 
-static void multipart(struct chaff_tokenizer *t, const struct mime_info *info,
-                      const char *body, const char *end, unsigned depth)
+static void multipart(struct chaff_tokenizer *t, const struct mime_info *info, const char *body,
+                      const char *end, unsigned depth)
 {
 	struct span b = info->boundary.n ? info->boundary : guess_boundary(body, end);
 	const char *part = NULL, *p = body;
@@ -315,7 +312,7 @@ static void multipart(struct chaff_tokenizer *t, const struct mime_info *info,
 		tok_entity(t, part, end, depth + 1, false);
 	if (!found) {
 		struct mime_info plain = *info;
-		plain.type = (struct span){ "text/plain", 10 };
+		plain.type = (struct span){"text/plain", 10};
 		text_part(t, &plain, body, end);
 	}
 }

@@ -35,9 +35,9 @@ struct charset_slot {
 
 /* Word scanner modes: which extra recognisers run over the text. */
 enum {
-	SCAN_URLS = 1u << 0,   /* http://, www., e-mail addresses */
-	SCAN_PAIRS = 1u << 1,  /* word pairs, when configured */
-	SCAN_ADDRS = 1u << 2,  /* addresses as <prefix><addr>, <prefix>@<dom> */
+	SCAN_URLS = 1u << 0,  /* http://, www., e-mail addresses */
+	SCAN_PAIRS = 1u << 1, /* word pairs, when configured */
+	SCAN_ADDRS = 1u << 2, /* addresses as <prefix><addr>, <prefix>@<dom> */
 };
 
 struct chaff_tokenizer {
@@ -82,8 +82,7 @@ static inline char *tok_reserve(struct chaff_tokenizer *t, size_t max)
 	return p;
 }
 
-static inline void tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text,
-                              size_t len)
+static inline void tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text, size_t len)
 {
 	chaff_arena_trim(&t->arena, text, len + 1);
 	text[len] = '\0';
@@ -97,16 +96,16 @@ static inline void tok_commit(struct chaff_tokenizer *t, unsigned origin, char *
 	if (t->ntoks >= t->cfg.limits.max_tokens)
 		tok_limit(t, CHAFF_LIMIT_TOKENS);
 }
-void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
-              size_t plen, const char *s, size_t n);
+void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+              const char *s, size_t n);
 /* Emits prefix + lower-cased ASCII s (host names, types, verdicts). */
-void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
-                    size_t plen, const char *s, size_t n);
+void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+                    const char *s, size_t n);
 #define TOK_EMIT_LIT(t, origin, lit) tok_emit((t), (origin), "", 0, lit, sizeof(lit) - 1)
 
 /* words.c */
-void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix,
-               size_t plen, unsigned mode);
+void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix, size_t plen,
+               unsigned mode);
 /* Emits prefix + host and its parent domains down to two labels. */
 void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
               const char *host, size_t n);
@@ -116,15 +115,13 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n);
 
 /* decode.c: output into the arena, at most cap bytes; *more set when the
  * input held more than cap bytes of output. */
-struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap,
-                       bool *more);
-struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap,
-                   bool *more);
+struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap, bool *more);
+struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap, bool *more);
 
 /* charset.c: UTF-8 text of s declared as charset (may be NULL/empty). The
  * result may alias s when no conversion is needed. */
-struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen,
-                        const char *s, size_t n);
+struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen, const char *s,
+                        size_t n);
 void tok_charsets_close(struct chaff_tokenizer *t);
 
 /* html.c: visible text of an HTML document; emits url: tokens on the way. */
@@ -132,8 +129,8 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n);
 
 /* header.c */
 struct mime_info {
-	struct span type;     /* "text/plain", lower-cased; empty when absent */
-	struct span charset;  /* declared, raw */
+	struct span type;    /* "text/plain", lower-cased; empty when absent */
+	struct span charset; /* declared, raw */
 	struct span boundary;
 	struct span cte;      /* lower-cased */
 	struct span filename; /* UTF-8 */
@@ -147,8 +144,7 @@ const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *en
 struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n);
 
 /* mime.c: parameters of a structured header value into info. */
-void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n,
-                      struct mime_info *info);
+void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n, struct mime_info *info);
 void tok_content_disposition(struct chaff_tokenizer *t, const char *s, size_t n,
                              struct mime_info *info);
 /* One message (message: its headers give header tokens) or MIME part. */

@@ -16,30 +16,29 @@ enum { W_SEP = 0, W_ALNUM = 1, W_JOIN = 2, W_LOCAL = 3 };
 /* ASCII classes: W_JOIN may stand inside a word, W_LOCAL only inside the
  * local part of an address. */
 static const unsigned char ascii_class[128] = {
-	['0' ... '9'] = W_ALNUM, ['A' ... 'Z'] = W_ALNUM, ['a' ... 'z'] = W_ALNUM,
-	['\''] = W_JOIN,         ['-'] = W_JOIN,          ['.'] = W_JOIN,
-	['_'] = W_JOIN,          ['+'] = W_LOCAL,         ['%'] = W_LOCAL,
-	['='] = W_LOCAL,
+        ['0' ... '9'] = W_ALNUM, ['A' ... 'Z'] = W_ALNUM, ['a' ... 'z'] = W_ALNUM, ['\''] = W_JOIN,
+        ['-'] = W_JOIN,          ['.'] = W_JOIN,          ['_'] = W_JOIN,          ['+'] = W_LOCAL,
+        ['%'] = W_LOCAL,         ['='] = W_LOCAL,
 };
 
 /* ASCII letters and digits, folded; 0 for every other byte. */
 static const char ascii_fold[256] = {
-	['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6',
-	['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd',
-	['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k',
-	['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r',
-	['s'] = 's', ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
-	['z'] = 'z', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
-	['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l', ['M'] = 'm',
-	['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
-	['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z',
+        ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4', ['5'] = '5', ['6'] = '6',
+        ['7'] = '7', ['8'] = '8', ['9'] = '9', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd',
+        ['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j', ['k'] = 'k',
+        ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r',
+        ['s'] = 's', ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
+        ['z'] = 'z', ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e', ['F'] = 'f',
+        ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j', ['K'] = 'k', ['L'] = 'l', ['M'] = 'm',
+        ['N'] = 'n', ['O'] = 'o', ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
+        ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y', ['Z'] = 'z',
 };
 
 /* ASCII bytes that can start nothing: all but letters, digits and '$'.
  * Bytes from 0x80 up may start a word and are looked at one by one. */
 static const bool skip_byte[256] = {
-	[0 ... '#'] = true, ['%' ... '/'] = true, [':' ... '@'] = true,
-	['[' ... '`'] = true, ['{' ... 0x7f] = true,
+        [0 ... '#'] = true,   ['%' ... '/'] = true,  [':' ... '@'] = true,
+        ['[' ... '`'] = true, ['{' ... 0x7f] = true,
 };
 
 enum { WORD_BUF = 256, HOST_MAX = 255, LOCAL_MAX = 64 };
@@ -61,8 +60,8 @@ static uint32_t next_cp(const unsigned char *p, size_t n, size_t *k)
 		*k = 3;
 		return (c & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
 	}
-	if (c >= 0xF0 && c <= 0xF4 && n >= 4 && (p[1] & 0xC0) == 0x80 &&
-	    (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
+	if (c >= 0xF0 && c <= 0xF4 && n >= 4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+	    (p[3] & 0xC0) == 0x80) {
 		*k = 4;
 		return (c & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
 		       (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
@@ -261,7 +260,7 @@ static void pairs(struct chaff_tokenizer *t, const char *w, size_t wn)
 		memcpy(text + p->n + 3, w, wn);
 		tok_commit(t, CHAFF_ORIGIN_PAIR, text, p->n + 3 + wn);
 	}
-	t->prev[t->nprev % PAIR_WINDOW_MAX] = (struct span){ w, wn };
+	t->prev[t->nprev % PAIR_WINDOW_MAX] = (struct span){w, wn};
 	t->nprev++;
 	if (t->nprev >= 2 * PAIR_WINDOW_MAX)
 		t->nprev -= PAIR_WINDOW_MAX;
@@ -385,12 +384,12 @@ static size_t word(struct scan *sc, size_t i)
 	return j;
 }
 
-void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix,
-               size_t plen, unsigned mode)
+void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix, size_t plen,
+               unsigned mode)
 {
 	if (!(t->cfg.flags & CHAFF_TOK_PAIRS))
 		mode &= ~(unsigned)SCAN_PAIRS;
-	struct scan sc = { t, s, n, prefix, plen, mode, NULL };
+	struct scan sc = {t, s, n, prefix, plen, mode, NULL};
 	if (mode & (SCAN_URLS | SCAN_ADDRS))
 		sc.at = memchr(s, '@', n);
 	size_t i = 0;
