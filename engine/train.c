@@ -19,10 +19,19 @@ struct queued {
 	size_t off, n; /* its hashes in batch->hashes */
 };
 
+/* One token's count changes in the batch. A slot belongs to the current
+ * commit attempt when its gen matches; last is the stamp of the message
+ * that touched it last, so a token repeated in a message counts once
+ * without sorting the message's tokens. */
 struct delta {
 	uint64_t key;
 	int32_t spam, ham;
-	bool used;
+	uint32_t gen, last;
+};
+
+struct change {
+	uint64_t key;
+	int32_t spam, ham;
 };
 
 struct chaff_batch {
@@ -35,6 +44,9 @@ struct chaff_batch {
 	/* per-token sums, rebuilt by every attempt of the commit */
 	struct delta *deltas;
 	size_t dcap, dn;
+	uint32_t gen, stamp;
+	struct change *changes, *sorted;
+	size_t ccap;
 };
 
 int chaff_batch_new(chaff_db *db, chaff_batch **out)
@@ -59,18 +71,14 @@ void chaff_batch_free(chaff_batch *b)
 	free(b->msgs);
 	free(b->outcome);
 	free(b->deltas);
+	free(b->changes);
+	free(b->sorted);
 	free(b);
 }
 
 size_t chaff_batch_size(const chaff_batch *b)
 {
 	return b->nm;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
@@ -100,53 +108,82 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 		b->outcome = o;
 		b->mcap = cap;
 	}
-	/* A token counts once per message, however often it occurs. */
+	/* Repeats stay: commit counts a token once per message. */
 	uint64_t *h = b->hashes + b->nh;
 	for (size_t i = 0; i < tk->count; i++)
 		h[i] = tk->items[i].hash;
-	qsort(h, tk->count, sizeof(*h), cmp_u64);
-	size_t n = 0;
-	for (size_t i = 0; i < tk->count; i++)
-		if (i == 0 || h[i] != h[n - 1])
-			h[n++] = h[i];
-	b->msgs[b->nm++] = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, n};
-	b->nh += n;
+	b->msgs[b->nm++] = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, tk->count};
+	b->nh += tk->count;
 	return CHAFF_OK;
 }
 
-static struct delta *delta_slot(chaff_batch *b, uint64_t key)
+static struct delta *probe(struct delta *t, size_t cap, uint64_t key, uint32_t gen)
 {
-	size_t mask = b->dcap - 1;
-	for (size_t i = (key ^ key >> 29) & mask;; i = (i + 1) & mask) {
-		struct delta *d = &b->deltas[i];
-		if (!d->used) {
-			d->used = true;
-			d->key = key;
-			d->spam = d->ham = 0;
-			b->dn++;
-			return d;
-		}
-		if (d->key == key)
-			return d;
-	}
+	size_t mask = cap - 1;
+	for (size_t i = (key ^ key >> 29) & mask;; i = (i + 1) & mask)
+		if (t[i].gen != gen || t[i].key == key)
+			return &t[i];
 }
 
-/* Adds sign to the class count of every token of message m. */
-static void count(chaff_batch *b, const struct queued *m, uint8_t cls, int sign)
+/* Doubles the table, moving this attempt's slots; 0 or CHAFF_ENOMEM. */
+static int grow_deltas(chaff_batch *b)
 {
+	size_t cap = b->dcap ? b->dcap * 2 : 1 << 14;
+	struct delta *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return CHAFF_ENOMEM;
+	for (size_t i = 0; i < b->dcap; i++)
+		if (b->deltas[i].gen == b->gen)
+			*probe(t, cap, b->deltas[i].key, b->gen) = b->deltas[i];
+	free(b->deltas);
+	b->deltas = t;
+	b->dcap = cap;
+	return CHAFF_OK;
+}
+
+/* Adds dspam and dham to the counts of every distinct token of m. */
+static int count(chaff_batch *b, const struct queued *m, int dspam, int dham)
+{
+	uint32_t stamp = ++b->stamp;
 	for (size_t i = 0; i < m->n; i++) {
-		struct delta *d = delta_slot(b, b->hashes[m->off + i]);
-		if (cls == CHAFF_SPAM)
-			d->spam += sign;
-		else
-			d->ham += sign;
+		if ((b->dn + 1) * 2 > b->dcap && grow_deltas(b) != CHAFF_OK)
+			return CHAFF_ENOMEM;
+		uint64_t key = b->hashes[m->off + i];
+		struct delta *d = probe(b->deltas, b->dcap, key, b->gen);
+		if (d->gen != b->gen) {
+			*d = (struct delta){key, 0, 0, b->gen, 0};
+			b->dn++;
+		}
+		if (d->last == stamp)
+			continue; /* seen earlier in this message */
+		d->last = stamp;
+		d->spam += dspam;
+		d->ham += dham;
 	}
+	return CHAFF_OK;
 }
 
-static int cmp_delta(const void *a, const void *b)
+/* LSD radix sort by key, a byte per pass: linear in the number of changes,
+ * which a batch has hundreds of thousands of. */
+static struct change *sort_changes(struct change *a, struct change *tmp, size_t n)
 {
-	uint64_t x = ((const struct delta *)a)->key, y = ((const struct delta *)b)->key;
-	return x < y ? -1 : x > y;
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		size_t pos[256] = {0};
+		for (size_t i = 0; i < n; i++)
+			pos[(a[i].key >> shift) & 0xff]++;
+		size_t sum = 0;
+		for (size_t k = 0; k < 256; k++) {
+			size_t c = pos[k];
+			pos[k] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[pos[(a[i].key >> shift) & 0xff]++] = a[i];
+		struct change *t = a;
+		a = tmp;
+		tmp = t;
+	}
+	return a; /* after eight passes, the original array again */
 }
 
 static uint32_t saturate(uint32_t v, int32_t d)
@@ -163,30 +200,37 @@ static void adjust(uint64_t *total, int sign)
 		(*total)--;
 }
 
-/* The decision for one message, given what its digest says was trained. */
+/* The decision for one message, given what its digest says was trained
+ * (-1: nothing), and the count changes it makes. */
 static enum chaff_learned decide(chaff_batch *b, const struct queued *m, int prior,
-                                 struct db_totals *tot)
+                                 struct db_totals *tot, int *rc)
 {
 	uint64_t *mine = m->cls == CHAFF_SPAM ? &tot->spam : &tot->ham;
 	uint64_t *other = m->cls == CHAFF_SPAM ? &tot->ham : &tot->spam;
+	int one = m->cls == CHAFF_SPAM; /* +1 goes to spam when the class is spam */
 	if (m->untrain) {
 		if (prior != m->cls)
 			return CHAFF_LEARNED_NOT_TRAINED;
-		count(b, m, m->cls, -1);
+		*rc = count(b, m, -one, -!one);
 		adjust(mine, -1);
 		return CHAFF_LEARNED_UNTRAINED;
 	}
 	if (prior == m->cls)
 		return CHAFF_LEARNED_ALREADY;
-	count(b, m, m->cls, +1);
 	adjust(mine, +1);
-	if (prior < 0)
+	if (prior < 0) {
+		*rc = count(b, m, one, !one);
 		return CHAFF_LEARNED_TRAINED;
-	count(b, m, (uint8_t)prior, -1);
+	}
+	/* moved: one class gains what the other loses */
+	*rc = count(b, m, one ? 1 : -1, one ? -1 : 1);
 	adjust(other, -1);
 	return CHAFF_LEARNED_MOVED;
 }
 
+/* Decides every message in order (each sees the digests of those before
+ * it), then applies the summed changes in key order: neighbouring keys
+ * share pages. */
 static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 {
 	chaff_batch *b = u;
@@ -195,7 +239,11 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	int rc = db_read_totals(db, t, &tot);
 	if (rc != CHAFF_OK)
 		return rc;
-	memset(b->deltas, 0, b->dcap * sizeof(*b->deltas));
+	b->gen++;          /* every slot of an earlier attempt is free again */
+	if (b->gen == 0) { /* wrapped: clear for real, once in 4 billion */
+		memset(b->deltas, 0, b->dcap * sizeof(*b->deltas));
+		b->gen = 1;
+	}
 	b->dn = 0;
 	for (size_t i = 0; i < b->nm; i++) {
 		const struct queued *m = &b->msgs[i];
@@ -203,40 +251,52 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 		rc = ops->digest_get(t, &m->digest, &prior);
 		if (rc != CHAFF_OK && rc != CHAFF_ENOTFOUND)
 			return rc;
-		enum chaff_learned what = decide(b, m, rc == CHAFF_OK ? prior : -1, &tot);
+		int known = rc == CHAFF_OK ? prior : -1;
+		rc = CHAFF_OK;
+		enum chaff_learned what = decide(b, m, known, &tot, &rc);
+		if (rc != CHAFF_OK)
+			return rc;
 		b->outcome[i] = what;
 		if (what == CHAFF_LEARNED_TRAINED || what == CHAFF_LEARNED_MOVED)
 			rc = ops->digest_put(t, &m->digest, m->cls);
 		else if (what == CHAFF_LEARNED_UNTRAINED)
 			rc = ops->digest_del(t, &m->digest);
-		else
-			rc = CHAFF_OK;
 		if (rc != CHAFF_OK)
 			return rc;
 	}
-	/* Compact the used slots to the front and apply them in key order:
-	 * neighbouring keys share pages. */
+	if (b->dn > b->ccap) {
+		struct change *c = realloc(b->changes, b->dn * sizeof(*c));
+		if (c)
+			b->changes = c;
+		struct change *sc = realloc(b->sorted, b->dn * sizeof(*sc));
+		if (sc)
+			b->sorted = sc;
+		if (!c || !sc)
+			return CHAFF_ENOMEM;
+		b->ccap = b->dn;
+	}
 	size_t n = 0;
-	for (size_t i = 0; i < b->dcap; i++)
-		if (b->deltas[i].used && (b->deltas[i].spam || b->deltas[i].ham))
-			b->deltas[n++] = b->deltas[i];
-	qsort(b->deltas, n, sizeof(*b->deltas), cmp_delta);
+	for (size_t i = 0; i < b->dcap; i++) {
+		const struct delta *d = &b->deltas[i];
+		if (d->gen == b->gen && (d->spam || d->ham))
+			b->changes[n++] = (struct change){d->key, d->spam, d->ham};
+	}
+	struct change *ch = sort_changes(b->changes, b->sorted, n);
 	uint32_t today = db_today();
 	for (size_t i = 0; i < n && rc == CHAFF_OK; i++) {
-		const struct delta *d = &b->deltas[i];
 		struct chaff_record r = {0, 0, today};
-		rc = ops->get(t, d->key, &r);
+		rc = ops->get(t, ch[i].key, &r);
 		if (rc != CHAFF_OK && rc != CHAFF_ENOTFOUND)
 			return rc;
 		bool existed = rc == CHAFF_OK;
-		r.spam = saturate(r.spam, d->spam);
-		r.ham = saturate(r.ham, d->ham);
-		if (d->spam > 0 || d->ham > 0)
+		r.spam = saturate(r.spam, ch[i].spam);
+		r.ham = saturate(r.ham, ch[i].ham);
+		if (ch[i].spam > 0 || ch[i].ham > 0)
 			r.day = today;
 		if (r.spam == 0 && r.ham == 0)
-			rc = existed ? ops->del(t, d->key) : CHAFF_OK;
+			rc = existed ? ops->del(t, ch[i].key) : CHAFF_OK;
 		else
-			rc = ops->put(t, d->key, &r);
+			rc = ops->put(t, ch[i].key, &r);
 	}
 	if (rc != CHAFF_OK)
 		return rc;
@@ -250,21 +310,7 @@ int chaff_batch_commit(chaff_batch *b, enum chaff_learned *outcome)
 		return CHAFF_EINVAL;
 	int rc = CHAFF_OK;
 	if (b->nm) {
-		/* Room for every hash of the batch at a load of at most 1/2. */
-		size_t cap = 1024;
-		while (cap < b->nh * 2)
-			cap *= 2;
-		if (cap > b->dcap) {
-			struct delta *d = realloc(b->deltas, cap * sizeof(*d));
-			if (!d)
-				rc = CHAFF_ENOMEM;
-			else {
-				b->deltas = d;
-				b->dcap = cap;
-			}
-		}
-		if (rc == CHAFF_OK)
-			rc = db_write_txn(b->db, commit_txn, b);
+		rc = db_write_txn(b->db, commit_txn, b);
 		if (rc == CHAFF_OK && outcome)
 			memcpy(outcome, b->outcome, b->nm * sizeof(*outcome));
 	}
