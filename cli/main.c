@@ -54,6 +54,7 @@ static const struct command {
 	{ "prune", cmd_prune, "drop old or rare tokens" },
 	{ "backup", cmd_backup, "consistent compacted copy of the database" },
 	{ "tokens", cmd_tokens, "print the tokens of messages, or corpus token statistics" },
+	{ "eval", cmd_eval, "measure accuracy on a labelled corpus (TREC index)" },
 };
 
 static void usage(FILE *f)
