@@ -11,6 +11,7 @@ peer measured in the same run. Prints a markdown table and writes it, with
 the machine and versions, to bench/results/<what>.md.
 """
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -168,14 +169,15 @@ def run_chaff(train, test, tmp):
     t0 = time.perf_counter()
     sh([CHAFF, "train", "-q", "--db", db, train], stdout=subprocess.DEVNULL)
     t1 = time.perf_counter()
-    out = subprocess.run([CHAFF, "classify", "--db", db, test], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run([CHAFF, "classify", "--json", "--clues", "0", "--db", db, test],
+                         capture_output=True, text=True).stdout
     t2 = time.perf_counter()
     truth = dict((p, c) for c, p in read_idx(test))
     rows = []
     for line in out.splitlines():
-        v, score, path = line.split(" ", 2)
-        rows.append((float(score), truth[path], v))
+        r = json.loads(line)
+        # ranked by the logit: the score itself rounds to 0 or 1 at the ends
+        rows.append((r["logit"], truth[r["path"]], r["verdict"]))
     return rows, t1 - t0, t2 - t1, dir_size(db)
 
 

@@ -12,6 +12,7 @@ candidate cutoff.
 """
 import argparse
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -32,13 +33,13 @@ def score_folds(dbs, folds, params):
     rows = []
     for db, fold in zip(dbs, folds):
         truth = dict((p, c) for c, p in bench.read_idx(fold))
-        args = [bench.CHAFF, "classify", "--db", db, fold]
+        args = [bench.CHAFF, "classify", "--json", "--clues", "0", "--db", db, fold]
         for k, v in params.items():
             args += ["--set", f"{k}={v}"]
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
-            _, s, p = line.split(" ", 2)
-            rows.append((float(s), truth[p], "-"))
+            r = json.loads(line)
+            rows.append((r["logit"], truth[r["path"]], r["score"]))
     return rows
 
 
@@ -82,8 +83,8 @@ def main():
             print(f"  (1-AUC)% {auc:.4f}  " + " ".join(f"{k}={v}" for k, v in zip(GRID, combo)))
         best = dict(zip(GRID, results[0][1]))
         rows = score_folds(dbs, folds, dict(best, spam_cutoff=1, ham_cutoff=0))
-        ham = sorted(s for s, t, _ in rows if t == "ham")
-        spam = [s for s, t, _ in rows if t == "spam"]
+        ham = sorted(s for _, t, s in rows if t == "ham")
+        spam = [s for _, t, s in rows if t == "spam"]
         print("cutoffs for the best:")
         for cut in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99):
             fp = sum(1 for s in ham if s >= cut)

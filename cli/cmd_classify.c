@@ -49,9 +49,10 @@ static void print_json(const char *name, const struct chaff_score *s)
 {
 	printf("{\"path\":");
 	json_str(stdout, name);
-	printf(",\"verdict\":\"%s\",\"score\":%.6f,\"spam_prob\":%.6f,\"ham_prob\":%.6f,"
-	       "\"tokens\":%u,\"used\":%u,\"clues\":[",
-	       verdict_name(s->verdict), s->score, s->spam_prob, s->ham_prob, s->tokens, s->used);
+	printf(",\"verdict\":\"%s\",\"score\":%.6f,\"logit\":%.6g,\"spam_prob\":%.6f,"
+	       "\"ham_prob\":%.6f,\"tokens\":%u,\"used\":%u,\"clues\":[",
+	       verdict_name(s->verdict), s->score, s->logit, s->spam_prob, s->ham_prob, s->tokens,
+	       s->used);
 	for (size_t i = 0; i < s->nclues; i++) {
 		printf("%s{\"token\":", i ? "," : "");
 		json_str(stdout, s->clues[i].text);

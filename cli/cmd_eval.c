@@ -39,8 +39,9 @@ static const char usage_text[] =
 	"  --pairs           the database also learns word pairs\n"
 	"  --set NAME=VALUE  a scoring parameter (repeatable; names as in 'chaff config')\n"
 	"  --results FILE    one line per scored message: 'PATH JUDGMENT SCORE TRUTH',\n"
-	"                    JUDGMENT spam when SCORE >= spam_cutoff, else ham (TREC's\n"
-	"                    judgments are binary: unsure is ham)\n"
+	"                    JUDGMENT spam when the score >= spam_cutoff, else ham (TREC's\n"
+	"                    judgments are binary: unsure is ham); SCORE is the score's\n"
+	"                    logit, which ranks messages whose scores round to 0 or 1\n"
 	"  --roc FILE        the ROC curve as an SVG picture\n"
 	"  --json            the report as one JSON object\n";
 
@@ -53,6 +54,7 @@ static const char *const train_on_names[] = { "all", "error", "unsure" };
 struct eval_msg {
 	char *name;
 	double score;
+	double rank; /* the score's logit: orders scores that round to 0 or 1 */
 	unsigned fold;      /* the part it is scored in (split: 0 train, 1 test) */
 	signed char label;  /* CHAFF_SPAM or CHAFF_HAM */
 	signed char verdict; /* enum chaff_verdict, once scored */
@@ -409,9 +411,10 @@ static int commit(struct run *r)
 	return rc == CHAFF_OK ? 0 : -1;
 }
 
-static void record(struct eval *ev, struct eval_msg *e, double score)
+static void record(struct eval *ev, struct eval_msg *e, double score, double logit)
 {
 	e->score = score;
+	e->rank = logit;
 	e->verdict = score >= ev->params.spam_cutoff  ? CHAFF_VERDICT_SPAM
 	             : score <= ev->params.ham_cutoff ? CHAFF_VERDICT_HAM
 	                                              : CHAFF_VERDICT_UNSURE;
@@ -439,7 +442,7 @@ static int online_one(struct eval *ev, struct run *r, size_t i, const struct inp
 		cli_error("%s: %s", e->name, chaff_strerror(rc));
 		return -1;
 	}
-	record(ev, e, empty ? 0.5 : s.score);
+	record(ev, e, empty ? 0.5 : s.score, empty ? 0 : s.logit);
 	ev->unscorable += empty;
 	bool unsure = e->verdict == CHAFF_VERDICT_UNSURE;
 	bool wrong = !unsure && (e->verdict == CHAFF_VERDICT_SPAM) != (e->label == CHAFF_SPAM);
@@ -486,7 +489,7 @@ static int score_one(struct eval *ev, struct run *r, size_t i, const struct inpu
 		cli_error("%s: %s", e->name, chaff_strerror(rc));
 	if (rc != CHAFF_OK)
 		return -1;
-	record(ev, e, s.score);
+	record(ev, e, s.score, s.logit);
 	ev->seconds += cli_now() - t0;
 	return 0;
 }
@@ -591,7 +594,7 @@ static int measure(const struct eval *ev, struct tally *t, struct eval_point **p
 		const struct eval_msg *e = &ev->msgs[i];
 		if (!e->scored)
 			continue;
-		s[k++] = (struct eval_sample){ e->score, e->label == CHAFF_SPAM };
+		s[k++] = (struct eval_sample){ e->rank, e->label == CHAFF_SPAM };
 		t->n[e->label]++;
 		if (e->verdict == CHAFF_VERDICT_UNSURE)
 			t->unsure[e->label]++;
@@ -712,7 +715,7 @@ static int write_results(const struct eval *ev)
 		const struct eval_msg *e = &ev->msgs[i];
 		if (e->scored)
 			fprintf(f, "%s %s %.17g %s\n", e->name,
-			        e->score >= ev->params.spam_cutoff ? "spam" : "ham", e->score,
+			        e->score >= ev->params.spam_cutoff ? "spam" : "ham", e->rank,
 			        class_name(e->label));
 	}
 	if (ferror(f) | (fclose(f) != 0)) {

@@ -12,8 +12,9 @@
  *     H = C^-1(-2 sum ln f(w), 2N)       S = C^-1(-2 sum ln (1 - f(w)), 2N)
  * with C^-1 the inverse chi-square (upper tail) function, and
  *     spamminess = (1 + H - S) / 2.
- * Sums of logarithms and a log-space tail keep thousands of tokens from
- * underflowing.
+ * Sums of logarithms and log-space tails keep thousands of tokens from
+ * underflowing, and keep the score's distance from 0 or 1 when it is
+ * closer than a double can show (see logit).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -86,42 +87,75 @@ chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c)
 	return c->tok;
 }
 
-/*
- * Upper tail of the chi-square distribution with 2n degrees of freedom at
- * x2: for even degrees it is the Poisson sum
- *     Q = sum_{i<n} e^-m m^i / i!,     m = x2 / 2,
- * evaluated from its largest term outwards in log space, so neither e^-m
- * nor m^i overflows or underflows for any n.
- */
-static double chi2_upper(double x2, size_t n)
+/* log(e^a + e^b) without overflow. */
+static double log_add(double a, double b)
 {
-	if (n == 0)
-		return 1.0;
+	if (a == -INFINITY)
+		return b;
+	if (b == -INFINITY)
+		return a;
+	return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+}
+
+/*
+ * Both tails of the chi-square distribution with 2n degrees of freedom at
+ * x2, as logarithms. For even degrees the upper tail is the Poisson sum
+ *     Q = sum_{i<n} e^-m m^i / i!,     m = x2 / 2,
+ * and the lower tail is the rest of the same sum, i >= n. Each is summed
+ * from its largest term outwards in log space, so that neither e^-m nor
+ * m^i overflows or underflows for any n, and a tail near 1 is never
+ * computed as 1 minus a tiny number: the tiny one is summed directly.
+ */
+static void chi2_tails(double x2, size_t n, double *lnq, double *lnp)
+{
 	double m = x2 / 2;
-	if (m <= 0)
-		return 1.0;
+	if (n == 0 || m <= 0) {
+		*lnq = 0;
+		*lnp = -INFINITY;
+		return;
+	}
 	double lm = log(m);
-	/* the terms grow while i < m: the peak is at min(floor(m), n-1) */
-	size_t peak = m < (double)(n - 1) ? (size_t)m : n - 1;
-	double lpeak = -m + (double)peak * lm - lgamma((double)peak + 1);
-	double sum = 1.0, lt = lpeak;
-	for (size_t i = peak; i > 0; i--) { /* downwards: term(i-1) = term(i) * i / m */
+	/* the terms grow while i < m: term(i) peaks at i = floor(m) */
+	size_t top = (size_t)m;
+	size_t peak_q = top < n - 1 ? top : n - 1; /* largest term below n */
+	size_t peak_p = top > n ? top : n;         /* largest term from n up */
+	double lq = -m + (double)peak_q * lm - lgamma((double)peak_q + 1);
+	double lp = -m + (double)peak_p * lm - lgamma((double)peak_p + 1);
+	double sq = 1, sp = 1, lt;
+	lt = lq;
+	for (size_t i = peak_q; i > 0; i--) { /* term(i-1) = term(i) * i / m */
 		lt += log((double)i) - lm;
-		double t = exp(lt - lpeak);
-		sum += t;
-		if (t < 1e-17 * sum)
+		double t = exp(lt - lq);
+		sq += t;
+		if (t < 1e-17 * sq)
 			break;
 	}
-	lt = lpeak;
-	for (size_t i = peak + 1; i < n; i++) {
+	lt = lq;
+	for (size_t i = peak_q + 1; i < n; i++) {
 		lt += lm - log((double)i);
-		double t = exp(lt - lpeak);
-		sum += t;
-		if (t < 1e-17 * sum)
+		double t = exp(lt - lq);
+		sq += t;
+		if (t < 1e-17 * sq)
 			break;
 	}
-	double q = exp(lpeak + log(sum));
-	return q > 1.0 ? 1.0 : q;
+	lt = lp;
+	for (size_t i = peak_p; i > n; i--) {
+		lt += log((double)i) - lm;
+		double t = exp(lt - lp);
+		sp += t;
+		if (t < 1e-17 * sp)
+			break;
+	}
+	lt = lp;
+	for (size_t i = peak_p + 1;; i++) { /* the infinite upper end */
+		lt += lm - log((double)i);
+		double t = exp(lt - lp);
+		sp += t;
+		if (t < 1e-17 * sp)
+			break;
+	}
+	*lnq = fmin(0, lq + log(sq));
+	*lnp = fmin(0, lp + log(sp));
 }
 
 static int cmp_token_hash(const void *a, const void *b)
@@ -192,6 +226,7 @@ static void combine(const struct scored *sc, size_t n, struct chaff_score *out)
 	if (n == 0) {
 		out->score = 0.5;
 		out->spam_prob = out->ham_prob = 0;
+		out->logit = 0;
 		return;
 	}
 	double sum_lnf = 0, sum_ln1mf = 0;
@@ -199,11 +234,18 @@ static void combine(const struct scored *sc, size_t n, struct chaff_score *out)
 		sum_lnf += log(sc[i].f);
 		sum_ln1mf += log1p(-sc[i].f);
 	}
-	double h = chi2_upper(-2 * sum_lnf, n);
-	double s = chi2_upper(-2 * sum_ln1mf, n);
-	out->spam_prob = 1 - s;
-	out->ham_prob = 1 - h;
-	out->score = (1 + h - s) / 2;
+	/* H and S with their complements, each summed directly */
+	double ln_h, ln_hc, ln_s, ln_sc;
+	chi2_tails(-2 * sum_lnf, n, &ln_h, &ln_hc);
+	chi2_tails(-2 * sum_ln1mf, n, &ln_s, &ln_sc);
+	out->spam_prob = exp(ln_sc);
+	out->ham_prob = exp(ln_hc);
+	/* score = (1 + H - S) / 2 = (H + (1 - S)) / 2, and 1 - score is
+	 * ((1 - H) + S) / 2: both sums of accurate small terms. */
+	double ln_score = log_add(ln_h, ln_sc) - M_LN2;
+	double ln_rest = log_add(ln_hc, ln_s) - M_LN2;
+	out->score = ln_score > ln_rest ? 1 - exp(ln_rest) : exp(ln_score);
+	out->logit = ln_score - ln_rest;
 }
 
 int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, size_t nclues,

@@ -300,6 +300,9 @@ struct chaff_clue {
 
 struct chaff_score {
 	double score;     /* spamminess in [0, 1] */
+	double logit;     /* ln(score / (1 - score)) computed without rounding:
+	                     it still orders messages whose scores round to
+	                     exactly 0 or 1 */
 	double spam_prob; /* S, and */
 	double ham_prob;  /* H, the two combined tail probabilities */
 	enum chaff_verdict verdict;

@@ -345,7 +345,15 @@ static void header_tokens(struct chaff_tokenizer *t, const char *name, size_t nl
 		received_spf(t, v, vn);
 	} else if (!TOK_IPREFIX(name, nl, "content-type") &&
 	           !TOK_IPREFIX(name, nl, "content-transfer-encoding") && nl <= 64) {
+		/* Any other header: its presence, and the words of its value
+		 * under its name (date:thu, x-priority:normal, ...). */
 		tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "hdr:", 4, name, nl);
+		char prefix[66];
+		for (size_t i = 0; i < nl; i++)
+			prefix[i] = tok_lc(name[i]);
+		prefix[nl] = ':';
+		d = tok_decode_2047(t, v, vn);
+		tok_words(t, d.p, d.n, prefix, nl + 1, 0);
 	}
 }
 

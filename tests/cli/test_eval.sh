@@ -31,11 +31,12 @@ done > "$dir/c/index"
 export HOME=$dir/home CHAFF_DB=
 mkdir -p "$HOME"
 
-# Results lines: PATH JUDGMENT SCORE TRUTH, one per scored message.
+# Results lines: PATH JUDGMENT SCORE TRUTH, one per scored message; SCORE
+# is the score's logit, any real number.
 results_ok() { # file, expected lines
   awk -v want="$2" '
     NF != 4 || ($2 != "spam" && $2 != "ham") || ($4 != "spam" && $4 != "ham") ||
-    $3 !~ /^[0-9.e+-]+$/ || $3 < 0 || $3 > 1 { bad = 1 }
+    $3 !~ /^-?[0-9.e+-]+$/ { bad = 1 }
     END { exit !(NR == want && !bad) }' "$1"
 }
 svg_ok() {
@@ -61,7 +62,7 @@ check "online: 180 messages, 60 spam, 120 ham" grep -q '^messages *180 scored (6
 check "online: reports (1-ROCA)% and lam%" grep -Eq '^lam% +[0-9.]+ ' <<<"$out"
 check "online: results, one line per message" results_ok "$dir/online.txt" 180
 check "online: results in index order" test "$(head -1 "$dir/online.txt" | cut -d' ' -f1)" = "$dir/c/ham/0"
-check "online: first messages unscored count as 0.5" test "$(head -1 "$dir/online.txt" | cut -d' ' -f3)" = 0.5
+check "online: first messages unscored count as 0.5 (logit 0)" test "$(head -1 "$dir/online.txt" | cut -d' ' -f3)" = 0
 reported=$(sed -n 's/^(1-ROCA)% *//p' <<<"$out")
 check "online: (1-ROCA)% agrees with the results file" test "$reported" = "$(roca_from "$dir/online.txt")"
 check "online: ROC picture is well-formed SVG with a curve" svg_ok "$dir/online.svg"
@@ -79,7 +80,8 @@ check "folds: --json parses" python3 -c 'import json,sys; d = json.loads(sys.arg
 check "folds: every message scored once" results_ok "$dir/folds.txt" 180
 check "folds: ranks far better than chance" python3 -c 'import json,sys; assert json.loads(sys.argv[1])["one_minus_roca_pct"] < 10' "$json"
 check "folds: ROC picture" svg_ok "$dir/folds.svg"
-check "folds: judgments follow spam_cutoff" awk '($3 >= 0.99) != ($2 == "spam") { exit 1 }' "$dir/folds.txt"
+# score >= 0.99 exactly when its logit >= ln(99)
+check "folds: judgments follow spam_cutoff" awk '($3 >= 4.5951198501) != ($2 == "spam") { exit 1 }' "$dir/folds.txt"
 
 json=$("$chaff" eval --online --train-on error --json --set spam_cutoff=0.9 "$dir/c/index")
 check "train-on error: fewer trained than scored" python3 -c 'import json,sys; d = json.loads(sys.argv[1]); assert d["trained"] < d["messages"] and d["train_on"] == "error" and d["spam_cutoff"] == 0.9' "$json"

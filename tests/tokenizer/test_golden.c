@@ -104,6 +104,9 @@ static void check_message(chaff_tokenizer *tok, const char *dir, const char *nam
 			line[--l] = '\0';
 		if (l < 2 || line[0] == '#')
 			continue;
+		if (strstr(line, " #"))
+			fail_msg("%s.expect: one token per line; comments go on lines of their own: %s",
+			         name, line);
 		bool want = line[0] == '+';
 		if (line[0] != '+' && line[0] != '-')
 			fail_msg("%s.expect: line must start with + or -: %s", name, line);

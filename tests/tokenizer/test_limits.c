@@ -112,7 +112,7 @@ static void test_token_cap(void **state)
 	char *msg = malloc(n);
 	memcpy(msg, "\n", 1);
 	for (size_t i = 1; i < n; i++)
-		msg[i] = (i % 3 == 0) ? ' ' : 'a' + (char)((i / 3) % 26);
+		msg[i] = (i % 4 == 0) ? ' ' : 'a' + (char)((i / 4) % 26);
 	struct chaff_tokens tk = run(msg, n);
 	assert_true(tk.limits_hit & CHAFF_LIMIT_TOKENS);
 	assert_token(tk, "limit:tokens");
