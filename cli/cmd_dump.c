@@ -14,6 +14,13 @@
  *     param robs 0.0178
  *     ...
  *     token 00a1b2c3d4e5f607 12 0 20420
+ *     ...
+ *     digest 5f0c...e1 spam
+ *     ...
+ *     # end 114580 tokens 4031 digests
+ *
+ * The end line makes a dump cut short (an interrupted "chaff dump > FILE")
+ * fail to load instead of loading in part.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +36,7 @@ struct sink {
 	gzFile gz;
 	FILE *f;
 	bool failed;
+	uint64_t tokens, digests;
 };
 
 static void put(struct sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -50,6 +58,18 @@ static int dump_record(void *u, uint64_t hash, const struct chaff_record *r)
 	struct sink *s = u;
 	put(s, "token %016" PRIx64 " %" PRIu32 " %" PRIu32 " %" PRIu32 "\n", hash, r->spam, r->ham,
 	    r->day);
+	s->tokens++;
+	return s->failed ? CHAFF_EIO : 0;
+}
+
+static int dump_digest(void *u, const struct chaff_digest *d, uint8_t cls)
+{
+	struct sink *s = u;
+	char hex[33];
+	for (size_t i = 0; i < sizeof(d->bytes); i++)
+		snprintf(hex + 2 * i, 3, "%02x", d->bytes[i]);
+	put(s, "digest %s %s\n", hex, cls == CHAFF_SPAM ? "spam" : "ham");
+	s->digests++;
 	return s->failed ? CHAFF_EIO : 0;
 }
 
@@ -91,7 +111,7 @@ int cmd_dump(int argc, char **argv)
 		return EXIT_FAIL;
 	struct chaff_db_image img;
 	int rc = chaff_db_image(db, &img);
-	struct sink s = { NULL, stdout, false };
+	struct sink s = { NULL, stdout, false, 0, 0 };
 	if (rc == CHAFF_OK && file) {
 		if (ends_with(file, ".gz"))
 			s.gz = gzopen(file, "wb6");
@@ -114,6 +134,10 @@ int cmd_dump(int argc, char **argv)
 		for (size_t i = 0; names[i]; i++)
 			put(&s, "param %s %.17g\n", names[i], vals[i]);
 		rc = chaff_db_foreach(db, dump_record, &s);
+		if (rc == CHAFF_OK)
+			rc = chaff_db_foreach_digest(db, dump_digest, &s);
+		if (rc == CHAFF_OK)
+			put(&s, "# end %" PRIu64 " tokens %" PRIu64 " digests\n", s.tokens, s.digests);
 	}
 	chaff_db_close(db);
 	if (s.gz && gzclose(s.gz) != Z_OK)
@@ -146,7 +170,8 @@ static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_
 			magic = true;
 			continue;
 		}
-		if (strncmp(line, "token ", 6) == 0) {
+		if (strncmp(line, "token ", 6) == 0 || strncmp(line, "digest ", 7) == 0 ||
+		    strncmp(line, "# end ", 6) == 0) {
 			*more = true;
 			return 0;
 		}
@@ -239,27 +264,57 @@ int cmd_load(int argc, char **argv)
 		status = EXIT_FAIL;
 		goto out;
 	}
-	size_t n = 0;
+	size_t n = 0, nd = 0;
+	bool ended = false;
 	while (more) {
 		uint64_t h;
 		struct chaff_record r;
+		char hex[40], cls[8];
+		unsigned long long et, ed;
 		if (sscanf(line, "token %16" SCNx64 " %" SCNu32 " %" SCNu32 " %" SCNu32, &h, &r.spam,
-		           &r.ham, &r.day) != 4) {
-			cli_error("%s:%zu: bad token line; nothing loaded", file, lineno);
+		           &r.ham, &r.day) == 4) {
+			rc = chaff_loader_put(l, h, &r);
+			n++;
+		} else if (sscanf(line, "digest %39s %7s", hex, cls) == 2 && strlen(hex) == 32 &&
+		           (strcmp(cls, "spam") == 0 || strcmp(cls, "ham") == 0)) {
+			struct chaff_digest d;
+			for (size_t i = 0; i < sizeof(d.bytes); i++) {
+				unsigned v;
+				if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+					v = 0;
+				d.bytes[i] = (uint8_t)v;
+			}
+			rc = chaff_loader_put_digest(l, &d, cls[0] == 's' ? CHAFF_SPAM : CHAFF_HAM);
+			nd++;
+		} else if (sscanf(line, "# end %llu tokens %llu digests", &et, &ed) == 2) {
+			ended = et == n && ed == nd;
+			if (!ended) {
+				cli_error("%s:%zu: the dump says %llu tokens and %llu digests, %zu and "
+				          "%zu were read; nothing loaded",
+				          file, lineno, et, ed, n, nd);
+				status = EXIT_FAIL;
+				goto out;
+			}
+		} else {
+			cli_error("%s:%zu: bad line; nothing loaded", file, lineno);
 			status = EXIT_FAIL;
 			goto out;
 		}
-		if (chaff_loader_put(l, h, &r) != CHAFF_OK) {
+		if (rc != CHAFF_OK) {
 			cli_error("out of memory; nothing loaded");
 			status = EXIT_FAIL;
 			goto out;
 		}
-		n++;
 		more = gzgets(in, line, sizeof(line)) != NULL;
 		if (more) {
 			lineno++;
 			line[strcspn(line, "\r\n")] = '\0';
 		}
+	}
+	if (!ended) {
+		cli_error("%s: the dump is cut short (no end line); nothing loaded", file);
+		status = EXIT_FAIL;
+		goto out;
 	}
 	int zerr;
 	gzerror(in, &zerr);
@@ -274,7 +329,7 @@ int cmd_load(int argc, char **argv)
 		status = EXIT_FAIL;
 		goto out;
 	}
-	printf("loaded %zu tokens, %llu spam and %llu ham messages\n", n,
+	printf("loaded %zu tokens, %zu digests, %llu spam and %llu ham messages\n", n, nd,
 	       (unsigned long long)img.spam_messages, (unsigned long long)img.ham_messages);
 out:
 	chaff_loader_free(l);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -84,18 +85,18 @@ static int write_tagged(const char *msg, size_t len, const struct chaff_score *s
                         const struct chaff_params *p)
 {
 	const char *end = msg + len, *q = msg;
-	bool crlf = false;
 	const char *first_nl = memchr(msg, '\n', len);
-	if (first_nl && first_nl > msg && first_nl[-1] == '\r')
-		crlf = true;
-	const char *eol = crlf ? "\r\n" : "\n";
-	bool skipping = false;
 	/* A leading mbox "From " line stays first. */
 	if (len >= 5 && memcmp(msg, "From ", 5) == 0 && first_nl) {
 		if (write_all(msg, (size_t)(first_nl + 1 - msg)) < 0)
 			return -1;
 		q = first_nl + 1;
 	}
+	/* New header lines end as the message's own header lines do (the
+	 * envelope line may have been written by other software). */
+	const char *hnl = memchr(q, '\n', (size_t)(end - q));
+	const char *eol = hnl && hnl > q && hnl[-1] == '\r' ? "\r\n" : "\n";
+	bool skipping = false;
 	while (q < end) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *next = nl ? nl + 1 : end;
@@ -147,6 +148,27 @@ static void learn(chaff_db *db, chaff_classifier *cl, const char *msg, size_t le
 	chaff_batch_free(b);
 }
 
+/* A fault while classifying (a damaged database file can make the mapped
+ * file fault) must still deliver the message: the handler writes it as it
+ * came, which nothing before it has started to do, and exits with 3. This
+ * one static is the handler's only way to reach the message. */
+static struct {
+	const char *msg;
+	size_t len;
+} pending;
+
+static void deliver_on_fault(int sig)
+{
+	(void)sig;
+	static const char note[] = "chaff: internal fault; passing the message on unchanged\n";
+	if (write(STDERR_FILENO, note, sizeof(note) - 1) < 0) {
+		/* nothing more to do about it here */
+	}
+	if (pending.msg)
+		write_all(pending.msg, pending.len);
+	_exit(EXIT_FAIL);
+}
+
 int cmd_filter(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -177,6 +199,13 @@ int cmd_filter(int argc, char **argv)
 		(void)w;
 		return EXIT_FAIL;
 	}
+	pending.msg = msg;
+	pending.len = len;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = deliver_on_fault;
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
 	chaff_db *db = cli_db_open(dbpath, autolearn ? 0 : CHAFF_DB_READONLY);
 	chaff_classifier *cl = NULL;
 	struct chaff_score s;
@@ -188,6 +217,7 @@ int cmd_filter(int argc, char **argv)
 		rc = chaff_classify(cl, msg, len, 0, &s);
 	int status = EXIT_OK;
 	if (rc == CHAFF_OK) {
+		pending.msg = NULL; /* from here on, output has begun */
 		if (write_tagged(msg, len, &s, &p) < 0) {
 			cli_error("writing the message failed: %s", strerror(errno));
 			status = EXIT_FAIL;
@@ -196,6 +226,7 @@ int cmd_filter(int argc, char **argv)
 			      s.verdict == CHAFF_VERDICT_SPAM ? CHAFF_SPAM : CHAFF_HAM);
 		}
 	} else {
+		pending.msg = NULL;
 		if (db)
 			cli_error("cannot classify: %s; passing the message on unchanged",
 			          chaff_strerror(rc));

@@ -239,9 +239,13 @@ static int run(int argc, char **argv, bool untrain)
 	tr.progress = !tr.quiet && isatty(STDERR_FILENO);
 	char err[8300];
 	struct input *in;
-	if (input_open(&in, argv + optind, (size_t)(argc - optind), err, sizeof(err)) < 0 ||
-	    input_check(in, &tr.total_bytes, err, sizeof(err)) < 0) {
+	if (input_open(&in, argv + optind, (size_t)(argc - optind), err, sizeof(err)) < 0) {
 		cli_error("%s; nothing was trained", err);
+		return EXIT_FAIL;
+	}
+	if (input_check(in, &tr.total_bytes, err, sizeof(err)) < 0) {
+		cli_error("%s; nothing was trained", err);
+		input_close(in);
 		return EXIT_FAIL;
 	}
 	const char *path = cli_db_path(dbpath);
@@ -249,11 +253,7 @@ static int run(int argc, char **argv, bool untrain)
 		                      .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
 		                      .log = cli_log };
 	int rc = chaff_db_open(path, &o, &tr.db);
-	if (rc != CHAFF_OK) {
-		if (rc == CHAFF_EACCES)
-			cli_error("%s: permission denied (or read-only)", path);
-		else if (rc != CHAFF_ENOTFOUND && rc != CHAFF_EVERSION && rc != CHAFF_EDB)
-			cli_error("%s: %s", path, chaff_strerror(rc));
+	if (rc != CHAFF_OK) { /* the library has said why */
 		input_close(in);
 		return EXIT_FAIL;
 	}

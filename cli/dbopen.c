@@ -35,21 +35,8 @@ chaff_db *cli_db_open(const char *opt, unsigned flags)
 	struct chaff_db_options o = { .flags = flags, .log = cli_log };
 	chaff_db *db;
 	int rc = chaff_db_open(path, &o, &db);
-	if (rc != CHAFF_OK) {
-		/* The library has logged the details for most codes. */
-		if (rc == CHAFF_EACCES)
-			cli_error("%s: permission denied (or read-only)", path);
-		else if (rc == CHAFF_ECORRUPT)
-			cli_error("%s: the database is damaged; restore a backup or retrain", path);
-		else if (rc == CHAFF_ENOSPC)
-			cli_error("%s: the disk is full", path);
-		else if (rc == CHAFF_ENOMEM)
-			cli_error("%s: out of memory", path);
-		else if (rc != CHAFF_ENOTFOUND && rc != CHAFF_EVERSION && rc != CHAFF_EDB &&
-		         rc != CHAFF_EEMPTY)
-			cli_error("%s: %s", path, chaff_strerror(rc));
-		return NULL;
-	}
+	if (rc != CHAFF_OK)
+		return NULL; /* the library has said why, once, through cli_log */
 	return db;
 }
 

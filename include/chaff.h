@@ -142,6 +142,11 @@ CHAFF_API int chaff_tokenize(chaff_tokenizer *tok, const void *msg, size_t len,
 /* ------------------------------------------------------------------ */
 /* The database: per-token counts, message totals, digests, parameters. */
 
+/* A trained message's identity (see chaff_message_digest()). */
+struct chaff_digest {
+	uint8_t bytes[16];
+};
+
 typedef struct chaff_db chaff_db;
 
 enum chaff_db_flag {
@@ -221,6 +226,10 @@ struct chaff_record {
 CHAFF_API int chaff_db_foreach(chaff_db *db,
                                int (*fn)(void *user, uint64_t hash, const struct chaff_record *r),
                                void *user);
+/* Calls fn for every remembered message digest and its class, in one read
+ * transaction; a non-zero return from fn stops the walk and is returned. */
+CHAFF_API int chaff_db_foreach_digest(
+        chaff_db *db, int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls), void *user);
 /* Drops tokens last trained more than days ago (0: no age limit) and tokens
  * with spam + ham below min_count (0: no count limit). */
 CHAFF_API int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *removed);
@@ -241,6 +250,8 @@ CHAFF_API int chaff_db_image(chaff_db *db, struct chaff_db_image *out);
 typedef struct chaff_loader chaff_loader;
 CHAFF_API int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loader **out);
 CHAFF_API int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *r);
+/* A trained message's digest and class (CHAFF_SPAM or CHAFF_HAM). */
+CHAFF_API int chaff_loader_put_digest(chaff_loader *l, const struct chaff_digest *d, uint8_t cls);
 /* Commits everything put; chaff_loader_free() without it leaves the
  * database as it was. */
 CHAFF_API int chaff_loader_commit(chaff_loader *l);
@@ -251,12 +262,10 @@ CHAFF_API void chaff_loader_free(chaff_loader *l);
 
 enum chaff_class { CHAFF_HAM = 0, CHAFF_SPAM = 1 };
 
+/* (struct chaff_digest is declared above, with the database calls.) */
 /* A message's identity for training: a hash of its body and of the headers
  * a re-delivery does not change (From, To, Cc, Subject, Date, Message-ID),
  * so a copy that gained Received or X-Spam headers is the same message. */
-struct chaff_digest {
-	uint8_t bytes[16];
-};
 CHAFF_API void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out);
 
 enum chaff_learned {

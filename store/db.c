@@ -15,6 +15,7 @@
 
 void db_log(chaff_db *db, enum chaff_log_level level, const char *fmt, ...)
 {
+	db->logged++;
 	if (!db->log)
 		return;
 	char msg[1024];
@@ -70,11 +71,11 @@ int db_write_totals(chaff_db *db, struct store_txn *t, const struct db_totals *t
  * the training part only (README, "Choosing the defaults"). */
 void chaff_params_default(struct chaff_params *p)
 {
-	p->robs = 0.0178;
+	p->robs = 0.05;
 	p->robx = 0.52;
-	p->min_dev = 0.375;
-	p->ham_cutoff = 0.45;
-	p->spam_cutoff = 0.99;
+	p->min_dev = 0.4;
+	p->ham_cutoff = 0.3;
+	p->spam_cutoff = 0.6;
 	p->max_tokens = 0;
 }
 
@@ -221,6 +222,16 @@ static int finish_open(chaff_db *db, const char *where, const struct chaff_db_op
 	return CHAFF_OK;
 }
 
+/* Forwards the store's messages, counting them: an open that failed
+ * without a word from below gets one from here. */
+static void forward_log(void *user, enum chaff_log_level level, const char *msg)
+{
+	chaff_db *db = user;
+	db->logged++;
+	if (db->log)
+		db->log(db->log_user, level, msg);
+}
+
 int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db **out)
 {
 	if (!dir || !out)
@@ -233,12 +244,17 @@ int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db 
 	db->log = opt ? opt->log : NULL;
 	db->log_user = opt ? opt->log_user : NULL;
 	int rc = store_lmdb_open(dir, db->readonly, (flags & CHAFF_DB_CREATE) && !db->readonly,
-	                         opt ? opt->map_size : 0, db->log, db->log_user, &db->st);
+	                         opt ? opt->map_size : 0, forward_log, db, &db->st);
+	if (rc == CHAFF_OK)
+		rc = check_meta(db, dir, opt);
+	if (rc != CHAFF_OK && !db->logged)
+		db_log(db, CHAFF_LOG_ERROR, "%s: %s", dir, chaff_strerror(rc));
 	if (rc != CHAFF_OK) {
-		free(db);
+		chaff_db_close(db);
 		return rc;
 	}
-	return finish_open(db, dir, opt, out);
+	*out = db;
+	return CHAFF_OK;
 }
 
 int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out)
@@ -387,6 +403,24 @@ int chaff_db_foreach(chaff_db *db,
 	return rc;
 }
 
+struct digest_walk {
+	int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls);
+	void *user;
+};
+
+int chaff_db_foreach_digest(chaff_db *db,
+                            int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
+                            void *user)
+{
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	rc = db->st->ops->digest_foreach(t, fn, user);
+	db->st->ops->abort(t);
+	return rc;
+}
+
 /* Pruning collects the doomed keys in a read pass, then deletes them in
  * key order in one write transaction. */
 struct prune {
@@ -472,7 +506,31 @@ struct chaff_loader {
 	uint64_t *keys;
 	struct chaff_record *recs;
 	size_t n, cap;
+	struct chaff_digest *digests;
+	uint8_t *classes;
+	size_t nd, dcap;
 };
+
+int chaff_loader_put_digest(chaff_loader *l, const struct chaff_digest *d, uint8_t cls)
+{
+	if (cls != CHAFF_SPAM && cls != CHAFF_HAM)
+		return CHAFF_EINVAL;
+	if (l->nd == l->dcap) {
+		size_t cap = l->dcap ? l->dcap * 2 : 1024;
+		struct chaff_digest *nd = realloc(l->digests, cap * sizeof(*nd));
+		if (!nd)
+			return CHAFF_ENOMEM;
+		l->digests = nd;
+		uint8_t *nc = realloc(l->classes, cap);
+		if (!nc)
+			return CHAFF_ENOMEM;
+		l->classes = nc;
+		l->dcap = cap;
+	}
+	l->digests[l->nd] = *d;
+	l->classes[l->nd++] = cls;
+	return CHAFF_OK;
+}
 
 int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loader **out)
 {
@@ -534,6 +592,8 @@ static int load_txn(chaff_db *db, struct store_txn *t, void *u)
 		rc = db_write_totals(db, t, &tot);
 	for (size_t i = 0; i < l->n && rc == CHAFF_OK; i++)
 		rc = db->st->ops->put(t, l->keys[i], &l->recs[i]);
+	for (size_t i = 0; i < l->nd && rc == CHAFF_OK; i++)
+		rc = db->st->ops->digest_put(t, &l->digests[i], l->classes[i]);
 	return rc;
 }
 
@@ -553,5 +613,7 @@ void chaff_loader_free(chaff_loader *l)
 		return;
 	free(l->keys);
 	free(l->recs);
+	free(l->digests);
+	free(l->classes);
 	free(l);
 }

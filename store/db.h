@@ -17,6 +17,7 @@ struct chaff_db {
 	void *log_user;
 	uint64_t seed;
 	uint32_t tok_flags;
+	unsigned logged; /* messages logged, so an open failure is told once */
 };
 
 /* Message totals and the last training time. */

@@ -211,6 +211,34 @@ static int l_digest_del(struct store_txn *t, const struct chaff_digest *d)
 	return map_rc(t->s, mdb_del(t->txn, t->s->digests, &k, NULL));
 }
 
+static int l_digest_foreach(struct store_txn *t,
+                            int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
+                            void *user)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t->txn, t->s->digests, &c);
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	MDB_val k, v;
+	int ret = CHAFF_OK;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct chaff_digest d;
+		if (k.mv_size != sizeof(d.bytes) || v.mv_size != 1) {
+			ret = CHAFF_ECORRUPT;
+			break;
+		}
+		memcpy(d.bytes, k.mv_data, sizeof(d.bytes));
+		ret = fn(user, &d, *(const uint8_t *)v.mv_data);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != MDB_NOTFOUND)
+		ret = map_rc(t->s, rc);
+	mdb_cursor_close(c);
+	return ret;
+}
+
 static int l_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *used,
                   uint64_t *file)
 {
@@ -278,11 +306,35 @@ static const struct store_ops lmdb_ops = {
         .digest_get = l_digest_get,
         .digest_put = l_digest_put,
         .digest_del = l_digest_del,
+        .digest_foreach = l_digest_foreach,
         .info = l_info,
         .grow = l_grow,
         .backup = l_backup,
         .close = l_close,
 };
+
+/* A data file shorter than the pages its meta page names (a truncated
+ * copy, a disk that filled during a copy) would fault when the map is
+ * read: refuse it before touching any page. */
+static int check_size(struct lstore *s)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	char path[4096];
+	struct stat fs;
+	if (mdb_env_info(s->env, &ei) != MDB_SUCCESS || mdb_env_stat(s->env, &st) != MDB_SUCCESS)
+		return CHAFF_ECORRUPT;
+	snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
+	if (stat(path, &fs) != 0)
+		return CHAFF_EIO;
+	if ((uint64_t)fs.st_size < (uint64_t)(ei.me_last_pgno + 1) * st.ms_psize) {
+		logf_(s, CHAFF_LOG_ERROR,
+		      "%s: the database file is truncated%s; restore a backup or retrain", s->dir,
+		      "");
+		return CHAFF_ECORRUPT;
+	}
+	return CHAFF_OK;
+}
 
 /* Opens the three named databases, creating them when writable. */
 static int open_dbis(struct lstore *s, bool readonly)
@@ -366,12 +418,20 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 			rc = mdb_env_open(s->env, dir, flags | MDB_NOLOCK, 0600);
 	}
 	if (rc != MDB_SUCCESS) {
-		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, mdb_strerror(rc));
 		int crc = map_rc(s, rc);
+		if (crc == CHAFF_ECORRUPT)
+			logf_(s, CHAFF_LOG_ERROR,
+			      "%s: the database is damaged (%s); restore a backup or "
+			      "retrain",
+			      dir, mdb_strerror(rc));
+		else if (crc != CHAFF_ENOTFOUND && crc != CHAFF_EDB) /* those two logged */
+			logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, mdb_strerror(rc));
 		l_close(&s->base);
 		return crc == STORE_FULL ? CHAFF_EDB : crc;
 	}
-	rc = open_dbis(s, readonly);
+	rc = check_size(s);
+	if (rc == CHAFF_OK)
+		rc = open_dbis(s, readonly);
 	if (rc != CHAFF_OK) {
 		l_close(&s->base);
 		return rc;

@@ -17,6 +17,7 @@ struct slot {
 	bool used;
 	struct chaff_record rec; /* tokens */
 	uint8_t cls;             /* digests */
+	struct chaff_digest digest;
 };
 
 struct map {
@@ -335,6 +336,7 @@ static int m_digest_put(struct store_txn *t, const struct chaff_digest *d, uint8
 	if (!e)
 		return CHAFF_ENOMEM;
 	e->cls = cls;
+	e->digest = *d;
 	return CHAFF_OK;
 }
 
@@ -347,6 +349,28 @@ static int m_digest_del(struct store_txn *t, const struct chaff_digest *d)
 	int rc = journal(t->s, U_DIGEST, key, e, NULL, false);
 	if (rc == CHAFF_OK)
 		erase(&t->s->digests, e);
+	return rc;
+}
+
+static int m_digest_foreach(struct store_txn *t,
+                            int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
+                            void *user)
+{
+	struct map *m = &t->s->digests;
+	uint64_t *keys = malloc((m->n + 1) * sizeof(*keys));
+	if (!keys)
+		return CHAFF_ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].used)
+			keys[n++] = m->slots[i].key;
+	qsort(keys, n, sizeof(*keys), cmp_key);
+	int rc = CHAFF_OK;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct slot *e = find(m, keys[i]);
+		rc = fn(user, &e->digest, e->cls);
+	}
+	free(keys);
 	return rc;
 }
 
@@ -395,6 +419,7 @@ static const struct store_ops memory_ops = {
         .digest_get = m_digest_get,
         .digest_put = m_digest_put,
         .digest_del = m_digest_del,
+        .digest_foreach = m_digest_foreach,
         .info = m_info,
         .grow = m_grow,
         .backup = m_backup,

@@ -45,6 +45,10 @@ struct store_ops {
 	int (*digest_get)(struct store_txn *t, const struct chaff_digest *d, uint8_t *cls);
 	int (*digest_put)(struct store_txn *t, const struct chaff_digest *d, uint8_t cls);
 	int (*digest_del)(struct store_txn *t, const struct chaff_digest *d);
+	/* In key order; a non-zero return of fn stops and is returned. */
+	int (*digest_foreach)(struct store_txn *t,
+	                      int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
+	                      void *user);
 
 	/* Counts and sizes for stats. */
 	int (*info)(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *bytes_used,

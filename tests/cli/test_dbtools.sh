@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# chaff dump, load, prune and backup, and databases that cannot be used:
+# damaged, truncated, read-only, from another tokenizer version; training
+# from inputs that cannot be read. Trains 150 spam and 300 ham of the
+# SpamAssassin corpus.
+set -u
+chaff=$1
+here=$(cd "$(dirname "$0")/../.." && pwd)
+corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
+if [ ! -f "$corpus/index" ]; then
+  echo "no corpus in $corpus: run corpora-scripts/fetch-spamassassin.sh first"
+  exit 1
+fi
+dir=$(mktemp -d)
+trap 'chmod -R u+rwX "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
+export LC_ALL=C
+unset CHAFF_DB
+fails=0
+check() { # description, then a command that must succeed
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+skip_as_root() { echo "ok   $1 (skipped as root)"; }
+# sanitizer ERRFILE: shows a sanitizer report that made an exit code wrong
+sanitizer() { grep -q 'Sanitizer' "$1" && { echo "  sanitizer report:"; grep -E '^(==|SUMMARY| +#[0-9] )' "$1" | head -12; }; true; }
+pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
+totals() {
+  "$chaff" stats --db "$1" 2>/dev/null |
+    sed -n 's/^messages *\([0-9]*\) spam, \([0-9]*\) ham$/\1 \2/p'
+}
+tokens() { "$chaff" stats --db "$1" 2>/dev/null | sed -n 's/^tokens *\([0-9]*\)$/\1/p'; }
+root=false
+[ "$(id -u)" -eq 0 ] && root=true
+
+db=$dir/db
+pick spam-1 1 150 | sed 's/^/spam /' > "$dir/index"
+pick easy-ham-1 1 300 | sed 's/^/ham /' >> "$dir/index"
+"$chaff" train -q --db "$db" "$dir/index" > /dev/null; rc=$?
+check "training 150 spam and 300 ham" test "$rc" -eq 0 -a "$(totals "$db")" = "150 300"
+# 50 messages that were not trained, classified by each copy below.
+mapfile -t msgs < <(pick spam-1 151 175; pick easy-ham-1 301 325)
+"$chaff" classify --db "$db" "${msgs[@]}" > "$dir/scores"; rc=$?
+check "classify 50 messages" test "$rc" -eq 0 -a "$(wc -l < "$dir/scores")" -eq 50
+same_scores() { # DB: classify gives the original's lines, scores and all
+  "$chaff" classify --db "$1" "${msgs[@]}" 2>&1 | cmp -s - "$dir/scores"
+}
+orig_tokens=$(tokens "$db")
+
+# --- dump -------------------------------------------------------------------
+"$chaff" dump --db "$db" > "$dir/dump.txt"; rc=$?
+check "dump to stdout: exit 0" test "$rc" -eq 0
+check "dump: the header" test "$(head -1 "$dir/dump.txt")" = "# chaff dump 1"
+check "dump: the totals" test "$(grep -E '^(spam|ham) ' "$dir/dump.txt" | tr '\n' ' ')" = "spam 150 ham 300 "
+check "dump: a token line per token" \
+  test "$(grep -Ec '^token [0-9a-f]{16} [0-9]+ [0-9]+ [0-9]+$' "$dir/dump.txt")" -eq "$orig_tokens"
+"$chaff" dump --db "$db" "$dir/dump2.txt"; rc=$?
+check "dump FILE: exit 0, the same text" test "$rc" -eq 0 -a "$(cmp -s "$dir/dump.txt" "$dir/dump2.txt"; echo $?)" -eq 0
+"$chaff" dump --db "$db" "$dir/dump.gz"; rc=$?
+check "dump FILE.gz: exit 0" test "$rc" -eq 0
+check "dump FILE.gz: gzip -t passes" gzip -t "$dir/dump.gz"
+check "dump FILE.gz: the same text compressed" cmp -s "$dir/dump.txt" <(gzip -dc "$dir/dump.gz")
+"$chaff" dump --db "$dir/nodb" > "$dir/out" 2> "$dir/err"; rc=$?
+check "dump of a missing database: exit 3, says so" test "$rc" -eq 3 -a -s "$dir/err"
+
+# --- load -------------------------------------------------------------------
+"$chaff" load --db "$dir/l1" "$dir/dump.txt" > "$dir/out"; rc=$?
+check "load FILE: exit 0" test "$rc" -eq 0
+check "load FILE: reports what it loaded" \
+  grep -qx "loaded $orig_tokens tokens, 450 digests, 150 spam and 300 ham messages" "$dir/out"
+first=$(head -1 "$dir/index" | cut -d' ' -f2-)
+"$chaff" train --db "$dir/l1" --spam "$first" > /dev/null 2> "$dir/err"
+check "loaded database remembers trained messages" grep -q "already trained as spam" "$dir/err"
+"$chaff" load --db "$dir/l2" < "$dir/dump2.txt" > /dev/null; rc=$?
+check "load from stdin: exit 0" test "$rc" -eq 0
+"$chaff" load --db "$dir/l3" "$dir/dump.gz" > /dev/null; rc=$?
+check "load FILE.gz: exit 0" test "$rc" -eq 0
+gzip -dc "$dir/dump.gz" | gzip -c | "$chaff" load --db "$dir/l4" > /dev/null; rc=$?
+check "load gzip from stdin: exit 0" test "$rc" -eq 0
+for l in l1 l2 l3 l4; do
+  check "$l: the same totals and token count" \
+    test "$(totals "$dir/$l") $(tokens "$dir/$l")" = "150 300 $orig_tokens"
+  check "$l: the same 50 scores as the original" same_scores "$dir/$l"
+done
+check "l1: dumps to the same text" cmp -s "$dir/dump.txt" <("$chaff" dump --db "$dir/l1")
+check "a loaded database has mode 700" test "$(stat -c %a "$dir/l1")" = 700
+
+"$chaff" load --db "$db" "$dir/dump.txt" > /dev/null 2> "$dir/err"; rc=$?
+check "load into a non-empty database: exit 3" test "$rc" -eq 3
+check "load into a non-empty database: says it needs an empty one" grep -q 'empty database' "$dir/err"
+check "load into a non-empty database: unchanged" \
+  test "$(totals "$db") $(tokens "$db")" = "150 300 $orig_tokens"
+check "load into a non-empty database: the same scores" same_scores "$db"
+
+# Garbage: text, binary, a damaged gzip file, a dump cut inside a line.
+printf 'hello\nthis is not a dump\n' > "$dir/garbage.txt"
+head -c 4096 /bin/sh > "$dir/garbage.bin"
+head -c 20000 "$dir/dump.gz" > "$dir/cut.gz"
+{ head -n 500 "$dir/dump.txt"; sed -n 501p "$dir/dump.txt" | cut -c1-20 | tr -d '\n'; } > "$dir/cut.txt"
+sed '20s/^token \([0-9a-f]*\) /token \1 x/' "$dir/dump.txt" > "$dir/badline.txt"
+for g in garbage.txt garbage.bin cut.gz cut.txt badline.txt; do
+  "$chaff" load --db "$dir/l1" "$dir/$g" > /dev/null 2> "$dir/err"; rc=$?
+  check "load $g into a loaded database: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+  check "load $g: the database as it was" \
+    test "$(totals "$dir/l1") $(tokens "$dir/l1")" = "150 300 $orig_tokens"
+  rm -rf "$dir/g"
+  "$chaff" load --db "$dir/g" "$dir/$g" > /dev/null 2> "$dir/err"; rc=$?
+  check "load $g into a new database: exit 3, 'nothing loaded'" \
+    test "$rc" -eq 3 -a "$(grep -c 'nothing loaded' "$dir/err")" -eq 1
+  check "load $g into a new database: nothing in it" \
+    test ! -e "$dir/g" -o "$(totals "$dir/g") $(tokens "$dir/g")" = "0 0 0"
+done
+check "l1: still the same scores after the failed loads" same_scores "$dir/l1"
+# A plain dump cut short at a line end (an interrupted 'chaff dump > FILE'):
+# the header promises 150 spam and 300 ham, most token lines are missing.
+head -n 500 "$dir/dump.txt" > "$dir/cut-at-line.txt"
+"$chaff" load --db "$dir/cutline" "$dir/cut-at-line.txt" > "$dir/out" 2> "$dir/err"; rc=$?
+loaded=$(tokens "$dir/cutline")
+check "load of a dump cut at a line end: refused, not loaded in part [exit $rc, $(cat "$dir/out" "$dir/err" | tr '\n' ' ')]" \
+  test "$rc" -ne 0 -a "${loaded:-0}" = 0
+rm -rf "$dir/cutline"
+"$chaff" load --db "$dir/g" "$dir/dump.gz" > /dev/null; rc=$?
+check "after a failed load, a good one works" \
+  test "$rc" -eq 0 -a "$(totals "$dir/g") $(tokens "$dir/g")" = "150 300 $orig_tokens"
+sed 's/^tokenizer 1$/tokenizer 99/' "$dir/dump.txt" > "$dir/tok99.txt"
+"$chaff" load --db "$dir/t99" "$dir/tok99.txt" > /dev/null 2> "$dir/err"; rc=$?
+check "load of a dump from tokenizer 99: refused, names the version" \
+  test "$rc" -eq 3 -a "$(grep -c 'tokenizer version 99' "$dir/err")" -ge 1
+
+# --- prune ------------------------------------------------------------------
+"$chaff" prune --db "$dir/l2" > /dev/null 2>&1; rc=$?
+check "prune without options: usage error (exit 4)" test "$rc" -eq 4
+"$chaff" prune --db "$dir/l2" --min-count x > /dev/null 2>&1; rc=$?
+check "prune --min-count x: usage error (exit 4)" test "$rc" -eq 4
+check "prune with a usage error: nothing removed" test "$(tokens "$dir/l2")" -eq "$orig_tokens"
+rare=$(awk '$1 == "token" && $3 + $4 < 2' "$dir/dump.txt" | wc -l)
+out=$("$chaff" prune --db "$dir/l2" --min-count 2); rc=$?
+check "prune --min-count 2: exit 0" test "$rc" -eq 0
+check "prune --min-count 2: 'removed N tokens', N = tokens seen once ($rare)" \
+  test "$out" = "removed $rare tokens"
+check "prune --min-count 2: the token count drops by N" \
+  test "$(tokens "$dir/l2")" -eq "$((orig_tokens - rare))" -a "$rare" -gt 0
+check "prune: the message totals stay" test "$(totals "$dir/l2")" = "150 300"
+check "prune: what is left is what the dump had twice or more" \
+  cmp -s <(awk '$1 == "token" && $3 + $4 >= 2' "$dir/dump.txt") \
+         <("$chaff" dump --db "$dir/l2" | awk '$1 == "token"')
+out=$("$chaff" prune --db "$dir/l2" --min-count 2)
+check "prune again: removed 0 tokens" test "$out" = "removed 0 tokens"
+out=$("$chaff" prune --db "$dir/l2" --days 30)
+check "prune --days 30 after training today: removed 0 tokens" test "$out" = "removed 0 tokens"
+"$chaff" classify --db "$dir/l2" "${msgs[@]}" > /dev/null; rc=$?
+check "a pruned database still classifies" test "$rc" -eq 0
+
+# --- backup -----------------------------------------------------------------
+out=$("$chaff" backup --db "$db" "$dir/bk"); rc=$?
+check "backup DIR: exit 0" test "$rc" -eq 0 -a -n "$out"
+check "backup: a data file" test -s "$dir/bk/data.mdb"
+check "backup: the same totals and tokens" test "$(totals "$dir/bk") $(tokens "$dir/bk")" = "150 300 $orig_tokens"
+check "backup: the same 50 scores" same_scores "$dir/bk"
+check "backup: the same dump" cmp -s "$dir/dump.txt" <("$chaff" dump --db "$dir/bk")
+check "backup: remembers the trained messages" \
+  grep -q "already trained as spam" <("$chaff" train --spam --db "$dir/bk" "$(pick spam-1 1 1)" 2>&1)
+"$chaff" backup --db "$db" > /dev/null 2>&1; rc=$?
+check "backup without a target: usage error (exit 4)" test "$rc" -eq 4
+"$chaff" backup --db "$db" "$dir/no/such/dir" > /dev/null 2> "$dir/err"; rc=$?
+check "backup into a missing folder's child: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+
+# --- databases that cannot be used ------------------------------------------
+spam=$(pick spam-1 200 200)
+one_line_error() { # ERRFILE: exactly one line, and a meaningful one
+  [ "$(wc -l < "$1")" -eq 1 ] && ! grep -q 'unknown error' "$1"
+}
+mkdir -p "$dir/garbage"
+yes 'not an lmdb file' | head -c 65536 > "$dir/garbage/data.mdb"
+cp "$dir/garbage/data.mdb" "$dir/garbage.orig"
+for cmd in classify train; do
+  if [ $cmd = train ]; then args=(train --spam); else args=(classify); fi
+  "$chaff" "${args[@]}" --db "$dir/garbage" "$spam" > /dev/null 2> "$dir/err"; rc=$?
+  check "garbage data.mdb, $cmd: exit 3" test "$rc" -eq 3
+  check "garbage data.mdb, $cmd: says the database is damaged" grep -q 'damaged' "$dir/err"
+  check "garbage data.mdb, $cmd: one clear line [$(tr '\n' '|' < "$dir/err")]" one_line_error "$dir/err"
+done
+check "garbage data.mdb: left as it was" cmp -s "$dir/garbage/data.mdb" "$dir/garbage.orig"
+"$chaff" stats --db "$dir/garbage" > /dev/null 2>&1; rc=$?
+check "garbage data.mdb, stats: exit 3" test "$rc" -eq 3
+
+# The first 16 KB of a real database: a copy cut short (disk full, an
+# interrupted cp). LMDB maps the file; chaff must notice, not crash.
+mkdir -p "$dir/cut"
+head -c 16384 "$db/data.mdb" > "$dir/cut/data.mdb"
+for cmd in classify train stats; do
+  case $cmd in
+    classify) args=(classify "$spam") ;;
+    train) args=(train --spam "$spam") ;;
+    stats) args=(stats) ;;
+  esac
+  "$chaff" "${args[@]}" --db "$dir/cut" > /dev/null 2> "$dir/err"; rc=$?
+  check "truncated data.mdb, $cmd: exit 3 with a message (exit $rc)" test "$rc" -eq 3 -a -s "$dir/err"
+  [ $cmd = classify ] && sanitizer "$dir/err"
+done
+"$chaff" filter --db "$dir/cut" < "$spam" > "$dir/out" 2>/dev/null; rc=$?
+check "truncated data.mdb, filter: exit 3 (exit $rc)" test "$rc" -eq 3
+check "truncated data.mdb, filter: the message passed on unchanged ($(wc -c < "$dir/out") of $(wc -c < "$spam") bytes)" \
+  cmp -s "$spam" "$dir/out"
+
+echo 'not a folder' > "$dir/plainfile"
+"$chaff" classify --db "$dir/plainfile" "$spam" > /dev/null 2> "$dir/err"; rc=$?
+check "--db names a plain file: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+
+# Read-only: chmod 500 on the folder, 400 on the files. Classifying works
+# (without the lock file); training is refused and changes nothing.
+cp -a "$db" "$dir/ro"
+chmod 400 "$dir/ro"/*
+chmod 500 "$dir/ro"
+"$chaff" classify --db "$dir/ro" "${msgs[@]}" > "$dir/out" 2> "$dir/err"; rc=$?
+check "read-only database: classify works, the same scores" \
+  test "$rc" -eq 0 -a "$(cmp -s "$dir/out" "$dir/scores"; echo $?)" -eq 0 -a ! -s "$dir/err"
+check "read-only database: stats works" test "$(totals "$dir/ro")" = "150 300"
+if $root; then
+  skip_as_root "read-only database: train refused, exit 3, unchanged"
+else
+  "$chaff" train --spam --db "$dir/ro" "$spam" > /dev/null 2> "$dir/err"; rc=$?
+  check "read-only database: train refused, exit 3, unchanged" \
+    test "$rc" -eq 3 -a -s "$dir/err" -a "$(totals "$dir/ro")" = "150 300"
+fi
+chmod 700 "$dir/ro"; chmod 600 "$dir/ro"/*
+
+# Inputs that cannot be read: nothing is trained, whatever comes first.
+cp -a "$db" "$dir/in"
+mkdir -p "$dir/good"
+cp $(pick spam-1 300 309) "$dir/good/"
+"$chaff" train --spam --db "$dir/in" "$dir/good" "$dir/missing.eml" > /dev/null 2> "$dir/err"; rc=$?
+check "missing input among good ones: exit 3 (exit $rc)" test "$rc" -eq 3
+sanitizer "$dir/err"
+check "missing input: named, 'nothing was trained'" \
+  grep -q "missing.eml: No such file or directory; nothing was trained" "$dir/err"
+check "missing input: totals unchanged" test "$(totals "$dir/in")" = "150 300"
+if $root; then
+  skip_as_root "unreadable input (chmod 000): exit 3, nothing trained"
+else
+  cp "$spam" "$dir/unreadable.eml"; chmod 000 "$dir/unreadable.eml"
+  "$chaff" train --spam --db "$dir/in" "$dir/good" "$dir/unreadable.eml" > /dev/null 2> "$dir/err"; rc=$?
+  check "unreadable input (chmod 000): exit 3, nothing trained" \
+    test "$rc" -eq 3 -a "$(grep -c 'Permission denied; nothing was trained' "$dir/err")" -eq 1 \
+         -a "$(totals "$dir/in")" = "150 300"
+fi
+printf '\037\213this is not gzip data at all' > "$dir/bad.gz"
+"$chaff" train --spam --db "$dir/in" "$dir/good" "$dir/bad.gz" > /dev/null 2> "$dir/err"; rc=$?
+check "damaged gzip input after good ones: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+check "damaged gzip input: totals unchanged" test "$(totals "$dir/in")" = "150 300"
+"$chaff" train --spam --db "$dir/in" /dev/null/x > /dev/null 2> "$dir/err"; rc=$?
+check "an input path through a non-folder: exit 3 (exit $rc)" test "$rc" -eq 3
+sanitizer "$dir/err"
+"$chaff" train --spam --db "$dir/in" "$dir/good" > /dev/null; rc=$?
+check "and then the good ones train" test "$rc" -eq 0 -a "$(totals "$dir/in")" = "160 300"
+
+# Another tokenizer version: rewrite the "tokenizer" meta value (a native
+# little-endian uint64, 1) to 99 in a copy.
+cp -a "$db" "$dir/tok"
+if command -v mdb_dump > /dev/null && command -v mdb_load > /dev/null; then
+  mdb_dump -s meta -p "$dir/tok" |
+    sed '/^ tokenizer$/{n;s/.*/ c\\00\\00\\00\\00\\00\\00\\00/}' > "$dir/meta.txt"
+  mdb_load -s meta -f "$dir/meta.txt" "$dir/tok" 2>/dev/null
+else
+  python3 - "$dir/tok/data.mdb" <<'EOF'
+import sys
+p = sys.argv[1]
+b = open(p, 'rb').read()
+old = b'tokenizer' + (1).to_bytes(8, 'little')
+assert old in b
+open(p, 'wb').write(b.replace(old, b'tokenizer' + (99).to_bytes(8, 'little')))
+EOF
+fi
+"$chaff" classify --db "$dir/tok" "$spam" > "$dir/out" 2> "$dir/err"; rc=$?
+check "tokenizer 99: classify exit 3, nothing printed" test "$rc" -eq 3 -a ! -s "$dir/out"
+check "tokenizer 99: names the version" grep -q 'tokenizer version 99' "$dir/err"
+check "tokenizer 99: tells to retrain" grep -q 'retrain' "$dir/err"
+"$chaff" train --spam --db "$dir/tok" "$spam" > /dev/null 2> "$dir/err"; rc=$?
+check "tokenizer 99: train refused too (exit 3)" test "$rc" -eq 3 -a "$(grep -c 'retrain' "$dir/err")" -eq 1
+"$chaff" filter --db "$dir/tok" < "$spam" > "$dir/out" 2>/dev/null; rc=$?
+check "tokenizer 99: filter passes the message on, exit 3" \
+  test "$rc" -eq 3 -a "$(cmp -s "$spam" "$dir/out"; echo $?)" -eq 0
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]

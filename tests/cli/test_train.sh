@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# chaff train, untrain, classify, filter, stats and config from the command
+# line, on a small part of the SpamAssassin corpus (150 spam, 300 ham):
+# every kind of input, verdicts and exit codes, digests (already trained,
+# moved, re-delivered copies), filter's headers, parameters, and where the
+# database lives.
+set -u
+chaff=$1
+here=$(cd "$(dirname "$0")/../.." && pwd)
+corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
+if [ ! -f "$corpus/index" ]; then
+  echo "no corpus in $corpus: run corpora-scripts/fetch-spamassassin.sh first"
+  exit 1
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export LC_ALL=C
+unset CHAFF_DB
+fails=0
+check() { # description, then a command that must succeed
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+# pick GROUP FIRST LAST: the corpus files FIRST..LAST (1-based, name order)
+pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
+# one GROUP NUMBER: the corpus file whose name starts with NUMBER
+one() { echo "$corpus/$1/$2".*; }
+# mkmbox FILE...: an mboxrd of the messages on stdout (envelope line added
+# where missing, ">From " quoted, a blank line after each message)
+mkmbox() {
+  awk 'FNR == 1 { if (NR > 1) print ""
+                  if ($0 ~ /^From /) { print; next }
+                  print "From chaff-test@example.com Thu Jan  1 00:00:00 2024" }
+       /^>*From / { $0 = ">" $0 }
+       { print }
+       END { print "" }' "$@"
+}
+# totals DB: "SPAM HAM" as chaff stats shows them
+totals() {
+  "$chaff" stats --db "$1" 2>/dev/null |
+    sed -n 's/^messages *\([0-9]*\) spam, \([0-9]*\) ham$/\1 \2/p'
+}
+tokens() { "$chaff" stats --db "$1" 2>/dev/null | sed -n 's/^tokens *\([0-9]*\)$/\1/p'; }
+summary() { # the summary line train prints for SPAM HAM MOVED ALREADY REFUSED
+  echo "^trained $1 spam and $2 ham ($3 moved from the other class); $4 already known, $5 refused; "
+}
+
+db=$dir/db
+
+# --- training from every kind of input -------------------------------------
+mkdir -p "$dir/spamdir" "$dir/hamdir/sub"
+cp $(pick spam-1 1 60) "$dir/spamdir/"
+cp $(pick easy-ham-1 1 60) "$dir/hamdir/"
+cp $(pick easy-ham-1 61 120) "$dir/hamdir/sub/"
+"$chaff" train --spam --db "$db" "$dir/spamdir" > "$dir/out" 2> "$dir/err"; rc=$?
+check "folder: spam trained, exit 0" test "$rc" -eq 0
+check "folder: summary line" grep -q "$(summary 60 0 0 0 0)60 messages" "$dir/out"
+check "folder: no notices" test ! -s "$dir/err"
+check "folder: stats shows 60 spam" test "$(totals "$db")" = "60 0"
+check "new database directory has mode 700" test "$(stat -c %a "$db")" = 700
+check "database files are private (600)" test "$(stat -c %a "$db/data.mdb")" = 600
+"$chaff" train --ham --db "$db" "$dir/hamdir" > "$dir/out" 2>&1
+check "folder with a subfolder: 120 ham" grep -q "$(summary 0 120 0 0 0)120 messages" "$dir/out"
+check "folder: stats 60 spam, 120 ham" test "$(totals "$db")" = "60 120"
+
+mkmbox $(pick spam-1 61 90) > "$dir/spam.mbox"
+mkmbox $(pick easy-ham-1 121 180) > "$dir/ham.mbox"
+"$chaff" train --spam --db "$db" "$dir/spam.mbox" > "$dir/out" 2>&1
+check "mbox: 30 spam" grep -q "$(summary 30 0 0 0 0)30 messages" "$dir/out"
+"$chaff" train --ham -q --db "$db" "$dir/ham.mbox" > "$dir/out" 2>&1
+check "mbox: 60 ham" grep -q "$(summary 0 60 0 0 0)60 messages" "$dir/out"
+check "mbox: stats 90 spam, 180 ham" test "$(totals "$db")" = "90 180"
+
+mkmbox $(pick spam-1 91 109) | gzip -c > "$dir/spam.mbox.gz"
+gzip -c "$(pick spam-1 110 110)" > "$dir/one-spam.eml.gz"
+mkmbox $(pick easy-ham-1 181 220) | gzip -c > "$dir/ham.mbox.gz"
+"$chaff" train --spam --db "$db" "$dir/spam.mbox.gz" "$dir/one-spam.eml.gz" > "$dir/out" 2>&1
+check "gzip mbox and gzip message: 20 spam" grep -q "$(summary 20 0 0 0 0)20 messages" "$dir/out"
+"$chaff" train --ham --db "$db" "$dir/ham.mbox.gz" > "$dir/out" 2>&1
+check "gzip mbox: 40 ham" grep -q "$(summary 0 40 0 0 0)40 messages" "$dir/out"
+check "gzip: stats 110 spam, 220 ham" test "$(totals "$db")" = "110 220"
+
+"$chaff" train --spam --db "$db" < "$(pick spam-1 111 111)" > "$dir/out" 2>&1
+check "stdin: one spam message" grep -q "$(summary 1 0 0 0 0)1 messages" "$dir/out"
+mkmbox $(pick easy-ham-1 221 230) | "$chaff" train --ham --db "$db" - > "$dir/out" 2>&1
+check "stdin ('-'): an mbox of 10 ham" grep -q "$(summary 0 10 0 0 0)10 messages" "$dir/out"
+check "stdin: stats 111 spam, 230 ham" test "$(totals "$db")" = "111 230"
+
+# A TREC index with paths relative to its folder; the labels come from it.
+mkdir -p "$dir/trec"
+ln -s "$corpus/spam-1" "$dir/trec/spam-1"
+ln -s "$corpus/easy-ham-1" "$dir/trec/easy-ham-1"
+paste -d '\n' <(pick spam-1 112 150 | sed "s|^$corpus/|spam |") \
+              <(pick easy-ham-1 231 300 | sed "s|^$corpus/|ham |") | grep . > "$dir/trec/index"
+"$chaff" train --db "$db" "$dir/trec/index" > "$dir/out" 2>&1; rc=$?
+check "TREC index: exit 0" test "$rc" -eq 0
+check "TREC index: 39 spam and 70 ham by its labels" \
+  grep -q "$(summary 39 70 0 0 0)109 messages" "$dir/out"
+check "all inputs: stats 150 spam, 300 ham" test "$(totals "$db")" = "150 300"
+check "all inputs: 450 digests" grep -q '^digests *450 messages remembered$' \
+  <("$chaff" stats --db "$db")
+check "stats --json is valid JSON with the totals" python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if (s["spam"], s["ham"], s["digests"]) == (150, 300, 450) else 1)' \
+  < <("$chaff" stats --json --db "$db")
+"$chaff" train --db "$db" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
+check "no class and not an index: refused" test "$rc" -eq 3 -a -s "$dir/err"
+check "no class: nothing trained" test "$(totals "$db")" = "150 300"
+
+# --- classify ---------------------------------------------------------------
+# Messages that were not trained, clearly spam or ham after this training.
+spams=$(for n in 00215 00222 00227 00241 00251; do one spam-1 $n; done)
+hams=$(for n in 00301 00303 00304 00305 00306; do one easy-ham-1 $n; done)
+unsure=$(one spam-2 00003) # strong clues both ways: S = H = 1
+for f in $spams; do
+  out=$("$chaff" classify --db "$db" "$f"); rc=$?
+  check "classify $(basename "$f" | cut -c1-5) (spam): exit 0" test "$rc" -eq 0
+  check "  verdict line 'spam SCORE PATH'" grep -Eqx "spam (0|1)\.[0-9]{6} $f" <<<"$out"
+done
+for f in $hams; do
+  out=$("$chaff" classify --db "$db" "$f"); rc=$?
+  check "classify $(basename "$f" | cut -c1-5) (ham): exit 1" test "$rc" -eq 1
+  check "  verdict line 'ham SCORE PATH'" grep -Eqx "ham 0\.[0-9]{6} $f" <<<"$out"
+done
+out=$("$chaff" classify --db "$db" "$unsure"); rc=$?
+check "classify an unsure message: exit 2" test "$rc" -eq 2
+check "  verdict line 'unsure SCORE PATH'" grep -Eqx "unsure 0\.[0-9]{6} $unsure" <<<"$out"
+"$chaff" classify --db "$db" $spams $hams > "$dir/out"; rc=$?
+check "several messages: exit 0" test "$rc" -eq 0
+check "several messages: one line each, in order" \
+  test "$(cut -d' ' -f3 "$dir/out")" = "$(printf '%s\n' $spams $hams)"
+check "several messages: the verdicts" \
+  test "$(cut -d' ' -f1 "$dir/out" | tr '\n' ' ')" = "spam spam spam spam spam ham ham ham ham ham "
+out=$("$chaff" classify --db "$db" < "$(one spam-1 00215)"); rc=$?
+check "stdin: one verdict line, exit 0" test "$rc" -eq 0 -a "$(wc -l <<<"$out")" -eq 1
+mkmbox $(one spam-1 00215) $(one easy-ham-1 00301) $(one spam-1 00222) > "$dir/three.mbox"
+out=$("$chaff" classify --db "$db" "$dir/three.mbox")
+check "mbox: a line per message, PATH#N" test "$(cut -d' ' -f1,3 <<<"$out")" = \
+  "spam $dir/three.mbox#1
+ham $dir/three.mbox#2
+spam $dir/three.mbox#3"
+
+"$chaff" classify --db "$db" "$dir/missing.eml" > /dev/null 2> "$dir/err"; rc=$?
+check "missing message: exit 3" test "$rc" -eq 3
+check "missing message: named on stderr" grep -q 'missing.eml: No such file' "$dir/err"
+"$chaff" classify --db "$db" "$dir/missing.eml" "$(one spam-1 00215)" > "$dir/out" 2>/dev/null; rc=$?
+check "missing among others: exit 3, the others classified" \
+  test "$rc" -eq 3 -a "$(wc -l < "$dir/out")" -eq 1
+"$chaff" train --spam -q --db "$dir/spamonly" "$(one spam-1 00001)" > /dev/null 2>&1
+"$chaff" classify --db "$dir/spamonly" "$(one spam-1 00215)" > /dev/null 2> "$dir/err"; rc=$?
+check "spam but no ham: exit 3" test "$rc" -eq 3
+check "spam but no ham: 'needs both spam and ham'" grep -q 'needs both spam and ham' "$dir/err"
+"$chaff" classify --db "$dir/nodb" "$(one spam-1 00215)" > /dev/null 2> "$dir/err"; rc=$?
+check "missing database: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+check "missing database: not created by classify" test ! -e "$dir/nodb"
+
+"$chaff" classify --json --db "$db" $spams $hams "$dir/three.mbox" > "$dir/out"; rc=$?
+check "--json: exit 0, a line per message" test "$rc" -eq 0 -a "$(wc -l < "$dir/out")" -eq 13
+check "--json: every line is valid JSON" \
+  python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' < "$dir/out"
+check "--json: fields agree with the plain output" python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+plain = [l.split() for l in open(sys.argv[2])]
+ok = all(r["verdict"] == p[0] and "%.6f" % r["score"] == p[1] and r["path"] == p[2]
+         and isinstance(r["clues"], list) for r, p in zip(rows, plain))
+sys.exit(0 if ok and len(rows) == 13 else 1)' "$dir/out" \
+  <("$chaff" classify --db "$db" $spams $hams "$dir/three.mbox")
+odd=$dir/$'q"uo\\te\tname.eml'
+cp "$(one spam-1 00215)" "$odd"
+"$chaff" classify --json --db "$db" "$odd" > "$dir/out"
+check "--json: a path with a quote, a backslash and a tab stays valid JSON" python3 -c '
+import json, sys
+sys.exit(0 if json.loads(open(sys.argv[1]).read())["path"] == sys.argv[2] else 1)' "$dir/out" "$odd"
+out=$("$chaff" classify --explain --db "$db" "$(one spam-1 00215)")
+check "--explain: the verdict line first" grep -Eq '^spam [01]\.[0-9]{6} ' <<<"$(head -1 <<<"$out")"
+check "--explain: a summary line" grep -Eq '^  [0-9]+ distinct tokens, [0-9]+ counted' <<<"$out"
+check "--explain: 15 clue lines" test "$(grep -Ec '^ +[01]\.[0-9]{6} +spam +[0-9]+ +ham +[0-9]+ +[^ ]' <<<"$out")" -eq 15
+out=$("$chaff" classify --explain --clues 3 --db "$db" "$(one spam-1 00215)")
+check "--clues 3: 3 clue lines" test "$(grep -Ec '^ +[01]\.[0-9]{6} +spam +[0-9]+ +ham ' <<<"$out")" -eq 3
+out=$("$chaff" classify --set robs=0.5 --db "$db" "$(one spam-1 00215)"); rc=$?
+check "--set robs=0.5: scores (exit 0..2)" test "$rc" -le 2 -a -n "$out"
+"$chaff" classify --set ham_cutoff=0.1 --set spam_cutoff=0.4 --db "$db" "$unsure" > /dev/null; rc=$?
+check "--set ham_cutoff=0.1 --set spam_cutoff=0.4 makes the unsure message spam" test "$rc" -eq 0
+"$chaff" classify --set bogus=1 --db "$db" "$unsure" > "$dir/out" 2> "$dir/err"; rc=$?
+check "--set bogus=1: exit 3, nothing scored" test "$rc" -eq 3 -a ! -s "$dir/out"
+check "--set bogus=1: names the parameter" grep -q "bogus" "$dir/err"
+"$chaff" classify --set robs=x --db "$db" "$unsure" > /dev/null 2>&1; rc=$?
+check "--set robs=x: refused" test "$rc" -eq 3
+"$chaff" classify --set spam_cutoff=2 --db "$db" "$unsure" > /dev/null 2>&1; rc=$?
+check "--set spam_cutoff=2: refused" test "$rc" -eq 3
+check "--set does not change the database" test "$("$chaff" config --db "$db" get spam_cutoff)" = 0.6
+
+# --- filter -----------------------------------------------------------------
+# hdrlines FILE: the number of header lines (before the first blank line)
+hdrlines() { awk '/^\r?$/ { print NR - 1; exit }' "$1"; }
+spam=$(one spam-1 00215); ham=$(one easy-ham-1 00301)
+n=$(hdrlines "$spam")
+"$chaff" filter --db "$db" < "$spam" > "$dir/out"; rc=$?
+check "filter spam: exit 0" test "$rc" -eq 0
+check "filter spam: the headers unchanged first" cmp -s <(head -n "$n" "$spam") <(head -n "$n" "$dir/out")
+check "filter spam: then X-Spam-Flag: YES" test "$(sed -n "$((n + 1))p" "$dir/out")" = "X-Spam-Flag: YES"
+check "filter spam: X-Spam-Status: Yes, score=..." grep -Eqx \
+  'X-Spam-Status: Yes, score=[01]\.[0-9]{3} required=0\.600 tests=CHAFF_SPAM version=chaff-.+' \
+  <(sed -n "$((n + 2))p" "$dir/out")
+score=$("$chaff" classify --db "$db" "$spam" | cut -d' ' -f2)
+check "filter spam: X-Chaff-Score as classify scores" \
+  test "$(sed -n "$((n + 3))p" "$dir/out")" = "X-Chaff-Score: $score"
+check "filter spam: X-Chaff-Verdict: spam" test "$(sed -n "$((n + 4))p" "$dir/out")" = "X-Chaff-Verdict: spam"
+check "filter spam: blank line and body byte-identical" \
+  cmp -s <(tail -n +"$((n + 1))" "$spam") <(tail -n +"$((n + 5))" "$dir/out")
+check "filter spam: procmail rule matches" grep -q '^X-Spam-Status: Yes' "$dir/out"
+n=$(hdrlines "$ham")
+"$chaff" filter --db "$db" < "$ham" > "$dir/out"; rc=$?
+check "filter ham: exit 0" test "$rc" -eq 0
+check "filter ham: no X-Spam-Flag" bash -c '! grep -qi "^X-Spam-Flag" "$1"' _ "$dir/out"
+check "filter ham: exactly the input plus 3 headers at the end of the header block" \
+  cmp -s <(head -n "$n" "$ham"; printf 'X-Spam-Status: No, score=%s required=0.600 tests=CHAFF_HAM version=%s\nX-Chaff-Score: %s\nX-Chaff-Verdict: ham\n' \
+             "$(printf '%.3f' "$("$chaff" classify --db "$db" "$ham" | cut -d' ' -f2)")" \
+             "$(sed -n "$((n + 1))s/.*version=//p" "$dir/out")" \
+             "$("$chaff" classify --db "$db" "$ham" | cut -d' ' -f2)"
+           tail -n +"$((n + 1))" "$ham") "$dir/out"
+check "filter ham: procmail rule does not match" bash -c '! grep -q "^X-Spam-Status: Yes" "$1"' _ "$dir/out"
+
+sed 's/$/\r/' "$spam" > "$dir/crlf.eml"
+n=$(hdrlines "$dir/crlf.eml")
+"$chaff" filter --db "$db" < "$dir/crlf.eml" > "$dir/out"; rc=$?
+check "filter CRLF: exit 0" test "$rc" -eq 0
+check "filter CRLF: added header lines end in CRLF" \
+  test "$(sed -n "$((n + 1)),$((n + 4))p" "$dir/out" | grep -c $'\r$')" -eq 4
+check "filter CRLF: every header line ends in CRLF" \
+  test "$(head -n "$((n + 5))" "$dir/out" | grep -vc $'\r$')" -eq 0
+check "filter CRLF: headers and body byte-identical around them" \
+  cmp -s <(head -n "$n" "$dir/crlf.eml"; tail -n +"$((n + 1))" "$dir/crlf.eml") \
+         <(head -n "$n" "$dir/out"; tail -n +"$((n + 5))" "$dir/out")
+
+# A CRLF message behind an mbox envelope line written with LF (what a local
+# delivery agent on Unix prepends): the header block is CRLF.
+{ printf 'From sender@example.com Mon Jan  1 00:00:00 2024\n'; sed 1d "$dir/crlf.eml"; } > "$dir/crlf-env.eml"
+"$chaff" filter --db "$db" < "$dir/crlf-env.eml" > "$dir/out"
+n=$(hdrlines "$dir/crlf-env.eml")
+check "filter CRLF after an LF envelope line: added header lines end in CRLF" \
+  test "$(sed -n "$((n + 1)),$((n + 4))p" "$dir/out" | grep -c $'\r$')" -eq 4
+# A message of headers only, without a final line end: the header lines,
+# ours, and a blank line to end the header block.
+printf 'Subject: no body\nFrom: sender@example.com' > "$dir/nobody.eml"
+"$chaff" filter --db "$db" < "$dir/nobody.eml" > "$dir/out"; rc=$?
+check "filter headers-only message: headers, ours, blank line" test "$rc" -eq 0 -a \
+  "$(sed 's/^\(X-Chaff-Score:\|X-Spam-Status:\) .*/\1/' "$dir/out"; echo .)" = \
+  "$(printf 'Subject: no body\nFrom: sender@example.com\nX-Spam-Status:\nX-Chaff-Score:\nX-Chaff-Verdict: %s\n\n.' \
+     "$(sed -n 's/^X-Chaff-Verdict: //p' "$dir/out")")"
+
+# Verdict headers already in the message (forged, or from an earlier run)
+# go, folded lines and all; the body keeps its lines.
+{ printf 'X-Spam-Status: Yes, score=42.0 required=5.0\n\ttests=FORGED_TEST\n'
+  printf 'From: sender@example.com\nX-Spam-Flag: YES\nTo: you@example.com\n'
+  printf 'x-chaff-verdict: ham\nX-Chaff-Score: 0.000000\nSubject: old headers\n'
+  printf 'X-Spam-Level: ***\n\nbody text\nX-Spam-Status: Yes (a body line)\n'; } > "$dir/old.eml"
+"$chaff" filter --db "$db" < "$dir/old.eml" > "$dir/out"; rc=$?
+verdict=$(sed -n 's/^X-Chaff-Verdict: //p' "$dir/out")
+hdr=$(sed '/^$/q' "$dir/out")
+check "old headers: exit 0" test "$rc" -eq 0
+check "old headers: one X-Spam-Status" test "$(grep -ic '^X-Spam-Status:' <<<"$hdr")" -eq 1
+check "old headers: the folded line went with it" bash -c '! grep -q FORGED_TEST "$1"' _ "$dir/out"
+check "old headers: X-Spam-Flag only if spam" \
+  test "$(grep -ic '^X-Spam-Flag:' <<<"$hdr")" -eq "$([ "$verdict" = spam ] && echo 1 || echo 0)"
+check "old headers: one X-Chaff-Verdict, one X-Chaff-Score" \
+  test "$(grep -ic '^X-Chaff-Verdict:' <<<"$hdr")$(grep -ic '^X-Chaff-Score:' <<<"$hdr")" = 11
+check "old headers: the other headers kept, in order" test "$(grep -iv '^x-spam-flag:\|^x-spam-status:\|^x-chaff-' <<<"$hdr")" = \
+  "From: sender@example.com
+To: you@example.com
+Subject: old headers
+X-Spam-Level: ***"
+check "old headers: the body untouched" \
+  test "$(sed '1,/^$/d' "$dir/out")" = $'body text\nX-Spam-Status: Yes (a body line)'
+
+for bad in missing corrupt spamonly; do
+  case $bad in
+    missing) b=$dir/nodb ;;
+    corrupt) b=$dir/corrupt; mkdir -p "$b"; yes 'not lmdb' | head -c 65536 > "$b/data.mdb" ;;
+    spamonly) b=$dir/spamonly ;;
+  esac
+  "$chaff" filter --db "$b" < "$spam" > "$dir/out" 2> "$dir/err"; rc=$?
+  check "filter, $bad database: exit 3" test "$rc" -eq 3
+  check "filter, $bad database: output byte-identical to the input" cmp -s "$spam" "$dir/out"
+  check "filter, $bad database: says why on stderr" test -s "$dir/err"
+done
+check "filter, spam but no ham: a meaningful reason (not 'unknown error')" \
+  bash -c '! grep -q "unknown error" "$1"' _ "$dir/err"
+"$chaff" filter --db "$dir/nodb" < "$dir/crlf.eml" > "$dir/out" 2>/dev/null; rc=$?
+check "filter error, CRLF message: byte-identical, exit 3" \
+  test "$rc" -eq 3 -a "$(cmp -s "$dir/crlf.eml" "$dir/out"; echo $?)" -eq 0
+
+cp -a "$db" "$dir/learndb"
+"$chaff" filter --learn --db "$dir/learndb" < "$(one spam-1 00274)" > "$dir/out"; rc=$?
+check "filter --learn spam: exit 0, tagged" test "$rc" -eq 0 -a "$(grep -c '^X-Spam-Flag: YES' "$dir/out")" -eq 1
+check "filter --learn spam: spam total +1" test "$(totals "$dir/learndb")" = "151 300"
+"$chaff" filter --learn --db "$dir/learndb" < "$(one easy-ham-1 00303)" > /dev/null; rc=$?
+check "filter --learn ham: ham total +1" test "$rc" -eq 0 -a "$(totals "$dir/learndb")" = "151 301"
+"$chaff" filter --learn --db "$dir/learndb" < "$unsure" > /dev/null
+check "filter --learn unsure: nothing learned" test "$(totals "$dir/learndb")" = "151 301"
+
+# --- config -----------------------------------------------------------------
+cdb=$dir/configdb
+cp -a "$db" "$cdb"
+out=$("$chaff" config --db "$cdb"); rc=$?
+check "config: lists the 6 parameters" test "$rc" -eq 0 -a \
+  "$(cut -d' ' -f1 <<<"$out" | tr '\n' ' ')" = "robs robx min_dev ham_cutoff spam_cutoff max_tokens "
+check "config get robs: the default" test "$("$chaff" config --db "$cdb" get robs)" = 0.05
+"$chaff" config --db "$cdb" set robs 0.02; rc=$?
+check "config set robs 0.02: exit 0" test "$rc" -eq 0
+check "config get robs: 0.02" test "$("$chaff" config --db "$cdb" get robs)" = 0.02
+check "config list shows it" grep -qx 'robs 0.02' <("$chaff" config --db "$cdb")
+check "stats shows it" grep -Eq '^robs +0.02$' <("$chaff" stats --db "$cdb")
+params=$("$chaff" config --db "$cdb")
+refused() { # NAME VALUE: set must fail, say why, and change no parameter
+  local rc
+  "$chaff" config --db "$cdb" set "$1" "$2" > /dev/null 2> "$dir/err"; rc=$?
+  [ "$rc" -ne 0 ] && [ -s "$dir/err" ] && [ "$("$chaff" config --db "$cdb")" = "$params" ]
+}
+check "config set spam_cutoff 2: refused, unchanged" refused spam_cutoff 2
+check "config set robx 0: refused, unchanged" refused robx 0
+check "config set robx 1: refused, unchanged" refused robx 1
+check "config set ham_cutoff 0.995 (above spam_cutoff): refused" refused ham_cutoff 0.995
+check "config set min_dev 0.5: refused, unchanged" refused min_dev 0.5
+check "config set max_tokens 2.5: refused, unchanged" refused max_tokens 2.5
+check "config set robs abc (not a number): refused, unchanged" refused robs abc
+check "config set robs nan: refused, unchanged" refused robs nan
+check "config set robs '': refused, unchanged" refused robs ''
+check "config set bogus 1: refused" refused bogus 1
+check "config: nothing else changed" test "$("$chaff" config --db "$cdb" | tr '\n' ' ')" = \
+  "robs 0.02 robx 0.52 min_dev 0.4 ham_cutoff 0.3 spam_cutoff 0.6 max_tokens 0 "
+"$chaff" config --db "$cdb" get bogus > /dev/null 2>&1; rc=$?
+check "config get bogus: fails" test "$rc" -ne 0
+"$chaff" config --db "$cdb" set ham_cutoff 0.1 && "$chaff" config --db "$cdb" set spam_cutoff 0.4
+"$chaff" classify --db "$cdb" "$unsure" > /dev/null; rc=$?
+check "config set ham_cutoff 0.1, spam_cutoff 0.4: the unsure message is now spam" test "$rc" -eq 0
+"$chaff" config --db "$dir/nodb" set robs 0.02 > /dev/null 2>&1; rc=$?
+check "config set on a missing database: fails, creates nothing" test "$rc" -ne 0 -a ! -e "$dir/nodb"
+
+# --- digests: already trained, moved, re-delivered copies, untrain ----------
+msg=$(pick spam-1 1 1)
+"$chaff" train --spam --db "$db" "$msg" > "$dir/out" 2> "$dir/err"; rc=$?
+check "same message, same class: exit 0" test "$rc" -eq 0
+check "same message, same class: 'already trained' notice" \
+  grep -q "$msg: already trained as spam, skipped" "$dir/err"
+check "same message, same class: summary says 1 already known" grep -q "$(summary 0 0 0 1 0)" "$dir/out"
+check "same message, same class: totals unchanged" test "$(totals "$db")" = "150 300"
+"$chaff" train --spam -q --db "$db" "$msg" > /dev/null 2> "$dir/err"
+check "-q: no notice" test ! -s "$dir/err"
+"$chaff" train --spam --db "$db" "$(one spam-1 00450)" "$(one spam-1 00450)" > "$dir/out" 2> "$dir/err"
+check "the same new message twice in one run: trained once, then already known" \
+  grep -q "$(summary 1 0 0 1 0)" "$dir/out"
+check "the same new message twice in one run: spam +1" test "$(totals "$db")" = "151 300"
+"$chaff" untrain --spam -q --db "$db" "$(one spam-1 00450)" > /dev/null
+
+msg=$(pick easy-ham-1 1 1)
+"$chaff" train --spam --db "$db" "$msg" > "$dir/out" 2> "$dir/err"; rc=$?
+check "ham message trained as spam: exit 0" test "$rc" -eq 0
+check "ham message trained as spam: 'moved' notice" \
+  grep -q "$msg: was trained as ham, moved to spam" "$dir/err"
+check "ham message trained as spam: summary says moved" grep -q "$(summary 1 0 1 0 0)" "$dir/out"
+check "ham message trained as spam: ham -1, spam +1" test "$(totals "$db")" = "151 299"
+check "moved: digests unchanged (450)" grep -q '^digests *450 ' <("$chaff" stats --db "$db")
+
+# A re-delivered copy: a relay added a Received line (after the envelope
+# line, where an MTA puts it); a copy saved without the envelope line; a
+# copy saved with CRLF line ends.
+msg=$(pick easy-ham-1 2 2)
+awk 'NR == 1 && /^From / { print; print "Received: from relay.example.org (relay.example.org [192.0.2.1]) by mx.example.net; Mon, 1 Jan 2024 00:00:00 +0000"; next }
+     NR == 1 { print "Received: from relay.example.org by mx.example.net; Mon, 1 Jan 2024 00:00:00 +0000" }
+     { print }' "$msg" > "$dir/received.eml"
+check "(the copy really has one more Received line)" \
+  test "$(grep -c '^Received:' "$dir/received.eml")" -eq "$(($(grep -c '^Received:' "$msg") + 1))"
+"$chaff" train --ham --db "$db" "$dir/received.eml" > "$dir/out" 2> "$dir/err"
+check "extra Received line: already trained" grep -q 'already trained as ham' "$dir/err"
+check "extra Received line: totals unchanged" test "$(totals "$db")" = "151 299"
+sed '1{/^From /d}' "$msg" > "$dir/noenvelope.eml"
+"$chaff" train --ham --db "$db" "$dir/noenvelope.eml" > /dev/null 2> "$dir/err"
+check "without the envelope line: already trained" grep -q 'already trained as ham' "$dir/err"
+sed 's/$/\r/' "$msg" > "$dir/crlf-copy.eml"
+"$chaff" train --ham --db "$db" "$dir/crlf-copy.eml" > /dev/null 2> "$dir/err"
+check "with CRLF line ends: already trained" grep -q 'already trained as ham' "$dir/err"
+"$chaff" train --spam --db "$db" "$dir/received.eml" > /dev/null 2> "$dir/err"
+check "extra Received line, as spam: moves the original" grep -q 'was trained as ham, moved to spam' "$dir/err"
+check "extra Received line, as spam: ham -1, spam +1" test "$(totals "$db")" = "152 298"
+
+msg=$(one spam-1 00400)
+"$chaff" untrain --spam --db "$db" "$msg" > "$dir/out" 2> "$dir/err"; rc=$?
+check "untrain a never-trained message: non-zero exit" test "$rc" -ne 0
+check "untrain a never-trained message: refused on stderr" \
+  grep -q "$msg: never trained as spam, not untrained" "$dir/err"
+check "untrain a never-trained message: totals unchanged" test "$(totals "$db")" = "152 298"
+"$chaff" untrain --ham --db "$db" "$(pick spam-1 2 2)" > /dev/null 2> "$dir/err"; rc=$?
+check "untrain --ham of a spam-trained message: refused" test "$rc" -ne 0 -a -s "$dir/err"
+check "untrain --ham of a spam-trained message: totals unchanged" test "$(totals "$db")" = "152 298"
+"$chaff" untrain --spam --db "$db" "$(pick spam-1 2 2)" > "$dir/out" 2> "$dir/err"; rc=$?
+check "untrain a trained message: exit 0" test "$rc" -eq 0
+check "untrain a trained message: 'untrained 1 messages'" grep -q '^untrained 1 messages' "$dir/out"
+check "untrain a trained message: spam -1" test "$(totals "$db")" = "151 298"
+"$chaff" train --spam --untrain --db "$db" "$(pick spam-1 3 3)" > "$dir/out" 2>&1
+check "train --untrain does the same" test "$(totals "$db")" = "150 298"
+t0=$(tokens "$db")
+"$chaff" train --spam -q --db "$db" "$msg" > /dev/null
+t1=$(tokens "$db")
+"$chaff" untrain --spam -q --db "$db" "$msg" > /dev/null
+check "train then untrain: totals back" test "$(totals "$db")" = "150 298"
+check "train then untrain: token count back ($t0 -> $t1 -> $(tokens "$db"))" \
+  test "$t1" -gt "$t0" -a "$(tokens "$db")" = "$t0"
+
+# --- where the database lives -----------------------------------------------
+m=$(pick easy-ham-1 400 400)
+CHAFF_DB=$dir/envdb "$chaff" train --ham -q "$m" > /dev/null
+check "\$CHAFF_DB: the database is made there" test -f "$dir/envdb/data.mdb"
+check "\$CHAFF_DB: stats reads it" test "$(CHAFF_DB=$dir/envdb "$chaff" stats | sed -n 's/^messages *//p')" = "0 spam, 1 ham"
+check "--db wins over \$CHAFF_DB" test "$(CHAFF_DB=$dir/envdb totals "$db")" = "150 298"
+mkdir -p "$dir/home"
+HOME=$dir/home "$chaff" train --ham -q "$m" > /dev/null
+check "no --db, no \$CHAFF_DB: \$HOME/.chaff" test -f "$dir/home/.chaff/data.mdb"
+check "\$HOME/.chaff has mode 700" test "$(stat -c %a "$dir/home/.chaff")" = 700
+check "\$HOME/.chaff: stats reads it" \
+  grep -q "^database *$dir/home/.chaff$" <(HOME=$dir/home "$chaff" stats)
+CHAFF_DB= HOME=$dir/home "$chaff" train --spam -q "$(pick spam-1 400 400)" > /dev/null
+check "an empty \$CHAFF_DB counts as unset" test "$(HOME=$dir/home "$chaff" stats | sed -n 's/^messages *//p')" = "1 spam, 1 ham"
+(umask 000 && "$chaff" train --ham -q --db "$dir/umaskdb" "$m" > /dev/null)
+check "mode 700 whatever the umask" test "$(stat -c %a "$dir/umaskdb")" = 700
+"$chaff" train --ham -q --db "$dir/no/such/parent" "$m" > /dev/null 2> "$dir/err"; rc=$?
+check "database in a missing folder: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
