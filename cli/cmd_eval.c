@@ -718,7 +718,9 @@ static int write_results(const struct eval *ev)
 			        e->score >= ev->params.spam_cutoff ? "spam" : "ham", e->rank,
 			        class_name(e->label));
 	}
-	if (ferror(f) | (fclose(f) != 0)) {
+	int werr = ferror(f) != 0;
+	int cerr = fclose(f) != 0; /* closed whatever the write did */
+	if (werr || cerr) {
 		cli_error("%s: writing failed", ev->results);
 		return -1;
 	}
@@ -737,7 +739,9 @@ static int write_roc(const struct eval *ev, const struct tally *t,
 	snprintf(title, sizeof(title), "ROC curve: (1-ROCA)%% = %.4f", t->roca_pct);
 	snprintf(sub, sizeof(sub), "%s; %zu spam, %zu ham", mode_text(ev, mode, sizeof(mode)),
 	         t->n[CHAFF_SPAM], t->n[CHAFF_HAM]);
-	if ((eval_roc_svg(f, pts, npts, title, sub) < 0) | (fclose(f) != 0)) {
+	int werr = eval_roc_svg(f, pts, npts, title, sub) < 0;
+	int cerr = fclose(f) != 0; /* closed whatever the write did */
+	if (werr || cerr) {
 		cli_error("%s: writing failed", ev->roc);
 		return -1;
 	}

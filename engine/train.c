@@ -300,6 +300,12 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	}
 	if (rc != CHAFF_OK)
 		return rc;
+	bool changed = false; /* a batch of known messages is no training */
+	for (size_t i = 0; i < b->nm; i++)
+		changed |= b->outcome[i] != CHAFF_LEARNED_ALREADY &&
+		           b->outcome[i] != CHAFF_LEARNED_NOT_TRAINED;
+	if (!changed)
+		return CHAFF_OK;
 	tot.last_train = (int64_t)time(NULL);
 	return db_write_totals(db, t, &tot);
 }
