@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """chaff benchmarks, run side by side with the peers from Debian.
 
+    python3 bench/bench.py [all]          tokenizer, throughput, accuracy, chart
     python3 bench/bench.py tokenize [--runs N] [--corpus DIR]
+    python3 bench/bench.py speed [--runs N] [--per-process N]
     python3 bench/bench.py accuracy [--seed S] [--corpus DIR]
 
 builds chaff (Release) in build-bench/, fetches the SpamAssassin corpus if
@@ -249,9 +251,10 @@ def bench_accuracy(args):
                 peers.append((name, fn))
             else:
                 print(f"note: {prog} is not installed; {name} skipped")
-        out = []
+        out, all_rows = [], {}
         for name, fn in peers:
             rows, ttrain, tclass, size = fn(train, test, tmp)
+            all_rows[name] = rows
             m = metrics(rows)
             out.append((name, f"{m['1-auc%']:.4f}", m["fp"], m["fn"],
                         f"{m['unsure_spam']} ({100 * m['unsure_spam'] / m['nspam']:.1f}%)",
@@ -266,12 +269,234 @@ def bench_accuracy(args):
              "named on the command line.", ""]
     lines += ["- " + m for m in machine()]
     report("accuracy", lines)
+    return all_rows
+
+
+def bench_all(args):
+    """Everything in one run: tokenizer, throughput, accuracy, and the chart."""
+    bench_tokenize(args)
+    speed = bench_speed(args)
+    rows = bench_accuracy(args)
+    path = os.path.join(ROOT, "bench", "results", "bench.svg")
+    chart(speed, rows, path)
+    print(f"chart: {path}")
+
+
+def run_once(cmd, stdin=None, env=None):
+    """Wall seconds and peak RSS (KiB) of one run; fails loudly."""
+    fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env=env)
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    secs = time.perf_counter() - t0
+    if stdin:
+        fin.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1, 2):  # classify exit codes 0/1/2 are verdicts
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {code}: {err[-300:]!r}")
+    return secs, ru.ru_maxrss
+
+
+def median_run(make, runs):
+    """make() -> (setup, cmd, stdin); median seconds and the largest RSS."""
+    times, rss = [], 0
+    for _ in range(runs):
+        cmds = make()
+        t = 0.0
+        for cmd, stdin in cmds:
+            secs, peak = run_once(cmd, stdin)
+            t += secs
+            rss = max(rss, peak)
+        times.append(t)
+    return statistics.median(times), rss
+
+
+def fresh_dir(tmp, name):
+    d = os.path.join(tmp, name)
+    subprocess.run(["rm", "-rf", d], check=True)
+    os.makedirs(d)
+    return d
+
+
+def speed_rows(corp, tmp, runs, per_process):
+    """Training, batch classification and one-process-per-message rates of
+    each filter over the whole corpus. Returns {filter: {measure: value}}."""
+    spam_mbox, ham_mbox = os.path.join(corp, "spam.mbox"), os.path.join(corp, "ham.mbox")
+    idx = read_idx(os.path.join(corp, "index"))
+    files = [os.path.join(corp, p) for _, p in idx]
+    n = len(files)
+    listing = os.path.join(tmp, "files.txt")
+    with open(listing, "w") as f:
+        f.write("\n".join(files) + "\n")
+    index = os.path.join(tmp, "all.idx")
+    with open(index, "w") as f:
+        f.writelines(f"{c} {os.path.join(corp, p)}\n" for c, p in idx)
+    sample = files[:: max(1, n // per_process)][:per_process]
+    out = {}
+
+    def chaff_train():
+        d = fresh_dir(tmp, "chaff-db")
+        return [([CHAFF, "train", "-q", "--db", d, "--spam", spam_mbox], None),
+                ([CHAFF, "train", "-q", "--db", d, "--ham", ham_mbox], None)]
+    t, rss = median_run(chaff_train, runs)
+    db = os.path.join(tmp, "chaff-db")
+    r = {"train": n / t, "train_rss": rss, "size": dir_size(db)}
+    t, rss = median_run(lambda: [([CHAFF, "classify", "--db", db, index], None)], runs)
+    r.update(classify=n / t, classify_rss=rss)
+    t, _ = median_run(lambda: [([CHAFF, "classify", "--db", db], m) for m in sample], runs)
+    r["process"] = len(sample) / t
+    out["chaff"] = r
+
+    if which("bogofilter-bdb"):
+        def bogo_train():
+            d = fresh_dir(tmp, "bogo-db")
+            return [(["bogofilter-bdb", "-C", "-d", d, "-s", "-M", "-I", spam_mbox], None),
+                    (["bogofilter-bdb", "-C", "-d", d, "-n", "-M", "-I", ham_mbox], None)]
+        t, rss = median_run(bogo_train, runs)
+        bdb = os.path.join(tmp, "bogo-db")
+        r = {"train": n / t, "train_rss": rss, "size": dir_size(bdb)}
+        t, rss = median_run(lambda: [(["bogofilter-bdb", "-C", "-d", bdb, "-b"], listing)], runs)
+        r.update(classify=n / t, classify_rss=rss)
+        t, _ = median_run(lambda: [(["bogofilter-bdb", "-C", "-d", bdb], m) for m in sample],
+                          runs)
+        r["process"] = len(sample) / t
+        out["bogofilter"] = r
+    else:
+        print("note: bogofilter-bdb is not installed; bogofilter skipped")
+    if which("spamprobe"):
+        def sp_train():
+            d = fresh_dir(tmp, "sp-db")
+            return [(["spamprobe", "-c", "-d", d, "spam", spam_mbox], None),
+                    (["spamprobe", "-c", "-d", d, "good", ham_mbox], None)]
+        t, rss = median_run(sp_train, runs)
+        sdb = os.path.join(tmp, "sp-db")
+        r = {"train": n / t, "train_rss": rss, "size": dir_size(sdb)}
+        t, rss = median_run(lambda: [(["spamprobe", "-M", "-d", sdb, "score"] + files, None)],
+                            runs)
+        r.update(classify=n / t, classify_rss=rss)
+        t, _ = median_run(lambda: [(["spamprobe", "-d", sdb, "score"], m) for m in sample], runs)
+        r["process"] = len(sample) / t
+        out["spamprobe"] = r
+    else:
+        print("note: spamprobe is not installed; spamprobe skipped")
+    return out
+
+
+def bench_speed(args):
+    corp = corpus(args.corpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = speed_rows(corp, tmp, args.runs, args.per_process)
+    report("speed", speed_lines(res, args))
+    return res
+
+
+def speed_lines(res, args):
+    base = res.get("bogofilter")
+    def ratio(name, key):
+        if not base or name == "bogofilter":
+            return ""
+        return f" ({res[name][key] / base[key]:.1f}x)"
+    rows = []
+    for name, r in res.items():
+        rows.append((name,
+                     f"{r['train']:,.0f}{ratio(name, 'train')}",
+                     f"{r['classify']:,.0f}{ratio(name, 'classify')}",
+                     f"{r['process']:,.0f}{ratio(name, 'process')}",
+                     f"{r['train_rss'] / 1024:.0f} / {r['classify_rss'] / 1024:.0f} MB",
+                     f"{r['size'] / 1e6:.1f} MB{ratio(name, 'size')}"))
+    lines = [f"## Throughput: the whole SpamAssassin corpus (6,046 messages), median of "
+             f"{args.runs} runs; (Nx) = times bogofilter in the same run", "",
+             table(rows, ["filter", "train msg/s (mbox)", "classify msg/s (batch)",
+                          f"msg/s, one process each ({args.per_process})",
+                          "peak RSS train / classify", "database"]), "",
+             "Training reads one mbox per class (bogofilter -s/-n -M, spamprobe spam/good); "
+             "batch classification reads the 6,046 files (chaff classify INDEX, "
+             "bogofilter -b, spamprobe score FILES); one process per message pipes each of "
+             "a sample of messages into a new process, as procmail does.", ""]
+    return lines + ["- " + m for m in machine()]
+
+
+def roc_points(rows):
+    """(fpr, tpr) points of the ROC curve, ties taken together."""
+    pts, fp, tp = [(0.0, 0.0)], 0, 0
+    nspam = sum(1 for _, t, _ in rows if t == "spam")
+    nham = len(rows) - nspam
+    srt = sorted(rows, key=lambda r: -r[0])
+    i = 0
+    while i < len(srt):
+        j = i
+        while j < len(srt) and srt[j][0] == srt[i][0]:
+            if srt[j][1] == "spam":
+                tp += 1
+            else:
+                fp += 1
+            j += 1
+        pts.append((fp / nham, tp / nspam))
+        i = j
+    return pts
+
+
+def chart(speed, accuracy_rows, path):
+    """An SVG with throughput bars (times bogofilter) and the ROC curves."""
+    colors = {"chaff": "#c0392b", "bogofilter": "#2471a3", "spamprobe": "#7d8c2c"}
+    w, h = 900, 380
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           '<text x="20" y="22" font-size="15">Throughput (messages/s, log scale)</text>',
+           '<text x="480" y="22" font-size="15">ROC, test third (zoomed: FPR 0-5%, TPR 80-100%)</text>']
+    measures = [("train", "train"), ("classify", "classify"), ("process", "1 process/msg")]
+    names = list(speed)
+    top = max(max(r[m] for m, _ in measures) for r in speed.values())
+    import math
+    lo, hi = 10, 10 ** math.ceil(math.log10(top))
+    x0, y0, bw, gh = 60, 340, 28, 290
+    for gi, (m, label) in enumerate(measures):
+        gx = x0 + gi * (len(names) * bw + 40)
+        for ni, name in enumerate(names):
+            v = max(speed[name][m], lo)
+            bh = gh * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+            out.append(f'<rect x="{gx + ni * bw}" y="{y0 - bh:.1f}" width="{bw - 4}" '
+                       f'height="{bh:.1f}" fill="{colors.get(name, "#888")}"/>')
+            out.append(f'<text x="{gx + ni * bw + 2}" y="{y0 - bh - 4:.1f}" font-size="9">'
+                       f'{speed[name][m]:,.0f}</text>')
+        out.append(f'<text x="{gx}" y="{y0 + 16}">{label}</text>')
+    for k in range(int(math.log10(lo)), int(math.log10(hi)) + 1):
+        y = y0 - gh * (k - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+        out.append(f'<line x1="{x0 - 5}" y1="{y:.1f}" x2="{x0 - 1}" y2="{y:.1f}" stroke="black"/>')
+        out.append(f'<text x="{x0 - 40}" y="{y + 4:.1f}" font-size="10">1e{k}</text>')
+    px, py, pw, ph = 500, 50, 360, 290
+    out.append(f'<rect x="{px}" y="{py}" width="{pw}" height="{ph}" fill="none" stroke="black"/>')
+    for k in range(6):
+        out.append(f'<text x="{px + k * pw / 5 - 8:.0f}" y="{py + ph + 14}" font-size="10">'
+                   f'{k}%</text>')
+        out.append(f'<text x="{px - 32}" y="{py + ph - k * ph / 4 + 4:.0f}" font-size="10">'
+                   f'{80 + 5 * k if k < 5 else 100}%</text>' if k < 5 else "")
+    out.append(f'<text x="{px - 32}" y="{py + 4}" font-size="10">100%</text>')
+    for li, (name, rows) in enumerate(accuracy_rows.items()):
+        pts = []
+        for fpr, tpr in roc_points(rows):
+            x = px + pw * min(fpr, 0.05) / 0.05
+            y = py + ph - ph * max(0.0, tpr - 0.8) / 0.2
+            pts.append(f"{x:.1f},{y:.1f}")
+        out.append(f'<polyline fill="none" stroke="{colors.get(name, "#888")}" stroke-width="2" '
+                   f'points="{" ".join(pts)}"/>')
+        out.append(f'<text x="{px + pw - 90}" y="{py + ph - 50 + li * 16}" '
+                   f'fill="{colors.get(name, "#888")}">{name}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["tokenize", "accuracy"])
+    ap.add_argument("what", choices=["all", "tokenize", "speed", "accuracy"], nargs="?",
+                    default="all")
+    ap.add_argument("--per-process", type=int, default=300,
+                    help="messages for the one-process-per-message rate")
     ap.add_argument("--seed", default="1", help="split seed (accuracy)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--corpus", default=os.path.join(ROOT, "corpora", "spamassassin"))
@@ -279,7 +504,8 @@ def main():
     args = ap.parse_args()
     if not args.no_build:
         build()
-    {"tokenize": bench_tokenize, "accuracy": bench_accuracy}[args.what](args)
+    {"all": bench_all, "tokenize": bench_tokenize, "speed": bench_speed,
+     "accuracy": bench_accuracy}[args.what](args)
 
 
 if __name__ == "__main__":
