@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# corpora-scripts/split.py: the same seed gives the same split, another
+# seed another one; the split is stratified, complete and disjoint; folds
+# partition the index; --chrono keeps the index order.
+set -u
+here=$(cd "$(dirname "$0")/../.." && pwd)
+split="python3 $here/corpora-scripts/split.py"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
+
+# A synthetic index: 30 spam and 60 ham, relative paths.
+for i in $(seq 1 90); do
+  if [ $((i % 3)) -eq 0 ]; then echo "spam data/m$i"; else echo "ham data/m$i"; fi
+done > "$tmp/index"
+$split "$tmp/index" --seed 7 --out "$tmp/a" && $split "$tmp/index" --seed 7 --out "$tmp/b" &&
+  $split "$tmp/index" --seed 8 --out "$tmp/c" || { echo "split.py failed"; exit 1; }
+check "same seed, same split" cmp -s "$tmp/a/train.idx" "$tmp/b/train.idx"
+check "same seed, same test part" cmp -s "$tmp/a/test.idx" "$tmp/b/test.idx"
+check "another seed, another split" bash -c '! cmp -s "$1" "$2"' _ "$tmp/a/test.idx" "$tmp/c/test.idx"
+check "2/3 of each class trains" test "$(grep -c '^spam' "$tmp/a/train.idx") $(grep -c '^ham' "$tmp/a/train.idx")" = "20 40"
+check "every message once" test "$(cat "$tmp/a/train.idx" "$tmp/a/test.idx" | sort | uniq | wc -l)" -eq 90
+check "paths made absolute" bash -c '! grep -qv " /" "$1"' _ "$tmp/a/test.idx"
+# Pinned: the order comes from SHA-256, so it is the same on any machine.
+check "pinned first test message for seed 7" test "$(head -1 "$tmp/a/test.idx")" = "$(python3 - "$tmp/index" <<'PY'
+import hashlib, os, sys
+base = os.path.dirname(os.path.abspath(sys.argv[1]))
+items = [l.split(" ", 1) for l in open(sys.argv[1]).read().splitlines()]
+items = [(c, os.path.join(base, p)) for c, p in items]
+key = lambda it: hashlib.sha256(f"7:{it[1]}".encode()).digest()
+test = []
+for cls in ("spam", "ham"):
+    part = sorted([x for x in items if x[0] == cls], key=key)
+    test += part[round(len(part) * 2 / 3):]
+print(" ".join(sorted(test, key=key)[0]))
+PY
+)"
+$split "$tmp/index" --folds 4 --seed 7 --out "$tmp/f"
+check "four folds partition the index" test "$(cat "$tmp"/f/fold*.idx | sort -u | wc -l)" -eq 90
+check "folds are stratified" test "$(for k in 0 1 2 3; do grep -c '^spam' "$tmp/f/fold$k.idx"; done | sort -u | tr '\n' ' ')" = "7 8 "
+$split "$tmp/index" --chrono --out "$tmp/t"
+check "--chrono: the first 2/3 of each class train, in index order" \
+  test "$(head -2 "$tmp/t/train.idx" | tr '\n' ' ')" = "ham $tmp/data/m1 ham $tmp/data/m2 "
+check "--chrono: the last messages are tested" test "$(tail -1 "$tmp/t/test.idx")" = "spam $tmp/data/m90"
+echo "$fails failed"
+[ "$fails" -eq 0 ]
