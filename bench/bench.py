@@ -86,6 +86,7 @@ def machine():
         f"machine: {os.cpu_count()} cores, {model}, {platform.system()} {platform.release()}",
         f"chaff: {version([CHAFF, '--version'])}",
         f"bogofilter: {version(['bogofilter-bdb', '-V'])}",
+        f"spamprobe: {version(['spamprobe', '-V'])}",
     ]
 
 
@@ -282,21 +283,29 @@ def bench_all(args):
     print(f"chart: {path}")
 
 
-def run_once(cmd, stdin=None, env=None):
-    """Wall seconds and peak RSS (KiB) of one run; fails loudly."""
+GNU_TIME = "/usr/bin/time"
+
+
+def run_once(cmd, stdin=None):
+    """Wall seconds and peak RSS (KiB, 0 when unknown) of one run; fails
+    loudly. The peak comes from GNU time: a child's own rusage would count
+    the memory of the Python process it was forked from."""
     fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         env=env)
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    secs = time.perf_counter() - t0
-    if stdin:
-        fin.close()
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1, 2):  # classify exit codes 0/1/2 are verdicts
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {code}: {err[-300:]!r}")
-    return secs, ru.ru_maxrss
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        wrap = [GNU_TIME, "-f", "%M", "-o", rss_file.name] if os.access(GNU_TIME, os.X_OK) else []
+        t0 = time.perf_counter()
+        p = subprocess.run(wrap + cmd, stdin=fin, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+        secs = time.perf_counter() - t0
+        if stdin:
+            fin.close()
+        # classify exit codes 0/1/2 are verdicts; GNU time passes them on
+        if p.returncode not in (0, 1, 2):
+            raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {p.returncode}: "
+                               f"{p.stderr[-300:]!r}")
+        text = rss_file.read().strip().splitlines()
+        rss = int(text[-1]) if wrap and text and text[-1].isdigit() else 0
+    return secs, rss
 
 
 def median_run(make, runs):
@@ -334,6 +343,7 @@ def speed_rows(corp, tmp, runs, per_process):
     with open(index, "w") as f:
         f.writelines(f"{c} {os.path.join(corp, p)}\n" for c, p in idx)
     sample = files[:: max(1, n // per_process)][:per_process]
+    mb = sum(os.path.getsize(f) for f in files) / 1e6
     out = {}
 
     def chaff_train():
@@ -381,6 +391,9 @@ def speed_rows(corp, tmp, runs, per_process):
         out["spamprobe"] = r
     else:
         print("note: spamprobe is not installed; spamprobe skipped")
+    for r in out.values():
+        r["train_mb"] = r["train"] * mb / n
+        r["classify_mb"] = r["classify"] * mb / n
     return out
 
 
@@ -401,14 +414,14 @@ def speed_lines(res, args):
     rows = []
     for name, r in res.items():
         rows.append((name,
-                     f"{r['train']:,.0f}{ratio(name, 'train')}",
-                     f"{r['classify']:,.0f}{ratio(name, 'classify')}",
+                     f"{r['train']:,.0f} / {r['train_mb']:.1f}{ratio(name, 'train')}",
+                     f"{r['classify']:,.0f} / {r['classify_mb']:.1f}{ratio(name, 'classify')}",
                      f"{r['process']:,.0f}{ratio(name, 'process')}",
                      f"{r['train_rss'] / 1024:.0f} / {r['classify_rss'] / 1024:.0f} MB",
                      f"{r['size'] / 1e6:.1f} MB{ratio(name, 'size')}"))
     lines = [f"## Throughput: the whole SpamAssassin corpus (6,046 messages), median of "
              f"{args.speed_runs} runs; (Nx) = times bogofilter in the same run", "",
-             table(rows, ["filter", "train msg/s (mbox)", "classify msg/s (batch)",
+             table(rows, ["filter", "train msg/s / MB/s (mbox)", "classify msg/s / MB/s (batch)",
                           f"msg/s, one process each ({args.per_process})",
                           "peak RSS train / classify", "database"]), "",
              "Training reads one mbox per class (bogofilter -s/-n -M, spamprobe spam/good); "
