@@ -104,6 +104,8 @@ static bool is_alnum(char c)
 
 static uint32_t named_entity(const char *s, size_t n)
 {
+	if (n == 0) /* a lone '&' */
+		return 0;
 	for (size_t i = 0; i < sizeof(other_names) / sizeof(other_names[0]); i++)
 		if (other_names[i].name[0] == s[0] && strncmp(other_names[i].name, s, n) == 0 &&
 		    other_names[i].name[n] == '\0')

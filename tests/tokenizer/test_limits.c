@@ -139,6 +139,34 @@ static void test_unclosed_constructs(void **state)
 		run(msgs[i], strlen(msgs[i]));
 }
 
+/* Each message in a buffer of exactly its size, so that a read one byte
+ * past the end is caught by ASan (a string literal would hide it behind
+ * its NUL). Found by the fuzzer: a message ending in '&' inside HTML. */
+static void test_exact_size_buffers(void **state)
+{
+	(void)state;
+	const char *msgs[] = {
+		"Content-Type: text/html\n\n&",
+		"Content-Type: text/html\n\n&#",
+		"Content-Type: text/html\n\n&#x",
+		"Content-Type: text/html\n\n<",
+		"Content-Type: text/html\n\n<a href=",
+		"Content-Type: text/html\n\n<!--",
+		"Content-Type: text/plain; charset=\"",
+		"Subject: =?",
+		"Content-Type: multipart/mixed; boundary=b\n\n--b",
+		"From: a@",
+		"Received: from [",
+	};
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		size_t n = strlen(msgs[i]);
+		char *m = malloc(n);
+		memcpy(m, msgs[i], n);
+		run(m, n);
+		free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_base64_of_all_padding),
 		cmocka_unit_test(test_token_cap),
 		cmocka_unit_test(test_unclosed_constructs),
+		cmocka_unit_test(test_exact_size_buffers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
