@@ -28,6 +28,14 @@ int cmd_eval(int argc, char **argv);
 const char *cli_db_path(const char *opt);
 /* Opens it with errors logged to stderr; NULL after printing why. */
 chaff_db *cli_db_open(const char *opt, unsigned flags);
+/*
+ * Options of the commands that take only --db (and --json when json is not
+ * NULL): returns the index of the first operand, or -1 after a usage
+ * message; --help prints usage and exits. stop_at_operand keeps what
+ * follows the first operand as operands ("config set robx -1").
+ */
+int cli_db_opts(int argc, char **argv, const char *usage, const char **dbpath, bool *json,
+                bool stop_at_operand);
 /* The log callback that prints library messages as "chaff: ...". */
 void cli_log(void *user, enum chaff_log_level level, const char *msg);
 /* Parses a whole non-negative number; false (after an error) otherwise. */
@@ -36,6 +44,9 @@ bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long
 /* "chaff: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* s as a JSON string: quotes, backslashes and control characters escaped,
+ * UTF-8 passed through. */
+void cli_json_str(FILE *f, const char *s);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 

@@ -28,34 +28,17 @@ static const char *verdict_name(enum chaff_verdict v)
 	return v == CHAFF_VERDICT_SPAM ? "spam" : v == CHAFF_VERDICT_HAM ? "ham" : "unsure";
 }
 
-/* A JSON string: escapes quotes, backslashes and control characters;
- * UTF-8 passes through. */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void print_json(const char *name, const struct chaff_score *s)
 {
 	printf("{\"path\":");
-	json_str(stdout, name);
+	cli_json_str(stdout, name);
 	printf(",\"verdict\":\"%s\",\"score\":%.6f,\"logit\":%.6g,\"spam_prob\":%.6f,"
 	       "\"ham_prob\":%.6f,\"tokens\":%u,\"used\":%u,\"clues\":[",
 	       verdict_name(s->verdict), s->score, s->logit, s->spam_prob, s->ham_prob, s->tokens,
 	       s->used);
 	for (size_t i = 0; i < s->nclues; i++) {
 		printf("%s{\"token\":", i ? "," : "");
-		json_str(stdout, s->clues[i].text);
+		cli_json_str(stdout, s->clues[i].text);
 		printf(",\"spam\":%u,\"ham\":%u,\"f\":%.6f}", s->clues[i].spam, s->clues[i].ham,
 		       s->clues[i].f);
 	}

@@ -9,43 +9,12 @@
 
 #include "cli.h"
 
-/* Parses "--db DIR" and "--json" for the small commands; returns the index
- * of the first operand or -1 after a usage message. */
-static int small_opts(int argc, char **argv, const char *usage, const char **dbpath,
-                      bool *json)
-{
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'd': *dbpath = optarg; break;
-		case 'j':
-			if (!json)
-				goto bad;
-			*json = true;
-			break;
-		case 'h': fputs(usage, stdout); exit(EXIT_OK);
-		default: goto bad;
-		}
-	}
-	return optind;
-bad:
-	fputs(usage, stderr);
-	return -1;
-}
-
 int cmd_stats(int argc, char **argv)
 {
 	static const char usage[] = "usage: chaff stats [--db DIR] [--json]\n";
 	const char *dbpath = NULL;
 	bool json = false;
-	int first = small_opts(argc, argv, usage, &dbpath, &json);
+	int first = cli_db_opts(argc, argv, usage, &dbpath, &json, false);
 	if (first < 0 || first != argc) {
 		if (first >= 0)
 			fputs(usage, stderr);
@@ -72,10 +41,12 @@ int cmd_stats(int argc, char **argv)
 	const char *const *names = chaff_param_names();
 	double vals[] = { p.robs, p.robx, p.min_dev, p.ham_cutoff, p.spam_cutoff, p.max_tokens };
 	if (json) {
-		printf("{\"database\":\"%s\",\"spam\":%llu,\"ham\":%llu,\"tokens\":%llu,"
+		printf("{\"database\":");
+		cli_json_str(stdout, cli_db_path(dbpath));
+		printf(",\"spam\":%llu,\"ham\":%llu,\"tokens\":%llu,"
 		       "\"digests\":%llu,\"bytes_used\":%llu,\"bytes_file\":%llu,"
 		       "\"last_train\":%lld,\"tokenizer\":%u,\"pairs\":%s,\"params\":{",
-		       cli_db_path(dbpath), (unsigned long long)st.spam_messages,
+		       (unsigned long long)st.spam_messages,
 		       (unsigned long long)st.ham_messages, (unsigned long long)st.tokens,
 		       (unsigned long long)st.digests, (unsigned long long)st.bytes_used,
 		       (unsigned long long)st.bytes_file, (long long)st.last_train,
@@ -153,7 +124,7 @@ int cmd_backup(int argc, char **argv)
 		"usage: chaff backup [--db DIR] TARGET-DIR\n"
 		"A consistent, compacted copy, taken while training goes on.\n";
 	const char *dbpath = NULL;
-	int first = small_opts(argc, argv, usage, &dbpath, NULL);
+	int first = cli_db_opts(argc, argv, usage, &dbpath, NULL, false);
 	if (first < 0 || argc - first != 1) {
 		if (first >= 0)
 			fputs(usage, stderr);
@@ -179,7 +150,7 @@ int cmd_config(int argc, char **argv)
 		"Without arguments lists every parameter. Names: robs, robx, min_dev,\n"
 		"ham_cutoff, spam_cutoff, max_tokens.\n";
 	const char *dbpath = NULL;
-	int first = small_opts(argc, argv, usage, &dbpath, NULL);
+	int first = cli_db_opts(argc, argv, usage, &dbpath, NULL, true);
 	if (first < 0)
 		return EXIT_USAGE;
 	int nargs = argc - first;

@@ -23,7 +23,6 @@
  * fail to load instead of loading in part.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -83,29 +82,14 @@ int cmd_dump(int argc, char **argv)
 {
 	static const char usage[] = "usage: chaff dump [--db DIR] [FILE]   (FILE.gz: compressed; "
 	                            "stdout without FILE)\n";
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dbpath = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'd')
-			dbpath = optarg;
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			return EXIT_OK;
-		} else {
+	int first = cli_db_opts(argc, argv, usage, &dbpath, NULL, false);
+	if (first < 0 || argc - first > 1) {
+		if (first >= 0)
 			fputs(usage, stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
-	const char *file = optind < argc ? argv[optind] : NULL;
+	const char *file = first < argc ? argv[first] : NULL;
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
 	if (!db)
 		return EXIT_FAIL;
@@ -216,29 +200,14 @@ int cmd_load(int argc, char **argv)
 {
 	static const char usage[] = "usage: chaff load [--db DIR] [FILE]   (gzip or plain; stdin "
 	                            "without FILE)\nLoads a dump into an empty database.\n";
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dbpath = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'd')
-			dbpath = optarg;
-		else if (c == 'h') {
-			fputs(usage, stdout);
-			return EXIT_OK;
-		} else {
+	int first = cli_db_opts(argc, argv, usage, &dbpath, NULL, false);
+	if (first < 0 || argc - first > 1) {
+		if (first >= 0)
 			fputs(usage, stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
-	const char *file = optind < argc ? argv[optind] : "-";
+	const char *file = first < argc ? argv[first] : "-";
 	gzFile in = strcmp(file, "-") == 0 ? gzdopen(0, "rb") : gzopen(file, "rb");
 	if (!in) {
 		cli_error("%s: %s", file, strerror(errno));

@@ -659,26 +659,11 @@ static void print_text(const struct eval *ev, const struct tally *t)
 	       ev->seconds);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void print_json(const struct eval *ev, const struct tally *t)
 {
 	size_t all = t->n[0] + t->n[1], uns = t->unsure[0] + t->unsure[1];
 	printf("{\"index\":");
-	json_str(stdout, ev->index);
+	cli_json_str(stdout, ev->index);
 	printf(",\"mode\":\"%s\"", mode_names[ev->mode]);
 	if (ev->mode == MODE_ONLINE)
 		printf(",\"train_on\":\"%s\"", train_on_names[ev->train_on]);

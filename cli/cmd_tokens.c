@@ -111,16 +111,9 @@ static void print_stats(struct stats *st, const struct opts *o, size_t bytes, do
 		       "\"tokens_per_message\":%.1f,\"limited\":%zu,\"seconds\":%.3f,\"top\":[",
 		       st->messages, bytes, st->tokens, st->map.used, per, st->limited, secs);
 		for (size_t i = 0; i < ntop; i++) {
-			printf("%s{\"token\":\"", i ? "," : "");
-			for (const char *c = top[i].text; *c; c++) {
-				if (*c == '"' || *c == '\\')
-					printf("\\%c", *c);
-				else if ((unsigned char)*c < 0x20)
-					printf("\\u%04x", *c);
-				else
-					putchar(*c);
-			}
-			printf("\",\"messages\":%llu}", (unsigned long long)top[i].count);
+			printf("%s{\"token\":", i ? "," : "");
+			cli_json_str(stdout, top[i].text);
+			printf(",\"messages\":%llu}", (unsigned long long)top[i].count);
 		}
 		printf("]}\n");
 	} else {

@@ -1,5 +1,6 @@
 /* Finding and opening the user's database, and other shared helpers. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,7 @@ void cli_log(void *user, enum chaff_log_level level, const char *msg)
 chaff_db *cli_db_open(const char *opt, unsigned flags)
 {
 	const char *path = cli_db_path(opt);
-	struct chaff_db_options o = { .flags = flags, .log = cli_log };
+	struct chaff_db_options o = {.flags = flags, .log = cli_log};
 	chaff_db *db;
 	int rc = chaff_db_open(path, &o, &db);
 	if (rc != CHAFF_OK)
@@ -51,4 +52,33 @@ bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long
 	}
 	*out = v;
 	return true;
+}
+
+int cli_db_opts(int argc, char **argv, const char *usage, const char **dbpath, bool *json,
+                bool stop_at_operand)
+{
+	static const struct option longopts[] = {
+	        {"db", required_argument, NULL, 'd'},
+	        {"json", no_argument, NULL, 'j'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, stop_at_operand ? "+h" : "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': *dbpath = optarg; break;
+		case 'j':
+			if (!json)
+				goto bad;
+			*json = true;
+			break;
+		case 'h': fputs(usage, stdout); exit(EXIT_OK);
+		default: goto bad;
+		}
+	}
+	return optind;
+bad:
+	fputs(usage, stderr);
+	return -1;
 }

@@ -251,9 +251,10 @@ static int cmp_key(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int m_foreach(struct store_txn *t, store_token_fn fn, void *user)
+/* Walks a map in key order, as LMDB's cursors do: the keys are copied and
+ * sorted first, since slots sit in hash order. visit gets each slot. */
+static int walk_sorted(struct map *m, int (*visit)(const struct slot *e, void *u), void *u)
 {
-	struct map *m = &t->s->tokens;
 	uint64_t *keys = malloc((m->n + 1) * sizeof(*keys));
 	if (!keys)
 		return CHAFF_ENOMEM;
@@ -263,13 +264,28 @@ static int m_foreach(struct store_txn *t, store_token_fn fn, void *user)
 			keys[n++] = m->slots[i].key;
 	qsort(keys, n, sizeof(*keys), cmp_key);
 	int rc = CHAFF_OK;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct slot *e = find(m, keys[i]);
-		struct chaff_record r = e->rec;
-		rc = fn(user, keys[i], &r);
-	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = visit(find(m, keys[i]), u);
 	free(keys);
 	return rc;
+}
+
+struct token_visit {
+	store_token_fn fn;
+	void *user;
+};
+
+static int visit_token(const struct slot *e, void *u)
+{
+	struct token_visit *v = u;
+	struct chaff_record r = e->rec;
+	return v->fn(v->user, e->key, &r);
+}
+
+static int m_foreach(struct store_txn *t, store_token_fn fn, void *user)
+{
+	struct token_visit v = {fn, user};
+	return walk_sorted(&t->s->tokens, visit_token, &v);
 }
 
 static int m_meta_get(struct store_txn *t, const char *name, void *buf, size_t *len)
@@ -352,26 +368,23 @@ static int m_digest_del(struct store_txn *t, const struct chaff_digest *d)
 	return rc;
 }
 
+struct digest_visit {
+	int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls);
+	void *user;
+};
+
+static int visit_digest(const struct slot *e, void *u)
+{
+	struct digest_visit *v = u;
+	return v->fn(v->user, &e->digest, e->cls);
+}
+
 static int m_digest_foreach(struct store_txn *t,
                             int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
                             void *user)
 {
-	struct map *m = &t->s->digests;
-	uint64_t *keys = malloc((m->n + 1) * sizeof(*keys));
-	if (!keys)
-		return CHAFF_ENOMEM;
-	size_t n = 0;
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i].used)
-			keys[n++] = m->slots[i].key;
-	qsort(keys, n, sizeof(*keys), cmp_key);
-	int rc = CHAFF_OK;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct slot *e = find(m, keys[i]);
-		rc = fn(user, &e->digest, e->cls);
-	}
-	free(keys);
-	return rc;
+	struct digest_visit v = {fn, user};
+	return walk_sorted(&t->s->digests, visit_digest, &v);
 }
 
 static int m_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *used,
