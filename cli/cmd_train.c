@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "input.h"
+#include "tokpool.h"
 
 static const char usage_text[] =
 	"usage: chaff train (--spam|--ham) [OPTIONS] [PATH...]\n"
@@ -24,11 +25,16 @@ static const char usage_text[] =
 	"  --db DIR          the database (default $CHAFF_DB, else ~/.chaff)\n"
 	"  --batch N         messages per transaction (default 20000)\n"
 	"  --pairs           a new database also learns word pairs\n"
+	"  --threads N       tokenize on N threads (default: every core); the\n"
+	"                    result is the same for any N\n"
 	"  -q, --quiet       no progress, no per-message notices\n";
+
+enum { CHUNK_MESSAGES = 512, CHUNK_BYTES = 16 << 20 };
 
 struct train {
 	chaff_db *db;
-	chaff_tokenizer *tok;
+	struct tokpool *pool;
+	unsigned long threads;
 	chaff_batch *batch;
 	int cls; /* -1: from the index */
 	bool untrain, quiet, progress;
@@ -40,7 +46,7 @@ struct train {
 	size_t nnames, cap;
 	/* what happened */
 	size_t trained[2], moved, already, untrained, refused, committed;
-	size_t messages;
+	size_t messages, chunk_bytes;
 	uint64_t bytes, total_bytes;
 	double t0, last_progress;
 };
@@ -150,6 +156,7 @@ static int grow_queue(struct train *tr)
 	return 0;
 }
 
+/* Copies one message into the chunk being tokenized. */
 static int queue(struct train *tr, const struct input_msg *m)
 {
 	int cls = m->label >= 0 ? m->label : tr->cls;
@@ -158,36 +165,50 @@ static int queue(struct train *tr, const struct input_msg *m)
 		cli_error("%s: no class for this message: use --spam or --ham", m->path);
 		return -1;
 	}
-	struct chaff_tokens tk;
-	int rc = chaff_tokenize(tr->tok, m->data, m->len, &tk);
-	if (rc != CHAFF_OK) {
-		cli_error("%s: %s", m->path, chaff_strerror(rc));
-		return -1;
-	}
-	struct chaff_digest d;
-	chaff_message_digest(m->data, m->len, &d);
-	if (grow_queue(tr) < 0) {
-		cli_error("out of memory");
-		return -1;
-	}
 	char name[4200];
 	if (m->in_mbox)
 		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
 	else
 		snprintf(name, sizeof(name), "%s", m->path);
-	tr->names[tr->nnames] = strdup(name);
-	if (!tr->names[tr->nnames]) {
+	if (tokpool_add(tr->pool, m->data, m->len, name, cls) != CHAFF_OK) {
 		cli_error("out of memory");
 		return -1;
 	}
-	tr->classes[tr->nnames++] = cls;
-	rc = chaff_batch_add(tr->batch, &tk, &d, (enum chaff_class)cls, tr->untrain);
-	if (rc != CHAFF_OK) {
-		cli_error("%s: %s", m->path, chaff_strerror(rc));
-		return -1;
+	return 0;
+}
+
+/* Tokenizes the chunk on every thread, then adds its messages to the batch
+ * in input order, committing whenever the batch is full. */
+static int drain(struct train *tr)
+{
+	size_t n = tokpool_count(tr->pool);
+	if (!n)
+		return 0;
+	int rc = tokpool_run(tr->pool);
+	for (size_t i = 0; i < n; i++) {
+		const struct tokpool_result *r = tokpool_result(tr->pool, i);
+		if (r->rc != CHAFF_OK) {
+			clear_progress(tr);
+			cli_error("%s: %s", r->name, chaff_strerror(r->rc));
+			return -1;
+		}
+		if (grow_queue(tr) < 0 || !(tr->names[tr->nnames] = strdup(r->name))) {
+			cli_error("out of memory");
+			return -1;
+		}
+		tr->classes[tr->nnames++] = r->cls;
+		rc = chaff_batch_add(tr->batch, &r->tokens, &r->digest, (enum chaff_class)r->cls,
+		                     tr->untrain);
+		if (rc != CHAFF_OK) {
+			cli_error("%s: %s", r->name, chaff_strerror(rc));
+			return -1;
+		}
+		tr->messages++;
+		tr->bytes += r->bytes;
+		if (chaff_batch_size(tr->batch) >= tr->batch_max && flush(tr) < 0)
+			return -1;
 	}
-	tr->messages++;
-	tr->bytes += m->len;
+	tokpool_reset(tr->pool);
 	return 0;
 }
 
@@ -198,7 +219,7 @@ static int parse(int argc, char **argv, struct train *tr, const char **dbpath, b
 		{ "untrain", no_argument, NULL, 'u' }, { "db", required_argument, NULL, 'd' },
 		{ "batch", required_argument, NULL, 'b' }, { "pairs", no_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },  { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "threads", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 },
 	};
 	int c;
 	optind = 1;
@@ -221,6 +242,10 @@ static int parse(int argc, char **argv, struct train *tr, const char **dbpath, b
 				tr->batch_max = 1;
 			break;
 		case 'p': *pairs = true; break;
+		case 't':
+			if (!cli_number("--threads", optarg, 64, &tr->threads))
+				return -1;
+			break;
 		case 'q': tr->quiet = true; break;
 		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
 		default: fputs(usage_text, stderr); return -1;
@@ -263,7 +288,8 @@ static int run(int argc, char **argv, bool untrain)
 		cli_warn("%s was made without word pairs; --pairs only applies to a new database",
 		         path);
 	int status = EXIT_OK;
-	if (chaff_tokenizer_new(&cfg, &tr.tok) != CHAFF_OK ||
+	if (tokpool_new(&tr.pool, &cfg, tr.threads ? (unsigned)tr.threads : tokpool_cores()) !=
+	            CHAFF_OK ||
 	    chaff_batch_new(tr.db, &tr.batch) != CHAFF_OK) {
 		cli_error("out of memory");
 		status = EXIT_FAIL;
@@ -273,6 +299,10 @@ static int run(int argc, char **argv, bool untrain)
 	struct input_msg m;
 	int r;
 	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
+		if (r >= 0 && tokpool_count(tr.pool) == 0)
+			tr.chunk_bytes = 0;
+		if (r > 0)
+			tr.chunk_bytes += m.len;
 		if (r < 0 || queue(&tr, &m) < 0) {
 			if (r < 0) {
 				clear_progress(&tr);
@@ -285,13 +315,14 @@ static int run(int argc, char **argv, bool untrain)
 			status = EXIT_FAIL;
 			goto out;
 		}
-		if (chaff_batch_size(tr.batch) >= tr.batch_max && flush(&tr) < 0) {
+		if ((tokpool_count(tr.pool) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES) &&
+		    drain(&tr) < 0) {
 			status = EXIT_FAIL;
 			goto out;
 		}
 		show_progress(&tr);
 	}
-	if (flush(&tr) < 0) {
+	if (drain(&tr) < 0 || flush(&tr) < 0) {
 		status = EXIT_FAIL;
 		goto out;
 	}
@@ -314,7 +345,7 @@ out:
 	free(tr.outcome);
 	free(tr.classes);
 	chaff_batch_free(tr.batch);
-	chaff_tokenizer_free(tr.tok);
+	tokpool_free(tr.pool);
 	chaff_db_close(tr.db);
 	input_close(in);
 	return status;

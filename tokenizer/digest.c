@@ -2,7 +2,8 @@
  * A message's training identity. Relays add Received, Delivered-To and
  * filter headers, mailbox software adds its own, and a mail client saves
  * with CRLF or LF: none of that should make a re-delivered or re-saved copy
- * a new message. So the digest covers the body with line ends normalised,
+ * a new message. So the digest covers the body with line ends normalised
+ * (and trailing blank lines dropped),
  * and only the headers an author writes (From, To, Cc, Subject, Date,
  * Message-ID), with folding white space normalised.
  */
@@ -85,6 +86,10 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 		p = next;
 	}
 	XXH3_128bits_update(&st, "\n", 1);
+	/* Trailing line ends and blanks do not count: an mbox adds a blank
+	 * line after each message, a saved file may or may not end in one. */
+	while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
 	feed_normalised(&st, p, (size_t)(end - p), false);
 	XXH128_hash_t h = XXH3_128bits_digest(&st);
 	XXH128_canonical_t c;

@@ -129,13 +129,17 @@ static void test_digest_identity(void **state)
 	                 "Message-ID: <x@y>\n\nbody line\nsecond line\n";
 	const char *m6 = "From b@c Mon Jan  1 00:00:00 2024\nFrom: a@example.com\nSubject:\n"
 	                 " Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody line\nsecond line\n";
-	struct chaff_digest d[6];
-	const char *m[] = { m1, m2, m3, m4, m5, m6 };
-	for (int i = 0; i < 6; i++)
+	/* an mbox adds a blank line after the message */
+	const char *m7 = "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody line\nsecond line\n\n";
+	struct chaff_digest d[7];
+	const char *m[] = { m1, m2, m3, m4, m5, m6, m7 };
+	for (int i = 0; i < 7; i++)
 		chaff_message_digest(m[i], strlen(m[i]), &d[i]);
 	assert_memory_equal(&d[0], &d[1], sizeof(d[0])); /* new relay headers */
 	assert_memory_equal(&d[0], &d[2], sizeof(d[0])); /* CRLF */
 	assert_memory_equal(&d[0], &d[5], sizeof(d[0])); /* mbox line, folding */
+	assert_memory_equal(&d[0], &d[6], sizeof(d[0])); /* trailing blank line */
 	assert_memory_not_equal(&d[0], &d[3], sizeof(d[0])); /* other body */
 	assert_memory_not_equal(&d[0], &d[4], sizeof(d[0])); /* other subject */
 }

@@ -1,0 +1,196 @@
+/*
+ * A chunk of messages, tokenized by a few threads that take the next
+ * message from a shared counter. Threads are started per chunk: a chunk is
+ * hundreds of messages, so their start costs nothing measurable, and no
+ * thread outlives the work it was started for.
+ */
+#include "tokpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct slot {
+	size_t off, len; /* in the chunk's data */
+	char *name;
+	struct tokpool_result res;
+	size_t cap; /* of res.tokens.items */
+};
+
+struct tokpool {
+	unsigned threads;
+	chaff_tokenizer **tok;
+	char *data;
+	size_t dlen, dcap;
+	struct slot *slots;
+	size_t n, scap;
+	atomic_size_t next;
+};
+
+unsigned tokpool_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, unsigned threads)
+{
+	struct tokpool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return CHAFF_ENOMEM;
+	p->threads = threads < 1 ? 1 : threads;
+	p->tok = calloc(p->threads, sizeof(*p->tok));
+	int rc = p->tok ? CHAFF_OK : CHAFF_ENOMEM;
+	for (unsigned i = 0; i < p->threads && rc == CHAFF_OK; i++)
+		rc = chaff_tokenizer_new(cfg, &p->tok[i]);
+	if (rc != CHAFF_OK) {
+		tokpool_free(p);
+		return rc;
+	}
+	*out = p;
+	return CHAFF_OK;
+}
+
+void tokpool_reset(struct tokpool *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->slots[i].name);
+		p->slots[i].name = NULL;
+	}
+	p->n = 0;
+	p->dlen = 0;
+}
+
+void tokpool_free(struct tokpool *p)
+{
+	if (!p)
+		return;
+	tokpool_reset(p);
+	for (size_t i = 0; i < p->scap; i++)
+		free((void *)p->slots[i].res.tokens.items);
+	for (unsigned i = 0; p->tok && i < p->threads; i++)
+		chaff_tokenizer_free(p->tok[i]);
+	free(p->tok);
+	free(p->slots);
+	free(p->data);
+	free(p);
+}
+
+int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls)
+{
+	if (p->dlen + len > p->dcap) {
+		size_t cap = p->dcap ? p->dcap : 1 << 20;
+		while (cap < p->dlen + len)
+			cap *= 2;
+		char *d = realloc(p->data, cap);
+		if (!d)
+			return CHAFF_ENOMEM;
+		p->data = d;
+		p->dcap = cap;
+	}
+	if (p->n == p->scap) {
+		size_t cap = p->scap ? p->scap * 2 : 256;
+		struct slot *s = realloc(p->slots, cap * sizeof(*s));
+		if (!s)
+			return CHAFF_ENOMEM;
+		memset(s + p->scap, 0, (cap - p->scap) * sizeof(*s));
+		p->slots = s;
+		p->scap = cap;
+	}
+	struct slot *s = &p->slots[p->n];
+	s->name = strdup(name);
+	if (!s->name)
+		return CHAFF_ENOMEM;
+	memcpy(p->data + p->dlen, data, len);
+	s->off = p->dlen;
+	s->len = len;
+	s->res.cls = cls;
+	s->res.bytes = len;
+	p->dlen += len;
+	p->n++;
+	return CHAFF_OK;
+}
+
+size_t tokpool_count(const struct tokpool *p)
+{
+	return p->n;
+}
+
+/* One message: its tokens' hashes kept in the slot (the tokenizer's own
+ * result is overwritten by its next message), and its digest. */
+static int work_one(struct tokpool *p, chaff_tokenizer *tok, struct slot *s)
+{
+	const char *msg = p->data + s->off;
+	struct chaff_tokens tk;
+	int rc = chaff_tokenize(tok, msg, s->len, &tk);
+	if (rc != CHAFF_OK)
+		return rc;
+	if (tk.count > s->cap) {
+		struct chaff_token *items =
+		        realloc((void *)s->res.tokens.items, tk.count * sizeof(*items));
+		if (!items)
+			return CHAFF_ENOMEM;
+		s->res.tokens.items = items;
+		s->cap = tk.count;
+	}
+	struct chaff_token *items = (struct chaff_token *)s->res.tokens.items;
+	for (size_t i = 0; i < tk.count; i++)
+		items[i] = (struct chaff_token){tk.items[i].hash, NULL, 0, tk.items[i].origin};
+	s->res.tokens.count = tk.count;
+	s->res.tokens.limits_hit = tk.limits_hit;
+	chaff_message_digest(msg, s->len, &s->res.digest);
+	return CHAFF_OK;
+}
+
+struct worker {
+	struct tokpool *p;
+	unsigned id;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct tokpool *p = w->p;
+	for (;;) {
+		size_t i = atomic_fetch_add(&p->next, 1);
+		if (i >= p->n)
+			break;
+		struct slot *s = &p->slots[i];
+		s->res.rc = work_one(p, p->tok[w->id], s);
+	}
+	return NULL;
+}
+
+int tokpool_run(struct tokpool *p)
+{
+	atomic_store(&p->next, 0);
+	unsigned extra = p->threads - 1;
+	if (p->n < 2 * p->threads)
+		extra = 0; /* a few messages: not worth a thread */
+	pthread_t th[64];
+	struct worker w[64];
+	unsigned started = 0;
+	for (unsigned i = 0; i < extra; i++) {
+		w[i + 1] = (struct worker){p, i + 1};
+		if (pthread_create(&th[i], NULL, work, &w[i + 1]) != 0)
+			break; /* fewer threads still finish the chunk */
+		started++;
+	}
+	w[0] = (struct worker){p, 0};
+	work(&w[0]);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < p->n; i++) {
+		p->slots[i].res.name = p->slots[i].name;
+		if (p->slots[i].res.rc != CHAFF_OK)
+			return p->slots[i].res.rc;
+	}
+	return CHAFF_OK;
+}
+
+const struct tokpool_result *tokpool_result(const struct tokpool *p, size_t i)
+{
+	return &p->slots[i].res;
+}

@@ -1,0 +1,40 @@
+/*
+ * Tokenizing a chunk of messages on every core. The caller copies messages
+ * in, runs the chunk, then takes the results in input order, so the work
+ * that follows (training decisions) sees them exactly as one thread would.
+ */
+#ifndef CHAFF_TOKPOOL_H
+#define CHAFF_TOKPOOL_H
+
+#include <stddef.h>
+
+#include "chaff.h"
+
+struct tokpool;
+
+/* threads >= 1; each thread gets its own tokenizer made from cfg. */
+int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, unsigned threads);
+void tokpool_free(struct tokpool *p);
+/* Copies a message and a label for it into the chunk. */
+int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls);
+size_t tokpool_count(const struct tokpool *p);
+/* Tokenizes and digests every message of the chunk. CHAFF_OK or the first
+ * error; the slot of a failed message says which. */
+int tokpool_run(struct tokpool *p);
+
+struct tokpool_result {
+	struct chaff_tokens tokens; /* only .hash of each item is set */
+	struct chaff_digest digest;
+	const char *name;
+	int cls;
+	size_t bytes;
+	int rc;
+};
+/* Slot i after tokpool_run; valid until tokpool_reset. */
+const struct tokpool_result *tokpool_result(const struct tokpool *p, size_t i);
+void tokpool_reset(struct tokpool *p);
+
+/* The number of online cores (at least 1). */
+unsigned tokpool_cores(void);
+
+#endif
