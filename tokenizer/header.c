@@ -250,6 +250,10 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 /* Authentication-Results: method=result for spf, dkim, dmarc and arc. */
 static void auth_results(struct chaff_tokenizer *t, const char *s, size_t n)
 {
+	if (tok_patterns(t) != CHAFF_OK) {
+		t->full = t->oom = true;
+		return;
+	}
 	PCRE2_SIZE start = 0;
 	while (start < n && !t->full) {
 		int rc = pcre2_match(t->re_auth, (PCRE2_SPTR)s, n, start, 0, t->md, NULL);

@@ -63,6 +63,9 @@ struct chaff_tokenizer {
 };
 
 /* tokenizer.c */
+/* Compiles the patterns on first use: CHAFF_OK, or CHAFF_EPATTERN or
+ * CHAFF_ENOMEM. */
+int tok_patterns(struct chaff_tokenizer *t);
 /* Records that a limit was hit (flag and limit: token), once per message. */
 void tok_limit(struct chaff_tokenizer *t, uint32_t bit);
 /* Arena memory for this message; on failure marks the message out of

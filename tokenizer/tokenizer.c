@@ -63,6 +63,24 @@ static int compile(pcre2_code **out, const char *pattern)
 	return CHAFF_OK;
 }
 
+/* The patterns are compiled when a message first needs them: most mail
+ * has no Authentication-Results header, and a process that scores one
+ * message (procmail) would otherwise spend a millisecond on JIT for
+ * nothing. */
+int tok_patterns(struct chaff_tokenizer *t)
+{
+	if (t->re_auth)
+		return CHAFF_OK;
+	int rc = compile(&t->re_auth, RE_AUTH);
+	if (rc == CHAFF_OK && !(t->md = pcre2_match_data_create(8, NULL)))
+		rc = CHAFF_ENOMEM;
+	if (rc != CHAFF_OK) {
+		pcre2_code_free(t->re_auth);
+		t->re_auth = NULL;
+	}
+	return rc;
+}
+
 int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg, chaff_tokenizer **out)
 {
 	if (!out)
@@ -82,16 +100,6 @@ int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg, chaff_tokenize
 		return CHAFF_EINVAL;
 	}
 	chaff_arena_init(&t->arena);
-	int rc = compile(&t->re_auth, RE_AUTH);
-	if (rc == CHAFF_OK) {
-		t->md = pcre2_match_data_create(8, NULL);
-		if (!t->md)
-			rc = CHAFF_ENOMEM;
-	}
-	if (rc != CHAFF_OK) {
-		chaff_tokenizer_free(t);
-		return rc;
-	}
 	*out = t;
 	return CHAFF_OK;
 }

@@ -60,6 +60,7 @@ __attribute__((visibility("default"))) void free(void *p)
 
 static const char *const messages[] = {
 	"From: Joe <joe@example.com>\nSubject: =?utf-8?Q?caf=C3=A9?= deal\n"
+	"Authentication-Results: mx.example.org; spf=pass; dkim=fail\n"
 	"Received: from a.example.net ([192.0.2.1]) by b.example.org\n"
 	"Content-Type: multipart/alternative; boundary=B\n\n--B\n"
 	"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
