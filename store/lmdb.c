@@ -141,24 +141,20 @@ static int l_del(struct store_txn *t, uint64_t key)
 	return map_rc(t->s, mdb_del(t->txn, t->s->tokens, &k, NULL));
 }
 
-static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
+/* Walks a named database in key order, handing each pair to visit; a
+ * non-zero return of visit stops the walk and is returned. */
+static int walk(struct store_txn *t, MDB_dbi dbi,
+                int (*visit)(const MDB_val *k, const MDB_val *v, void *u), void *u)
 {
 	MDB_cursor *c;
-	int rc = mdb_cursor_open(t->txn, t->s->tokens, &c);
+	int rc = mdb_cursor_open(t->txn, dbi, &c);
 	if (rc != MDB_SUCCESS)
 		return map_rc(t->s, rc);
 	MDB_val k, v;
 	int ret = CHAFF_OK;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		struct chaff_record r;
-		uint64_t key;
-		if (k.mv_size != sizeof(key) || unpack(&v, &r) != CHAFF_OK) {
-			ret = CHAFF_ECORRUPT;
-			break;
-		}
-		memcpy(&key, k.mv_data, sizeof(key));
-		ret = fn(user, key, &r);
+		ret = visit(&k, &v, u);
 		if (ret)
 			break;
 	}
@@ -166,6 +162,28 @@ static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
 		ret = map_rc(t->s, rc);
 	mdb_cursor_close(c);
 	return ret;
+}
+
+struct token_visit {
+	store_token_fn fn;
+	void *user;
+};
+
+static int visit_token(const MDB_val *k, const MDB_val *v, void *u)
+{
+	struct token_visit *tv = u;
+	struct chaff_record r;
+	uint64_t key;
+	if (k->mv_size != sizeof(key) || unpack(v, &r) != CHAFF_OK)
+		return CHAFF_ECORRUPT;
+	memcpy(&key, k->mv_data, sizeof(key));
+	return tv->fn(tv->user, key, &r);
+}
+
+static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
+{
+	struct token_visit tv = {fn, user};
+	return walk(t, t->s->tokens, visit_token, &tv);
 }
 
 static int l_meta_get(struct store_txn *t, const char *name, void *buf, size_t *len)
@@ -211,32 +229,27 @@ static int l_digest_del(struct store_txn *t, const struct chaff_digest *d)
 	return map_rc(t->s, mdb_del(t->txn, t->s->digests, &k, NULL));
 }
 
+struct digest_visit {
+	int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls);
+	void *user;
+};
+
+static int visit_digest(const MDB_val *k, const MDB_val *v, void *u)
+{
+	struct digest_visit *dv = u;
+	struct chaff_digest d;
+	if (k->mv_size != sizeof(d.bytes) || v->mv_size != 1)
+		return CHAFF_ECORRUPT;
+	memcpy(d.bytes, k->mv_data, sizeof(d.bytes));
+	return dv->fn(dv->user, &d, *(const uint8_t *)v->mv_data);
+}
+
 static int l_digest_foreach(struct store_txn *t,
                             int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
                             void *user)
 {
-	MDB_cursor *c;
-	int rc = mdb_cursor_open(t->txn, t->s->digests, &c);
-	if (rc != MDB_SUCCESS)
-		return map_rc(t->s, rc);
-	MDB_val k, v;
-	int ret = CHAFF_OK;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		struct chaff_digest d;
-		if (k.mv_size != sizeof(d.bytes) || v.mv_size != 1) {
-			ret = CHAFF_ECORRUPT;
-			break;
-		}
-		memcpy(d.bytes, k.mv_data, sizeof(d.bytes));
-		ret = fn(user, &d, *(const uint8_t *)v.mv_data);
-		if (ret)
-			break;
-	}
-	if (!ret && rc != MDB_NOTFOUND)
-		ret = map_rc(t->s, rc);
-	mdb_cursor_close(c);
-	return ret;
+	struct digest_visit dv = {fn, user};
+	return walk(t, t->s->digests, visit_digest, &dv);
 }
 
 static int l_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *used,
