@@ -5,21 +5,12 @@
 # SpamAssassin corpus.
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-if [ ! -f "$corpus/index" ]; then
-  echo "no corpus in $corpus: run corpora-scripts/fetch-spamassassin.sh first"
-  exit 1
-fi
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 dir=$(mktemp -d)
 trap 'chmod -R u+rwX "$dir" 2>/dev/null; rm -rf "$dir"' EXIT
 export LC_ALL=C
 unset CHAFF_DB
-fails=0
-check() { # description, then a command that must succeed
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
 skip_as_root() { echo "ok   $1 (skipped as root)"; }
 # sanitizer ERRFILE: shows a sanitizer report that made an exit code wrong
 sanitizer() { grep -q 'Sanitizer' "$1" && { echo "  sanitizer report:"; grep -E '^(==|SUMMARY| +#[0-9] )' "$1" | head -12; }; true; }

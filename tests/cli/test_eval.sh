@@ -4,16 +4,10 @@
 # picture, --json, errors, and that no database is left anywhere.
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-[ -f "$corpus/index" ] || { echo "no corpus: run corpora-scripts/fetch-spamassassin.sh"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
 
 # 60 spam and 120 ham, copied beside the index (relative paths), in a fixed
 # interleaved order: ham, ham, spam, ...

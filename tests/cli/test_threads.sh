@@ -5,13 +5,10 @@
 # the middle of chunks.
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-[ -f "$corpus/index" ] || { echo "no corpus: run corpora-scripts/fetch-spamassassin.sh"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
 python3 "$here/corpora-scripts/split.py" "$corpus/index" --seed 3 --ratio 0.3 --out "$tmp" || exit 1
 head -300 "$tmp/test.idx" > "$tmp/score.idx"
 for n in 1 2 3; do

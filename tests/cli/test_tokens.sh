@@ -3,13 +3,9 @@
 # options and errors.
 set -u
 chaff=$1
+. "$(dirname "$0")/../lib.sh"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
 
 printf 'Subject: Hello World\n\nbody words here\n' > "$dir/one.eml"
 out=$("$chaff" tokens "$dir/one.eml")

@@ -6,21 +6,12 @@
 # database lives.
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-if [ ! -f "$corpus/index" ]; then
-  echo "no corpus in $corpus: run corpora-scripts/fetch-spamassassin.sh first"
-  exit 1
-fi
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export LC_ALL=C
 unset CHAFF_DB
-fails=0
-check() { # description, then a command that must succeed
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
 # pick GROUP FIRST LAST: the corpus files FIRST..LAST (1-based, name order)
 pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 # one GROUP NUMBER: the corpus file whose name starts with NUMBER

@@ -3,12 +3,10 @@
 # seed another one; the split is stratified, complete and disjoint; folds
 # partition the index; --chrono keeps the index order.
 set -u
-here=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/../lib.sh"
 split="python3 $here/corpora-scripts/split.py"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
 
 # A synthetic index: 30 spam and 60 ham, relative paths.
 for i in $(seq 1 90); do

@@ -5,12 +5,8 @@
 # corpora-scripts/fetch-spamassassin.sh (CHAFF_CORPUS overrides its place).
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-if [ ! -f "$corpus/index" ]; then
-  echo "no corpus in $corpus: run corpora-scripts/fetch-spamassassin.sh first"
-  exit 1
-fi
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 out=$("$chaff" tokens --stats --json "$corpus/easy-ham-1" "$corpus/easy-ham-2" \
       "$corpus/hard-ham-1" "$corpus/spam-1" "$corpus/spam-2") || { echo "chaff failed"; exit 1; }
 echo "$out"

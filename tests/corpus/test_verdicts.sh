@@ -5,9 +5,8 @@
 # a ranking far better than chance. (The benchmark reports exact figures.)
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-[ -f "$corpus/index" ] || { echo "no corpus: run corpora-scripts/fetch-spamassassin.sh"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 "$here/corpora-scripts/split.py" "$corpus/index" --seed 1 --out "$tmp" || exit 1

@@ -6,12 +6,8 @@
 # trainings.
 set -u
 chaff=$1
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-if [ ! -f "$corpus/index" ]; then
-  echo "no corpus in $corpus: run corpora-scripts/fetch-spamassassin.sh first"
-  exit 1
-fi
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 dir=$(mktemp -d)
 pids=()
 cleanup() {
@@ -22,11 +18,6 @@ cleanup() {
 trap cleanup EXIT
 export LC_ALL=C
 unset CHAFF_DB
-fails=0
-check() { # description, then a command that must succeed
-  local what=$1; shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
 pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 totals() {
   "$chaff" stats --db "$1" 2>/dev/null |

@@ -3,13 +3,10 @@
 # 3, and the database is exactly as before (totals, tokens, scores).
 set -u
 chaff=$1 shim=$2
-here=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=${CHAFF_CORPUS:-$here/corpora/spamassassin}
-[ -f "$corpus/index" ] || { echo "no corpus: run corpora-scripts/fetch-spamassassin.sh"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+need_corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
 
 "$chaff" train -q --db "$tmp/db" --spam $(ls "$corpus"/spam-1/*.txt | head -60) > /dev/null
 "$chaff" train -q --db "$tmp/db" --ham $(ls "$corpus"/easy-ham-1/*.txt | head -60) > /dev/null
