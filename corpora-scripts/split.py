@@ -6,8 +6,9 @@
     split.py INDEX --chrono --ratio 0.6667 --out DIR    -> first messages train, last test
 
 Paths in the outputs are absolute. The order of a class is the order of
-SHA-256("<seed>:<path>"), so the same seed gives the same split on every
-machine and Python version; each class is split on its own (stratified),
+SHA-256("<seed>:<path>"), where <path> is written as the index writes it
+(relative paths stay relative), so the same seed gives the same split on
+every machine, in every folder and with every Python version; each class is split on its own (stratified),
 so both halves keep the corpus's spam/ham proportion. --chrono keeps the
 index's own order (the corpus's time order where it has one).
 """
@@ -28,17 +29,19 @@ def read_index(path):
             cls, _, p = line.partition(" ")
             if cls not in ("spam", "ham") or not p:
                 sys.exit(f"{path}:{n}: expected 'spam PATH' or 'ham PATH'")
-            out.append((cls, p if os.path.isabs(p) else os.path.join(base, p)))
+            out.append((cls, p if os.path.isabs(p) else os.path.join(base, p), p))
     return out
 
 
 def order(items, seed):
-    return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{it[1]}".encode()).digest())
+    """Sorted by the hash of the path as the index wrote it, never by
+    where the index happens to lie."""
+    return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{it[2]}".encode()).digest())
 
 
 def write(path, items):
     with open(path, "w") as f:
-        for cls, p in items:
+        for cls, p, _ in items:
             f.write(f"{cls} {p}\n")
 
 
