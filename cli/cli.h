@@ -23,6 +23,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The database directory: --db, else $CHAFF_DB, else ~/.chaff. */
 const char *cli_db_path(const char *opt);

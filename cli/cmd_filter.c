@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "tag.h"
 
 static const char filter_usage[] =
 	"usage: chaff filter [--db DIR] [--learn]\n"
@@ -67,65 +68,10 @@ static char *read_stdin(size_t *len, bool *ok)
 	return buf;
 }
 
-/* Headers this filter owns: an earlier copy (forged by a sender, or left by
- * an earlier run) must not survive next to the new one. */
-static bool owned(const char *line, size_t n)
+static int write_out(void *user, const char *p, size_t n)
 {
-	static const char *const names[] = { "x-spam-flag:", "x-spam-status:", "x-chaff-" };
-	for (size_t i = 0; i < 3; i++) {
-		size_t l = strlen(names[i]);
-		if (n >= l && strncasecmp(line, names[i], l) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Writes the header block without owned headers, then ours, then the rest. */
-static int write_tagged(const char *msg, size_t len, const struct chaff_score *s,
-                        const struct chaff_params *p)
-{
-	const char *end = msg + len, *q = msg;
-	const char *first_nl = memchr(msg, '\n', len);
-	/* A leading mbox "From " line stays first. */
-	if (len >= 5 && memcmp(msg, "From ", 5) == 0 && first_nl) {
-		if (write_all(msg, (size_t)(first_nl + 1 - msg)) < 0)
-			return -1;
-		q = first_nl + 1;
-	}
-	/* New header lines end as the message's own header lines do (the
-	 * envelope line may have been written by other software). */
-	const char *hnl = memchr(q, '\n', (size_t)(end - q));
-	const char *eol = hnl && hnl > q && hnl[-1] == '\r' ? "\r\n" : "\n";
-	bool skipping = false;
-	while (q < end) {
-		const char *nl = memchr(q, '\n', (size_t)(end - q));
-		const char *next = nl ? nl + 1 : end;
-		size_t ll = (size_t)((nl ? nl : end) - q);
-		if (ll == 0 || (ll == 1 && *q == '\r'))
-			break; /* the blank line: the body starts after it */
-		bool cont = *q == ' ' || *q == '\t';
-		if (!cont)
-			skipping = owned(q, ll);
-		if (!skipping && write_all(q, (size_t)(next - q)) < 0)
-			return -1;
-		if (!nl && write_all(eol, strlen(eol)) < 0)
-			return -1; /* a header block without a final line end */
-		q = next;
-	}
-	char h[512];
-	bool spam = s->verdict == CHAFF_VERDICT_SPAM;
-	const char *verdict = spam ? "spam" : s->verdict == CHAFF_VERDICT_HAM ? "ham" : "unsure";
-	int k = snprintf(h, sizeof(h),
-	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
-	                 "version=chaff-%s%sX-Chaff-Score: %.6f%sX-Chaff-Verdict: %s%s",
-	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
-	                 s->score, p->spam_cutoff, spam ? "SPAM" : s->verdict == CHAFF_VERDICT_HAM ? "HAM" : "UNSURE",
-	                 CHAFF_VERSION, eol, s->score, eol, verdict, eol);
-	if (write_all(h, (size_t)k) < 0)
-		return -1;
-	if (q >= end) /* no body: end the header block */
-		return write_all(eol, strlen(eol));
-	return write_all(q, (size_t)(end - q));
+	(void)user;
+	return write_all(p, n);
 }
 
 /* Trains one message as the verdict says (autolearn). */
@@ -218,7 +164,7 @@ int cmd_filter(int argc, char **argv)
 	int status = EXIT_OK;
 	if (rc == CHAFF_OK) {
 		pending.msg = NULL; /* from here on, output has begun */
-		if (write_tagged(msg, len, &s, &p) < 0) {
+		if (cli_tag_message(msg, len, &s, &p, write_out, NULL) < 0) {
 			cli_error("writing the message failed: %s", strerror(errno));
 			status = EXIT_FAIL;
 		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE) {

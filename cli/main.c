@@ -70,6 +70,7 @@ static const struct command {
 	{ "backup", cmd_backup, "consistent compacted copy of the database" },
 	{ "tokens", cmd_tokens, "print the tokens of messages, or corpus token statistics" },
 	{ "eval", cmd_eval, "measure accuracy on a labelled corpus (TREC index)" },
+	{ "serve", cmd_serve, "SMTP/LMTP front end: score, then reject, tag and pass on, or quarantine" },
 };
 
 static void usage(FILE *f)

@@ -139,6 +139,16 @@ CHAFF_API void chaff_tokenizer_free(chaff_tokenizer *tok);
 CHAFF_API int chaff_tokenize(chaff_tokenizer *tok, const void *msg, size_t len,
                              struct chaff_tokens *out);
 
+/*
+ * The first message attached to msg as a message/rfc822 part (how mail
+ * clients forward a message "as attachment"), searched through nested
+ * multiparts and decoded from its transfer encoding. *out is borrowed from
+ * the tokenizer until its next call, so copy it before tokenizing it.
+ * CHAFF_ENOTFOUND when msg carries no attached message.
+ */
+CHAFF_API int chaff_attached_message(chaff_tokenizer *tok, const void *msg, size_t len,
+                                     const char **out, size_t *outlen);
+
 /* ------------------------------------------------------------------ */
 /* The database: per-token counts, message totals, digests, parameters. */
 

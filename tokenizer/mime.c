@@ -375,3 +375,45 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 		text_part(t, &info, body, end);
 	}
 }
+
+/* Walks the MIME tree the way tok_entity does, but only looks for a
+ * message/rfc822 part: the message a "forward as attachment" carries. */
+bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                      struct span *out)
+{
+	if (depth > t->cfg.limits.max_mime_depth || ++t->parts > t->cfg.limits.max_parts)
+		return false;
+	struct mime_info info;
+	const char *body = tok_headers(t, p, end, &info, false);
+	if (t->full)
+		return false;
+	if (IS_TYPE(&info, "message/rfc822") || IS_TYPE(&info, "message/global")) {
+		size_t n = (size_t)(end - body);
+		bool more;
+		if (info.cte.n == 6 && memcmp(info.cte.p, "base64", 6) == 0)
+			*out = tok_base64(t, body, n, n, &more);
+		else if (info.cte.n == 16 && memcmp(info.cte.p, "quoted-printable", 16) == 0)
+			*out = tok_qp(t, body, n, n, &more);
+		else
+			*out = (struct span){ body, n };
+		return !t->full;
+	}
+	if (!TYPE_PREFIX(&info, "multipart/"))
+		return false;
+	struct span b = info.boundary.n ? info.boundary : guess_boundary(body, end);
+	const char *part = NULL;
+	for (const char *q = body; b.n && q < end;) {
+		const char *nl = memchr(q, '\n', (size_t)(end - q));
+		const char *le = nl ? nl : end;
+		bool closing;
+		if (*q == '-' && boundary_line(q, le, b.p, b.n, &closing)) {
+			if (part && tok_find_message(t, part, q, depth + 1, out))
+				return true;
+			if (closing)
+				return false;
+			part = nl ? nl + 1 : end;
+		}
+		q = nl ? nl + 1 : end;
+	}
+	return part && tok_find_message(t, part, end, depth + 1, out);
+}

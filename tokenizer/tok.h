@@ -154,6 +154,10 @@ void tok_content_disposition(struct chaff_tokenizer *t, const char *s, size_t n,
 void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
                 bool message);
 
+/* mime.c: the first message/rfc822 part in the entity at p, decoded. */
+bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                      struct span *out);
+
 /* Every byte with ASCII A-Z lowered: a load instead of two compares. */
 extern const unsigned char tok_lower[256];
 

@@ -192,10 +192,10 @@ void tok_limit(struct chaff_tokenizer *t, uint32_t bit)
 	t->full = was_full || t->oom || bit == CHAFF_LIMIT_TOKENS;
 }
 
-int chaff_tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff_tokens *out)
+/* Forgets the last message; returns where msg's headers start, past an
+ * mbox "From " separator line, with *len cut to the message limit. */
+static const char *start_message(struct chaff_tokenizer *t, const void *msg, size_t *len)
 {
-	if (!t || !out || (!msg && len))
-		return CHAFF_EINVAL;
 	chaff_arena_reset(&t->arena);
 	t->ntoks = 0;
 	t->limits_hit = 0;
@@ -203,20 +203,45 @@ int chaff_tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff
 	t->full = t->oom = false;
 	t->nprev = 0;
 	const char *p = msg ? msg : "";
-	if (len > t->cfg.limits.max_message_bytes) {
-		len = t->cfg.limits.max_message_bytes;
+	if (*len > t->cfg.limits.max_message_bytes) {
+		*len = t->cfg.limits.max_message_bytes;
 		tok_limit(t, CHAFF_LIMIT_MESSAGE);
 	}
-	/* An mbox "From " separator line is not a header. */
-	if (len >= 5 && memcmp(p, "From ", 5) == 0) {
-		const char *nl = memchr(p, '\n', len);
-		size_t skip = nl ? (size_t)(nl - p) + 1 : len;
+	if (*len >= 5 && memcmp(p, "From ", 5) == 0) {
+		const char *nl = memchr(p, '\n', *len);
+		size_t skip = nl ? (size_t)(nl - p) + 1 : *len;
 		p += skip;
-		len -= skip;
+		*len -= skip;
 	}
+	return p;
+}
+
+int chaff_tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff_tokens *out)
+{
+	if (!t || !out || (!msg && len))
+		return CHAFF_EINVAL;
+	const char *p = start_message(t, msg, &len);
 	tok_entity(t, p, p + len, 0, true);
 	out->items = t->toks;
 	out->count = t->ntoks;
 	out->limits_hit = t->limits_hit;
 	return t->oom ? CHAFF_ENOMEM : CHAFF_OK;
+}
+
+int chaff_attached_message(chaff_tokenizer *t, const void *msg, size_t len, const char **out,
+                           size_t *outlen)
+{
+	if (!t || !out || !outlen || (!msg && len))
+		return CHAFF_EINVAL;
+	const char *p = start_message(t, msg, &len);
+	struct span m;
+	bool found = tok_find_message(t, p, p + len, 0, &m);
+	t->ntoks = 0; /* headers read on the way are no message's tokens */
+	if (t->oom)
+		return CHAFF_ENOMEM;
+	if (!found)
+		return CHAFF_ENOTFOUND;
+	*out = m.p;
+	*outlen = m.n;
+	return CHAFF_OK;
 }

@@ -1,0 +1,383 @@
+/* Maildir delivery and the next-hop SMTP client (deliver.h). */
+#include "serve/deliver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Maildir ------------------------------------------------------------- */
+
+bool maildir_make(const char *dir)
+{
+	static const char *const subs[] = { "", "/tmp", "/new", "/cur" };
+	char path[4096];
+	for (size_t i = 0; i < 4; i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s%s", dir, subs[i]) >= sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return false;
+		}
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return false;
+	}
+	return true;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* A full disk or quota is 452 (RFC 3463's "mail system full"); any other
+ * failure 451: both ask the sender to try again. */
+static void storage_error(char reply[SERVE_REPLY_MAX], const char *what, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		snprintf(reply, SERVE_REPLY_MAX, "452 4.3.1 Insufficient system storage");
+	else
+		snprintf(reply, SERVE_REPLY_MAX, "451 4.3.0 Local error in %s: %s, try again later",
+		         what, strerror(err));
+}
+
+bool maildir_deliver(const char *dir, const char *msg, size_t len, const char *id,
+                     char reply[SERVE_REPLY_MAX])
+{
+	char tmp[4096], dst[4096], newdir[4096];
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, id);
+	snprintf(dst, sizeof(dst), "%s/new/%s", dir, id);
+	snprintf(newdir, sizeof(newdir), "%s/new", dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		storage_error(reply, "the Maildir", errno);
+		return false;
+	}
+	int err = 0;
+	if (!write_all(fd, msg, len) || fsync(fd) != 0)
+		err = errno ? errno : EIO;
+	if (close(fd) != 0 && !err)
+		err = errno;
+	if (!err && rename(tmp, dst) != 0)
+		err = errno;
+	if (err) {
+		unlink(tmp);
+		storage_error(reply, "the Maildir", err);
+		return false;
+	}
+	/* The rename is durable only once the directory is on disk too. */
+	int dfd = open(newdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		err = errno;
+		if (dfd >= 0)
+			close(dfd);
+		unlink(dst);
+		storage_error(reply, "the Maildir", err);
+		return false;
+	}
+	close(dfd);
+	snprintf(reply, SERVE_REPLY_MAX, "250 2.0.0 Ok: delivered as %s", id);
+	return true;
+}
+
+/* ---- the next hop ---------------------------------------------------------- */
+
+void hop_init(struct hop *h, const char *host, const char *port, const char *helo,
+              unsigned timeout)
+{
+	*h = (struct hop){ .host = host, .port = port, .helo = helo, .timeout = timeout, .fd = -1 };
+}
+
+void hop_close(struct hop *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	h->inlen = 0;
+	free(h->out);
+	h->out = NULL;
+	h->outcap = 0;
+}
+
+static void disconnect(struct hop *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	h->inlen = 0;
+}
+
+/* One reply, multi-line or not: its code, and the text of its last line
+ * (without the code) in text. 0 when the connection failed or timed out. */
+static int read_reply(struct hop *h, char *text, size_t textn)
+{
+	for (;;) {
+		char *nl = memchr(h->in, '\n', h->inlen);
+		if (nl) {
+			size_t n = (size_t)(nl - h->in) + 1;
+			char line[sizeof(h->in)];
+			memcpy(line, h->in, n);
+			line[n - 1] = '\0';
+			if (n >= 2 && line[n - 2] == '\r')
+				line[n - 2] = '\0';
+			memmove(h->in, h->in + n, h->inlen - n);
+			h->inlen -= n;
+			if (strlen(line) < 3 || line[0] < '1' || line[0] > '5')
+				return 0;
+			if (line[3] == '-')
+				continue; /* more lines follow */
+			const char *t = line[3] ? line + 4 : "";
+			size_t tl = strlen(t) < textn ? strlen(t) : textn - 1;
+			memcpy(text, t, tl);
+			text[tl] = '\0';
+			return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+		}
+		if (h->inlen == sizeof(h->in))
+			return 0; /* a line longer than any reply */
+		ssize_t r = recv(h->fd, h->in + h->inlen, sizeof(h->in) - h->inlen, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return 0;
+		h->inlen += (size_t)r;
+	}
+}
+
+static int command(struct hop *h, const char *line, char *text, size_t textn)
+{
+	if (!write_all(h->fd, line, strlen(line)))
+		return 0;
+	return read_reply(h, text, textn);
+}
+
+static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		                  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai, *a;
+	int rc = getaddrinfo(h->host, h->port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(reply, SERVE_REPLY_MAX, "451 4.4.3 Next hop %s: %s, try again later",
+		         h->host, gai_strerror(rc));
+		return false;
+	}
+	int err = ECONNREFUSED;
+	for (a = ai; a; a = a->ai_next) {
+		int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
+			err = errno;
+			close(fd);
+			continue;
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		socklen_t sl = sizeof(err);
+		if (poll(&pfd, 1, (int)h->timeout * 1000) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err != 0) {
+			if (!err)
+				err = ETIMEDOUT;
+			close(fd);
+			continue;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		struct timeval tv = { .tv_sec = h->timeout };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		h->fd = fd;
+		break;
+	}
+	freeaddrinfo(ai);
+	if (h->fd < 0) {
+		snprintf(reply, SERVE_REPLY_MAX, "451 4.4.1 Next hop unavailable: %s, try again later",
+		         strerror(err));
+		return false;
+	}
+	char text[SERVE_REPLY_MAX], line[300];
+	int code = read_reply(h, text, sizeof(text));
+	if (code == 220) {
+		snprintf(line, sizeof(line), "EHLO %s\r\n", h->helo);
+		code = command(h, line, text, sizeof(text));
+		if (code / 100 == 5) {
+			snprintf(line, sizeof(line), "HELO %s\r\n", h->helo);
+			code = command(h, line, text, sizeof(text));
+		}
+		if (code == 250)
+			return true;
+	}
+	disconnect(h);
+	snprintf(reply, SERVE_REPLY_MAX, "451 4.4.1 Next hop did not greet%s%.200s, try again later",
+	         code ? ": " : "", code ? text : "");
+	return false;
+}
+
+/* The next hop's reply, passed on with its code. A reply without an
+ * enhanced status code gets the generic one for its class. */
+static void relay_reply(char reply[SERVE_REPLY_MAX], int code, const char *text)
+{
+	bool has_esc = text[0] >= '2' && text[0] <= '5' && text[1] == '.';
+	if (code == 0)
+		snprintf(reply, SERVE_REPLY_MAX,
+		         "451 4.4.2 Next hop connection lost or timed out, try again later");
+	else if (has_esc)
+		snprintf(reply, SERVE_REPLY_MAX, "%d %.*s next hop: %.400s", code,
+		         (int)strcspn(text, " "), text,
+		         text + strcspn(text, " ") + (text[strcspn(text, " ")] == ' '));
+	else
+		snprintf(reply, SERVE_REPLY_MAX, "%d %d.0.0 next hop: %.400s", code, code / 100, text);
+}
+
+/* The message in wire form: CRLF line ends, leading dots doubled, the
+ * terminating dot line. */
+static bool wire_form(struct hop *h, const char *msg, size_t len, size_t *outlen)
+{
+	size_t lines = 1;
+	for (const char *p = msg; (p = memchr(p, '\n', (size_t)(msg + len - p))); p++)
+		lines++;
+	size_t need = len + 2 * lines + 8;
+	if (need > h->outcap) {
+		char *o = realloc(h->out, need);
+		if (!o)
+			return false;
+		h->out = o;
+		h->outcap = need;
+	}
+	char *o = h->out;
+	const char *p = msg, *end = msg + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl ? nl : end;
+		if (*p == '.')
+			*o++ = '.';
+		memcpy(o, p, (size_t)(le - p));
+		o += le - p;
+		*o++ = '\r';
+		*o++ = '\n';
+		p = nl ? nl + 1 : end;
+	}
+	memcpy(o, ".\r\n", 3);
+	*outlen = (size_t)(o + 3 - h->out);
+	return true;
+}
+
+/* One attempt. Returns false when the connection failed in a way that a
+ * fresh connection may not (a reused one the next hop had dropped). */
+static bool attempt(struct hop *h, const char *from, bool body8, char *const *rcpt,
+                    unsigned nrcpt, const char *msg, size_t len, const char *id,
+                    char (*reply)[SERVE_REPLY_MAX], unsigned nreply)
+{
+	char line[700], text[SERVE_REPLY_MAX];
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>%s\r\n", from, body8 ? " BODY=8BITMIME" : "");
+	int code = command(h, line, text, sizeof(text));
+	if (code == 0 || code == 421)
+		return false;
+	if (code != 250) {
+		for (unsigned i = 0; i < nreply; i++)
+			relay_reply(reply[i], code, text);
+		command(h, "RSET\r\n", text, sizeof(text));
+		return true;
+	}
+	/* Each recipient's outcome: 0 accepted, else the code (and its reply
+	 * in the LMTP slot, or the first refusal's in slot 0 for SMTP). */
+	unsigned accepted = 0;
+	int worst = 0;
+	char first_refusal[SERVE_REPLY_MAX] = "";
+	for (unsigned i = 0; i < nrcpt; i++) {
+		snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", rcpt[i]);
+		code = command(h, line, text, sizeof(text));
+		if (code == 0) {
+			for (unsigned k = 0; k < nreply; k++)
+				relay_reply(reply[k], 0, "");
+			disconnect(h);
+			return true;
+		}
+		if (code == 250 || code == 251) {
+			accepted++;
+			if (nreply > 1)
+				reply[i][0] = '\0';
+			continue;
+		}
+		char r[SERVE_REPLY_MAX];
+		relay_reply(r, code, text);
+		if (nreply > 1)
+			memcpy(reply[i], r, sizeof(r));
+		if (!first_refusal[0] || (code / 100 == 4 && worst / 100 != 4))
+			memcpy(first_refusal, r, sizeof(r));
+		if (code / 100 == 4 || worst == 0)
+			worst = code;
+	}
+	/* SMTP: all or nothing, so no recipient is bounced while others got
+	 * the message. LMTP: whoever was accepted gets it. */
+	if (accepted == 0 || (nreply == 1 && accepted < nrcpt)) {
+		if (nreply == 1)
+			memcpy(reply[0], first_refusal, SERVE_REPLY_MAX);
+		command(h, "RSET\r\n", text, sizeof(text));
+		return true;
+	}
+	size_t wl;
+	code = command(h, "DATA\r\n", text, sizeof(text));
+	if (code == 354) {
+		if (!wire_form(h, msg, len, &wl)) {
+			disconnect(h);
+			code = -1;
+		} else if (!write_all(h->fd, h->out, wl)) {
+			code = 0;
+		} else {
+			code = read_reply(h, text, sizeof(text));
+		}
+	}
+	char r[SERVE_REPLY_MAX];
+	if (code == 250)
+		snprintf(r, sizeof(r), "250 2.0.0 Ok: queued as %s", id);
+	else if (code == -1)
+		snprintf(r, sizeof(r), "451 4.3.0 Insufficient memory, try again later");
+	else
+		relay_reply(r, code, text);
+	if (code <= 0)
+		disconnect(h);
+	else if (code != 250 && code != 354)
+		command(h, "RSET\r\n", text, sizeof(text));
+	for (unsigned i = 0; i < nreply; i++)
+		if (nreply == 1 || !reply[i][0])
+			memcpy(reply[i], r, sizeof(r));
+	return true;
+}
+
+void hop_send(struct hop *h, const char *from, bool body8, char *const *rcpt, unsigned nrcpt,
+              const char *msg, size_t len, const char *id, char (*reply)[SERVE_REPLY_MAX],
+              unsigned nreply)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		bool reused = h->fd >= 0;
+		if (!reused && !connect_hop(h, reply[0])) {
+			for (unsigned i = 1; i < nreply; i++)
+				memcpy(reply[i], reply[0], SERVE_REPLY_MAX);
+			return;
+		}
+		if (attempt(h, from, body8, rcpt, nrcpt, msg, len, id, reply, nreply))
+			return;
+		disconnect(h);
+		if (!reused)
+			break;
+	}
+	for (unsigned i = 0; i < nreply; i++)
+		relay_reply(reply[i], 0, "");
+}
