@@ -54,6 +54,8 @@ def section(fn, *args):
     name = fn.__name__
     try:
         fn(*args)
+    except NotStarted:
+        pass  # already a failure
     except Exception as e:  # noqa: BLE001 -- report, keep going
         import traceback
         check("%s: ran to the end" % name, False,

@@ -1,0 +1,1076 @@
+#!/usr/bin/env python3
+"""chaff serve, the SMTP/LMTP front end, against its contract: every command
+and reply code, pipelining, dot-stuffing both ways, bare LF, size and
+recipient limits, the headers and envelope the next hop receives, the
+actions (pass, reject, quarantine, Maildir), the next hop failing in every
+way, timeouts, connection limits, access control, relaying, LMTP, IPv6,
+training by mail, SIGTERM with a message in flight, new training seen
+without a restart, and the log line per message.
+
+    python3 tests/serve/test_serve.py PATH/TO/chaff
+
+The next hop is a sink server in this process (smtp_harness.Sink). Each
+`chaff serve` runs on free loopback ports and is stopped at exit, whatever
+happens. CHAFF_CORPUS overrides the corpus folder; KEEP=1 keeps the scratch
+folder (databases, Maildirs, each server's stderr)."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from smtp_harness import (TMP, Conn, NotStarted, Reply, Server, Sink, check, classify,  # noqa: E402
+                          connect, filter_of, finish, free_port, greeted, have_ipv6, header,
+                          log_for, make_db, need_corpus, pick_messages, run, score_of, section,
+                          send_message, skip, split_message, to_crlf, totals, train, uid, wire,
+                          chaff_path, corpus_files, LOG_RE)
+
+CH = chaff_path()
+need_corpus()
+T0 = time.monotonic()
+HOST = "mx.test.invalid"
+MAXSIZE = 60000
+DB = os.path.join(TMP, "db")
+make_db(CH, DB)
+SPAM = pick_messages(CH, DB, "spam-1", 100, 200, "spam", 0.99, 1.0, 20000)
+HAM = pick_messages(CH, DB, "easy-ham-1", 100, 200, "ham", 0.0, 0.05, 20000)
+if not check("setup: database trained on 100 spam + 100 ham; %d clear spam and %d clear ham "
+             "untrained test messages" % (len(SPAM), len(HAM)), len(SPAM) >= 4 and len(HAM) >= 4):
+    finish()
+
+SINK = Sink()         # the next hop of most servers
+SERVERS = []
+
+
+def serve(name, args, db=DB, listen=None):
+    s = Server(CH, name, db, args, listen)
+    SERVERS.append(s)
+    return s.start_or_fail()
+
+
+def simple(subject, body=b"Hello there.\n", extra=b""):
+    """A small message (LF line ends)."""
+    return (b"From: Alice <alice@example.com>\nTo: bob@example.org\nSubject: " +
+            subject.encode() + b"\nMessage-ID: <" + uid("m").encode() + b">\n" + extra +
+            b"\n" + body)
+
+
+def expect(what, r, prefix):
+    return check("%s: %s" % (what, prefix), r.is_(prefix), "got %s" % r)
+
+
+def final_of(res):
+    """The reply that decided a transaction: the refusal, else the one after the dot."""
+    if res["failed"]:
+        return res[res["failed"]]
+    return res["final"]
+
+
+def oracle_wire(body):
+    """What the next hop must receive for BODY: as `chaff filter` tags it, CRLF."""
+    return to_crlf(filter_of(CH, DB, to_crlf(body)))
+
+
+# === servers that must not start ===========================================
+def t_startup_errors():
+    r = run([CH, "serve", "--help"], timeout=10)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    check("serve --help: exit 0 with a usage text", r.returncode == 0 and "usage" in out.lower(),
+          "exit %d: %r" % (r.returncode, out[:200]))
+
+    spamonly = os.path.join(TMP, "spamonly")
+    train(CH, spamonly, "spam", corpus_files("spam-1")[:5])
+    emptydir = os.path.join(TMP, "emptydir")
+    os.mkdir(emptydir)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    busyport = busy.getsockname()[1]
+
+    def attempt(what, args, want):
+        cmd = [CH, "serve"] + args
+        if "--listen" not in args:
+            cmd += ["--listen", "127.0.0.1:%d" % free_port()]
+        try:
+            r = subprocess.run(cmd, capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            check("%s: exit %d" % (what, want), False, "still running after 5 s (killed)")
+            return
+        check("%s: exit %d" % (what, want), r.returncode == want,
+              "exit %d, stderr %r" % (r.returncode, r.stderr[-300:]))
+        check("%s: says why on stderr" % what, r.stderr.strip() != b"")
+
+    nh = ["--next-hop", "127.0.0.1:%d" % SINK.port]
+    attempt("unknown option", ["--db", DB, "--bogus"] + nh, 4)
+    attempt("neither --next-hop nor --maildir", ["--db", DB], 4)
+    attempt("--on-spam quarantine without --quarantine", ["--db", DB, "--on-spam", "quarantine"] + nh, 4)
+    attempt("--on-spam bogus", ["--db", DB, "--on-spam", "bogus"] + nh, 4)
+    attempt("--allow 300.0.0.1/8", ["--db", DB, "--allow", "300.0.0.1/8"] + nh, 4)
+    attempt("--max-size abc", ["--db", DB, "--max-size", "abc"] + nh, 4)
+    attempt("--listen 127.0.0.1:notaport", ["--db", DB, "--listen", "127.0.0.1:notaport"] + nh, 4)
+    attempt("--next-hop without a port", ["--db", DB, "--next-hop", "127.0.0.1"], 4)
+    attempt("missing database", ["--db", os.path.join(TMP, "nodb")] + nh, 3)
+    check("missing database: not created", not os.path.exists(os.path.join(TMP, "nodb")))
+    attempt("empty database folder", ["--db", emptydir] + nh, 3)
+    attempt("database with spam but no ham", ["--db", spamonly] + nh, 3)
+    attempt("port already in use", ["--db", DB, "--listen", "127.0.0.1:%d" % busyport] + nh, 3)
+    busy.close()
+
+
+# === the main server: commands and replies ==================================
+MAIN = None
+
+
+def t_main_start():
+    global MAIN
+    MAIN = serve("main", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--hostname", HOST,
+                          "--max-size", str(MAXSIZE), "--max-rcpt", "3", "--domains", "example.org"])
+    check("stderr: 'chaff serve: listening on 127.0.0.1:PORT'",
+          ("chaff serve: listening on 127.0.0.1:%d" % MAIN.port) in MAIN.stderr(), MAIN.stderr()[:300])
+
+
+def t_greeting_ehlo():
+    c, g = connect(MAIN.port)
+    check("greeting: '220 %s ESMTP chaff'" % HOST, g.code == 220 and g.last == "220 %s ESMTP chaff" % HOST,
+          "got %s" % g)
+    r = c.cmd("EHLO client.test")
+    check("EHLO: 250, 5 lines", r.code == 250 and len(r.lines) == 5, "got %s" % r)
+    check("EHLO: first line 250-HOST", bool(r.lines) and r.lines[0].split(" ")[0] == "250-" + HOST,
+          "got %s" % r)
+    want = ["250-PIPELINING", "250-SIZE %d" % MAXSIZE, "250-8BITMIME", "250 ENHANCEDSTATUSCODES"]
+    check("EHLO: PIPELINING, SIZE %d, 8BITMIME, ENHANCEDSTATUSCODES in that order" % MAXSIZE,
+          r.lines[1:] == want, "got %s" % r)
+    expect("EHLO again (resets the session)", c.cmd("EHLO client.test"), "250")
+    expect("LHLO in SMTP mode", c.cmd("LHLO client.test"), "500 5.5.1")
+    expect("QUIT", c.cmd("QUIT"), "221 2.0.0")
+    check("QUIT: connection closed", c.closed())
+    c.close()
+
+    c, g = connect(MAIN.port)
+    r = c.cmd("HELO client.test")
+    check("HELO: '250 %s'" % HOST, r.code == 250 and r.last.split(" ")[:2] == ["250", HOST], "got %s" % r)
+    expect("HELO then MAIL", c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0")
+    c.close()
+
+
+def t_order():
+    c, g = connect(MAIN.port)
+    expect("NOOP before HELO", c.cmd("NOOP"), "250 2.0.0")
+    expect("MAIL before HELO/EHLO", c.cmd("MAIL FROM:<a@example.com>"), "503 5.5.1")
+    expect("RCPT before HELO/EHLO", c.cmd("RCPT TO:<b@example.org>"), "503 5.5.1")
+    expect("DATA before HELO/EHLO", c.cmd("DATA"), "503 5.5.1")
+    c.cmd("EHLO client.test")
+    expect("RCPT before MAIL", c.cmd("RCPT TO:<b@example.org>"), "503 5.5.1")
+    expect("DATA before MAIL", c.cmd("DATA"), "503 5.5.1")
+    expect("MAIL FROM:<a@example.com>", c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0")
+    expect("nested MAIL", c.cmd("MAIL FROM:<a@example.com>"), "503 5.5.1")
+    expect("DATA before RCPT", c.cmd("DATA"), "503 5.5.1")
+    expect("RCPT TO:<b@example.org>", c.cmd("RCPT TO:<b@example.org>"), "250 2.1.5")
+    expect("RSET", c.cmd("RSET"), "250 2.0.0")
+    expect("RCPT after RSET (transaction gone)", c.cmd("RCPT TO:<b@example.org>"), "503 5.5.1")
+    expect("MAIL after RSET (not nested)", c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0")
+    expect("RCPT after that", c.cmd("RCPT TO:<b@example.org>"), "250 2.1.5")
+    expect("EHLO in a transaction", c.cmd("EHLO client.test"), "250")
+    expect("RCPT after EHLO (EHLO resets the transaction)", c.cmd("RCPT TO:<b@example.org>"), "503 5.5.1")
+    c.close()
+
+
+def t_syntax():
+    c = greeted(MAIN.port)
+    expect("MAIL FROM:<a@example.com (no '>')", c.cmd("MAIL FROM:<a@example.com"), "501 5.5.4")
+    expect("MAIL TO:<a@example.com>", c.cmd("MAIL TO:<a@example.com>"), "501 5.5.4")
+    expect("MAIL without argument", c.cmd("MAIL"), "501 5.5.4")
+    expect("MAIL SIZE=%d (over --max-size)" % (MAXSIZE + 1),
+           c.cmd("MAIL FROM:<a@example.com> SIZE=%d" % (MAXSIZE + 1)), "552 5.3.4")
+    expect("MAIL unknown parameter FOO=bar", c.cmd("MAIL FROM:<a@example.com> FOO=bar"), "555 5.5.4")
+    expect("MAIL SIZE=%d (at the limit)" % MAXSIZE,
+           c.cmd("MAIL FROM:<a@example.com> SIZE=%d" % MAXSIZE), "250 2.1.0")
+    c.cmd("RSET")
+    expect("MAIL FROM:<> (null sender)", c.cmd("MAIL FROM:<>"), "250 2.1.0")
+    c.cmd("RSET")
+    expect("MAIL BODY=8BITMIME", c.cmd("MAIL FROM:<a@example.com> BODY=8BITMIME"), "250 2.1.0")
+    c.cmd("RSET")
+    expect("MAIL BODY=7BIT SIZE=100", c.cmd("MAIL FROM:<a@example.com> BODY=7BIT SIZE=100"), "250 2.1.0")
+    c.cmd("RSET")
+    expect("lower-case 'mail from:' (RFC 5321: case-insensitive)", c.cmd("mail from:<a@example.com>"),
+           "250 2.1.0")
+    expect("RCPT TO:<b@example.org (no '>')", c.cmd("RCPT TO:<b@example.org"), "501 5.5.4")
+    expect("RCPT FROM:<b@example.org>", c.cmd("RCPT FROM:<b@example.org>"), "501 5.5.4")
+    expect("RCPT without argument", c.cmd("RCPT"), "501 5.5.4")
+    expect("lower-case 'rcpt to:'", c.cmd("rcpt to:<b@example.org>"), "250 2.1.5")
+    c.close()
+
+
+def t_misc_commands():
+    c = greeted(MAIN.port)
+    expect("NOOP", c.cmd("NOOP"), "250 2.0.0")
+    expect("VRFY", c.cmd("VRFY bob@example.org"), "252 2.0.0")
+    expect("HELP", c.cmd("HELP"), "214 2.0.0")
+    r = c.cmd("FROB")
+    expect("unknown command FROB", r, "502 5.5.2")
+    check("unknown command: 'Error: command not recognized'", "command not recognized" in r.last, str(r))
+    expect("RSET outside a transaction", c.cmd("RSET"), "250 2.0.0")
+    expect("empty line", c.cmd(""), "5")
+    expect("QUIT", c.cmd("QUIT"), "221 2.0.0")
+    check("QUIT closes the connection", c.closed())
+    c.close()
+
+
+def t_long_lines():
+    c = greeted(MAIN.port)
+    expect("a 2000-byte command line (NOOP + text)", c.cmd("NOOP " + "x" * 1995), "250 2.0.0")
+    c.send("NOOP " + "x" * 3000 + "\r\nHELP\r\n")
+    r = c.reply()
+    expect("a 3005-byte command line", r, "500 5.5.2")
+    check("  ... 'Error: line too long'", "line too long" in r.last, str(r))
+    expect("  ... the rest of the long line is not read as a command (next reply is HELP's)",
+           c.reply(), "214")
+    c.send("NOOP " + "y" * 200000 + "\r\n")
+    expect("a 200 kB command line", c.reply(), "500 5.5.2")
+    expect("  ... then the connection still works", c.cmd("NOOP"), "250 2.0.0")
+    c.close()
+
+
+def t_too_many_errors():
+    c = greeted(MAIN.port)
+    replies = []
+    for i in range(25):
+        try:
+            r = c.cmd("FROB%d" % i)
+        except OSError:
+            break
+        replies.append(r)
+        if r.code != 502:
+            break
+    codes = [r.code for r in replies]
+    n502 = codes.index(421) if 421 in codes else -1
+    check("default --max-errors 20: 502 for the first 19 or 20, then 421",
+          n502 in (19, 20) and all(x == 502 for x in codes[:n502]), "codes %s" % codes)
+    if replies:
+        expect("  ... the 421", replies[-1], "421 4.7.0")
+        check("  ... says 'too many errors'", "too many errors" in replies[-1].last.lower(), str(replies[-1]))
+    check("  ... and closes the connection", c.closed())
+    c.close()
+
+
+def t_relay():
+    c = greeted(MAIN.port)
+
+    def rcpt(addr):
+        c.cmd("RSET")
+        c.cmd("MAIL FROM:<a@example.com>")
+        return c.cmd("RCPT TO:<%s>" % addr)
+
+    r = rcpt("x@elsewhere.net")
+    expect("--domains example.org: RCPT x@elsewhere.net", r, "550 5.7.1")
+    check("  ... '<x@elsewhere.net>: Relaying denied'", "<x@elsewhere.net>: Relaying denied" in r.last, str(r))
+    expect("RCPT x@example.org", rcpt("x@example.org"), "250 2.1.5")
+    expect("RCPT x@sub.example.org (subdomain)", rcpt("x@sub.example.org"), "250 2.1.5")
+    expect("RCPT x@EXAMPLE.ORG (domain case-insensitive)", rcpt("x@EXAMPLE.ORG"), "250 2.1.5")
+    expect("RCPT x@notexample.org (suffix, not a subdomain)", rcpt("x@notexample.org"), "550 5.7.1")
+    expect("RCPT x@example.org.elsewhere.net", rcpt("x@example.org.elsewhere.net"), "550 5.7.1")
+    r = rcpt("@example.org:x@elsewhere.net")
+    check("RCPT <@example.org:x@elsewhere.net> (source route): not accepted", r.code is not None and r.code >= 500,
+          "got %s" % r)
+    r = rcpt("x")
+    check("RCPT <x> (no domain) is not relayed blindly: refused or accepted, not a crash",
+          r.code is not None, "got %s" % r)
+    c.close()
+
+
+def t_max_rcpt():
+    c = greeted(MAIN.port)
+    frm = uid()
+    c.cmd("MAIL FROM:<%s>" % frm)
+    rs = [c.cmd("RCPT TO:<r%d@example.org>" % i) for i in range(1, 6)]
+    check("--max-rcpt 3: three RCPTs 250", all(r.is_("250 2.1.5") for r in rs[:3]), str([str(r) for r in rs]))
+    expect("--max-rcpt 3: the 4th RCPT", rs[3], "452 4.5.3")
+    expect("--max-rcpt 3: the 5th RCPT", rs[4], "452 4.5.3")
+    expect("DATA after that", c.cmd("DATA"), "354")
+    c.send(wire(simple("max rcpt")))
+    expect("message to the first 3", c.reply(15), "250 2.0.0")
+    m = SINK.find(frm)
+    check("the next hop gets it once, for r1, r2, r3 in order",
+          len(m) == 1 and m[0]["rcpts"] == ["r1@example.org", "r2@example.org", "r3@example.org"],
+          str([x["rcpts"] for x in m]))
+    c.close()
+
+
+# === pipelining, dots, line ends =============================================
+def t_pipelining():
+    c = greeted(MAIN.port)
+    f1, f2, f3 = uid(), uid(), uid()
+    m1, m2 = simple("pipelined one"), simple("pipelined two")
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n" % f1)
+    rs = [c.reply() for _ in range(4)]
+    check("pipelined MAIL, RCPT, RCPT, DATA in one write: 250 250 250 354",
+          [r.code for r in rs] == [250, 250, 250, 354], str([str(r) for r in rs]))
+    # The message, its dot and the next transaction's commands in one write (RFC 2920).
+    c.send(wire(m1) + ("MAIL FROM:<%s>\r\nRCPT TO:<c@elsewhere.net>\r\nRCPT TO:<d@example.org>\r\n"
+                       "DATA\r\n" % f2).encode())
+    rs = [c.reply(15) for _ in range(5)]
+    check("message + dot + MAIL, RCPT (relay), RCPT, DATA in one write: 250 250 550 250 354",
+          [r.code for r in rs] == [250, 250, 550, 250, 354], str([str(r) for r in rs]))
+    c.send(wire(m2) + b"QUIT\r\n")
+    rs = [c.reply(15), c.reply()]
+    check("message + dot + QUIT in one write: 250 221", [r.code for r in rs] == [250, 221],
+          str([str(r) for r in rs]))
+    check("  ... then closed", c.closed())
+    c.close()
+    a, b = SINK.find(f1), SINK.find(f2)
+    check("first pipelined message reached the next hop for a, b",
+          len(a) == 1 and a[0]["rcpts"] == ["a@example.org", "b@example.org"], str([x["rcpts"] for x in a]))
+    check("  ... unchanged but for the headers", len(a) == 1 and a[0]["data"] == oracle_wire(m1))
+    check("second pipelined message reached it for d only",
+          len(b) == 1 and b[0]["rcpts"] == ["d@example.org"], str([x["rcpts"] for x in b]))
+    check("  ... unchanged but for the headers", len(b) == 1 and b[0]["data"] == oracle_wire(m2))
+
+    c = greeted(MAIN.port)
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<x@elsewhere.net>\r\nDATA\r\n" % f3)
+    rs = [c.reply() for _ in range(3)]
+    check("pipelined MAIL, RCPT (refused), DATA: 250 550 then 503/554 for DATA (no recipient)",
+          [r.code for r in rs][:2] == [250, 550] and rs[2].code in (503, 554), str([str(r) for r in rs]))
+    expect("  ... connection still in step", c.cmd("NOOP"), "250 2.0.0")
+    c.close()
+
+
+def t_dots():
+    body = (b".hidden line\n..two dots\n.\n...\n. dot space\nend\n")
+    msg = simple("dots", body)
+    c = greeted(MAIN.port)
+    frm = uid()
+    res = send_message(c, frm, ["a@example.org"], msg)
+    expect("message with lines '.hidden', '..two', '.', '...' (sent dot-stuffed)", final_of(res), "250 2.0.0")
+    m = SINK.find(frm)
+    ok = len(m) == 1
+    check("dot-stuffing: the next hop gets each line as the client meant it",
+          ok and split_message(m[0]["data"])[1] == to_crlf(b"\n" + body),
+          repr(split_message(m[0]["data"])[1]) if ok else "not delivered")
+    check("dot-stuffing: re-stuffed on the wire to the next hop ('..hidden', '...two', '..', '....')",
+          ok and all(x in m[0]["raw"] for x in (b"\r\n..hidden line\r\n", b"\r\n...two dots\r\n",
+                                                 b"\r\n..\r\n", b"\r\n....\r\n", b"\r\n.. dot space\r\n")),
+          repr(m[0]["raw"][-120:]) if ok else "")
+    check("dot-stuffing: whole message as chaff filter would tag it", ok and m[0]["data"] == oracle_wire(msg))
+
+    # "..x" from the client is ".x"
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % (frm2 := uid()))
+    [c.reply() for _ in range(3)]
+    c.send(b"Subject: raw dots\r\n\r\n..x\r\n.\r\n")
+    expect("raw '..x' line", c.reply(15), "250 2.0.0")
+    m = SINK.find(frm2)
+    check("  ... arrives as '.x' (re-stuffed '..x' on the wire)",
+          len(m) == 1 and split_message(m[0]["data"])[1] == b"\r\n.x\r\n" and m[0]["raw"].endswith(b"\r\n..x\r\n"),
+          repr(m[0]["raw"]) if m else "not delivered")
+
+    # bare LF line ends, final "\n.\n"
+    frm = uid()
+    msg = simple("bare LF", b"line one\n.dotted\nline three\n")
+    res = send_message(c, frm, ["a@example.org"], msg, lf=True)
+    expect("bare LF line ends and a final '\\n.\\n'", final_of(res), "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... the next hop gets CRLF line ends only",
+          len(m) == 1 and b"\n" not in m[0]["raw"].replace(b"\r\n", b""), repr(m[0]["raw"][:200]) if m else "")
+    check("  ... and the message as chaff filter tags it", len(m) == 1 and m[0]["data"] == oracle_wire(msg))
+
+    # mixed: CRLF headers, LF body, CRLF dot
+    frm = uid()
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
+    [c.reply() for _ in range(3)]
+    c.send(b"Subject: mixed\r\nFrom: a@example.com\r\n\r\nlf line\nanother\n.\r\n")
+    expect("mixed CRLF and LF line ends", c.reply(15), "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... arrives with CRLF throughout",
+          len(m) == 1 and split_message(m[0]["data"])[1] == b"\r\nlf line\r\nanother\r\n",
+          repr(m[0]["data"]) if m else "")
+
+    # a long body line, 8-bit bytes, BODY=8BITMIME passed on
+    frm = uid()
+    body = b"caf\xc3\xa9 \xe9t\xe9 \xff\xfe\n" + b"y" * 3000 + b"\nend\n"
+    msg = simple("8bit", body, b"Content-Type: text/plain; charset=utf-8\n")
+    res = send_message(c, frm, ["a@example.org"], msg, params="BODY=8BITMIME")
+    expect("8-bit body with a 3000-byte line, BODY=8BITMIME", final_of(res), "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... body byte-identical at the next hop",
+          len(m) == 1 and split_message(m[0]["data"])[1] == to_crlf(b"\n" + body))
+    check("  ... MAIL to the next hop has BODY=8BITMIME",
+          len(m) == 1 and "BODY=8BITMIME" in m[0]["params"].upper(), m[0]["mail"] if m else "")
+    frm = uid()
+    send_message(c, frm, ["a@example.org"], simple("7bit"))
+    m = SINK.find(frm)
+    check("without BODY=: MAIL to the next hop has no BODY=",
+          len(m) == 1 and "BODY=" not in m[0]["params"].upper(), m[0]["mail"] if m else "not delivered")
+
+    # headers only, and an empty message
+    frm = uid()
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
+    [c.reply() for _ in range(3)]
+    c.send(b"Subject: only headers\r\nFrom: a@example.com\r\n.\r\n")
+    expect("a message of headers only", c.reply(15), "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... passed on as chaff filter makes it",
+          len(m) == 1 and m[0]["data"] == to_crlf(filter_of(CH, DB, b"Subject: only headers\r\nFrom: a@example.com\r\n")),
+          repr(m[0]["data"]) if m else "")
+    frm = uid()
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
+    [c.reply() for _ in range(3)]
+    c.send(b".\r\n")
+    r = c.reply(15)
+    check("an empty message: 250 or a 5xx refusal (no crash)", r.code == 250 or (r.code or 0) >= 500, str(r))
+    expect("  ... connection still works", c.cmd("NOOP"), "250 2.0.0")
+    c.close()
+
+
+# === what the next hop receives ===========================================
+SPAM_FROM = None
+
+
+def added_ok(data, verdict):
+    """The added header lines are the last of the header block, in the spec's order."""
+    hdr, _ = split_message(data)
+    names = [l.split(b":")[0].decode("latin-1").lower() for l in hdr if l[:1] not in (b" ", b"\t")]
+    want = (["x-spam-flag"] if verdict == "spam" else []) + ["x-spam-status", "x-chaff-score", "x-chaff-verdict"]
+    return names[-len(want):] == want and sum(n in want for n in names) == len(want)
+
+
+def t_headers_envelope():
+    global SPAM_FROM
+    c = greeted(MAIN.port)
+    # a spam message to three recipients
+    path, msg = SPAM[0]
+    frm = SPAM_FROM = uid("spam")
+    rc = ["one@example.org", "two@sub.example.org", "three@example.org"]
+    res = send_message(c, frm, rc, msg)
+    r = final_of(res)
+    expect("corpus spam, --on-spam pass (default)", r, "250 2.0.0")
+    check("  ... 'Ok: queued as ID'", bool(re.match(r"250 2\.0\.0 Ok: queued as \S+", r.last)), str(r))
+    m = SINK.find(frm)   # looked at right after the 250: it was passed on before the reply
+    check("  ... at the next hop by the time of the 250, once", len(m) == 1, "%d copies" % len(m))
+    if m:
+        d = m[0]
+        check("  ... envelope: MAIL FROM unchanged", d["from"] == frm, d["mail"])
+        check("  ... envelope: all RCPT TOs, in order", d["rcpts"] == rc, str(d["rcpts"]))
+        check("  ... the next hop was greeted with EHLO", (d["hello"] or "").upper().startswith("EHLO"), str(d["hello"]))
+        check("  ... X-Spam-Flag: YES", header(d["data"], "X-Spam-Flag") == ["YES"], str(header(d["data"], "X-Spam-Flag")))
+        st = header(d["data"], "X-Spam-Status")
+        check("  ... X-Spam-Status: Yes, score=... required=0.600 tests=CHAFF_SPAM version=chaff-...",
+              len(st) == 1 and re.fullmatch(r"Yes, score=[01]\.\d{3} required=0\.600 tests=CHAFF_SPAM version=chaff-\S+", st[0]),
+              str(st))
+        check("  ... X-Chaff-Verdict: spam", header(d["data"], "X-Chaff-Verdict") == ["spam"])
+        sc = header(d["data"], "X-Chaff-Score")
+        check("  ... X-Chaff-Score: 0.dddddd, >= 0.6", len(sc) == 1 and re.fullmatch(r"[01]\.\d{6}", sc[0])
+              and float(sc[0]) >= 0.6, str(sc))
+        check("  ... added at the end of the header block, in order", added_ok(d["data"], "spam"))
+        check("  ... body unchanged", split_message(d["data"])[1] == to_crlf(split_message(msg)[1]))
+        check("  ... the message exactly as chaff filter tags it (same score)", d["data"] == oracle_wire(msg))
+        check("  ... CRLF line ends on the wire", b"\n" not in d["raw"].replace(b"\r\n", b""))
+
+    # ham
+    path, msg = HAM[0]
+    frm = uid("ham")
+    res = send_message(c, frm, ["h@example.org"], msg)
+    expect("corpus ham", final_of(res), "250 2.0.0")
+    m = SINK.find(frm)
+    if check("  ... passed on once", len(m) == 1, "%d copies" % len(m)):
+        d = m[0]["data"]
+        check("  ... no X-Spam-Flag", header(d, "X-Spam-Flag") == [], str(header(d, "X-Spam-Flag")))
+        st = header(d, "X-Spam-Status")
+        check("  ... X-Spam-Status: No, ... tests=CHAFF_HAM",
+              len(st) == 1 and re.fullmatch(r"No, score=0\.\d{3} required=0\.600 tests=CHAFF_HAM version=chaff-\S+", st[0]),
+              str(st))
+        check("  ... X-Chaff-Verdict: ham", header(d, "X-Chaff-Verdict") == ["ham"])
+        check("  ... added at the end of the header block, in order", added_ok(d, "ham"))
+        check("  ... exactly as chaff filter tags it", d == oracle_wire(msg))
+
+    # forged headers from the client
+    hdr, body = split_message(msg)
+    forged = (b"X-Spam-Flag: YES\nX-Chaff-Verdict: spam\nx-chaff-score: 1.000000\n"
+              b"X-Spam-Status: Yes,\n\tscore=1.000 required=0.600\n")
+    fmsg = forged + b"".join(hdr) + body
+    frm = uid("forged")
+    res = send_message(c, frm, ["h@example.org"], fmsg)
+    expect("ham with forged X-Spam-Flag, X-Spam-Status (folded), X-Chaff-* headers", final_of(res), "250 2.0.0")
+    m = SINK.find(frm)
+    if check("  ... passed on once", len(m) == 1):
+        d = m[0]["data"]
+        check("  ... forged X-Spam-Flag removed", header(d, "X-Spam-Flag") == [], str(header(d, "X-Spam-Flag")))
+        check("  ... one X-Chaff-Verdict: ham", header(d, "X-Chaff-Verdict") == ["ham"], str(header(d, "X-Chaff-Verdict")))
+        check("  ... one X-Chaff-Score (ours)", len(header(d, "X-Chaff-Score")) == 1, str(header(d, "X-Chaff-Score")))
+        st = header(d, "X-Spam-Status")
+        check("  ... one X-Spam-Status: No (folded forgery gone with its continuation)",
+              len(st) == 1 and st[0].startswith("No,") and b"\tscore=1.000" not in d, str(st))
+        check("  ... the rest exactly as chaff filter makes it", d == oracle_wire(fmsg))
+
+    # null sender
+    res = send_message(c, "", ["null@example.org"], simple("bounce"))
+    expect("MAIL FROM:<> message", final_of(res), "250 2.0.0")
+    m = [x for x in SINK.find("") if x["rcpts"] == ["null@example.org"]]
+    check("  ... passed on with MAIL FROM:<>", len(m) == 1 and "<>" in m[0]["mail"], str([x["mail"] for x in m]))
+    c.close()
+
+
+def t_size():
+    c = greeted(MAIN.port)
+    r = c.cmd("MAIL FROM:<a@example.com> SIZE=%d" % (MAXSIZE * 10))
+    expect("MAIL SIZE= ten times --max-size", r, "552 5.3.4")
+    frm = uid("big")
+    big = simple("big", (b"z" * 70 + b"\n") * 1000)          # 71 kB
+    res = send_message(c, frm, ["a@example.org"], big)
+    r = final_of(res)
+    expect("a 71 kB message with --max-size %d" % MAXSIZE, r, "552 5.3.4")
+    check("  ... 'Message size exceeds fixed limit'", "Message size exceeds fixed limit" in r.last, str(r))
+    time.sleep(0.2)
+    check("  ... nothing passed on", SINK.find(frm) == [] and SINK.find_attempts(frm) == [])
+    expect("  ... the connection goes on: NOOP", c.cmd("NOOP"), "250 2.0.0")
+    frm = uid("huge")
+    t0 = time.monotonic()
+    res = send_message(c, frm, ["a@example.org"], simple("huge", (b"q" * 999 + b"\n") * 8000), final_timeout=30)
+    expect("an 8 MB message", final_of(res), "552 5.3.4")
+    check("  ... refused in reasonable time (%.1f s)" % (time.monotonic() - t0), time.monotonic() - t0 < 20)
+    frm = uid("fits")
+    fits = simple("fits", (b"z" * 70 + b"\n") * 700)         # 50 kB
+    res = send_message(c, frm, ["a@example.org"], fits, params="SIZE=%d" % len(fits))
+    expect("then a 50 kB message in the same connection", final_of(res), "250 2.0.0")
+    check("  ... passed on", len(SINK.find(frm)) == 1)
+    c.close()
+
+
+def t_default_allow():
+    c, g = connect(MAIN.port, source="127.0.0.2")
+    expect("default --allow (127.0.0.0/8): a client from 127.0.0.2", g, "220")
+    c.close()
+
+
+def t_log_main():
+    ls = log_for(MAIN, SPAM_FROM)
+    check("log: one line for the spam message", len(ls) == 1, str(ls))
+    if ls:
+        m = LOG_RE.search(ls[0])
+        check("log line: client= from= rcpt= size= score= verdict= action= (spec format)", m is not None, ls[0])
+        if m:
+            d = SINK.find(SPAM_FROM)
+            check("log line: client=127.0.0.1", m["client"] == "127.0.0.1", ls[0])
+            check("log line: rcpt=<one@example.org>,<two@sub.example.org>,<three@example.org>",
+                  m["rcpt"] == "<one@example.org>,<two@sub.example.org>,<three@example.org>", ls[0])
+            check("log line: score= as in X-Chaff-Score", bool(d) and header(d[0]["data"], "X-Chaff-Score") == [m["score"]],
+                  ls[0])
+            check("log line: verdict=spam action=pass", m["verdict"] == "spam" and m["action"] == "pass", ls[0])
+            n = len(to_crlf(SPAM[0][1]))
+            check("log line: size= the message size (%d)" % n, abs(int(m["size"]) - n) <= n // 10 + 300, ls[0])
+    check("log: every log line starts 'chaff serve: '",
+          all(l.startswith("chaff serve: ") for l in MAIN.stderr().splitlines()), MAIN.stderr()[-500:])
+    n = len([l for l in MAIN.log_lines() if LOG_RE.search(l)])
+    check("log: a line per passed-on message (%d lines, %d at the next hop from this server)"
+          % (n, SINK.count()), n >= SINK.count())
+
+
+# === actions ===================================================================
+def t_reject():
+    s = serve("reject", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--on-spam", "reject"])
+    c = greeted(s.port)
+    frm = uid("rej")
+    r = final_of(send_message(c, frm, ["a@example.org"], SPAM[0][1]))
+    check("--on-spam reject, corpus spam: '550 5.7.1 Message rejected as spam (score 0.ddd)'",
+          bool(re.fullmatch(r"550 5\.7\.1 Message rejected as spam \(score [01]\.\d{3}\)", r.last)) and not r.eof,
+          str(r))
+    time.sleep(0.2)
+    check("  ... nothing reached the next hop", SINK.find(frm) == [] and SINK.find_attempts(frm) == [])
+    ls = log_for(s, frm)
+    check("  ... logged with verdict=spam action=reject",
+          len(ls) == 1 and "verdict=spam" in ls[0] and "action=reject" in ls[0], str(ls))
+    frm = uid("rejham")
+    expect("--on-spam reject, corpus ham", final_of(send_message(c, frm, ["a@example.org"], HAM[1][1])), "250 2.0.0")
+    check("  ... passed on", len(SINK.find(frm)) == 1)
+    c.close()
+
+    s = serve("reject-above", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--reject-above", "0.5"])
+    c = greeted(s.port)
+    frm = uid("rejab")
+    expect("--reject-above 0.5, spam (pass by --on-spam)",
+           final_of(send_message(c, frm, ["a@example.org"], SPAM[1][1])), "550 5.7.1")
+    check("  ... nothing passed on", SINK.find(frm) == [])
+    frm = uid("rejab")
+    expect("--reject-above 0.5, ham", final_of(send_message(c, frm, ["a@example.org"], HAM[1][1])), "250 2.0.0")
+    c.close()
+
+
+def maildir_files(d, sub="new"):
+    p = os.path.join(d, sub)
+    return sorted(os.listdir(p)) if os.path.isdir(p) else []
+
+
+def t_maildir():
+    md, q = os.path.join(TMP, "md"), os.path.join(TMP, "quarantine")
+    s = serve("maildir", ["--maildir", md, "--on-spam", "quarantine", "--quarantine", q])
+    c = greeted(s.port)
+    ham = HAM[2][1]
+    res = send_message(c, uid("md"), ["a@example.org"], ham)
+    expect("--maildir, ham", final_of(res), "250 2.0.0 Ok: queued as")
+    new = maildir_files(md)
+    check("  ... one file in new/", len(new) == 1, str(new))
+    check("  ... nothing left in tmp/", maildir_files(md, "tmp") == [], str(maildir_files(md, "tmp")))
+    check("  ... cur/ exists (a real Maildir)", os.path.isdir(os.path.join(md, "cur")))
+    if new:
+        data = open(os.path.join(md, "new", new[0]), "rb").read()
+        check("  ... LF line ends in the file", b"\r" not in data or b"\r" in ham)
+        check("  ... has X-Chaff-Verdict: ham and X-Spam-Status", header(data, "X-Chaff-Verdict") == ["ham"]
+              and len(header(data, "X-Spam-Status")) == 1)
+        check("  ... exactly as chaff filter makes it", data == filter_of(CH, DB, ham))
+    frm = uid("mdspam")
+    res = send_message(c, frm, ["a@example.org"], SPAM[2][1])
+    expect("--on-spam quarantine, spam", final_of(res), "250 2.0.0")
+    qn = maildir_files(q)
+    check("  ... one file in the quarantine's new/", len(qn) == 1, str(qn))
+    check("  ... not in the Maildir", len(maildir_files(md)) == 1)
+    check("  ... nothing in the quarantine's tmp/", maildir_files(q, "tmp") == [])
+    if qn:
+        data = open(os.path.join(q, "new", qn[0]), "rb").read()
+        check("  ... has X-Spam-Flag: YES", header(data, "X-Spam-Flag") == ["YES"])
+    ls = log_for(s, frm)
+    check("  ... logged action=quarantine", len(ls) == 1 and "action=quarantine" in ls[0], str(ls))
+
+    msg = simple("md dots", b".hidden\n..two\nend\n")
+    res = send_message(c, uid("mddots"), ["a@example.org"], msg)
+    expect("--maildir, dot-stuffed lines", final_of(res), "250 2.0.0")
+    new2 = [f for f in maildir_files(md) if f not in new]
+    if check("  ... a new file", len(new2) == 1, str(new2)):
+        data = open(os.path.join(md, "new", new2[0]), "rb").read()
+        check("  ... unstuffed in the file", data.endswith(b"\n.hidden\n..two\nend\n"), repr(data[-60:]))
+
+    # a Maildir that cannot be written: tmp/ replaced by a file
+    before = maildir_files(md)
+    os.rename(os.path.join(md, "tmp"), os.path.join(TMP, "md-tmp-away"))
+    open(os.path.join(md, "tmp"), "w").close()
+    frm = uid("mdfail")
+    r = final_of(send_message(c, frm, ["a@example.org"], HAM[3][1]))
+    check("Maildir write failure (tmp/ is a file): 451 4.3.0 or 452 4.3.1",
+          r.is_("451 4.3.0") or r.is_("452 4.3.1"), str(r))
+    check("  ... nothing new in new/", maildir_files(md) == before)
+    os.unlink(os.path.join(md, "tmp"))
+    os.rename(os.path.join(TMP, "md-tmp-away"), os.path.join(md, "tmp"))
+    res = send_message(c, uid("mdok"), ["a@example.org"], HAM[3][1])
+    expect("  ... and once repaired, delivery works again", final_of(res), "250 2.0.0")
+    c.close()
+
+
+# === the next hop failing ====================================================
+def t_next_hop_failures():
+    sink = Sink()
+    s = serve("hop", ["--next-hop", "127.0.0.1:%d" % sink.port, "--hop-timeout", "2"])
+    msg = HAM[0][1]
+
+    def attempt(what, mode, want_class, max_time=None):
+        sink.mode = mode
+        c = greeted(s.port, timeout=15)
+        frm = uid("hop")
+        t0 = time.monotonic()
+        res = send_message(c, frm, ["a@example.org", "b@example.org"], msg, final_timeout=15)
+        el = time.monotonic() - t0
+        r = final_of(res)
+        check("next hop %s: client gets %dxx" % (what, want_class), r.cls() == want_class and not r.eof,
+              "got %s (at %s)" % (r, res["failed"] or "the dot"))
+        if want_class == 4 and r.code and r.code // 100 == 4:
+            check("  ... with a 4.x.x enhanced code", bool(re.match(r"4\d\d 4\.\d+\.\d+", r.last)), str(r))
+        if max_time:
+            check("  ... within %.0f s (took %.1f s)" % (max_time, el), el < max_time)
+        time.sleep(0.1)
+        check("  ... nothing half-delivered", sink.find(frm) == [], str(sink.find(frm)))
+        expect("  ... connection still usable", c.cmd("RSET"), "250 2.0.0")
+        c.close()
+
+    attempt("OK (sanity)", {}, 2)
+    attempt("refusing MAIL with 451", {"mail": "451 4.3.0 try later"}, 4)
+    attempt("refusing RCPT with 450", {"rcpt": "450 4.2.1 mailbox busy"}, 4)
+    attempt("refusing RCPT with 550", {"rcpt": "550 5.1.1 no such user"}, 5)
+    attempt("refusing DATA with 554", {"data": "554 5.3.0 no thanks"}, 5)
+    attempt("refusing the message (after the dot) with 452", {"dot": "452 4.3.1 disk full"}, 4)
+    attempt("refusing the message (after the dot) with 554", {"dot": "554 5.7.1 policy"}, 5)
+    attempt("greeting with 421 and closing", {"greeting": "421 4.3.2 go away"}, 4)
+    attempt("hanging before its greeting (--hop-timeout 2)", {"greeting": "hang"}, 4, max_time=7)
+    attempt("hanging after the dot (--hop-timeout 2)", {"dot": "hang"}, 4, max_time=7)
+    sink.mode = {}
+    c = greeted(s.port)
+    frm = uid("hop")
+    expect("next hop back to normal: delivery works", final_of(send_message(c, frm, ["a@example.org"], msg)),
+           "250 2.0.0")
+    check("  ... once", len(sink.find(frm)) == 1)
+    c.close()
+    sink.close()
+
+    down = free_port()
+    s = serve("hop-down", ["--next-hop", "127.0.0.1:%d" % down, "--hop-timeout", "2"])
+    c = greeted(s.port, timeout=15)
+    t0 = time.monotonic()
+    r = final_of(send_message(c, uid("down"), ["a@example.org"], msg, final_timeout=15))
+    expect("next hop down (port closed)", r, "4")
+    check("  ... a 4.4.x code", bool(re.match(r"4\d\d 4\.4\.\d+", r.last)), str(r))
+    check("  ... promptly (%.1f s)" % (time.monotonic() - t0), time.monotonic() - t0 < 7)
+    c.close()
+
+
+# === timeouts ===================================================================
+def t_timeouts():
+    s = serve("timeouts", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--timeout", "1", "--data-timeout", "1",
+                           "--max-errors", "3", "--hostname", HOST])
+    c, g = connect(s.port)
+    t0 = time.monotonic()
+    r = c.reply(6)
+    el = time.monotonic() - t0
+    expect("--timeout 1, idle after the greeting", r, "421 4.4.2")
+    check("  ... '%s Error: timeout exceeded'" % HOST, r.last == "421 4.4.2 %s Error: timeout exceeded" % HOST, str(r))
+    check("  ... after about 1 s (%.1f s)" % el, 0.5 <= el <= 3.5)
+    check("  ... connection closed", c.closed())
+    c.close()
+
+    c = greeted(s.port)
+    time.sleep(0.5)
+    expect("--timeout 1: activity resets the clock (NOOP after 0.5 s)", c.cmd("NOOP"), "250")
+    t0 = time.monotonic()
+    expect("--timeout 1, idle after EHLO", c.reply(6), "421 4.4.2")
+    check("  ... closed", c.closed())
+    c.close()
+
+    c = greeted(s.port)
+    frm = uid("slow")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    expect("DATA", c.cmd("DATA"), "354")
+    c.send(b"Subject: slow\r\n\r\npartial line")
+    t0 = time.monotonic()
+    r = c.reply(6)
+    el = time.monotonic() - t0
+    expect("--data-timeout 1, client stalls in DATA", r, "421 4.4.2")
+    check("  ... after about 1 s (%.1f s)" % el, 0.5 <= el <= 3.5)
+    check("  ... connection closed", c.closed())
+    time.sleep(0.2)
+    check("  ... nothing passed on", SINK.find(frm) == [] and SINK.find_attempts(frm) == [])
+    c.close()
+
+    c = greeted(s.port)
+    codes = []
+    for i in range(5):
+        try:
+            r = c.cmd("FROB%d" % i)
+        except OSError:
+            break
+        codes.append(r.code)
+        if r.code != 502:
+            break
+    check("--max-errors 3: 421 at the 3rd or 4th bad command", codes in ([502, 502, 421], [502, 502, 502, 421]),
+          "codes %s" % codes)
+    check("  ... closed", c.closed())
+    c.close()
+
+    s = serve("timeouts2", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--timeout", "1", "--data-timeout", "5"])
+    c = greeted(s.port)
+    frm = uid("slowok")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    expect("DATA", c.cmd("DATA"), "354")
+    c.send(b"Subject: slow but fine\r\n\r\nfirst part\r\n")
+    time.sleep(2.2)
+    c.send(b"second part\r\n.\r\n")
+    expect("--timeout 1 --data-timeout 5: a 2 s pause in DATA is fine", c.reply(10), "250 2.0.0")
+    check("  ... passed on", len(SINK.find(frm)) == 1)
+    c.close()
+
+
+# === connection limits, access control ==========================================
+def t_conn_limits():
+    s = serve("maxconn", ["--maildir", os.path.join(TMP, "md-maxconn"), "--max-conn", "2", "--hostname", HOST])
+    time.sleep(0.3)
+    c1, g1 = connect(s.port)
+    c2, g2 = connect(s.port)
+    check("--max-conn 2: first two clients get 220", g1.code == 220 and g2.code == 220, "%s %s" % (g1, g2))
+    c3, g3 = connect(s.port)
+    expect("--max-conn 2: the third", g3, "421 4.7.0")
+    check("  ... '%s Too many connections'" % HOST, g3.last == "421 4.7.0 %s Too many connections" % HOST, str(g3))
+    check("  ... and closed", c3.closed())
+    c3.close()
+    check("  ... the first two still work", c1.cmd("NOOP").code == 250 and c2.cmd("NOOP").code == 250)
+    c1.cmd("QUIT")
+    c1.close()
+    ok = False
+    end = time.monotonic() + 3
+    while time.monotonic() < end and not ok:
+        c4, g4 = connect(s.port)
+        ok = g4.code == 220
+        c4.close()
+        if not ok:
+            time.sleep(0.2)
+    check("  ... once one leaves, a new client gets 220", ok)
+    c2.close()
+
+    s = serve("maxperip", ["--maildir", os.path.join(TMP, "md-maxperip"), "--max-conn-per-ip", "2"])
+    time.sleep(0.3)
+    a1, h1 = connect(s.port)
+    a2, h2 = connect(s.port)
+    check("--max-conn-per-ip 2: two from 127.0.0.1 get 220", h1.code == 220 and h2.code == 220, "%s %s" % (h1, h2))
+    a3, h3 = connect(s.port)
+    expect("--max-conn-per-ip 2: a third from 127.0.0.1", h3, "421 4.7.0")
+    check("  ... closed", a3.closed())
+    b1, k1 = connect(s.port, source="127.0.0.2")
+    expect("--max-conn-per-ip 2: one from 127.0.0.2 meanwhile", k1, "220")
+    for x in (a1, a2, a3, b1):
+        x.close()
+
+
+def t_access():
+    s = serve("allow", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--allow", "127.0.0.1/32",
+                        "--domains", "example.org"])
+    c, g = connect(s.port, source="127.0.0.2")
+    expect("--allow 127.0.0.1/32: a client from 127.0.0.2", g, "554 5.7.1")
+    check("  ... 'Access denied'", "Access denied" in g.last, str(g))
+    try:
+        c.send("EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<x@elsewhere.net>\r\nRCPT TO:<x@example.org>\r\n")
+    except OSError:
+        pass
+    more = [c.reply(2) for _ in range(4)]
+    check("  ... closed: its EHLO, MAIL, RCPT get no reply at all",
+          all(r.code is None for r in more) and c.eof, str([str(r) for r in more]))
+    c.close()
+    c = greeted(s.port)
+    c.cmd("MAIL FROM:<a@example.com>")
+    r = c.cmd("RCPT TO:<x@elsewhere.net>")
+    expect("an allowed client (127.0.0.1): relay attempt", r, "550 5.7.1")
+    check("  ... 'Relaying denied'", "Relaying denied" in r.last, str(r))
+    expect("  ... a local recipient", c.cmd("RCPT TO:<x@example.org>"), "250 2.1.5")
+    c.close()
+
+    s = serve("allow2", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--allow", "127.0.0.2/32,127.0.0.3/32"])
+    c, g = connect(s.port, source="127.0.0.3")
+    expect("--allow 127.0.0.2/32,127.0.0.3/32: from 127.0.0.3", g, "220")
+    c.close()
+    c, g = connect(s.port, source="127.0.0.1")
+    expect("  ... from 127.0.0.1", g, "554 5.7.1")
+    c.close()
+    if have_ipv6():
+        s = serve("allow-v4only", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--allow", "127.0.0.0/8"],
+                  listen=[("127.0.0.1", free_port()), ("::1", free_port())])
+        c, g = connect(s.listen[1][1], host="::1")
+        expect("--allow 127.0.0.0/8: a client from ::1", g, "554 5.7.1")
+        c.close()
+
+
+# === LMTP, IPv6 ====================================================================
+def t_lmtp():
+    md = os.path.join(TMP, "md-lmtp")
+    s = serve("lmtp", ["--lmtp", "--maildir", md, "--on-spam", "reject", "--domains", "example.org",
+                       "--hostname", HOST, "--max-size", str(MAXSIZE)])
+    c, g = connect(s.port)
+    check("--lmtp greeting: '220 %s LMTP chaff'" % HOST, g.last == "220 %s LMTP chaff" % HOST, str(g))
+    expect("--lmtp: EHLO refused", c.cmd("EHLO client.test"), "500 5.5.1")
+    expect("--lmtp: HELO refused", c.cmd("HELO client.test"), "500 5.5.1")
+    expect("--lmtp: MAIL before LHLO", c.cmd("MAIL FROM:<a@example.com>"), "503 5.5.1")
+    r = c.cmd("LHLO client.test")
+    check("--lmtp: LHLO answered like EHLO", r.code == 250 and r.lines[1:] ==
+          ["250-PIPELINING", "250-SIZE %d" % MAXSIZE, "250-8BITMIME", "250 ENHANCEDSTATUSCODES"], str(r))
+    frm = uid("lmtp")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    rs = [c.cmd("RCPT TO:<%s>" % a) for a in ("a@example.org", "b@elsewhere.net", "c@example.org")]
+    check("--lmtp: RCPT 250, 550 (relay), 250", [r.code for r in rs] == [250, 550, 250], str([str(r) for r in rs]))
+    expect("--lmtp: DATA", c.cmd("DATA"), "354")
+    c.send(wire(HAM[0][1]))
+    finals = [c.reply(15), c.reply(15)]
+    check("--lmtp, ham to 2 accepted recipients: two replies 250 2.0.0",
+          all(r.is_("250 2.0.0") for r in finals), str([str(r) for r in finals]))
+    expect("  ... and no third reply (NOOP answered next)", c.cmd("NOOP"), "250 2.0.0")
+    check("  ... delivered into the Maildir", len(maildir_files(md)) >= 1, str(maildir_files(md)))
+    c.cmd("MAIL FROM:<%s>" % uid("lmtpspam"))
+    c.cmd("RCPT TO:<a@example.org>")
+    c.cmd("RCPT TO:<c@example.org>")
+    c.cmd("RCPT TO:<d@example.org>")
+    n = len(maildir_files(md))
+    expect("--lmtp: DATA", c.cmd("DATA"), "354")
+    c.send(wire(SPAM[0][1]))
+    finals = [c.reply(15) for _ in range(3)]
+    check("--lmtp, --on-spam reject, spam to 3 recipients: three replies 550 5.7.1",
+          all(r.is_("550 5.7.1") for r in finals), str([str(r) for r in finals]))
+    expect("  ... then in step (NOOP)", c.cmd("NOOP"), "250 2.0.0")
+    check("  ... nothing delivered", len(maildir_files(md)) == n)
+    expect("--lmtp: QUIT", c.cmd("QUIT"), "221 2.0.0")
+    c.close()
+
+
+def t_ipv6():
+    if not have_ipv6():
+        skip("IPv6: listen on [::1]", "no IPv6")
+        return
+    p6, p4 = free_port("::1"), free_port()
+    md = os.path.join(TMP, "md-v6")
+    s = serve("ipv6", ["--maildir", md], listen=[("::1", p6), ("127.0.0.1", p4)])
+    err = s.stderr()
+    check("--listen [::1]:P --listen 127.0.0.1:Q: 'listening on' both",
+          ("listening on [::1]:%d" % p6) in err and ("listening on 127.0.0.1:%d" % p4) in err, err[:300])
+    c, g = connect(p6, host="::1")
+    expect("IPv6 client on [::1]", g, "220")
+    c.cmd("EHLO v6.test")
+    frm = uid("v6")
+    expect("  ... sends a message", final_of(send_message(c, frm, ["a@example.org"], HAM[0][1])), "250 2.0.0")
+    c.close()
+    ls = log_for(s, frm)
+    check("  ... logged with client=::1", len(ls) == 1 and "client=::1 " in ls[0], str(ls))
+    c, g = connect(p4)
+    expect("the same server on 127.0.0.1", g, "220")
+    c.close()
+
+
+# === training by mail, training seen live ========================================
+def wrap(msg, to):
+    b = b"BOUNDARY-chaff-test-42"
+    return (b"From: user@example.org\nTo: " + to.encode() + b"\nSubject: Fwd: this is it\n"
+            b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"" + b + b"\"\n\n"
+            b"--" + b + b"\nContent-Type: text/plain\n\nSee attached.\n"
+            b"--" + b + b"\nContent-Type: message/rfc822\nContent-Disposition: attachment\n\n" +
+            msg + b"\n--" + b + b"--\n")
+
+
+def t_learn():
+    ldb = os.path.join(TMP, "learndb")
+    shutil.copytree(DB, ldb)
+    s = serve("learn", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--learn-spam", "learn-spam@",
+                        "--learn-ham", "learn-ham@"], db=ldb)
+    path, msg = SPAM[3]
+    t0 = totals(CH, ldb)
+    c = greeted(s.port)
+    frm = uid("learn")
+    r = final_of(send_message(c, frm, ["learn-spam@example.org"], wrap(msg, "learn-spam@example.org")))
+    expect("a spam forwarded as message/rfc822 to learn-spam@example.org", r, "250 2.0.0")
+    check("  ... 'trained as spam'", "trained as spam" in r.last and "already" not in r.last, str(r))
+    check("  ... chaff stats: spam +1", totals(CH, ldb) == (t0[0] + 1, t0[1]), "%s -> %s" % (t0, totals(CH, ldb)))
+    time.sleep(0.2)
+    check("  ... not passed on", SINK.find(frm) == [])
+    ls = log_for(s, frm)
+    check("  ... logged", len(ls) == 1, str(ls))
+    r = final_of(send_message(c, uid("learn"), ["learn-spam@example.org"], wrap(msg, "learn-spam@example.org")))
+    expect("the same again", r, "250 2.0.0")
+    check("  ... 'already trained as spam'", "already" in r.last, str(r))
+    check("  ... totals unchanged", totals(CH, ldb) == (t0[0] + 1, t0[1]), str(totals(CH, ldb)))
+    tr = run([CH, "train", "--spam", "--db", ldb, path])
+    check("  ... it was the attached message that was trained (chaff train: already trained)",
+          b"already trained as spam" in tr.stderr, tr.stderr.decode(errors="replace")[:300])
+    r = final_of(send_message(c, uid("learn"), ["learn-ham@example.org"], wrap(msg, "learn-ham@example.org")))
+    expect("the same to learn-ham@example.org", r, "250 2.0.0")
+    check("  ... 'moved from spam to ham'", "moved from spam to ham" in r.last, str(r))
+    check("  ... spam -1, ham +1", totals(CH, ldb) == (t0[0], t0[1] + 1), str(totals(CH, ldb)))
+    r = final_of(send_message(c, uid("learn"), ["learn-ham@another.test"], HAM[3][1]))
+    expect("a ham message itself (no attachment) to learn-ham@another.test ('local@': any domain)", r, "250 2.0.0")
+    check("  ... 'trained as ham'", "trained as ham" in r.last, str(r))
+    check("  ... ham +1", totals(CH, ldb) == (t0[0], t0[1] + 2), str(totals(CH, ldb)))
+
+    c.cmd("MAIL FROM:<%s>" % uid("mix"))
+    expect("learn address first", c.cmd("RCPT TO:<learn-spam@example.org>"), "250 2.1.5")
+    expect("  ... then a normal recipient in the same transaction", c.cmd("RCPT TO:<user@example.org>"), "550 5.5.1")
+    c.cmd("RSET")
+    frm = uid("mix")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    expect("normal recipient first", c.cmd("RCPT TO:<user@example.org>"), "250 2.1.5")
+    expect("  ... then a learn address", c.cmd("RCPT TO:<learn-ham@example.org>"), "550 5.5.1")
+    expect("  ... DATA", c.cmd("DATA"), "354")
+    before = totals(CH, ldb)
+    c.send(wire(HAM[2][1]))
+    expect("  ... the message", c.reply(15), "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... passed on to the normal recipient only",
+          len(m) == 1 and m[0]["rcpts"] == ["user@example.org"], str([x["rcpts"] for x in m]))
+    check("  ... and nothing trained", totals(CH, ldb) == before, "%s -> %s" % (before, totals(CH, ldb)))
+    c.close()
+
+
+def t_training_live():
+    rdb = os.path.join(TMP, "livedb")
+    shutil.copytree(DB, rdb)
+    s = serve("live", ["--next-hop", "127.0.0.1:%d" % SINK.port], db=rdb)
+    path, msg = HAM[4]
+    want1 = score_of(to_crlf(filter_of(CH, rdb, to_crlf(msg))))
+    c = greeted(s.port)
+    f1 = uid("live")
+    send_message(c, f1, ["a@example.org"], msg)
+    m1 = SINK.find(f1)
+    s1 = score_of(m1[0]["data"]) if m1 else None
+    check("before: X-Chaff-Score as chaff classify scores it (%s)" % want1, s1 is not None and s1 == want1, str(s1))
+    train(CH, rdb, "spam", [path])
+    want2 = score_of(to_crlf(filter_of(CH, rdb, to_crlf(msg))))
+    f2 = uid("live")
+    send_message(c, f2, ["a@example.org"], msg)
+    m2 = SINK.find(f2)
+    s2 = score_of(m2[0]["data"]) if m2 else None
+    check("after `chaff train --spam` of it, server not restarted: the new score (%s -> %s)" % (want1, want2),
+          s2 is not None and s2 == want2 and want2 != want1, "server said %s" % s2)
+    c.close()
+
+
+# === SIGTERM with a message in flight ==========================================
+def t_sigterm():
+    s = serve("sigterm", ["--next-hop", "127.0.0.1:%d" % SINK.port])
+    idle = greeted(s.port)
+    busy = greeted(s.port)
+    frm = uid("term")
+    busy.cmd("MAIL FROM:<%s>" % frm)
+    busy.cmd("RCPT TO:<a@example.org>")
+    expect("SIGTERM test: DATA", busy.cmd("DATA"), "354")
+    w = wire(HAM[1][1])
+    half = w.index(b"\r\n", len(w) // 2) + 2
+    busy.send(w[:half])
+    time.sleep(0.2)
+    os.kill(s.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    r = idle.reply(5)
+    expect("after SIGTERM: an idle client gets 421", r, "421")
+    check("  ... and is closed", idle.closed())
+    try:
+        c, g = connect(s.port, timeout=2)
+        refused = g.code != 220
+        c.close()
+    except OSError:
+        refused = True
+    check("  ... new connections are not served", refused)
+    check("  ... the server still runs while a message is in flight", s.proc.poll() is None)
+    busy.send(w[half:])
+    r = busy.reply(15)
+    expect("  ... the client mid-DATA finishes its message", r, "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... delivered, whole", len(m) == 1 and m[0]["data"] == oracle_wire(HAM[1][1]))
+    try:
+        r = busy.cmd("QUIT")
+        check("  ... QUIT after it: 221 or closed", r.code in (221, 421) or r.eof, str(r))
+    except OSError:
+        check("  ... QUIT after it: 221 or closed", True)
+    busy.close()
+    idle.close()
+    try:
+        rc = s.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        rc = "still running after 10 s"
+    check("  ... then the server exits 0", rc == 0, "exit %s" % rc)
+
+
+def t_exit_codes():
+    bad = []
+    for s in SERVERS:
+        if s.proc.poll() is not None and s.name != "sigterm":
+            bad.append("%s died early (exit %s)" % (s.name, s.proc.returncode))
+            continue
+        if s.name == "sigterm":
+            continue
+        rc = s.stop()
+        if rc != 0:
+            bad.append("%s: exit %s after SIGTERM" % (s.name, rc))
+    check("every server ran until SIGTERM, then exited 0", not bad, "; ".join(bad))
+
+
+for t in (t_startup_errors, t_main_start):
+    section(t)
+if MAIN is None:
+    finish()
+for t in (t_greeting_ehlo, t_order, t_syntax, t_misc_commands, t_long_lines, t_too_many_errors, t_relay,
+          t_max_rcpt, t_pipelining, t_dots, t_headers_envelope, t_size, t_default_allow, t_log_main,
+          t_reject, t_maildir, t_next_hop_failures, t_timeouts, t_conn_limits, t_access, t_lmtp, t_ipv6,
+          t_learn, t_training_live, t_sigterm, t_exit_codes):
+    section(t)
+SINK.close()
+print("(%.1f s)" % (time.monotonic() - T0))
+finish()
