@@ -5,6 +5,7 @@
     python3 bench/bench.py tokenize [--runs N] [--corpus DIR]
     python3 bench/bench.py speed [--runs N] [--per-process N]
     python3 bench/bench.py accuracy [--seed S] [--corpus DIR]
+    python3 bench/bench.py serve [--speed-runs N] [--conns N]
 
 builds chaff (Release) in build-bench/, fetches the SpamAssassin corpus if
 it is missing, and times each program over the same mbox in the same run.
@@ -278,6 +279,7 @@ def bench_all(args):
     bench_tokenize(args)
     speed = bench_speed(args)
     rows = bench_accuracy(args)
+    bench_serve(args)
     path = os.path.join(ROOT, "bench", "results", "bench.svg")
     chart(speed, rows, path)
     print(f"chart: {path}")
@@ -431,6 +433,82 @@ def speed_lines(res, args):
     return lines + ["- " + m for m in machine()]
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, secs=10):
+    import socket
+    end = time.time() + secs
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def bench_serve(args):
+    """chaff serve on loopback against chaff classify in batch, on the same
+    messages: the corpus sent by concurrent clients (bench/smtp_load.c)
+    through the front end to a next-hop sink."""
+    corp = corpus(args.corpus)
+    load = os.path.join(BUILD, "smtp_load")
+    files = [os.path.join(corp, l.split(" ", 1)[1].strip())
+             for l in open(os.path.join(corp, "index"))]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "db")
+        sh([CHAFF, "train", "-q", "--db", db, "--spam", os.path.join(corp, "spam.mbox")],
+           stdout=subprocess.DEVNULL)
+        sh([CHAFF, "train", "-q", "--db", db, "--ham", os.path.join(corp, "ham.mbox")],
+           stdout=subprocess.DEVNULL)
+        batch = timed([CHAFF, "classify", "--db", db, os.path.join(corp, "index")],
+                      args.speed_runs)
+        sink_port, port = free_port(), free_port()
+        sink = subprocess.Popen([load, "sink", str(sink_port)])
+        log = open(os.path.join(tmp, "serve.log"), "w")
+        srv = subprocess.Popen([CHAFF, "serve", "--db", db, "--listen", f"127.0.0.1:{port}",
+                                "--next-hop", f"127.0.0.1:{sink_port}"], stderr=log)
+        try:
+            wait_port(sink_port, sink)
+            wait_port(port, srv)
+            rates = []
+            for _ in range(args.speed_runs):
+                out = subprocess.run([load, "send", f"127.0.0.1:{port}", str(args.conns)] + files,
+                                     capture_output=True, text=True, check=True).stdout.split()
+                vals = dict(zip(out[::2], out[1::2]))
+                if int(vals["accepted"]) != len(files):
+                    raise RuntimeError(f"smtp_load: {' '.join(out)}")
+                rates.append(float(vals["msgs/s"]))
+            with open(f"/proc/{srv.pid}/status") as f:
+                hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM"))
+        finally:
+            srv.terminate()
+            srv.wait()
+            sink.kill()
+            sink.wait()
+            log.close()
+    serve_rate, batch_rate = statistics.median(rates), len(files) / batch
+    lines = [f"## chaff serve: {len(files):,} messages through the SMTP front end on loopback, "
+             f"median of {args.speed_runs} runs", "",
+             table([("chaff classify, batch (one process, files named by an index)",
+                     f"{batch_rate:,.0f}", ""),
+                    (f"chaff serve, {args.conns} concurrent SMTP clients, next hop a sink",
+                     f"{serve_rate:,.0f}", f"{serve_rate / batch_rate:.2f}x of batch")],
+                   ["path", "msg/s", "ratio"]), "",
+             f"Peak RSS of the server over all runs: {hwm / 1024:.0f} MB. The load generator "
+             "and the sink (bench/smtp_load.c) run on the same cores as the server; every "
+             "message gets the whole SMTP exchange (pipelined MAIL, RCPT, DATA) and is passed "
+             "on to the sink with its headers before the client hears 250.", ""]
+    report("serve", lines + ["- " + m for m in machine()])
+
+
 def roc_points(rows):
     """(fpr, tpr) points of the ROC curve, ties taken together."""
     pts, fp, tp = [(0.0, 0.0)], 0, 0
@@ -506,12 +584,13 @@ def chart(speed, accuracy_rows, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["all", "tokenize", "speed", "accuracy"], nargs="?",
+    ap.add_argument("what", choices=["all", "tokenize", "speed", "accuracy", "serve"], nargs="?",
                     default="all")
     ap.add_argument("--speed-runs", type=int, default=3, help="runs of each throughput test")
     ap.add_argument("--per-process", type=int, default=300,
                     help="messages for the one-process-per-message rate")
     ap.add_argument("--seed", default="1", help="split seed (accuracy)")
+    ap.add_argument("--conns", type=int, default=16, help="SMTP clients at once (serve)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--corpus", default=os.path.join(ROOT, "corpora", "spamassassin"))
     ap.add_argument("--no-build", action="store_true", help="use build-bench/ as it is")
@@ -519,7 +598,7 @@ def main():
     if not args.no_build:
         build()
     {"all": bench_all, "tokenize": bench_tokenize, "speed": bench_speed,
-     "accuracy": bench_accuracy}[args.what](args)
+     "accuracy": bench_accuracy, "serve": bench_serve}[args.what](args)
 
 
 if __name__ == "__main__":

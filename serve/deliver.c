@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -140,6 +142,8 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 			h->inlen -= n;
 			if (strlen(line) < 3 || line[0] < '1' || line[0] > '5')
 				return 0;
+			if (strncasecmp(line + 4, "PIPELINING", 10) == 0 && !line[14])
+				h->pipelining = true;
 			if (line[3] == '-')
 				continue; /* more lines follow */
 			const char *t = line[3] ? line + 4 : "";
@@ -199,6 +203,8 @@ static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
 			continue;
 		}
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		int one = 1; /* the envelope and the message are separate writes */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct timeval tv = { .tv_sec = h->timeout };
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -212,6 +218,7 @@ static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
 		return false;
 	}
 	char text[SERVE_REPLY_MAX], line[300];
+	h->pipelining = false;
 	int code = read_reply(h, text, sizeof(text));
 	if (code == 220) {
 		snprintf(line, sizeof(line), "EHLO %s\r\n", h->helo);
@@ -278,73 +285,130 @@ static bool wire_form(struct hop *h, const char *msg, size_t len, size_t *outlen
 	return true;
 }
 
+/* MAIL, each RCPT and, when data_too, DATA, as wire lines; ends[i] is
+ * where line i ends. NULL when out of memory. */
+static char *envelope(const char *from, bool body8, char *const *rcpt, unsigned nrcpt,
+                      bool data_too, size_t *ends)
+{
+	size_t cap = strlen(from) + 40, n = 0;
+	for (unsigned i = 0; i < nrcpt; i++)
+		cap += strlen(rcpt[i]) + 14;
+	char *e = malloc(cap + 8);
+	if (!e)
+		return NULL;
+	n += (size_t)sprintf(e, "MAIL FROM:<%s>%s\r\n", from, body8 ? " BODY=8BITMIME" : "");
+	ends[0] = n;
+	for (unsigned i = 0; i < nrcpt; i++) {
+		n += (size_t)sprintf(e + n, "RCPT TO:<%s>\r\n", rcpt[i]);
+		ends[i + 1] = n;
+	}
+	if (data_too) {
+		memcpy(e + n, "DATA\r\n", 6);
+		ends[nrcpt + 1] = n += 6;
+	}
+	return e;
+}
+
 /* One attempt. Returns false when the connection failed in a way that a
- * fresh connection may not (a reused one the next hop had dropped). */
+ * fresh connection may not (a reused one the next hop had dropped).
+ *
+ * A next hop that offers PIPELINING (RFC 2920) gets the envelope in one
+ * write, and DATA with it when there is one recipient (or in LMTP, where
+ * recipients fail one by one): two round trips per message instead of
+ * four. With several SMTP recipients DATA waits for their replies, since
+ * a refused one must stop the message before it is sent to the rest. */
 static bool attempt(struct hop *h, const char *from, bool body8, char *const *rcpt,
                     unsigned nrcpt, const char *msg, size_t len, const char *id,
                     char (*reply)[SERVE_REPLY_MAX], unsigned nreply)
 {
-	char line[700], text[SERVE_REPLY_MAX];
-	snprintf(line, sizeof(line), "MAIL FROM:<%s>%s\r\n", from, body8 ? " BODY=8BITMIME" : "");
-	int code = command(h, line, text, sizeof(text));
-	if (code == 0 || code == 421)
-		return false;
-	if (code != 250) {
+	char text[SERVE_REPLY_MAX], r[SERVE_REPLY_MAX];
+	bool data_too = h->pipelining && (nrcpt == 1 || nreply > 1);
+	unsigned nlines = nrcpt + 1 + data_too;
+	size_t *ends = malloc((nrcpt + 2) * sizeof(*ends));
+	char *env = ends ? envelope(from, body8, rcpt, nrcpt, data_too, ends) : NULL;
+	if (!env) {
+		free(ends);
 		for (unsigned i = 0; i < nreply; i++)
-			relay_reply(reply[i], code, text);
-		command(h, "RSET\r\n", text, sizeof(text));
+			snprintf(reply[i], SERVE_REPLY_MAX, "451 4.3.0 Insufficient memory, try again later");
 		return true;
 	}
-	/* Each recipient's outcome: 0 accepted, else the code (and its reply
-	 * in the LMTP slot, or the first refusal's in slot 0 for SMTP). */
+	bool ok = !h->pipelining || write_all(h->fd, env, ends[nlines - 1]);
+	int mail = 0, data = 0, worst = 0;
 	unsigned accepted = 0;
-	int worst = 0;
-	char first_refusal[SERVE_REPLY_MAX] = "";
-	for (unsigned i = 0; i < nrcpt; i++) {
-		snprintf(line, sizeof(line), "RCPT TO:<%s>\r\n", rcpt[i]);
-		code = command(h, line, text, sizeof(text));
-		if (code == 0) {
-			for (unsigned k = 0; k < nreply; k++)
-				relay_reply(reply[k], 0, "");
-			disconnect(h);
-			return true;
+	char mail_r[SERVE_REPLY_MAX] = "", first_refusal[SERVE_REPLY_MAX] = "";
+	for (unsigned i = 0; ok && i < nlines; i++) {
+		size_t start = i ? ends[i - 1] : 0;
+		if (!h->pipelining && !write_all(h->fd, env + start, ends[i] - start)) {
+			ok = false;
+			break;
 		}
-		if (code == 250 || code == 251) {
-			accepted++;
+		int code = read_reply(h, text, sizeof(text));
+		if (code == 0 || (i == 0 && code == 421)) {
+			ok = false;
+			break;
+		}
+		if (i == 0) {
+			mail = code;
+			relay_reply(mail_r, code, text);
+			if (mail != 250 && !h->pipelining)
+				break; /* nothing else was sent */
+		} else if (i <= nrcpt) {
+			if (code == 250 || code == 251) {
+				accepted++;
+				if (nreply > 1)
+					reply[i - 1][0] = '\0';
+				continue;
+			}
+			relay_reply(r, code, text);
 			if (nreply > 1)
-				reply[i][0] = '\0';
-			continue;
+				memcpy(reply[i - 1], r, sizeof(r));
+			if (!first_refusal[0] || (code / 100 == 4 && worst / 100 != 4))
+				memcpy(first_refusal, r, sizeof(r));
+			if (code / 100 == 4 || worst == 0)
+				worst = code;
+		} else {
+			data = code;
+			relay_reply(r, code, text);
 		}
-		char r[SERVE_REPLY_MAX];
-		relay_reply(r, code, text);
-		if (nreply > 1)
-			memcpy(reply[i], r, sizeof(r));
-		if (!first_refusal[0] || (code / 100 == 4 && worst / 100 != 4))
-			memcpy(first_refusal, r, sizeof(r));
-		if (code / 100 == 4 || worst == 0)
-			worst = code;
 	}
-	/* SMTP: all or nothing, so no recipient is bounced while others got
-	 * the message. LMTP: whoever was accepted gets it. */
-	if (accepted == 0 || (nreply == 1 && accepted < nrcpt)) {
-		if (nreply == 1)
-			memcpy(reply[0], first_refusal, SERVE_REPLY_MAX);
-		command(h, "RSET\r\n", text, sizeof(text));
+	free(env);
+	free(ends);
+	if (!ok) {
+		disconnect(h);
+		if (mail == 0)
+			return false; /* not even MAIL was answered: worth a new connection */
+		for (unsigned i = 0; i < nreply; i++)
+			relay_reply(reply[i], 0, "");
 		return true;
 	}
-	size_t wl;
-	code = command(h, "DATA\r\n", text, sizeof(text));
-	if (code == 354) {
-		if (!wire_form(h, msg, len, &wl)) {
+	/* Refused: MAIL, or every recipient, or in SMTP any recipient. */
+	const char *refusal = mail != 250 ? mail_r
+	                      : accepted == 0 || (nreply == 1 && accepted < nrcpt) ? first_refusal
+	                                                                           : NULL;
+	if (refusal) {
+		if (data == 354) { /* cannot happen with a correct next hop */
 			disconnect(h);
-			code = -1;
-		} else if (!write_all(h->fd, h->out, wl)) {
-			code = 0;
 		} else {
-			code = read_reply(h, text, sizeof(text));
+			for (unsigned i = 0; i < nreply; i++)
+				if (nreply == 1 || mail != 250 || !reply[i][0])
+					memcpy(reply[i], refusal, SERVE_REPLY_MAX);
+			write_all(h->fd, "RSET\r\n", 6);
+			read_reply(h, text, sizeof(text));
 		}
+		return true;
 	}
-	char r[SERVE_REPLY_MAX];
+	if (!data_too)
+		data = command(h, "DATA\r\n", text, sizeof(text));
+	size_t wl;
+	int code = data;
+	if (code == 354) {
+		if (!wire_form(h, msg, len, &wl))
+			code = -1;
+		else if (!write_all(h->fd, h->out, wl))
+			code = 0;
+		else
+			code = read_reply(h, text, sizeof(text));
+	}
 	if (code == 250)
 		snprintf(r, sizeof(r), "250 2.0.0 Ok: queued as %s", id);
 	else if (code == -1)
@@ -353,8 +417,10 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 		relay_reply(r, code, text);
 	if (code <= 0)
 		disconnect(h);
-	else if (code != 250 && code != 354)
-		command(h, "RSET\r\n", text, sizeof(text));
+	else if (code != 250) {
+		write_all(h->fd, "RSET\r\n", 6);
+		read_reply(h, text, sizeof(text));
+	}
 	for (unsigned i = 0; i < nreply; i++)
 		if (nreply == 1 || !reply[i][0])
 			memcpy(reply[i], r, sizeof(r));

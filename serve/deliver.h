@@ -29,6 +29,7 @@ struct hop {
 	const char *helo;        /* our name in EHLO */
 	unsigned timeout;        /* seconds, for connect and each reply */
 	int fd;                  /* -1: not connected */
+	bool pipelining;         /* the next hop offers PIPELINING */
 	char in[8192];           /* reply bytes read and not yet used */
 	size_t inlen;
 	char *out;               /* the message in SMTP's wire form */

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -412,6 +413,10 @@ static void on_accept(struct serve_server *srv, int lfd)
 			refuse(fd, line);
 			continue;
 		}
+		/* Replies are already gathered per read: Nagle would only add
+		 * a delayed-ACK wait to pipelined exchanges. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct conn *c = calloc(1, sizeof(*c));
 		if (!c) {
 			refuse(fd, "421 4.3.0 Insufficient memory\r\n");

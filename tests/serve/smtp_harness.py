@@ -33,6 +33,8 @@ def check(what, cond, detail=""):
         print("ok   " + what, flush=True)
     else:
         fails += 1
+        if len(detail) > 600:
+            detail = detail[:300] + " [...] " + detail[-300:]
         print("FAIL " + what + (("  -- " + detail) if detail else ""), flush=True)
     return bool(cond)
 
@@ -483,7 +485,8 @@ class Sink:
     (dot-unstuffed), 'raw' (as on the wire)}; ATTEMPTS: the ones it refused or
     hung on.  MODE makes it misbehave: keys 'greeting', 'mail', 'rcpt',
     'data', 'dot'; values a reply line to give instead of the normal one, or
-    'hang' (say nothing more, read until the peer closes)."""
+    'hang' (say nothing more, read until the peer closes); for 'dot' also a
+    function of the envelope returning either (or None: accept)."""
 
     def __init__(self, backlog=1024):
         self.lock = threading.Lock()
@@ -491,11 +494,19 @@ class Sink:
         self.attempts = []
         self.connections = 0
         self.mode = {}
+        self.socks = set()
         self.stopping = threading.Event()
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
             timeout = 120
+
+            def setup(self):
+                super().setup()
+                # Replies are written one by one: without this, Nagle's
+                # algorithm and the peer's delayed ACK add 40 ms whenever the
+                # peer pipelines commands.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def handle(self):
                 try:
@@ -511,6 +522,19 @@ class Sink:
         self.srv = Srv(("127.0.0.1", 0), Handler)
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def set_mode(self, mode):
+        """Changes MODE and drops every open session, so that the next
+        message comes over a new connection (a client may keep one open)."""
+        self.mode = dict(mode)
+        with self.lock:
+            socks = list(self.socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        time.sleep(0.3)
 
     def count(self):
         with self.lock:
@@ -540,7 +564,15 @@ class Sink:
     def _session(self, h):
         with self.lock:
             self.connections += 1
-        mode = dict(self.mode)
+            self.socks.add(h.connection)
+        try:
+            self._session2(h)
+        finally:
+            with self.lock:
+                self.socks.discard(h.connection)
+
+    def _session2(self, h):
+        mode = self.mode
 
         def w(s):
             h.wfile.write((s + "\r\n").encode())
@@ -556,6 +588,7 @@ class Sink:
             line = h.rfile.readline(1 << 20)
             if not line:
                 return
+            mode = self.mode
             cmd = line.decode("latin-1").rstrip("\r\n")
             verb = cmd[:4].upper()
             if verb == "EHLO":
@@ -623,6 +656,8 @@ class Sink:
                         self.attempts.append(env)
                     return
                 r = mode.get("dot")
+                if callable(r):
+                    r = r(env)
                 if r == "hang":
                     env["result"] = "hang after dot"
                     with self.lock:
@@ -691,9 +726,18 @@ def score_of(data):
     return float(v[-1]) if v else None
 
 
-LOG_RE = re.compile(r"chaff serve: client=(?P<client>\S+) from=<(?P<from>[^>]*)> "
+LOG_KEYS = ("client", "from", "rcpt", "size", "score", "verdict", "action")
+LOG_RE = re.compile(r"^chaff serve: client=(?P<client>\S+) from=<(?P<from>[^>]*)> "
                     r"rcpt=(?P<rcpt>\S+) size=(?P<size>\d+) score=(?P<score>[01]\.\d{6}) "
-                    r"verdict=(?P<verdict>spam|ham|unsure) action=(?P<action>\S+)")
+                    r"verdict=(?P<verdict>spam|ham|unsure) action=(?P<action>\S+)( time=\S+)?$")
+
+
+def log_fields(line):
+    """The key=value fields of a log line (values unquoted), in order."""
+    out = {}
+    for m in re.finditer(r'(\w+)=("[^"]*"|\S*)', line):
+        out[m.group(1)] = m.group(2).strip('"')
+    return out
 
 
 def log_for(server, frm, wait=2.0):

@@ -6,7 +6,7 @@ accepted it (451 if it could not be reached).
 
     standin_filter.py --listen 127.0.0.1:PORT --next-hop 127.0.0.1:PORT [other options ignored]
 
-A message counts as spam when it has a header "X-Chaff-Test-Id: spam...",
+A message counts as spam when it has a header "X-Test-Id: spam...",
 else as ham.
 """
 import socket
@@ -39,7 +39,7 @@ if not listen or not next_hop:
 
 
 def tag(msg):
-    spam = b"\nX-Chaff-Test-Id: spam" in b"\n" + msg
+    spam = b"\nX-Test-Id: spam" in b"\n" + msg
     head, sep, body = msg.partition(b"\r\n\r\n")
     add = (b"X-Spam-Flag: YES\r\n" if spam else b"") + \
         b"X-Spam-Status: " + (b"Yes" if spam else b"No") + \

@@ -7,7 +7,10 @@
 #   1. a ham and a spam message sent to Postfix arrive in the Maildir with
 #      chaff's headers; the spam has X-Spam-Flag: YES;
 #   2. with chaff stopped a message stays in Postfix's queue (deferred) and
-#      is delivered, tagged, once chaff runs again and the queue is flushed.
+#      is delivered, tagged, once chaff runs again and the queue is flushed;
+#   3. after the re-injection smtpd dropped an idle connection of chaff's
+#      (its smtpd_timeout, 5 s here), the next message still goes straight
+#      through (chaff reconnects rather than answering 4xx).
 # Needs root and Debian's postfix package.
 #   test_postfix.sh PATH/TO/chaff
 #   test_postfix.sh --standin [PATH/TO/chaff]   the Python stand-in instead
@@ -148,6 +151,7 @@ chaff     unix  -       -       n       -       10      smtp
 # back from chaff serve
 127.0.0.1:$reinject_port inet n - n - 10 smtpd
   -o syslog_name=postfix/reinject
+  -o smtpd_timeout=5s
   -o content_filter=
   -o receive_override_options=no_unknown_recipient_checks,no_header_body_checks,no_milters
   -o smtpd_helo_restrictions=
@@ -187,7 +191,7 @@ start_chaff() {
 }
 
 # send TAG FILE: FILE (a corpus message) to Postfix's smtpd for
-# user@example.test, with a first header line "X-Chaff-Test-Id: TAG"
+# user@example.test, with a first header line "X-Test-Id: TAG"
 send() {
   python3 - "$smtp_port" "$1" "$2" << 'EOF'
 import re, smtplib, sys
@@ -195,13 +199,13 @@ port, tag, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 raw = open(path, "rb").read()
 if raw.startswith(b"From "):  # the mbox envelope line
     raw = raw.split(b"\n", 1)[1]
-raw = re.sub(rb"\r?\n", b"\r\n", b"X-Chaff-Test-Id: " + tag.encode() + b"\n" + raw)
+raw = re.sub(rb"\r?\n", b"\r\n", b"X-Test-Id: " + tag.encode() + b"\n" + raw)
 with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
     s.sendmail("sender@example.test", ["user@example.test"], raw)
 EOF
 }
 # delivered TAG: the Maildir file of the message sent with TAG, if it is there
-delivered() { grep -l -x "X-Chaff-Test-Id: $1" "$inbox"/new/* 2> /dev/null | head -n 1; }
+delivered() { grep -l -x "X-Test-Id: $1" "$inbox"/new/* 2> /dev/null | head -n 1; }
 # wait_delivered TAG SECONDS: its file name once it arrived
 wait_delivered() {
   local i f
@@ -234,7 +238,7 @@ if [ "$standin" = 0 ]; then
   check "train 100 spam" "$chaff" train --spam -q --db "$db" $(pick spam-1 1 100)
   check "train 100 ham" "$chaff" train --ham -q --db "$db" $(pick easy-ham-1 1 100)
 fi
-ham=$(pick easy-ham-1 1000 1000) ham2=$(pick easy-ham-1 1001 1001)
+ham=$(pick easy-ham-1 1000 1000) ham2=$(pick easy-ham-1 1001 1001) ham3=$(pick easy-ham-1 1002 1002)
 spam=$(pick spam-1 302 302)
 
 # --- start both
@@ -273,12 +277,21 @@ check "it was not delivered untagged" [ -z "$(delivered ham-2)" ]
 start_chaff
 check "chaff serve starts again" kill -0 "$chaff_pid"
 check "postqueue -f" postqueue -c "$etc" -f
-f_ham2=$(wait_delivered ham-2 60)
+f_ham2=$(wait_delivered ham-2 30)
 check "the deferred message arrives after the flush" [ -n "$f_ham2" ]
 [ -n "$f_ham2" ] && check "it is tagged ham by chaff" tagged "$f_ham2" ham
 for ((i = 0; i < 50; i++)); do queue | grep -q '^Mail queue is empty' && break; sleep 0.2; done
 check "the queue is empty again" sh -c "postqueue -c '$etc' -p | grep -q '^Mail queue is empty'"
-check "nothing bounced or was delivered twice" [ "$(ls "$inbox/new" | wc -l)" = 3 ]
+
+# --- 3. the re-injection smtpd drops chaff's idle connection
+sleep 7
+check "Postfix accepts a message after chaff's next-hop connection idled out" send ham-3 "$ham3"
+f_ham3=$(wait_delivered ham-3 20)
+check "it arrives without being deferred" [ -n "$f_ham3" ]
+[ -n "$f_ham3" ] && check "it is tagged ham by chaff" tagged "$f_ham3" ham
+check "Postfix deferred nothing but the message sent while chaff was down" \
+  [ "$(grep -c "postfix/chaff/smtp.*status=deferred" "$maillog")" = 1 ]
+check "nothing bounced or was delivered twice" [ "$(ls "$inbox/new" | wc -l)" = 4 ]
 
 stop_chaff
 stop_postfix
