@@ -55,6 +55,7 @@ struct opts {
 	const char *dbpath, *next_hop, *maildir, *quarantine;
 	char hop_buf[300];
 	const char *hop_host, *hop_port;
+	const char *helo; /* our name, in the greeting and in EHLO to the next hop */
 	enum action on[3]; /* by enum chaff_verdict */
 	double reject_above; /* > 1: off */
 	unsigned hop_timeout;
@@ -82,9 +83,7 @@ static void *worker_new(void *user)
 		free(w);
 		return NULL;
 	}
-	char host[256] = "localhost";
-	gethostname(host, sizeof(host) - 1);
-	hop_init(&w->hop, o->hop_host, o->hop_port, host, o->hop_timeout);
+	hop_init(&w->hop, o->hop_host, o->hop_port, o->helo, o->hop_timeout);
 	return w;
 }
 
@@ -214,7 +213,7 @@ static void handle(void *state, struct serve_job *job)
 				                w->tagged.len, id, job->reply[0]);
 				for (unsigned i = 1; i < job->nreply; i++)
 					memcpy(job->reply[i], job->reply[0], SERVE_REPLY_MAX);
-				action = a == QUARANTINE ? "quarantine" : "maildir";
+				action = a == QUARANTINE ? "quarantine" : "pass";
 			} else {
 				hop_send(&w->hop, s->from.p, s->body8, s->rcpt, s->nrcpt, w->tagged.p,
 				         w->tagged.len, id, job->reply, job->nreply);
@@ -285,6 +284,14 @@ static void lists_free(struct lists *l)
  * item well-formed, and a place for every action that needs one. */
 static bool check(struct opts *o, struct lists *l, struct serve_config *cfg)
 {
+	for (size_t i = 0; i < l->nlisten; i++) {
+		char buf[300];
+		const char *h, *p;
+		if (!serve_split_hostport(l->listen[i], buf, sizeof(buf), &h, &p)) {
+			cli_error("--listen %s: expected ADDR:PORT or [ADDR]:PORT", l->listen[i]);
+			return false;
+		}
+	}
 	if (!o->next_hop == !o->maildir) {
 		cli_error("serve needs exactly one of --next-hop and --maildir");
 		return false;
@@ -434,7 +441,7 @@ int cmd_serve(int argc, char **argv)
 	static char default_allow[] = "127.0.0.0/8,::1/128";
 	char hostname[256] = "localhost";
 	gethostname(hostname, sizeof(hostname) - 1);
-	struct opts o = { .reject_above = 2, .hop_timeout = 60 };
+	struct opts o = { .reject_above = 2, .hop_timeout = 60, .helo = hostname };
 	struct lists l = { 0 };
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	struct serve_config cfg = {

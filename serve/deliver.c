@@ -94,7 +94,7 @@ bool maildir_deliver(const char *dir, const char *msg, size_t len, const char *i
 		return false;
 	}
 	close(dfd);
-	snprintf(reply, SERVE_REPLY_MAX, "250 2.0.0 Ok: delivered as %s", id);
+	snprintf(reply, SERVE_REPLY_MAX, "250 2.0.0 Ok: queued as %s", id);
 	return true;
 }
 

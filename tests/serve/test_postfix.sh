@@ -10,7 +10,8 @@
 #      is delivered, tagged, once chaff runs again and the queue is flushed;
 #   3. after the re-injection smtpd dropped an idle connection of chaff's
 #      (its smtpd_timeout, 5 s here), the next message still goes straight
-#      through (chaff reconnects rather than answering 4xx).
+#      through (chaff reconnects rather than answering 4xx); chaff runs with
+#      --threads 1 for this, so the message meets that connection.
 # Needs root and Debian's postfix package.
 #   test_postfix.sh PATH/TO/chaff
 #   test_postfix.sh --standin [PATH/TO/chaff]   the Python stand-in instead
@@ -178,13 +179,13 @@ sys.exit(1)
 EOF
 }
 
-start_chaff() {
+start_chaff() { # [more options of chaff serve]
   if [ "$standin" = 1 ]; then
     python3 "$serve_dir/standin_filter.py" --listen "127.0.0.1:$chaff_port" \
       --next-hop "127.0.0.1:$reinject_port" 2>> "$chafflog" &
   else
     "$chaff" serve --listen "127.0.0.1:$chaff_port" --next-hop "127.0.0.1:$reinject_port" \
-      --db "$db" 2>> "$chafflog" &
+      --db "$db" "$@" 2>> "$chafflog" &
   fi
   chaff_pid=$!
   wait_port "$chaff_port"
@@ -238,7 +239,8 @@ if [ "$standin" = 0 ]; then
   check "train 100 spam" "$chaff" train --spam -q --db "$db" $(pick spam-1 1 100)
   check "train 100 ham" "$chaff" train --ham -q --db "$db" $(pick easy-ham-1 1 100)
 fi
-ham=$(pick easy-ham-1 1000 1000) ham2=$(pick easy-ham-1 1001 1001) ham3=$(pick easy-ham-1 1002 1002)
+ham=$(pick easy-ham-1 1000 1000) ham2=$(pick easy-ham-1 1001 1001)
+ham3=$(pick easy-ham-1 1002 1002) ham4=$(pick easy-ham-1 1003 1003)
 spam=$(pick spam-1 302 302)
 
 # --- start both
@@ -284,14 +286,22 @@ for ((i = 0; i < 50; i++)); do queue | grep -q '^Mail queue is empty' && break; 
 check "the queue is empty again" sh -c "postqueue -c '$etc' -p | grep -q '^Mail queue is empty'"
 
 # --- 3. the re-injection smtpd drops chaff's idle connection
-sleep 7
-check "Postfix accepts a message after chaff's next-hop connection idled out" send ham-3 "$ham3"
+stop_chaff
+start_chaff --threads 1
+check "Postfix accepts a message with chaff on one thread" send ham-3 "$ham3"
 f_ham3=$(wait_delivered ham-3 20)
-check "it arrives without being deferred" [ -n "$f_ham3" ]
-[ -n "$f_ham3" ] && check "it is tagged ham by chaff" tagged "$f_ham3" ham
+check "it arrives" [ -n "$f_ham3" ]
+logged=$(wc -l < "$maillog")
+sleep 7
+tail -n +$((logged + 1)) "$maillog" | grep -q "postfix/reinject/smtpd.*timeout after" ||
+  echo "note: no idle next-hop connection timed out (chaff does not keep them open?)"
+check "Postfix accepts a message after that" send ham-4 "$ham4"
+f_ham4=$(wait_delivered ham-4 20)
+check "it arrives without being deferred" [ -n "$f_ham4" ]
+[ -n "$f_ham4" ] && check "it is tagged ham by chaff" tagged "$f_ham4" ham
 check "Postfix deferred nothing but the message sent while chaff was down" \
   [ "$(grep -c "postfix/chaff/smtp.*status=deferred" "$maillog")" = 1 ]
-check "nothing bounced or was delivered twice" [ "$(ls "$inbox/new" | wc -l)" = 4 ]
+check "nothing bounced or was delivered twice" [ "$(ls "$inbox/new" | wc -l)" = 5 ]
 
 stop_chaff
 stop_postfix
