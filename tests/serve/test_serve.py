@@ -855,6 +855,40 @@ def t_timeouts():
     c.close()
 
 
+def t_many_idle():
+    """300 clients stalled in the middle of a command line or of DATA hold
+    up nobody: a fresh client's message goes through at once."""
+    s = serve("idle", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--max-conn-per-ip", "1000"])
+    stalled = []
+    for i in range(300):
+        c = greeted(s.port)
+        if i % 2:
+            c.cmd("MAIL FROM:<idle%d@example.com>" % i)
+            c.cmd("RCPT TO:<a@example.org>")
+            c.cmd("DATA")
+            c.send(b"Subject: stalled\r\n\nhalf a li")
+        else:
+            c.send(b"MAIL FROM:<half")
+        stalled.append(c)
+    frm = uid("amid-idle")
+    c = greeted(s.port)
+    t0 = time.monotonic()
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    c.cmd("DATA")
+    c.send(b"Subject: hello\r\n\nbody\r\n.\r\n")
+    r = c.reply(10)
+    el = time.monotonic() - t0
+    expect("300 stalled clients: a new client's message is accepted", r, "250 2.0.0")
+    check("  ... within a second (%.2f s)" % el, el < 1.0)
+    check("  ... and passed on", len(SINK.find(frm)) == 1)
+    for x in stalled + [c]:
+        x.close()
+    time.sleep(0.3)
+    check("  ... the stalled messages were never passed on",
+          not any(SINK.find("idle%d@example.com" % i) for i in range(1, 300, 2)))
+
+
 # === connection limits, access control ==========================================
 def t_conn_limits():
     s = serve("maxconn", ["--maildir", os.path.join(TMP, "md-maxconn"), "--max-conn", "2", "--hostname", HOST])
@@ -1157,7 +1191,7 @@ if MAIN is None:
 for t in (t_greeting_ehlo, t_order, t_syntax, t_misc_commands, t_long_lines, t_too_many_errors, t_relay,
           t_max_rcpt, t_pipelining, t_dots, t_split_writes, t_headers_envelope, t_size, t_default_allow, t_log_main,
           t_actions_per_verdict,
-          t_reject, t_maildir, t_next_hop_failures, t_timeouts, t_conn_limits, t_access, t_lmtp, t_ipv6,
+          t_reject, t_maildir, t_next_hop_failures, t_timeouts, t_many_idle, t_conn_limits, t_access, t_lmtp, t_ipv6,
           t_learn, t_training_live, t_sigterm, t_exit_codes):
     section(t)
 SINK.close()
