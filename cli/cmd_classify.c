@@ -11,6 +11,11 @@
 
 #include "cli.h"
 #include "input.h"
+#include "tokpool.h"
+
+/* Messages scored per chunk: enough to keep every core busy, few enough
+ * that the first lines come out soon. */
+enum { CHUNK_MESSAGES = 512, CHUNK_BYTES = 16 << 20 };
 
 static const char classify_usage[] =
 	"usage: chaff classify [OPTIONS] [PATH...]\n"
@@ -21,7 +26,8 @@ static const char classify_usage[] =
 	"  --clues N     how many tokens --explain lists (15)\n"
 	"  --json        one JSON object per message\n"
 	"  --set NAME=VALUE  score with this parameter for this run only\n"
-	"                (repeatable; names as in 'chaff config')\n";
+	"                (repeatable; names as in 'chaff config')\n"
+	"  --threads N   scoring threads (default: one per core)\n";
 
 static const char *verdict_name(enum chaff_verdict v)
 {
@@ -54,8 +60,8 @@ static void print_explain(const struct chaff_score *s)
 		       s->clues[i].ham, s->clues[i].text);
 }
 
-/* Applies --set NAME=VALUE options over the database's parameters. */
-static int override(chaff_db *db, chaff_classifier *cl, const char *const *sets, size_t n)
+/* The database's parameters with --set NAME=VALUE options applied. */
+static int override(chaff_db *db, const char *const *sets, size_t n, struct chaff_params *out)
 {
 	struct chaff_params p;
 	if (chaff_db_params(db, &p) != CHAFF_OK) {
@@ -77,11 +83,52 @@ static int override(chaff_db *db, chaff_classifier *cl, const char *const *sets,
 			return -1;
 		}
 	}
-	if (chaff_classifier_set_params(cl, &p) != CHAFF_OK) {
+	if (!chaff_params_valid(&p)) {
 		cli_error("--set: value out of range (see 'chaff config --help')");
 		return -1;
 	}
+	*out = p;
 	return 0;
+}
+
+struct run {
+	bool explain, json, failed, stop;
+	size_t done;
+	enum chaff_verdict last;
+	const char *dbpath;
+};
+
+/* Scores the chunk on every thread, then prints it in input order. */
+static void drain(struct tokpool *pool, struct run *r)
+{
+	size_t n = tokpool_count(pool);
+	if (!n)
+		return;
+	tokpool_run(pool);
+	for (size_t i = 0; i < n && !r->stop; i++) {
+		const struct tokpool_result *res = tokpool_result(pool, i);
+		const struct chaff_score *s = &res->score;
+		if (res->rc != CHAFF_OK) {
+			if (res->rc == CHAFF_EEMPTY)
+				cli_error("%s: the database needs both spam and ham trained first",
+				          cli_db_path(r->dbpath));
+			else
+				cli_error("%s: %s", res->name, chaff_strerror(res->rc));
+			r->failed = true;
+			r->stop = res->rc == CHAFF_EEMPTY;
+			continue;
+		}
+		r->done++;
+		r->last = s->verdict;
+		if (r->json) {
+			print_json(res->name, s);
+		} else {
+			printf("%s %.6f %s\n", verdict_name(s->verdict), s->score, res->name);
+			if (r->explain)
+				print_explain(s);
+		}
+	}
+	tokpool_reset(pool);
 }
 
 int cmd_classify(int argc, char **argv)
@@ -90,13 +137,14 @@ int cmd_classify(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' }, { "explain", no_argument, NULL, 'e' },
 		{ "clues", required_argument, NULL, 'c' }, { "json", no_argument, NULL, 'j' },
 		{ "set", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+		{ "threads", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dbpath = NULL;
 	const char *sets[16];
 	size_t nsets = 0;
 	bool explain = false, json = false;
-	unsigned long nclues = 15;
+	unsigned long nclues = 15, threads = 0;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -115,6 +163,12 @@ int cmd_classify(int argc, char **argv)
 			}
 			sets[nsets++] = optarg;
 			break;
+		case 't':
+			if (!cli_number("--threads", optarg, 64, &threads) || threads == 0) {
+				cli_error("--threads wants 1 to 64");
+				return EXIT_FAIL;
+			}
+			break;
 		case 'h': fputs(classify_usage, stdout); return EXIT_OK;
 		default: fputs(classify_usage, stderr); return EXIT_FAIL;
 		}
@@ -126,29 +180,30 @@ int cmd_classify(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
-	chaff_classifier *cl = NULL;
-	if (!db || chaff_classifier_new(db, &cl) != CHAFF_OK) {
-		if (db)
-			cli_error("out of memory");
+	struct chaff_params params;
+	struct tokpool *pool = NULL;
+	int rc = CHAFF_EDB;
+	if (db && (!nsets || override(db, sets, nsets, &params) == 0)) {
+		rc = tokpool_new_scoring(&pool, db, nsets ? &params : NULL,
+		                         threads ? (unsigned)threads : tokpool_cores(),
+		                         explain || json ? nclues : 0);
+		if (rc != CHAFF_OK)
+			cli_error("%s", chaff_strerror(rc));
+	}
+	if (rc != CHAFF_OK) {
 		chaff_db_close(db);
 		input_close(in);
 		return EXIT_FAIL;
 	}
-	if (nsets && override(db, cl, sets, nsets) < 0) {
-		chaff_classifier_free(cl);
-		chaff_db_close(db);
-		input_close(in);
-		return EXIT_FAIL;
-	}
-	size_t done = 0;
-	bool failed = false;
-	enum chaff_verdict last = CHAFF_VERDICT_UNSURE;
+	struct run run = { .explain = explain, .json = json, .last = CHAFF_VERDICT_UNSURE,
+		           .dbpath = dbpath };
+	size_t chunk_bytes = 0;
 	struct input_msg m;
 	int r;
-	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
+	while (!run.stop && (r = input_next(in, &m, err, sizeof(err))) != 0) {
 		if (r < 0) {
 			cli_error("%s", err);
-			failed = true;
+			run.failed = true;
 			continue;
 		}
 		char name[4200];
@@ -156,32 +211,25 @@ int cmd_classify(int argc, char **argv)
 			snprintf(name, sizeof(name), "%s#%zu", m.path, m.index + 1);
 		else
 			snprintf(name, sizeof(name), "%s", m.path);
-		struct chaff_score s;
-		int rc = chaff_classify(cl, m.data, m.len, explain || json ? nclues : 0, &s);
-		if (rc != CHAFF_OK) {
-			if (rc == CHAFF_EEMPTY)
-				cli_error("%s: the database needs both spam and ham trained first",
-				          cli_db_path(dbpath));
-			else
-				cli_error("%s: %s", name, chaff_strerror(rc));
-			failed = true;
-			if (rc == CHAFF_EEMPTY)
-				break;
-			continue;
+		if (tokpool_add(pool, m.data, m.len, name, -1) != CHAFF_OK) {
+			cli_error("out of memory");
+			run.failed = run.stop = true;
+			break;
 		}
-		done++;
-		last = s.verdict;
-		if (json) {
-			print_json(name, &s);
-		} else {
-			printf("%s %.6f %s\n", verdict_name(s.verdict), s.score, name);
-			if (explain)
-				print_explain(&s);
+		chunk_bytes += m.len;
+		if (tokpool_count(pool) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
+			drain(pool, &run);
+			chunk_bytes = 0;
 		}
 	}
-	chaff_classifier_free(cl);
+	if (!run.stop)
+		drain(pool, &run);
+	tokpool_free(pool);
 	chaff_db_close(db);
 	input_close(in);
+	bool failed = run.failed;
+	size_t done = run.done;
+	enum chaff_verdict last = run.last;
 	if (fflush(stdout) != 0) {
 		cli_error("writing output failed");
 		return EXIT_FAIL;

@@ -17,11 +17,16 @@ struct slot {
 	char *name;
 	struct tokpool_result res;
 	size_t cap; /* of res.tokens.items */
+	struct chaff_clue *clues; /* scoring: copies of the clues ... */
+	char *text;               /* ... and of their texts */
+	size_t ccap, tcap;
 };
 
 struct tokpool {
 	unsigned threads;
 	chaff_tokenizer **tok;
+	chaff_classifier **cl; /* scoring pools only */
+	size_t nclues;
 	char *data;
 	size_t dlen, dcap;
 	struct slot *slots;
@@ -53,6 +58,29 @@ int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, 
 	return CHAFF_OK;
 }
 
+int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_params *params,
+                        unsigned threads, size_t nclues)
+{
+	struct tokpool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return CHAFF_ENOMEM;
+	p->threads = threads < 1 ? 1 : threads;
+	p->nclues = nclues;
+	p->cl = calloc(p->threads, sizeof(*p->cl));
+	int rc = p->cl ? CHAFF_OK : CHAFF_ENOMEM;
+	for (unsigned i = 0; i < p->threads && rc == CHAFF_OK; i++) {
+		rc = chaff_classifier_new(db, &p->cl[i]);
+		if (rc == CHAFF_OK && params)
+			rc = chaff_classifier_set_params(p->cl[i], params);
+	}
+	if (rc != CHAFF_OK) {
+		tokpool_free(p);
+		return rc;
+	}
+	*out = p;
+	return CHAFF_OK;
+}
+
 void tokpool_reset(struct tokpool *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
@@ -68,11 +96,17 @@ void tokpool_free(struct tokpool *p)
 	if (!p)
 		return;
 	tokpool_reset(p);
-	for (size_t i = 0; i < p->scap; i++)
+	for (size_t i = 0; i < p->scap; i++) {
 		free((void *)p->slots[i].res.tokens.items);
+		free(p->slots[i].clues);
+		free(p->slots[i].text);
+	}
 	for (unsigned i = 0; p->tok && i < p->threads; i++)
 		chaff_tokenizer_free(p->tok[i]);
+	for (unsigned i = 0; p->cl && i < p->threads; i++)
+		chaff_classifier_free(p->cl[i]);
 	free(p->tok);
+	free(p->cl);
 	free(p->slots);
 	free(p->data);
 	free(p);
@@ -144,6 +178,43 @@ static int work_one(struct tokpool *p, chaff_tokenizer *tok, struct slot *s)
 	return CHAFF_OK;
 }
 
+/* One message scored; the clues' texts, borrowed from the classifier
+ * until its next message, are copied into the slot. */
+static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
+{
+	struct chaff_score *sc = &s->res.score;
+	int rc = chaff_classify(cl, p->data + s->off, s->len, p->nclues, sc);
+	if (rc != CHAFF_OK || sc->nclues == 0)
+		return rc;
+	size_t tl = 0;
+	for (size_t i = 0; i < sc->nclues; i++)
+		tl += strlen(sc->clues[i].text) + 1;
+	if (sc->nclues > s->ccap) {
+		struct chaff_clue *c = realloc(s->clues, sc->nclues * sizeof(*c));
+		if (!c)
+			return CHAFF_ENOMEM;
+		s->clues = c;
+		s->ccap = sc->nclues;
+	}
+	if (tl > s->tcap) {
+		char *t = realloc(s->text, tl);
+		if (!t)
+			return CHAFF_ENOMEM;
+		s->text = t;
+		s->tcap = tl;
+	}
+	char *t = s->text;
+	for (size_t i = 0; i < sc->nclues; i++) {
+		size_t n = strlen(sc->clues[i].text) + 1;
+		memcpy(t, sc->clues[i].text, n);
+		s->clues[i] = sc->clues[i];
+		s->clues[i].text = t;
+		t += n;
+	}
+	sc->clues = s->clues;
+	return CHAFF_OK;
+}
+
 struct worker {
 	struct tokpool *p;
 	unsigned id;
@@ -158,7 +229,7 @@ static void *work(void *arg)
 		if (i >= p->n)
 			break;
 		struct slot *s = &p->slots[i];
-		s->res.rc = work_one(p, p->tok[w->id], s);
+		s->res.rc = p->cl ? score_one(p, p->cl[w->id], s) : work_one(p, p->tok[w->id], s);
 	}
 	return NULL;
 }
@@ -182,12 +253,13 @@ int tokpool_run(struct tokpool *p)
 	work(&w[0]);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	int rc = CHAFF_OK;
 	for (size_t i = 0; i < p->n; i++) {
 		p->slots[i].res.name = p->slots[i].name;
-		if (p->slots[i].res.rc != CHAFF_OK)
-			return p->slots[i].res.rc;
+		if (rc == CHAFF_OK)
+			rc = p->slots[i].res.rc;
 	}
-	return CHAFF_OK;
+	return rc;
 }
 
 const struct tokpool_result *tokpool_result(const struct tokpool *p, size_t i)

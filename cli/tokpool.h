@@ -14,6 +14,11 @@ struct tokpool;
 
 /* threads >= 1; each thread gets its own tokenizer made from cfg. */
 int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, unsigned threads);
+/* Scoring instead: each thread gets its own classifier of db (params, when
+ * not NULL, override the database's), and tokpool_run scores every message
+ * with up to nclues clues. */
+int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_params *params,
+                        unsigned threads, size_t nclues);
 void tokpool_free(struct tokpool *p);
 /* Copies a message and a label for it into the chunk. */
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls);
@@ -23,7 +28,8 @@ size_t tokpool_count(const struct tokpool *p);
 int tokpool_run(struct tokpool *p);
 
 struct tokpool_result {
-	struct chaff_tokens tokens; /* only .hash of each item is set */
+	struct chaff_tokens tokens; /* only .hash of each item is set; empty when scoring */
+	struct chaff_score score;   /* when scoring; its clues belong to the slot */
 	struct chaff_digest digest;
 	const char *name;
 	int cls;

@@ -2,7 +2,9 @@
 # Training gives the same database whatever the number of threads: the
 # same totals, tokens and digests, and so the same scores to the last
 # digit. Batches smaller than the tokenizing chunk make commits fall in
-# the middle of chunks.
+# the middle of chunks. Classification gives the same output, clues and
+# all, in the same order, on 1, 2 and 3 threads, over more messages than
+# one scoring chunk holds, with a missing file in the middle.
 set -u
 chaff=$1
 . "$(dirname "$0")/../lib.sh"
@@ -28,6 +30,25 @@ print(s["spam"], s["ham"], s["tokens"], s["digests"])' > "$tmp/stats$n"
   "$chaff" classify --json --clues 0 --db "$tmp/db$n" "$tmp/score.idx" > "$tmp/scores$n"
 done
 cat "$tmp/stats1"
+cut -d' ' -f2 "$tmp/test.idx" | head -700 > "$tmp/files"
+sed -i '350a /nonexistent/message' "$tmp/files"
+for n in 1 2 3; do
+  "$chaff" classify --json --clues 5 --threads "$n" --db "$tmp/db1" $(cat "$tmp/files") \
+    > "$tmp/out$n" 2> "$tmp/err$n"
+  echo "exit $?" >> "$tmp/err$n"
+  "$chaff" classify --explain --threads "$n" --db "$tmp/db1" "$corpus/spam.mbox" > "$tmp/mbox$n"
+done
+check "classify: 700 results and the missing file named, exit 3" \
+  test "$(wc -l < "$tmp/out1")" -eq 700 -a "$(grep -c nonexistent "$tmp/err1")" -eq 1 \
+  -a "$(tail -1 "$tmp/err1")" = "exit 3"
+check "classify --explain of an mbox: a line per message" \
+  test "$(grep -c '^[a-z]* [0-9.]* .*spam.mbox#' "$tmp/mbox1")" -eq 1896
+for n in 2 3; do
+  check "classify, $n threads: the same JSON, clues included, in the same order" \
+    cmp -s "$tmp/out1" "$tmp/out$n"
+  check "classify, $n threads: the same errors and exit code" cmp -s "$tmp/err1" "$tmp/err$n"
+  check "classify --explain, $n threads: the same output" cmp -s "$tmp/mbox1" "$tmp/mbox$n"
+done
 for n in 2 3; do
   check "$n threads: the same totals, tokens and digests" cmp -s "$tmp/stats1" "$tmp/stats$n"
   check "$n threads: the same scores" cmp -s "$tmp/scores1" "$tmp/scores$n"
