@@ -361,6 +361,18 @@ def speed_rows(corp, tmp, runs, per_process):
     r["process"] = len(sample) / t
     out["chaff"] = r
 
+    # the same on one core, for the scaling from 1 to all cores
+    def chaff_train1():
+        d = fresh_dir(tmp, "chaff-db1")
+        return [([CHAFF, "train", "-q", "--threads", "1", "--db", d, "--spam", spam_mbox], None),
+                ([CHAFF, "train", "-q", "--threads", "1", "--db", d, "--ham", ham_mbox], None)]
+    t, rss = median_run(chaff_train1, runs)
+    r1 = {"train": n / t, "train_rss": rss, "size": dir_size(os.path.join(tmp, "chaff-db1"))}
+    t, rss = median_run(lambda: [([CHAFF, "classify", "--threads", "1", "--db", db, index],
+                                  None)], runs)
+    r1.update(classify=n / t, classify_rss=rss, process=r["process"])
+    out["chaff, 1 core"] = r1
+
     if which("bogofilter-bdb"):
         def bogo_train():
             d = fresh_dir(tmp, "bogo-db")
@@ -410,7 +422,7 @@ def bench_speed(args):
 def speed_lines(res, args):
     base = res.get("bogofilter")
     def ratio(name, key):
-        if not base or name == "bogofilter":
+        if not base or name == "bogofilter" or key not in res[name]:
             return ""
         return f" ({res[name][key] / base[key]:.1f}x)"
     rows = []
@@ -430,6 +442,11 @@ def speed_lines(res, args):
              "batch classification reads the 6,046 files (chaff classify INDEX, "
              "bogofilter -b, spamprobe score FILES); one process per message pipes each of "
              "a sample of messages into a new process, as procmail does.", ""]
+    if "chaff, 1 core" in res:
+        one, all_ = res["chaff, 1 core"], res["chaff"]
+        lines += [f"chaff from 1 to {os.cpu_count()} cores: training "
+                  f"{all_['train'] / one['train']:.2f}x, batch classification "
+                  f"{all_['classify'] / one['classify']:.2f}x.", ""]
     return lines + ["- " + m for m in machine()]
 
 
