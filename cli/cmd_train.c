@@ -33,7 +33,10 @@ enum { CHUNK_MESSAGES = 512, CHUNK_BYTES = 16 << 20 };
 
 struct train {
 	chaff_db *db;
-	struct tokpool *pool;
+	/* Chunks alternate between two pools: one is filled (and then its
+	 * results added to the batch) by this thread while the other is
+	 * tokenized by the workers. With one thread, only pool[0] is used. */
+	struct tokpool *pool, *pools[2], *running;
 	unsigned long threads;
 	chaff_batch *batch;
 	int cls; /* -1: from the index */
@@ -177,16 +180,14 @@ static int queue(struct train *tr, const struct input_msg *m)
 	return 0;
 }
 
-/* Tokenizes the chunk on every thread, then adds its messages to the batch
- * in input order, committing whenever the batch is full. */
-static int drain(struct train *tr)
+/* Adds a tokenized chunk's messages to the batch in input order,
+ * committing whenever the batch is full. */
+static int add_chunk(struct train *tr, struct tokpool *pool)
 {
-	size_t n = tokpool_count(tr->pool);
-	if (!n)
-		return 0;
-	int rc = tokpool_run(tr->pool);
+	size_t n = tokpool_count(pool);
+	int rc;
 	for (size_t i = 0; i < n; i++) {
-		const struct tokpool_result *r = tokpool_result(tr->pool, i);
+		const struct tokpool_result *r = tokpool_result(pool, i);
 		if (r->rc != CHAFF_OK) {
 			clear_progress(tr);
 			cli_error("%s: %s", r->name, chaff_strerror(r->rc));
@@ -208,8 +209,32 @@ static int drain(struct train *tr)
 		if (chaff_batch_size(tr->batch) >= tr->batch_max && flush(tr) < 0)
 			return -1;
 	}
-	tokpool_reset(tr->pool);
+	tokpool_reset(pool);
 	return 0;
+}
+
+/* The chunk being filled is complete (or the input ended). With one
+ * thread: tokenize it, add it. Otherwise the workers start on it, and
+ * meanwhile the chunk they finished before goes into the batch, so the
+ * single writer's work overlaps the tokenizing instead of following it. */
+static int drain(struct train *tr)
+{
+	if (!tr->pools[1]) {
+		if (!tokpool_count(tr->pool))
+			return 0;
+		tokpool_run(tr->pool);
+		return add_chunk(tr, tr->pool);
+	}
+	struct tokpool *done = tr->running;
+	if (done)
+		tokpool_wait(done);
+	tr->running = NULL;
+	if (tokpool_count(tr->pool)) {
+		tokpool_start(tr->pool);
+		tr->running = tr->pool;
+		tr->pool = tr->pool == tr->pools[0] ? tr->pools[1] : tr->pools[0];
+	}
+	return done ? add_chunk(tr, done) : 0;
 }
 
 static int parse(int argc, char **argv, struct train *tr, const char **dbpath, bool *pairs)
@@ -288,13 +313,15 @@ static int run(int argc, char **argv, bool untrain)
 		cli_warn("%s was made without word pairs; --pairs only applies to a new database",
 		         path);
 	int status = EXIT_OK;
-	if (tokpool_new(&tr.pool, &cfg, tr.threads ? (unsigned)tr.threads : tokpool_cores()) !=
-	            CHAFF_OK ||
+	unsigned threads = tr.threads ? (unsigned)tr.threads : tokpool_cores();
+	if (tokpool_new(&tr.pools[0], &cfg, threads) != CHAFF_OK ||
+	    (threads > 1 && tokpool_new(&tr.pools[1], &cfg, threads) != CHAFF_OK) ||
 	    chaff_batch_new(tr.db, &tr.batch) != CHAFF_OK) {
 		cli_error("out of memory");
 		status = EXIT_FAIL;
 		goto out;
 	}
+	tr.pool = tr.pools[0];
 	tr.t0 = cli_now();
 	struct input_msg m;
 	int r;
@@ -322,7 +349,8 @@ static int run(int argc, char **argv, bool untrain)
 		}
 		show_progress(&tr);
 	}
-	if (drain(&tr) < 0 || flush(&tr) < 0) {
+	/* the last chunk, then the one the workers may still have */
+	if (drain(&tr) < 0 || drain(&tr) < 0 || flush(&tr) < 0) {
 		status = EXIT_FAIL;
 		goto out;
 	}
@@ -345,7 +373,8 @@ out:
 	free(tr.outcome);
 	free(tr.classes);
 	chaff_batch_free(tr.batch);
-	tokpool_free(tr.pool);
+	tokpool_free(tr.pools[0]);
+	tokpool_free(tr.pools[1]);
 	chaff_db_close(tr.db);
 	input_close(in);
 	return status;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+struct worker;
+
 struct slot {
 	size_t off, len; /* in the chunk's data */
 	char *name;
@@ -32,6 +34,10 @@ struct tokpool {
 	struct slot *slots;
 	size_t n, scap;
 	atomic_size_t next;
+	/* tokpool_start's threads, joined by tokpool_wait */
+	pthread_t th[64];
+	struct worker *w;
+	unsigned running;
 };
 
 unsigned tokpool_cores(void)
@@ -95,6 +101,8 @@ void tokpool_free(struct tokpool *p)
 {
 	if (!p)
 		return;
+	tokpool_wait(p);
+	free(p->w);
 	tokpool_reset(p);
 	for (size_t i = 0; i < p->scap; i++) {
 		free((void *)p->slots[i].res.tokens.items);
@@ -253,6 +261,39 @@ int tokpool_run(struct tokpool *p)
 	work(&w[0]);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	int rc = CHAFF_OK;
+	for (size_t i = 0; i < p->n; i++) {
+		p->slots[i].res.name = p->slots[i].name;
+		if (rc == CHAFF_OK)
+			rc = p->slots[i].res.rc;
+	}
+	return rc;
+}
+
+int tokpool_start(struct tokpool *p)
+{
+	atomic_store(&p->next, 0);
+	if (!p->w && !(p->w = calloc(p->threads, sizeof(*p->w))))
+		return CHAFF_ENOMEM;
+	p->running = 0;
+	for (unsigned i = 0; i < p->threads; i++) {
+		p->w[i] = (struct worker){p, i};
+		if (pthread_create(&p->th[i], NULL, work, &p->w[i]) != 0)
+			break;
+		p->running++;
+	}
+	if (p->running == 0) { /* no thread at all: do the work here */
+		struct worker self = {p, 0};
+		work(&self);
+	}
+	return CHAFF_OK;
+}
+
+int tokpool_wait(struct tokpool *p)
+{
+	for (unsigned i = 0; i < p->running; i++)
+		pthread_join(p->th[i], NULL);
+	p->running = 0;
 	int rc = CHAFF_OK;
 	for (size_t i = 0; i < p->n; i++) {
 		p->slots[i].res.name = p->slots[i].name;

@@ -26,6 +26,11 @@ size_t tokpool_count(const struct tokpool *p);
 /* Tokenizes and digests every message of the chunk. CHAFF_OK or the first
  * error; the slot of a failed message says which. */
 int tokpool_run(struct tokpool *p);
+/* The same in the background: every thread of the pool works on the chunk
+ * while the caller does something else, until tokpool_wait (which returns
+ * what tokpool_run would). Nothing else may touch the pool meanwhile. */
+int tokpool_start(struct tokpool *p);
+int tokpool_wait(struct tokpool *p);
 
 struct tokpool_result {
 	struct chaff_tokens tokens; /* only .hash of each item is set; empty when scoring */

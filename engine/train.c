@@ -1,15 +1,20 @@
 /*
- * Training in batches. Messages are queued with their distinct token
- * hashes; at commit one write transaction decides, message by message and
- * by digest, whether each is trained, moved from the other class, already
- * known, or (untraining) unknown, sums the count changes of the whole batch
- * per token, and applies them in key order. One transaction per batch
- * makes a batch atomic and keeps the single writer cheap.
+ * Training in batches. Each message's tokens are counted into a per-batch
+ * table of count changes as it is queued, as if it will be trained (or
+ * untrained) as asked: that is what nearly every message turns out to be,
+ * and counting while the caller tokenizes the next messages keeps the
+ * commit short. At commit one write transaction decides, message by
+ * message and by digest, whether each is trained, moved from the other
+ * class, already known, or (untraining) unknown; a message whose decision
+ * differs adds a correction, and the summed changes are applied in key
+ * order. One transaction per batch makes a batch atomic and keeps the
+ * single writer cheap.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../common/bigmem.h"
 #include "../store/db.h"
 
 struct queued {
@@ -19,14 +24,16 @@ struct queued {
 	size_t off, n; /* its hashes in batch->hashes */
 };
 
-/* One token's count changes in the batch. A slot belongs to the current
- * commit attempt when its gen matches; last is the stamp of the message
- * that touched it last, so a token repeated in a message counts once
- * without sorting the message's tokens. */
+/* One token's count changes in the batch. A slot belongs to the batch
+ * when its gen matches; spam and ham are counted as messages are queued,
+ * cspam and cham are the corrections of the current commit attempt (valid
+ * when cgen matches). last is the stamp of the message that touched it
+ * last, so a token repeated in a message counts once without sorting. */
 struct delta {
 	uint64_t key;
 	int32_t spam, ham;
-	uint32_t gen, last;
+	int32_t cspam, cham;
+	uint32_t gen, cgen, last;
 };
 
 struct change {
@@ -41,10 +48,10 @@ struct chaff_batch {
 	struct queued *msgs;
 	size_t nm, mcap;
 	enum chaff_learned *outcome;
-	/* per-token sums, rebuilt by every attempt of the commit */
+	/* per-token sums of the queued messages, corrections per attempt */
 	struct delta *deltas;
 	size_t dcap, dn;
-	uint32_t gen, stamp;
+	uint32_t gen, cgen, stamp;
 	struct change *changes, *sorted;
 	size_t ccap;
 };
@@ -59,6 +66,7 @@ int chaff_batch_new(chaff_db *db, chaff_batch **out)
 	if (!b)
 		return CHAFF_ENOMEM;
 	b->db = db;
+	b->gen = b->cgen = 1; /* zeroed slots belong to nobody */
 	*out = b;
 	return CHAFF_OK;
 }
@@ -67,18 +75,81 @@ void chaff_batch_free(chaff_batch *b)
 {
 	if (!b)
 		return;
-	free(b->hashes);
+	chaff_big_free(b->hashes, b->hcap * sizeof(*b->hashes));
 	free(b->msgs);
 	free(b->outcome);
-	free(b->deltas);
-	free(b->changes);
-	free(b->sorted);
+	chaff_big_free(b->deltas, b->dcap * sizeof(*b->deltas));
+	chaff_big_free(b->changes, b->ccap * sizeof(*b->changes));
+	chaff_big_free(b->sorted, b->ccap * sizeof(*b->sorted));
 	free(b);
 }
 
 size_t chaff_batch_size(const chaff_batch *b)
 {
 	return b->nm;
+}
+
+static struct delta *probe(struct delta *t, size_t cap, uint64_t key, uint32_t gen)
+{
+	size_t mask = cap - 1;
+	for (size_t i = (key ^ key >> 29) & mask;; i = (i + 1) & mask)
+		if (t[i].gen != gen || t[i].key == key)
+			return &t[i];
+}
+
+/* Doubles the table, moving this attempt's slots; 0 or CHAFF_ENOMEM. */
+static int grow_deltas(chaff_batch *b)
+{
+	size_t cap = b->dcap ? b->dcap * 2 : 1 << 14;
+	struct delta *t = chaff_big_alloc(cap * sizeof(*t));
+	if (!t)
+		return CHAFF_ENOMEM;
+	for (size_t i = 0; i < b->dcap; i++)
+		if (b->deltas[i].gen == b->gen)
+			*probe(t, cap, b->deltas[i].key, b->gen) = b->deltas[i];
+	chaff_big_free(b->deltas, b->dcap * sizeof(*b->deltas));
+	b->deltas = t;
+	b->dcap = cap;
+	return CHAFF_OK;
+}
+
+/* Adds dspam and dham to the queued counts of every distinct token of m.
+ * The table has room for all of them (see chaff_batch_add). */
+static void count(chaff_batch *b, const struct queued *m, int dspam, int dham)
+{
+	uint32_t stamp = ++b->stamp;
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t key = b->hashes[m->off + i];
+		struct delta *d = probe(b->deltas, b->dcap, key, b->gen);
+		if (d->gen != b->gen) {
+			*d = (struct delta){ .key = key, .gen = b->gen };
+			b->dn++;
+		}
+		if (d->last == stamp)
+			continue; /* seen earlier in this message */
+		d->last = stamp;
+		d->spam += dspam;
+		d->ham += dham;
+	}
+}
+
+/* The same as a correction of this commit attempt: m's tokens are all in
+ * the table already, counted when it was queued. */
+static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
+{
+	uint32_t stamp = ++b->stamp;
+	for (size_t i = 0; i < m->n; i++) {
+		struct delta *d = probe(b->deltas, b->dcap, b->hashes[m->off + i], b->gen);
+		if (d->last == stamp)
+			continue;
+		d->last = stamp;
+		if (d->cgen != b->cgen) {
+			d->cgen = b->cgen;
+			d->cspam = d->cham = 0;
+		}
+		d->cspam += dspam;
+		d->cham += dham;
+	}
 }
 
 int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
@@ -90,7 +161,7 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 		size_t cap = b->hcap ? b->hcap : 1 << 16;
 		while (cap < b->nh + tk->count)
 			cap *= 2;
-		uint64_t *h = realloc(b->hashes, cap * sizeof(*h));
+		uint64_t *h = chaff_big_realloc(b->hashes, b->hcap * sizeof(*h), cap * sizeof(*h));
 		if (!h)
 			return CHAFF_ENOMEM;
 		b->hashes = h;
@@ -108,58 +179,19 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 		b->outcome = o;
 		b->mcap = cap;
 	}
-	/* Repeats stay: commit counts a token once per message. */
+	/* Room for every token being new, so counting cannot fail half-way. */
+	while ((b->dn + tk->count + 1) * 2 > b->dcap)
+		if (grow_deltas(b) != CHAFF_OK)
+			return CHAFF_ENOMEM;
+	/* Repeats stay: count() counts a token once per message. */
 	uint64_t *h = b->hashes + b->nh;
 	for (size_t i = 0; i < tk->count; i++)
 		h[i] = tk->items[i].hash;
-	b->msgs[b->nm++] = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, tk->count};
+	struct queued *m = &b->msgs[b->nm++];
+	*m = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, tk->count};
 	b->nh += tk->count;
-	return CHAFF_OK;
-}
-
-static struct delta *probe(struct delta *t, size_t cap, uint64_t key, uint32_t gen)
-{
-	size_t mask = cap - 1;
-	for (size_t i = (key ^ key >> 29) & mask;; i = (i + 1) & mask)
-		if (t[i].gen != gen || t[i].key == key)
-			return &t[i];
-}
-
-/* Doubles the table, moving this attempt's slots; 0 or CHAFF_ENOMEM. */
-static int grow_deltas(chaff_batch *b)
-{
-	size_t cap = b->dcap ? b->dcap * 2 : 1 << 14;
-	struct delta *t = calloc(cap, sizeof(*t));
-	if (!t)
-		return CHAFF_ENOMEM;
-	for (size_t i = 0; i < b->dcap; i++)
-		if (b->deltas[i].gen == b->gen)
-			*probe(t, cap, b->deltas[i].key, b->gen) = b->deltas[i];
-	free(b->deltas);
-	b->deltas = t;
-	b->dcap = cap;
-	return CHAFF_OK;
-}
-
-/* Adds dspam and dham to the counts of every distinct token of m. */
-static int count(chaff_batch *b, const struct queued *m, int dspam, int dham)
-{
-	uint32_t stamp = ++b->stamp;
-	for (size_t i = 0; i < m->n; i++) {
-		if ((b->dn + 1) * 2 > b->dcap && grow_deltas(b) != CHAFF_OK)
-			return CHAFF_ENOMEM;
-		uint64_t key = b->hashes[m->off + i];
-		struct delta *d = probe(b->deltas, b->dcap, key, b->gen);
-		if (d->gen != b->gen) {
-			*d = (struct delta){key, 0, 0, b->gen, 0};
-			b->dn++;
-		}
-		if (d->last == stamp)
-			continue; /* seen earlier in this message */
-		d->last = stamp;
-		d->spam += dspam;
-		d->ham += dham;
-	}
+	int one = cls == CHAFF_SPAM, sign = untrain ? -1 : 1;
+	count(b, m, sign * one, sign * !one);
 	return CHAFF_OK;
 }
 
@@ -201,29 +233,31 @@ static void adjust(uint64_t *total, int sign)
 }
 
 /* The decision for one message, given what its digest says was trained
- * (-1: nothing), and the count changes it makes. */
+ * (-1: nothing), and the correction it needs: m was counted when queued
+ * as trained (or untrained) as asked. */
 static enum chaff_learned decide(chaff_batch *b, const struct queued *m, int prior,
-                                 struct db_totals *tot, int *rc)
+                                 struct db_totals *tot)
 {
 	uint64_t *mine = m->cls == CHAFF_SPAM ? &tot->spam : &tot->ham;
 	uint64_t *other = m->cls == CHAFF_SPAM ? &tot->ham : &tot->spam;
 	int one = m->cls == CHAFF_SPAM; /* +1 goes to spam when the class is spam */
 	if (m->untrain) {
-		if (prior != m->cls)
+		if (prior != m->cls) {
+			correct(b, m, one, !one); /* takes back the queued -1 */
 			return CHAFF_LEARNED_NOT_TRAINED;
-		*rc = count(b, m, -one, -!one);
+		}
 		adjust(mine, -1);
 		return CHAFF_LEARNED_UNTRAINED;
 	}
-	if (prior == m->cls)
+	if (prior == m->cls) {
+		correct(b, m, -one, -!one); /* takes back the queued +1 */
 		return CHAFF_LEARNED_ALREADY;
-	adjust(mine, +1);
-	if (prior < 0) {
-		*rc = count(b, m, one, !one);
-		return CHAFF_LEARNED_TRAINED;
 	}
-	/* moved: one class gains what the other loses */
-	*rc = count(b, m, one ? 1 : -1, one ? -1 : 1);
+	adjust(mine, +1);
+	if (prior < 0)
+		return CHAFF_LEARNED_TRAINED;
+	/* moved: the other class also loses it */
+	correct(b, m, -!one, -one);
 	adjust(other, -1);
 	return CHAFF_LEARNED_MOVED;
 }
@@ -239,12 +273,11 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	int rc = db_read_totals(db, t, &tot);
 	if (rc != CHAFF_OK)
 		return rc;
-	b->gen++;          /* every slot of an earlier attempt is free again */
-	if (b->gen == 0) { /* wrapped: clear for real, once in 4 billion */
-		memset(b->deltas, 0, b->dcap * sizeof(*b->deltas));
-		b->gen = 1;
+	if (++b->cgen == 0) { /* wrapped: clear for real, once in 4 billion */
+		for (size_t i = 0; i < b->dcap; i++)
+			b->deltas[i].cgen = 0;
+		b->cgen = 1;
 	}
-	b->dn = 0;
 	for (size_t i = 0; i < b->nm; i++) {
 		const struct queued *m = &b->msgs[i];
 		uint8_t prior;
@@ -252,10 +285,8 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 		if (rc != CHAFF_OK && rc != CHAFF_ENOTFOUND)
 			return rc;
 		int known = rc == CHAFF_OK ? prior : -1;
+		enum chaff_learned what = decide(b, m, known, &tot);
 		rc = CHAFF_OK;
-		enum chaff_learned what = decide(b, m, known, &tot, &rc);
-		if (rc != CHAFF_OK)
-			return rc;
 		b->outcome[i] = what;
 		if (what == CHAFF_LEARNED_TRAINED || what == CHAFF_LEARNED_MOVED)
 			rc = ops->digest_put(t, &m->digest, m->cls);
@@ -265,21 +296,28 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 			return rc;
 	}
 	if (b->dn > b->ccap) {
-		struct change *c = realloc(b->changes, b->dn * sizeof(*c));
-		if (c)
-			b->changes = c;
-		struct change *sc = realloc(b->sorted, b->dn * sizeof(*sc));
-		if (sc)
-			b->sorted = sc;
-		if (!c || !sc)
+		/* contents are rebuilt by every attempt: fresh arrays will do */
+		size_t old = b->ccap * sizeof(struct change), need = b->dn * sizeof(struct change);
+		struct change *c = chaff_big_alloc(need), *sc = c ? chaff_big_alloc(need) : NULL;
+		if (!sc) {
+			chaff_big_free(c, need);
 			return CHAFF_ENOMEM;
+		}
+		chaff_big_free(b->changes, old);
+		chaff_big_free(b->sorted, old);
+		b->changes = c;
+		b->sorted = sc;
 		b->ccap = b->dn;
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < b->dcap; i++) {
 		const struct delta *d = &b->deltas[i];
-		if (d->gen == b->gen && (d->spam || d->ham))
-			b->changes[n++] = (struct change){d->key, d->spam, d->ham};
+		if (d->gen != b->gen)
+			continue;
+		bool c = d->cgen == b->cgen;
+		int32_t ds = d->spam + (c ? d->cspam : 0), dh = d->ham + (c ? d->cham : 0);
+		if (ds || dh)
+			b->changes[n++] = (struct change){d->key, ds, dh};
 	}
 	struct change *ch = sort_changes(b->changes, b->sorted, n);
 	uint32_t today = db_today();
@@ -320,6 +358,10 @@ int chaff_batch_commit(chaff_batch *b, enum chaff_learned *outcome)
 		if (rc == CHAFF_OK && outcome)
 			memcpy(outcome, b->outcome, b->nm * sizeof(*outcome));
 	}
-	b->nm = b->nh = 0;
+	b->nm = b->nh = b->dn = 0;
+	if (++b->gen == 0) { /* wrapped: clear for real, once in 4 billion */
+		memset(b->deltas, 0, b->dcap * sizeof(*b->deltas));
+		b->gen = 1;
+	}
 	return rc;
 }

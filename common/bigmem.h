@@ -1,0 +1,20 @@
+/*
+ * Large arrays (a training batch's token hashes and count table) in
+ * anonymous memory the kernel is asked to back with 2 MB pages. Touching
+ * fresh memory costs a page fault per 4 KB page, and on virtual machines a
+ * fault is dear: the first training of a corpus spent a fifth of its
+ * single writer's time in them. Sizes are the caller's to remember.
+ */
+#ifndef CHAFF_BIGMEM_H
+#define CHAFF_BIGMEM_H
+
+#include <stddef.h>
+
+/* n zeroed bytes, or NULL. */
+void *chaff_big_alloc(size_t n);
+/* Grows (or shrinks) p from old to n bytes, keeping the contents; the new
+ * part is zeroed. NULL on failure, p untouched. */
+void *chaff_big_realloc(void *p, size_t old, size_t n);
+void chaff_big_free(void *p, size_t n);
+
+#endif
