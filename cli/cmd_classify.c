@@ -98,13 +98,10 @@ struct run {
 	const char *dbpath;
 };
 
-/* Scores the chunk on every thread, then prints it in input order. */
-static void drain(struct tokpool *pool, struct run *r)
+/* Prints a scored chunk in input order. */
+static void print_chunk(struct tokpool *pool, struct run *r)
 {
 	size_t n = tokpool_count(pool);
-	if (!n)
-		return;
-	tokpool_run(pool);
 	for (size_t i = 0; i < n && !r->stop; i++) {
 		const struct tokpool_result *res = tokpool_result(pool, i);
 		const struct chaff_score *s = &res->score;
@@ -129,6 +126,36 @@ static void drain(struct tokpool *pool, struct run *r)
 		}
 	}
 	tokpool_reset(pool);
+}
+
+/* Chunks alternate between two pools, as in training: the workers score
+ * one while this thread reads the next and prints the one before. With
+ * one thread, only pools[0] is used, synchronously. */
+struct pools {
+	struct tokpool *p[2], *fill, *running;
+};
+
+/* The chunk being filled is complete (or the input ended). */
+static void drain(struct pools *ps, struct run *r)
+{
+	if (!ps->p[1]) {
+		if (tokpool_count(ps->fill)) {
+			tokpool_run(ps->fill);
+			print_chunk(ps->fill, r);
+		}
+		return;
+	}
+	struct tokpool *done = ps->running;
+	if (done)
+		tokpool_wait(done);
+	ps->running = NULL;
+	if (tokpool_count(ps->fill) && !r->stop) {
+		tokpool_start(ps->fill);
+		ps->running = ps->fill;
+		ps->fill = ps->fill == ps->p[0] ? ps->p[1] : ps->p[0];
+	}
+	if (done)
+		print_chunk(done, r);
 }
 
 int cmd_classify(int argc, char **argv)
@@ -181,16 +208,21 @@ int cmd_classify(int argc, char **argv)
 	}
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
 	struct chaff_params params;
-	struct tokpool *pool = NULL;
+	struct pools ps = { 0 };
 	int rc = CHAFF_EDB;
 	if (db && (!nsets || override(db, sets, nsets, &params) == 0)) {
-		rc = tokpool_new_scoring(&pool, db, nsets ? &params : NULL,
-		                         threads ? (unsigned)threads : tokpool_cores(),
-		                         explain || json ? nclues : 0);
+		unsigned n = threads ? (unsigned)threads : tokpool_cores();
+		size_t clues = explain || json ? nclues : 0;
+		rc = tokpool_new_scoring(&ps.p[0], db, nsets ? &params : NULL, n, clues);
+		if (rc == CHAFF_OK && n > 1)
+			rc = tokpool_new_scoring(&ps.p[1], db, nsets ? &params : NULL, n, clues);
 		if (rc != CHAFF_OK)
 			cli_error("%s", chaff_strerror(rc));
+		ps.fill = ps.p[0];
 	}
 	if (rc != CHAFF_OK) {
+		tokpool_free(ps.p[0]);
+		tokpool_free(ps.p[1]);
 		chaff_db_close(db);
 		input_close(in);
 		return EXIT_FAIL;
@@ -211,20 +243,21 @@ int cmd_classify(int argc, char **argv)
 			snprintf(name, sizeof(name), "%s#%zu", m.path, m.index + 1);
 		else
 			snprintf(name, sizeof(name), "%s", m.path);
-		if (tokpool_add(pool, m.data, m.len, name, -1) != CHAFF_OK) {
+		if (tokpool_add(ps.fill, m.data, m.len, name, -1) != CHAFF_OK) {
 			cli_error("out of memory");
 			run.failed = run.stop = true;
 			break;
 		}
 		chunk_bytes += m.len;
-		if (tokpool_count(pool) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
-			drain(pool, &run);
+		if (tokpool_count(ps.fill) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
+			drain(&ps, &run);
 			chunk_bytes = 0;
 		}
 	}
-	if (!run.stop)
-		drain(pool, &run);
-	tokpool_free(pool);
+	drain(&ps, &run); /* the last chunk, */
+	drain(&ps, &run); /* and the one the workers may still have */
+	tokpool_free(ps.p[0]);
+	tokpool_free(ps.p[1]);
 	chaff_db_close(db);
 	input_close(in);
 	bool failed = run.failed;
