@@ -276,7 +276,9 @@ int tokpool_start(struct tokpool *p)
 	if (!p->w && !(p->w = calloc(p->threads, sizeof(*p->w))))
 		return CHAFF_ENOMEM;
 	p->running = 0;
-	for (unsigned i = 0; i < p->threads; i++) {
+	/* A few messages (one, from procmail): not worth a thread. */
+	unsigned want = p->n < 2 * p->threads ? 0 : p->threads;
+	for (unsigned i = 0; i < want; i++) {
 		p->w[i] = (struct worker){p, i};
 		if (pthread_create(&p->th[i], NULL, work, &p->w[i]) != 0)
 			break;

@@ -8,7 +8,7 @@
 
 #include "store.h"
 
-#define CHAFF_SCHEMA_VERSION 1
+#define CHAFF_SCHEMA_VERSION 2 /* 2: varint counts in token records */
 
 struct chaff_db {
 	struct store *st;

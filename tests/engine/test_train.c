@@ -171,23 +171,23 @@ static void test_map_grows_by_itself(void **state)
 		skip();
 	char *d = temp_dir();
 	chaff_db *db;
-	/* a 256 KiB map fills after a few thousand records */
+	/* a 256 KiB map fills after about ten thousand records */
 	struct chaff_db_options o = { .flags = CHAFF_DB_CREATE, .map_size = 256 << 10 };
 	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
-	static int ids[8000];
-	for (int i = 0; i < 8000; i++)
+	static int ids[20000];
+	for (int i = 0; i < 20000; i++)
 		ids[i] = i;
 	for (int m = 0; m < 5; m++)
-		assert_int_equal(train_one(db, m, ids + m * 1500, 1500, CHAFF_SPAM, 0),
+		assert_int_equal(train_one(db, m, ids + m * 4000, 4000, CHAFF_SPAM, 0),
 		                 CHAFF_LEARNED_TRAINED);
 	struct chaff_db_stats st;
 	assert_int_equal(chaff_db_stats(db, &st), CHAFF_OK);
-	assert_int_equal(st.tokens, 7500);
+	assert_int_equal(st.tokens, 20000);
 	assert_true(st.bytes_used > (256 << 10));
 	chaff_db_close(db);
 	/* and it opens again at its grown size */
 	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
-	assert_int_equal(record_of(db, 7499).spam, 1);
+	assert_int_equal(record_of(db, 19999).spam, 1);
 	chaff_db_close(db);
 	remove_tree(d);
 	free(d);

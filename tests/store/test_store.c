@@ -63,6 +63,28 @@ static void run_records(int lmdb)
 		assert_true(keys[i] < keys[i + 1]); /* key order */
 	o->abort(t);
 
+	/* counts of every encoded width, and the largest day, round-trip */
+	static const uint32_t widths[] = { 0, 1, 127, 128, 16383, 16384, 2097151, 2097152,
+		                           268435455, 268435456, UINT32_MAX };
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	for (uint64_t i = 0; i < 11; i++) {
+		struct chaff_record w = { widths[i], widths[10 - i], (uint32_t)(65535 - i) };
+		assert_int_equal(o->put(t, 500 + i, &w), CHAFF_OK);
+	}
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	for (uint64_t i = 0; i < 11; i++) {
+		assert_int_equal(o->get(t, 500 + i, &got), CHAFF_OK);
+		assert_int_equal(got.spam, widths[i]);
+		assert_int_equal(got.ham, widths[10 - i]);
+		assert_int_equal(got.day, 65535 - i);
+	}
+	o->abort(t);
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	for (uint64_t i = 0; i < 11; i++)
+		assert_int_equal(o->del(t, 500 + i), CHAFF_OK);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+
 	/* an aborted write leaves no trace: records, metadata, digests */
 	struct chaff_digest d = digest_of(1);
 	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
