@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,29 @@ static bool write_all(int fd, const char *p, size_t n)
 			return false;
 		p += w;
 		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* Both buffers, in as few writes as the socket takes. */
+static bool writev_all(int fd, struct iovec iov[2])
+{
+	int n = 2;
+	while (n) {
+		ssize_t w = writev(fd, iov + 2 - n, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		for (size_t left = (size_t)w; left && n;) {
+			struct iovec *v = iov + 2 - n;
+			size_t take = left < v->iov_len ? left : v->iov_len;
+			v->iov_base = (char *)v->iov_base + take;
+			v->iov_len -= take;
+			left -= take;
+			if (!v->iov_len)
+				n--;
+		}
 	}
 	return true;
 }
@@ -144,6 +168,8 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 				return 0;
 			if (strncasecmp(line + 4, "PIPELINING", 10) == 0 && !line[14])
 				h->pipelining = true;
+			if (strncasecmp(line + 4, "CHUNKING", 8) == 0 && !line[12])
+				h->chunking = true;
 			if (line[3] == '-')
 				continue; /* more lines follow */
 			const char *t = line[3] ? line + 4 : "";
@@ -218,7 +244,7 @@ static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
 		return false;
 	}
 	char text[SERVE_REPLY_MAX], line[300];
-	h->pipelining = false;
+	h->pipelining = h->chunking = false;
 	int code = read_reply(h, text, sizeof(text));
 	if (code == 220) {
 		snprintf(line, sizeof(line), "EHLO %s\r\n", h->helo);
@@ -252,9 +278,9 @@ static void relay_reply(char reply[SERVE_REPLY_MAX], int code, const char *text)
 		snprintf(reply, SERVE_REPLY_MAX, "%d %d.0.0 next hop: %.400s", code, code / 100, text);
 }
 
-/* The message in wire form: CRLF line ends, leading dots doubled, the
- * terminating dot line. */
-static bool wire_form(struct hop *h, const char *msg, size_t len, size_t *outlen)
+/* The message in wire form: CRLF line ends; for DATA (dot) leading dots
+ * doubled and the terminating dot line, for BDAT neither. */
+static bool wire_form(struct hop *h, const char *msg, size_t len, bool dot, size_t *outlen)
 {
 	size_t lines = 1;
 	for (const char *p = msg; (p = memchr(p, '\n', (size_t)(msg + len - p))); p++)
@@ -272,7 +298,7 @@ static bool wire_form(struct hop *h, const char *msg, size_t len, size_t *outlen
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
-		if (*p == '.')
+		if (dot && *p == '.')
 			*o++ = '.';
 		memcpy(o, p, (size_t)(le - p));
 		o += le - p;
@@ -280,17 +306,20 @@ static bool wire_form(struct hop *h, const char *msg, size_t len, size_t *outlen
 		*o++ = '\n';
 		p = nl ? nl + 1 : end;
 	}
-	memcpy(o, ".\r\n", 3);
-	*outlen = (size_t)(o + 3 - h->out);
+	if (dot) {
+		memcpy(o, ".\r\n", 3);
+		o += 3;
+	}
+	*outlen = (size_t)(o - h->out);
 	return true;
 }
 
 /* MAIL, each RCPT and, when data_too, DATA, as wire lines; ends[i] is
  * where line i ends. NULL when out of memory. */
 static char *envelope(const char *from, bool body8, char *const *rcpt, unsigned nrcpt,
-                      bool data_too, size_t *ends)
+                      bool data_too, long long bdat, size_t *ends)
 {
-	size_t cap = strlen(from) + 40, n = 0;
+	size_t cap = strlen(from) + 80, n = 0;
 	for (unsigned i = 0; i < nrcpt; i++)
 		cap += strlen(rcpt[i]) + 14;
 	char *e = malloc(cap + 8);
@@ -302,10 +331,10 @@ static char *envelope(const char *from, bool body8, char *const *rcpt, unsigned 
 		n += (size_t)sprintf(e + n, "RCPT TO:<%s>\r\n", rcpt[i]);
 		ends[i + 1] = n;
 	}
-	if (data_too) {
-		memcpy(e + n, "DATA\r\n", 6);
-		ends[nrcpt + 1] = n += 6;
-	}
+	if (data_too && bdat >= 0)
+		ends[nrcpt + 1] = n += (size_t)sprintf(e + n, "BDAT %lld LAST\r\n", bdat);
+	else if (data_too)
+		ends[nrcpt + 1] = n += (size_t)sprintf(e + n, "DATA\r\n");
 	return e;
 }
 
@@ -316,23 +345,36 @@ static char *envelope(const char *from, bool body8, char *const *rcpt, unsigned 
  * write, and DATA with it when there is one recipient (or in LMTP, where
  * recipients fail one by one): two round trips per message instead of
  * four. With several SMTP recipients DATA waits for their replies, since
- * a refused one must stop the message before it is sent to the rest. */
+ * a refused one must stop the message before it is sent to the rest.
+ * When the next hop also offers CHUNKING (RFC 3030), the message itself
+ * follows in the same write as "BDAT n LAST": one round trip. */
 static bool attempt(struct hop *h, const char *from, bool body8, char *const *rcpt,
                     unsigned nrcpt, const char *msg, size_t len, const char *id,
                     char (*reply)[SERVE_REPLY_MAX], unsigned nreply)
 {
 	char text[SERVE_REPLY_MAX], r[SERVE_REPLY_MAX];
 	bool data_too = h->pipelining && (nrcpt == 1 || nreply > 1);
+	bool bdat = data_too && h->chunking;
 	unsigned nlines = nrcpt + 1 + data_too;
+	size_t wl = 0;
 	size_t *ends = malloc((nrcpt + 2) * sizeof(*ends));
-	char *env = ends ? envelope(from, body8, rcpt, nrcpt, data_too, ends) : NULL;
+	char *env = ends && (!bdat || wire_form(h, msg, len, false, &wl))
+	                    ? envelope(from, body8, rcpt, nrcpt, data_too, bdat ? (long long)wl : -1,
+	                               ends)
+	                    : NULL;
 	if (!env) {
 		free(ends);
 		for (unsigned i = 0; i < nreply; i++)
 			snprintf(reply[i], SERVE_REPLY_MAX, "451 4.3.0 Insufficient memory, try again later");
 		return true;
 	}
-	bool ok = !h->pipelining || write_all(h->fd, env, ends[nlines - 1]);
+	bool ok = true;
+	if (bdat) { /* the envelope and the chunk as one write */
+		struct iovec iov[2] = { { env, ends[nlines - 1] }, { h->out, wl } };
+		ok = writev_all(h->fd, iov);
+	} else if (h->pipelining) {
+		ok = write_all(h->fd, env, ends[nlines - 1]);
+	}
 	int mail = 0, data = 0, worst = 0;
 	unsigned accepted = 0;
 	char mail_r[SERVE_REPLY_MAX] = "", first_refusal[SERVE_REPLY_MAX] = "";
@@ -399,10 +441,9 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 	}
 	if (!data_too)
 		data = command(h, "DATA\r\n", text, sizeof(text));
-	size_t wl;
-	int code = data;
-	if (code == 354) {
-		if (!wire_form(h, msg, len, &wl))
+	int code = data; /* with BDAT, already the final reply */
+	if (code == 354 && !bdat) {
+		if (!wire_form(h, msg, len, true, &wl))
 			code = -1;
 		else if (!write_all(h->fd, h->out, wl))
 			code = 0;

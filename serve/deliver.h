@@ -30,6 +30,7 @@ struct hop {
 	unsigned timeout;        /* seconds, for connect and each reply */
 	int fd;                  /* -1: not connected */
 	bool pipelining;         /* the next hop offers PIPELINING */
+	bool chunking;           /* ... and CHUNKING (BDAT) */
 	char in[8192];           /* reply bytes read and not yet used */
 	size_t inlen;
 	char *out;               /* the message in SMTP's wire form */

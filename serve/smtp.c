@@ -51,7 +51,7 @@ static void reset_transaction(struct smtp_session *s)
 		free(s->rcpt[i]);
 	s->nrcpt = 0;
 	s->from.len = 0;
-	s->in_mail = s->body8 = s->oversize = false;
+	s->in_mail = s->body8 = s->oversize = s->chunking = s->cr_pending = false;
 	s->learn = SMTP_LEARN_NONE;
 	s->msg.len = 0;
 	if (s->msg.cap > KEEP_MSG_BYTES)
@@ -328,7 +328,113 @@ static void cmd_hello(struct smtp_session *s, const char *verb, const char *args
 	out_line(s, "250-PIPELINING");
 	replyf(s, "250-SIZE %zu", s->cfg->max_size);
 	out_line(s, "250-8BITMIME");
+	out_line(s, "250-CHUNKING");
 	out_line(s, "250 ENHANCEDSTATUSCODES");
+}
+
+/* Appends message bytes, counting them against the size limit. */
+static void data_add(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->oversize)
+		return;
+	if (s->msg.len + n > s->cfg->max_size) {
+		s->oversize = true;
+		s->msg.len = 0;
+		return;
+	}
+	if (!buf_add(&s->msg, p, n)) {
+		s->oversize = true; /* refused below like a message too large */
+		s->msg.len = 0;
+	}
+}
+
+/*
+ * BDAT (RFC 3030): the chunk's bytes follow the command line at once, so
+ * they are read (and thrown away when the command cannot be accepted)
+ * whatever the reply. Only a count that cannot be read leaves no way to
+ * find the next command: the connection is closed.
+ */
+static void cmd_bdat(struct smtp_session *s, const char *args)
+{
+	const char *p = skip_spaces(args);
+	char *end;
+	unsigned long long size = strtoull(p, &end, 10);
+	const char *rest = skip_spaces(end);
+	bool last = strncasecmp(rest, "LAST", 4) == 0 && !*skip_spaces(rest + 4);
+	if (end == p || !isdigit((unsigned char)*p) || (*rest && !last) || size > (1ull << 40)) {
+		out_line(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+		replyf(s, "421 4.7.0 %s Error: cannot find the end of that chunk", s->cfg->hostname);
+		s->state = ST_CLOSED;
+		return;
+	}
+	s->bdat_discard = false;
+	if (!s->in_mail || s->nrcpt == 0) {
+		errorf(s, "503 5.5.1 Error: need %s command", s->in_mail ? "RCPT" : "MAIL");
+		s->bdat_discard = true;
+	} else if (!s->chunking) {
+		s->chunking = true;
+		s->msg.len = 0;
+	}
+	s->bdat_size = s->bdat_left = size;
+	s->bdat_last = last;
+	if (s->state != ST_CLOSED)
+		s->state = ST_BDAT;
+}
+
+/* Chunk bytes: CRLF becomes LF, as in DATA; a CR at a chunk's end waits
+ * to see what follows. */
+static void chunk_add(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->bdat_discard)
+		return;
+	const char *end = p + n;
+	while (p < end) {
+		if (s->cr_pending) {
+			s->cr_pending = false;
+			if (*p != '\n')
+				data_add(s, "\r", 1);
+		}
+		const char *cr = memchr(p, '\r', (size_t)(end - p));
+		if (!cr) {
+			data_add(s, p, (size_t)(end - p));
+			return;
+		}
+		data_add(s, p, (size_t)(cr - p));
+		if (cr + 1 == end) {
+			s->cr_pending = true;
+			return;
+		}
+		if (cr[1] != '\n')
+			data_add(s, "\r", 1);
+		p = cr + 1;
+	}
+}
+
+/* The chunk has been read: a 250 for a middle chunk, the end of the
+ * message for the last one. True when a message is complete. */
+static bool chunk_done(struct smtp_session *s)
+{
+	if (s->bdat_discard) {
+		s->state = ST_CMD;
+		return false;
+	}
+	if (!s->bdat_last) {
+		replyf(s, "250 2.0.0 Ok: %llu octets", s->bdat_size);
+		s->state = ST_CMD;
+		return false;
+	}
+	if (s->cr_pending) {
+		s->cr_pending = false;
+		data_add(s, "\r", 1);
+	}
+	if (s->oversize) {
+		out_line(s, "552 5.3.4 Message size exceeds fixed limit");
+		reset_transaction(s);
+		s->state = ST_CMD;
+		return false;
+	}
+	s->state = ST_WAIT;
+	return true;
 }
 
 /* One command line, CRLF removed. */
@@ -354,9 +460,13 @@ static void command(struct smtp_session *s, char *line)
 		cmd_mail(s, args);
 	} else if (strcasecmp(verb, "RCPT") == 0) {
 		cmd_rcpt(s, args);
+	} else if (strcasecmp(verb, "BDAT") == 0) {
+		cmd_bdat(s, args);
 	} else if (strcasecmp(verb, "DATA") == 0) {
 		if (!bare)
 			errorf(s, "501 5.5.4 Syntax: DATA");
+		else if (s->chunking)
+			errorf(s, "503 5.5.1 Error: BDAT chunks already sent, DATA not allowed");
 		else if (!s->in_mail)
 			errorf(s, "503 5.5.1 Error: need MAIL command");
 		else if (s->nrcpt == 0)
@@ -384,22 +494,6 @@ static void command(struct smtp_session *s, char *line)
 		                           "QUIT VRFY HELP");
 	} else {
 		errorf(s, "502 5.5.2 Error: command not recognized");
-	}
-}
-
-/* Appends message bytes, counting them against the size limit. */
-static void data_add(struct smtp_session *s, const char *p, size_t n)
-{
-	if (s->oversize)
-		return;
-	if (s->msg.len + n > s->cfg->max_size) {
-		s->oversize = true;
-		s->msg.len = 0;
-		return;
-	}
-	if (!buf_add(&s->msg, p, n)) {
-		s->oversize = true; /* refused below like a message too large */
-		s->msg.len = 0;
 	}
 }
 
@@ -452,13 +546,28 @@ size_t smtp_feed(struct smtp_session *s, const char *p, size_t n, enum smtp_even
 {
 	size_t used = 0;
 	*ev = SMTP_NONE;
-	while (used < n) {
+	for (;;) {
 		if (s->state == ST_CLOSED) {
 			*ev = SMTP_CLOSE;
 			return used;
 		}
 		if (s->state == ST_WAIT)
 			return used;
+		if (s->state == ST_BDAT) {
+			size_t take = n - used < s->bdat_left ? n - used : (size_t)s->bdat_left;
+			chunk_add(s, p + used, take);
+			used += take;
+			s->bdat_left -= take;
+			if (s->bdat_left)
+				return used; /* the rest of the chunk is still to come */
+			if (chunk_done(s)) {
+				*ev = SMTP_MESSAGE;
+				return used;
+			}
+			continue;
+		}
+		if (used >= n)
+			break;
 		if (s->state == ST_DATA) {
 			bool done;
 			used += data(s, p + used, n - used, &done);

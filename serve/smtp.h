@@ -38,13 +38,18 @@ enum smtp_event {
 
 struct smtp_session {
 	const struct smtp_config *cfg;
-	enum { ST_CMD, ST_DATA, ST_WAIT, ST_CLOSED } state;
+	enum { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT, ST_CLOSED } state;
 	bool greeted;       /* HELO, EHLO or LHLO seen */
 	bool in_mail;       /* MAIL accepted: a transaction is open */
 	bool body8;         /* MAIL ... BODY=8BITMIME */
 	bool skipping;      /* discarding the rest of an over-long line */
 	bool bol;           /* DATA: at the start of a line */
 	bool oversize;      /* DATA: more than max_size bytes arrived */
+	bool chunking;      /* this transaction sends BDAT chunks (RFC 3030) */
+	bool bdat_last;     /* the chunk being read is the last */
+	bool bdat_discard;  /* ... or is read only to be thrown away */
+	bool cr_pending;    /* BDAT: a chunk ended in CR; is an LF next? */
+	unsigned long long bdat_size, bdat_left; /* the chunk's bytes; still to come */
 	unsigned errors;
 	enum smtp_learn learn;
 	struct buf from;    /* reverse path, without <>, NUL-terminated */

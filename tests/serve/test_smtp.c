@@ -63,7 +63,7 @@ static void test_greeting_and_ehlo(void **state)
 	assert_string_equal(cmd(f, ""), "220 mx.test ESMTP chaff\r\n");
 	assert_string_equal(cmd(f, "EHLO client\r\n"),
 	                    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n"
-	                    "250 ENHANCEDSTATUSCODES\r\n");
+	                    "250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n");
 	assert_string_equal(cmd(f, "helo client\n"), "250 mx.test\r\n");
 	assert_string_equal(cmd(f, "LHLO client\r\n"), "500 5.5.1 Error: this is SMTP, not LMTP\r\n");
 	assert_string_equal(cmd(f, "EHLO\r\n"), "501 5.5.4 Syntax: EHLO hostname\r\n");
@@ -236,6 +236,54 @@ static void test_long_lines_and_errors(void **state)
 	assert_int_equal(ev, SMTP_CLOSE);
 }
 
+/* BDAT: chunks of exact sizes, CRLF across a chunk boundary, no dot
+ * handling, commands right after the last chunk. */
+static void test_bdat(void **state)
+{
+	struct fixture *f = *state;
+	enum smtp_event ev;
+	size_t used;
+	const char *in = "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n"
+	                 "BDAT 13\r\nSubject: x\r\r\nBDAT 10 LAST\r\n\n.\r\nbody\r\rNOOP\r\n";
+	const char *out = feed(f, in, &ev, &used);
+	assert_int_equal(ev, SMTP_MESSAGE);
+	assert_non_null(strstr(out, "250 2.0.0 Ok: 13 octets\r\n"));
+	assert_string_equal(in + used, "NOOP\r\n");
+	/* "Subject: x\r" + "\r\n" + "\n.\r\nbody\r\r": CRLF pairs become LF
+	 * even across chunks, lone CRs stay, a dot line is just data */
+	assert_int_equal(f->s.msg.len, 21);
+	assert_memory_equal(f->s.msg.p, "Subject: x\r\n\n.\nbody\r\r", 21);
+	smtp_finish_all(&f->s, "250 2.0.0 Ok");
+	assert_string_equal(cmd(f, ""), "250 2.0.0 Ok\r\n");
+	/* DATA after BDAT, and BDAT without a transaction: its bytes skipped */
+	cmd(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n");
+	assert_string_equal(cmd(f, "BDAT 3\r\nabc"), "250 2.0.0 Ok: 3 octets\r\n");
+	assert_memory_equal(cmd(f, "DATA\r\n"), "503 5.5.1", 9);
+	cmd(f, "RSET\r\n");
+	assert_string_equal(cmd(f, "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n"),
+	                    "503 5.5.1 Error: need MAIL command\r\n250 2.0.0 Ok\r\n");
+	/* a chunk past the size limit: read to its end, then 552 */
+	cmd(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n");
+	char big[1200];
+	int k = snprintf(big, sizeof(big), "BDAT 1100 LAST\r\n");
+	memset(big + k, 'x', 1100);
+	big[k + 1100] = '\0';
+	assert_string_equal(feed(f, big, &ev, NULL), "552 5.3.4 Message size exceeds fixed limit\r\n");
+	assert_int_equal(ev, SMTP_NONE);
+	/* an empty last chunk ends the message at once */
+	cmd(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n");
+	feed(f, "BDAT 0 LAST\r\n", &ev, NULL);
+	assert_int_equal(ev, SMTP_MESSAGE);
+	assert_int_equal(f->s.msg.len, 0);
+	smtp_finish_all(&f->s, "250 2.0.0 Ok");
+	cmd(f, "");
+	/* a count that cannot be read: no way to find the next command */
+	assert_string_equal(feed(f, "BDAT lots\r\nNOOP\r\n", &ev, NULL),
+	                    "501 5.5.4 Syntax: BDAT count [LAST]\r\n"
+	                    "421 4.7.0 mx.test Error: cannot find the end of that chunk\r\n");
+	assert_int_equal(ev, SMTP_CLOSE);
+}
+
 static void test_lmtp(void **state)
 {
 	struct fixture *f = *state;
@@ -266,6 +314,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_limit_in_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_lines_and_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lmtp, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
