@@ -308,7 +308,8 @@ static bool flush(struct conn *c)
 
 static void set_deadline(struct serve_server *srv, struct conn *c)
 {
-	unsigned t = c->s.state == ST_DATA ? srv->cfg->data_timeout : srv->cfg->timeout;
+	bool data = c->s.state == ST_DATA || c->s.state == ST_BDAT;
+	unsigned t = data ? srv->cfg->data_timeout : srv->cfg->timeout;
 	c->deadline = now() + t;
 }
 

@@ -348,6 +348,16 @@ static void data_add(struct smtp_session *s, const char *p, size_t n)
 	}
 }
 
+/* Refuses the message being received: in LMTP once per recipient, as
+ * every recipient waits for its own reply. */
+static void refuse_message(struct smtp_session *s, const char *line)
+{
+	for (unsigned i = 0; i < (s->cfg->lmtp ? s->nrcpt : 1); i++)
+		out_line(s, line);
+	reset_transaction(s);
+	s->state = ST_CMD;
+}
+
 /*
  * BDAT (RFC 3030): the chunk's bytes follow the command line at once, so
  * they are read (and thrown away when the command cannot be accepted)
@@ -418,6 +428,11 @@ static bool chunk_done(struct smtp_session *s)
 		s->state = ST_CMD;
 		return false;
 	}
+	if (!s->bdat_last && s->oversize) {
+		/* the sender must stop here: the transaction is over */
+		refuse_message(s, "552 5.3.4 Message size exceeds fixed limit");
+		return false;
+	}
 	if (!s->bdat_last) {
 		replyf(s, "250 2.0.0 Ok: %llu octets", s->bdat_size);
 		s->state = ST_CMD;
@@ -428,9 +443,7 @@ static bool chunk_done(struct smtp_session *s)
 		data_add(s, "\r", 1);
 	}
 	if (s->oversize) {
-		out_line(s, "552 5.3.4 Message size exceeds fixed limit");
-		reset_transaction(s);
-		s->state = ST_CMD;
+		refuse_message(s, "552 5.3.4 Message size exceeds fixed limit");
 		return false;
 	}
 	s->state = ST_WAIT;
@@ -488,10 +501,10 @@ static void command(struct smtp_session *s, char *line)
 	} else if (strcasecmp(verb, "VRFY") == 0) {
 		out_line(s, "252 2.0.0 Send some mail and it will be delivered or bounced");
 	} else if (strcasecmp(verb, "HELP") == 0) {
-		out_line(s, s->cfg->lmtp ? "214 2.0.0 Commands: LHLO MAIL RCPT DATA RSET NOOP QUIT "
-		                           "VRFY HELP"
-		                         : "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP "
-		                           "QUIT VRFY HELP");
+		out_line(s, s->cfg->lmtp ? "214 2.0.0 Commands: LHLO MAIL RCPT DATA BDAT RSET NOOP "
+		                           "QUIT VRFY HELP"
+		                         : "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET "
+		                           "NOOP QUIT VRFY HELP");
 	} else {
 		errorf(s, "502 5.5.2 Error: command not recognized");
 	}
@@ -574,9 +587,7 @@ size_t smtp_feed(struct smtp_session *s, const char *p, size_t n, enum smtp_even
 			if (!done)
 				return used;
 			if (s->oversize) {
-				out_line(s, "552 5.3.4 Message size exceeds fixed limit");
-				reset_transaction(s);
-				s->state = ST_CMD;
+				refuse_message(s, "552 5.3.4 Message size exceeds fixed limit");
 				continue;
 			}
 			s->state = ST_WAIT;

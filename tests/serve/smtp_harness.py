@@ -482,11 +482,19 @@ def _addr(arg):
 class Sink:
     """A next-hop SMTP server (threaded). MESSAGES: the ones it accepted with
     250, each {'hello', 'mail' (the command), 'from', 'params', 'rcpts', 'data'
-    (dot-unstuffed), 'raw' (as on the wire)}; ATTEMPTS: the ones it refused or
-    hung on.  MODE makes it misbehave: keys 'greeting', 'mail', 'rcpt',
-    'data', 'dot'; values a reply line to give instead of the normal one, or
-    'hang' (say nothing more, read until the peer closes); for 'dot' also a
-    function of the envelope returning either (or None: accept)."""
+    (dot-unstuffed, or the BDAT chunks joined), 'raw' (as on the wire: for
+    BDAT the chunks' bytes, the same), 'via' ('DATA' or 'BDAT'), 'bdat' (the
+    BDAT command lines), 'chunks' (their bytes)}; ATTEMPTS: the ones it
+    refused or hung on.  MODE makes it misbehave: keys 'greeting', 'mail',
+    'rcpt', 'data', 'dot', 'bdat'; values a reply line to give instead of the
+    normal one, or 'hang' (say nothing more, read until the peer closes); for
+    'dot' and 'bdat' (the reply to the LAST chunk, given after reading it) also
+    a function of the envelope returning either (or None: accept), for 'mail'
+    and 'rcpt' a function of the address.  Other keys: 'chunking': True offers CHUNKING
+    (RFC 3030) and takes BDAT; 'pipelining': False leaves PIPELINING out of
+    the EHLO reply; 'hold': True keeps the replies to MAIL and RCPT until the
+    next other command arrives (BDAT, DATA, ...), so only a client that
+    pipelines them gets anywhere."""
 
     def __init__(self, backlog=1024):
         self.lock = threading.Lock()
@@ -584,6 +592,31 @@ class Sink:
             return
         hello = None
         env = None
+        held = []
+
+        def w_held(s):
+            if mode.get("hold"):
+                held.append(s)
+            else:
+                w(s)
+
+        def bdat_end(env, r):
+            """Like the dot: accepted, refused or hung on. False: hang up."""
+            if callable(r):
+                r = r(env)
+            if r == "hang":
+                env["result"] = "hang after BDAT LAST"
+                with self.lock:
+                    self.attempts.append(env)
+                self._hang(h)
+                return False
+            r = r or "250 2.0.0 Ok: queued by sink"
+            env["result"] = r
+            with self.lock:
+                (self.messages if r.startswith("250") else self.attempts).append(env)
+            w(r)
+            return True
+
         while True:
             line = h.rfile.readline(1 << 20)
             if not line:
@@ -591,12 +624,19 @@ class Sink:
             mode = self.mode
             cmd = line.decode("latin-1").rstrip("\r\n")
             verb = cmd[:4].upper()
+            if verb not in ("MAIL", "RCPT"):
+                for x in held:
+                    w(x)
+                del held[:]
             if verb == "EHLO":
                 hello = cmd
                 env = None
                 w("250-sink.test")
-                w("250-PIPELINING")
+                if mode.get("pipelining", True):
+                    w("250-PIPELINING")
                 w("250-8BITMIME")
+                if mode.get("chunking"):
+                    w("250-CHUNKING")
                 w("250 ENHANCEDSTATUSCODES")
             elif verb == "HELO":
                 hello = cmd
@@ -604,30 +644,63 @@ class Sink:
                 w("250 sink.test")
             elif verb == "MAIL":
                 r = mode.get("mail")
+                if callable(r):
+                    r = r(_addr(cmd[5:]))
                 if r == "hang":
                     return self._hang(h)
                 if r:
-                    w(r)
+                    w_held(r)
                     continue
                 rest = cmd[cmd.index(">") + 1:].strip() if ">" in cmd else ""
                 env = {"hello": hello, "mail": cmd, "from": _addr(cmd[5:]), "params": rest,
-                       "rcpts": [], "t": time.time()}
-                w("250 2.1.0 Ok")
+                       "rcpts": [], "t": time.time(), "bdat": [], "chunks": []}
+                w_held("250 2.1.0 Ok")
             elif verb == "RCPT":
                 if env is None:
-                    w("503 5.5.1 need MAIL")
+                    w_held("503 5.5.1 need MAIL")
                     continue
                 r = mode.get("rcpt")
+                if callable(r):
+                    r = r(_addr(cmd[5:]))
                 if r == "hang":
                     return self._hang(h)
                 if r:
-                    w(r)
+                    w_held(r)
                     continue
                 env["rcpts"].append(_addr(cmd[5:]))
-                w("250 2.1.5 Ok")
+                w_held("250 2.1.5 Ok")
+            elif verb == "BDAT" and mode.get("chunking"):
+                m = re.fullmatch(r"BDAT +(\d+)( +LAST)? *", cmd, re.I)
+                if not m:
+                    w("501 5.5.4 Syntax: BDAT count [LAST]")
+                    w("421 4.7.0 cannot find the end of that chunk")
+                    return
+                n, last = int(m.group(1)), bool(m.group(2))
+                chunk = h.rfile.read(n) if n else b""   # read whatever the reply
+                if env is None or not env["rcpts"] or env.get("via") == "DATA":
+                    w("503 5.5.1 need MAIL and RCPT")
+                    continue
+                env["bdat"].append(cmd)
+                env["chunks"].append(chunk)
+                env["via"] = "BDAT"
+                env["raw"] = env["data"] = b"".join(env["chunks"])
+                if len(chunk) < n:
+                    env["result"] = "eof in BDAT chunk"
+                    with self.lock:
+                        self.attempts.append(env)
+                    return
+                if not last:
+                    w("250 2.0.0 Ok: %d octets" % n)
+                    continue
+                if not bdat_end(env, mode.get("bdat")):
+                    return
+                env = None
             elif verb == "DATA":
                 if env is None or not env["rcpts"]:
                     w("503 5.5.1 need RCPT")
+                    continue
+                if env.get("via") == "BDAT":
+                    w("503 5.5.1 BDAT already used")
                     continue
                 r = mode.get("data")
                 if r == "hang":
@@ -635,6 +708,7 @@ class Sink:
                 if r:
                     w(r)
                     continue
+                env["via"] = "DATA"
                 w("354 go ahead")
                 raw = []
                 data = []

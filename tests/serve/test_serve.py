@@ -138,11 +138,11 @@ def t_greeting_ehlo():
     check("greeting: '220 %s ESMTP chaff'" % HOST, g.code == 220 and g.last == "220 %s ESMTP chaff" % HOST,
           "got %s" % g)
     r = c.cmd("EHLO client.test")
-    check("EHLO: 250, 5 lines", r.code == 250 and len(r.lines) == 5, "got %s" % r)
+    check("EHLO: 250, 6 lines", r.code == 250 and len(r.lines) == 6, "got %s" % r)
     check("EHLO: first line 250-HOST", bool(r.lines) and r.lines[0].split(" ")[0] == "250-" + HOST,
           "got %s" % r)
-    want = ["250-PIPELINING", "250-SIZE %d" % MAXSIZE, "250-8BITMIME", "250 ENHANCEDSTATUSCODES"]
-    check("EHLO: PIPELINING, SIZE %d, 8BITMIME, ENHANCEDSTATUSCODES in that order" % MAXSIZE,
+    want = ["250-PIPELINING", "250-SIZE %d" % MAXSIZE, "250-8BITMIME", "250-CHUNKING", "250 ENHANCEDSTATUSCODES"]
+    check("EHLO: PIPELINING, SIZE %d, 8BITMIME, CHUNKING, ENHANCEDSTATUSCODES in that order" % MAXSIZE,
           r.lines[1:] == want, "got %s" % r)
     expect("EHLO again (resets the session)", c.cmd("EHLO client.test"), "250")
     expect("LHLO in SMTP mode", c.cmd("LHLO client.test"), "500 5.5.1")
@@ -455,6 +455,453 @@ def t_split_writes():
     m = SINK.find(frm)
     check("  ... passed on unchanged", len(m) == 1 and split_message(m[0]["data"])[1] == b"\r\n" + b"w" * 50000 + b"\r\n")
     c.close()
+
+
+# === CHUNKING (RFC 3030): BDAT from the client ================================
+def bdat(chunk, last=False):
+    """A BDAT command for CHUNK (bytes sent as they are) and the chunk."""
+    return b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk
+
+
+def cuts(data, points):
+    """DATA cut at the offsets POINTS (ascending): the chunks."""
+    assert points == sorted(points), points
+    out, prev = [], 0
+    for p in points + [len(data)]:
+        out.append(data[prev:p])
+        prev = p
+    return out
+
+
+def send_chunks(c, frm, rcpts, chunks, nreplies=1, final_timeout=15.0):
+    """MAIL, RCPTs, then CHUNKS one BDAT each, waiting for each reply, the
+    last with LAST: (replies to the middle chunks, the final reply or list)."""
+    c.cmd("MAIL FROM:<%s>" % frm)
+    for a in rcpts:
+        c.cmd("RCPT TO:<%s>" % a)
+    mids = []
+    for ch in chunks[:-1]:
+        c.send(bdat(ch))
+        mids.append(c.reply())
+    c.send(bdat(chunks[-1], True))
+    if nreplies == 1:
+        return mids, c.reply(final_timeout)
+    return mids, [c.reply(final_timeout) for _ in range(nreplies)]
+
+
+DOTS_BODY = b"Hello.\n.hidden line\n.\n..two dots\n. dot space\nend\n"
+
+
+def t_bdat_server():
+    c = greeted(MAIN.port)
+    # one chunk
+    msg = simple("bdat one chunk", DOTS_BODY)
+    frm = uid("bdat1")
+    _, r = send_chunks(c, frm, ["a@example.org"], [to_crlf(msg)])
+    expect("BDAT: the whole message as one 'BDAT n LAST' chunk", r, "250 2.0.0")
+    check("  ... 'Ok: queued as ID'", bool(re.match(r"250 2\.0\.0 Ok: queued as \S+$", r.last)), str(r))
+    m = SINK.find(frm)
+    check("  ... at the next hop once, as chaff filter tags it", len(m) == 1 and m[0]["data"] == oracle_wire(msg),
+          repr(m[0]["data"][-120:]) if m else "not delivered")
+    check("  ... lines '.hidden', '.', '..two' taken as sent (no dot handling in BDAT)",
+          len(m) == 1 and split_message(m[0]["data"])[1] == to_crlf(b"\n" + DOTS_BODY),
+          repr(split_message(m[0]["data"])[1]) if m else "")
+    check("  ... and dot-stuffed once on the wire to a next hop without CHUNKING (DATA)",
+          len(m) == 1 and all(x in m[0]["raw"] for x in (b"\r\n..hidden line\r\n", b"\r\n..\r\n",
+                                                         b"\r\n...two dots\r\n", b"\r\n.. dot space\r\n")),
+          repr(m[0]["raw"][-120:]) if m else "")
+
+    # several chunks, cut in awkward places
+    msg = simple("bdat chunks", DOTS_BODY)
+    w = to_crlf(msg)
+    pts = [7, w.index(b"\r\n\r\n") + 1, w.index(b".hidden"), w.index(b"\r\n.\r\n") + 3,
+           w.index(b"\r\nend") + 1]
+    chunks = cuts(w, pts)
+    frm = uid("bdatn")
+    mids, r = send_chunks(c, frm, ["a@example.org"], chunks)
+    check("BDAT in 6 chunks, cut mid-line, between CR and LF (end of the header; after a '.' line), "
+          "before a '.' line: each middle chunk '250 2.0.0 Ok: <n> octets'",
+          [x.last for x in mids] == ["250 2.0.0 Ok: %d octets" % len(x) for x in chunks[:-1]],
+          str([str(x) for x in mids]))
+    expect("  ... the LAST chunk", r, "250 2.0.0 Ok: queued as")
+    m = SINK.find(frm)
+    check("  ... the message arrives whole, as chaff filter tags it (CRLF across chunk ends is one line end)",
+          len(m) == 1 and m[0]["data"] == oracle_wire(msg), repr(m[0]["data"]) if m else "not delivered")
+    check("  ... the '.' lines exactly as sent", len(m) == 1 and
+          split_message(m[0]["data"])[1] == to_crlf(b"\n" + DOTS_BODY))
+    ls = log_for(MAIN, frm)
+    check("  ... one log line for it, with size= the message size (%d)" % len(w),
+          len(ls) == 1 and all(k in log_fields(ls[0]) for k in LOG_KEYS) and
+          abs(int(log_fields(ls[0]).get("size", -1)) - len(w)) <= len(w) // 10 + 300, str(ls))
+
+    # a CR at a chunk's end that is not followed by LF is kept
+    body = b"cr\rinside\nend\n"
+    w1, w2 = to_crlf(simple("cr one", body)), to_crlf(simple("cr split", body))
+    f1, f2 = uid("bdatcr"), uid("bdatcr")
+    send_chunks(c, f1, ["a@example.org"], [w1])
+    i = w2.index(b"cr\r") + 3
+    _, r = send_chunks(c, f2, ["a@example.org"], [w2[:i], w2[i:]])
+    m1, m2 = SINK.find(f1), SINK.find(f2)
+    check("a chunk ending in a CR that no LF follows: the CR is kept (same body as in one chunk)",
+          r.is_("250 2.0.0") and len(m1) == 1 and len(m2) == 1 and
+          split_message(m2[0]["data"])[1] == split_message(m1[0]["data"])[1] and
+          b"cr\rinside" in m2[0]["data"], "%s %r" % (r, m2[0]["data"][-40:] if m2 else ""))
+
+    # bare LF line ends inside chunks
+    msg = simple("bdat bare LF", b"one\n.two\nthree\n")
+    frm = uid("bdatlf")
+    _, r = send_chunks(c, frm, ["a@example.org"], [msg[:20], msg[20:]])
+    m = SINK.find(frm)
+    check("BDAT with bare LF line ends: passed on with CRLF, as chaff filter tags it",
+          r.is_("250 2.0.0") and len(m) == 1 and m[0]["data"] == oracle_wire(msg), str(r))
+
+    # a DATA transaction after a BDAT one (chunking ends with the transaction)
+    frm = uid("bdatthendata")
+    msg = simple("data after a bdat transaction")
+    expect("DATA in the next transaction after a BDAT one",
+           final_of(send_message(c, frm, ["a@example.org"], msg)), "250 2.0.0")
+    check("  ... passed on", len(SINK.find(frm)) == 1 and SINK.find(frm)[0]["data"] == oracle_wire(msg))
+
+    # BDAT 0 LAST ends a message
+    msg = simple("bdat 0 last", b"zero last\n")
+    frm = uid("bdat0")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    c.send(bdat(to_crlf(msg)))
+    r1 = c.reply()
+    r2 = c.cmd("BDAT 0 LAST", 15)
+    check("a chunk, then 'BDAT 0 LAST': 250 octets, then 250 queued",
+          r1.is_("250 2.0.0 Ok: %d octets" % len(to_crlf(msg))) and r2.is_("250 2.0.0 Ok: queued as"),
+          "%s %s" % (r1, r2))
+    m = SINK.find(frm)
+    check("  ... the message whole at the next hop", len(m) == 1 and m[0]["data"] == oracle_wire(msg))
+    c.cmd("MAIL FROM:<%s>" % uid("bdat0only"))
+    c.cmd("RCPT TO:<a@example.org>")
+    r = c.cmd("BDAT 0 LAST", 15)
+    check("'BDAT 0 LAST' as the only chunk (an empty message): 250 or a 5xx refusal (no crash)",
+          r.code == 250 or (r.code or 0) >= 500, str(r))
+    expect("  ... connection still works", c.cmd("NOOP"), "250 2.0.0")
+    c.close()
+
+
+def t_bdat_pipelining():
+    c = greeted(MAIN.port)
+    f1, f2 = uid("bdatpipe"), uid("bdatpipe")
+    m1 = simple("bdat pipelined", b".dot first\nsecond\n")
+    c.send(b"MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\n" % f1.encode() + bdat(to_crlf(m1), True) +
+           b"MAIL FROM:<%s>\r\n" % f2.encode())
+    rs = [c.reply(15) for _ in range(4)]
+    check("MAIL, RCPT, 'BDAT n LAST' + message, next MAIL in one write: 250 250 250 250",
+          [r.code for r in rs] == [250] * 4 and rs[2].last.startswith("250 2.0.0 Ok: queued as"),
+          str([str(r) for r in rs]))
+    m = SINK.find(f1)
+    check("  ... passed on whole", len(m) == 1 and m[0]["data"] == oracle_wire(m1))
+    m2 = simple("bdat pipelined chunks", b"line\n.\nend\n")
+    w = to_crlf(m2)
+    i = w.index(b".\r\n") + 1
+    c.send(b"RCPT TO:<a@example.org>\r\nRCPT TO:<x@elsewhere.net>\r\nRCPT TO:<b@example.org>\r\n" +
+           bdat(w[:i]) + bdat(w[i:]) + b"BDAT 0 LAST\r\nQUIT\r\n")
+    rs = [c.reply(15) for _ in range(7)]
+    check("RCPT, RCPT (relay), RCPT, BDAT (cut between '.' and CRLF), BDAT, BDAT 0 LAST, QUIT in one write: "
+          "250 550 250 250 250 250 221", [r.code for r in rs] == [250, 550, 250, 250, 250, 250, 221],
+          str([str(r) for r in rs]))
+    check("  ... closed after QUIT", c.closed())
+    c.close()
+    m = SINK.find(f2)
+    check("  ... passed on for a, b, whole", len(m) == 1 and m[0]["rcpts"] == ["a@example.org", "b@example.org"]
+          and m[0]["data"] == oracle_wire(m2), str([x["rcpts"] for x in m]))
+
+    # the command line and the chunk cut across TCP segments
+    c = greeted(MAIN.port)
+    c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    frm = uid("bdatsplit")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    msg = simple("bdat split", b"abc\n.def\n")
+    w = to_crlf(msg)
+    line = b"BDAT %d LAST\r\n" % len(w)
+    for part in (line[:3], line[3:-1], line[-1:] + w[:5], w[5:-3], w[-3:-1], w[-1:]):
+        c.send(part)
+        time.sleep(0.04)
+    expect("a BDAT line and its chunk cut into 6 TCP segments", c.reply(15), "250 2.0.0 Ok: queued as")
+    m = SINK.find(frm)
+    check("  ... arrives whole", len(m) == 1 and m[0]["data"] == oracle_wire(msg))
+    c.close()
+
+
+def t_bdat_errors():
+    c = greeted(MAIN.port)
+    c.send(b"BDAT 12\r\nNOOP\r\nRSET\r\nHELP\r\n")
+    r = c.reply()
+    expect("BDAT without MAIL", r, "503 5.5.1")
+    expect("  ... its 12 bytes ('NOOP\\r\\nRSET\\r\\n') are skipped, not run: the next reply is HELP's", c.reply(), "214")
+    c.send(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n")
+    expect("BDAT LAST without MAIL", c.reply(), "503 5.5.1")
+    expect("  ... 'QUIT\\r\\n' in it skipped: the next reply is NOOP's", c.reply(), "250 2.0.0")
+    c.cmd("MAIL FROM:<%s>" % uid("bdatnorcpt"))
+    c.send(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n")
+    expect("BDAT after MAIL, before any RCPT", c.reply(), "503 5.5.1")
+    expect("  ... skipped too: NOOP answered next", c.reply(), "250 2.0.0")
+    expect("  ... the transaction is still open: RCPT", c.cmd("RCPT TO:<a@example.org>"), "250 2.1.5")
+    c.cmd("RSET")
+    c.cmd("MAIL FROM:<%s>" % uid("bdatrelay"))
+    c.cmd("RCPT TO:<x@elsewhere.net>")
+    c.send(bdat(b"Subject: x\r\n\r\nNOOP\r\n", True) + b"NOOP\r\n")
+    expect("BDAT LAST when the only RCPT was refused", c.reply(), "503 5.5.1")
+    expect("  ... skipped: NOOP answered next", c.reply(), "250 2.0.0")
+    c.cmd("RSET")
+
+    # DATA after BDAT
+    frm = uid("bdatdata")
+    msg = simple("data after bdat", b"first part\nsecond part\n")
+    w = to_crlf(msg)
+    i = w.index(b"second")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    c.send(bdat(w[:i]))
+    expect("BDAT (a middle chunk)", c.reply(), "250 2.0.0 Ok: %d octets" % i)
+    r = c.cmd("DATA")
+    expect("DATA after BDAT in the same transaction", r, "503 5.5.1")
+    c.send(bdat(w[i:], True))
+    expect("  ... then BDAT LAST still ends the message", c.reply(15), "250 2.0.0 Ok: queued as")
+    m = SINK.find(frm)
+    check("  ... the message is the chunks alone, whole", len(m) == 1 and m[0]["data"] == oracle_wire(msg),
+          repr(m[0]["data"][-60:]) if m else "not delivered")
+
+    # RSET after a chunk drops it
+    frm, frm0 = uid("bdatrset"), uid("bdatrset0")
+    c.cmd("MAIL FROM:<%s>" % frm0)
+    c.cmd("RCPT TO:<a@example.org>")
+    c.send(bdat(b"X-Leftover: yes\r\n"))
+    c.reply()
+    expect("RSET after a middle chunk", c.cmd("RSET"), "250 2.0.0")
+    msg = simple("after rset")
+    res = send_message(c, frm, ["a@example.org"], msg)
+    expect("  ... then a DATA transaction", final_of(res), "250 2.0.0")
+    m = SINK.find(frm)
+    check("  ... its message has nothing of the dropped chunk", len(m) == 1 and m[0]["data"] == oracle_wire(msg))
+    time.sleep(0.1)
+    check("  ... and the dropped transaction was never passed on",
+          SINK.find(frm0) == [] and SINK.find_attempts(frm0) == [])
+
+    # over --max-size
+    frm = uid("bdatbig")
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.cmd("RCPT TO:<a@example.org>")
+    big = b"Subject: big\r\n\r\n" + (b"z" * 98 + b"\r\n") * 700            # 70 kB
+    t0 = time.monotonic()
+    c.send(bdat(big, True) + b"NOOP\r\n")
+    r = c.reply(15)
+    expect("one 'BDAT n LAST' chunk of 70 kB, --max-size %d" % MAXSIZE, r, "552 5.3.4")
+    check("  ... 'Message size exceeds fixed limit'", "Message size exceeds fixed limit" in r.last, str(r))
+    expect("  ... the chunk was read to its end: NOOP answered next", c.reply(), "250 2.0.0")
+    expect("  ... and the transaction is over (RCPT: 503)", c.cmd("RCPT TO:<a@example.org>"), "503 5.5.1")
+    frm2 = uid("bdatbig")
+    c.cmd("MAIL FROM:<%s>" % frm2)
+    c.cmd("RCPT TO:<a@example.org>")
+    part = b"Subject: big\r\n\r\n" + (b"z" * 98 + b"\r\n") * 400          # 40 kB
+    c.send(bdat(part))
+    r1 = c.reply(15)
+    c.send(bdat(part))
+    r2 = c.reply(15)
+    c.send(bdat(b"end\r\n", True))
+    r3 = c.reply(15)
+    check("40 kB chunk, 40 kB chunk, LAST chunk: 250 for the first, 552 5.3.4 for the chunk over the limit "
+          "(then 503 for LAST) or for the LAST chunk",
+          r1.is_("250 2.0.0") and ((r2.is_("552 5.3.4") and r3.is_("503")) or
+                                   (r2.is_("250 2.0.0") and r3.is_("552 5.3.4"))),
+          "%s %s %s" % (r1, r2, r3))
+    c.cmd("MAIL FROM:<%s>" % uid("bdathuge"))
+    c.cmd("RCPT TO:<a@example.org>")
+    c.send(bdat(b"q" * 4000000, True) + b"NOOP\r\n")
+    r = c.reply(15)
+    expect("a 4 MB chunk", r, "552 5.3.4")
+    expect("  ... read to its end: NOOP answered next", c.reply(), "250 2.0.0")
+    check("  ... refused in reasonable time (%.1f s for all three)" % (time.monotonic() - t0),
+          time.monotonic() - t0 < 10)
+    time.sleep(0.2)
+    check("  ... none of them passed on", not SINK.find(frm) and not SINK.find(frm2) and
+          not SINK.find_attempts(frm) and not SINK.find_attempts(frm2))
+    frm = uid("bdatfits")
+    fits = simple("fits", (b"z" * 70 + b"\n") * 700)                          # 50 kB
+    _, r = send_chunks(c, frm, ["a@example.org"], [to_crlf(fits)])
+    expect("then a 50 kB message by BDAT in the same connection", r, "250 2.0.0")
+    check("  ... passed on", len(SINK.find(frm)) == 1)
+    c.close()
+
+    # counts that cannot be read
+    for line in ("BDAT abc", "BDAT", "BDAT 10 LATER", "BDAT -5 LAST", "BDAT 99999999999999999999999 LAST"):
+        c = greeted(MAIN.port)
+        frm = uid("bdatbad")
+        c.cmd("MAIL FROM:<%s>" % frm)
+        c.cmd("RCPT TO:<a@example.org>")
+        c.send(line + "\r\nSubject: x\r\n\r\nNOOP\r\n")
+        r1, r2 = c.reply(), c.reply()
+        check("'%s': '501 5.5.4 Syntax: BDAT count [LAST]', then 421 4.7.0, closed" % line,
+              r1.last == "501 5.5.4 Syntax: BDAT count [LAST]" and r2.is_("421 4.7.0") and c.closed(),
+              "%s %s" % (r1, r2))
+        c.close()
+
+
+# === CHUNKING: BDAT to the next hop ===========================================
+CSINK = None
+CHUNK = None
+
+
+def t_bdat_client():
+    global CSINK, CHUNK
+    CSINK = Sink()
+    CSINK.mode = {"chunking": True}
+    # one thread: one next-hop connection, so that staying in step on it can be seen
+    CHUNK = serve("chunking", ["--next-hop", "127.0.0.1:%d" % CSINK.port, "--hop-timeout", "2", "--threads", "1"])
+    c = greeted(CHUNK.port)
+
+    # the same messages through MAIN (its next hop: no CHUNKING) and CHUNK
+    cases = [("corpus ham", HAM[0][1], ""), ("corpus spam", SPAM[0][1], ""),
+             ("'.' lines", simple("dots to bdat", DOTS_BODY), ""),
+             ("8-bit, BODY=8BITMIME", simple("8bit", b"caf\xc3\xa9 \xff\n" + b"y" * 3000 + b"\n.x\n",
+                                             b"Content-Type: text/plain; charset=utf-8\n"), "BODY=8BITMIME")]
+    cm = greeted(MAIN.port)
+    sent = {}
+    for name, msg, params in cases:
+        fd, fb = uid("viadata"), uid("viabdat")
+        sent[name] = fb
+        rd = final_of(send_message(cm, fd, ["a@example.org"], msg, params=params))
+        rb = final_of(send_message(c, fb, ["a@example.org"], msg, params=params))
+        md, mb = SINK.find(fd), CSINK.find(fb)
+        ok = len(md) == 1 and len(mb) == 1
+        check("%s to a next hop with PIPELINING and CHUNKING, one recipient: 250, sent as one 'BDAT n LAST', "
+              "no DATA" % name,
+              rb.is_("250 2.0.0 Ok: queued as") and len(mb) == 1 and mb[0].get("via") == "BDAT" and
+              mb[0]["bdat"] == ["BDAT %d LAST" % len(mb[0]["data"])],
+              "%s; %s" % (rb, [(x.get("via"), x["bdat"]) for x in mb]))
+        check("  ... byte-identical to what the DATA next hop got for it (headers included)",
+              rd.is_("250") and ok and mb[0]["data"] == md[0]["data"],
+              ("%r\n vs %r" % (mb[0]["data"][:300], md[0]["data"][:300])) if ok else "%s %s" % (rd, rb))
+        check("  ... which is what chaff filter makes of it", ok and mb[0]["data"] == oracle_wire(msg))
+        if params:
+            check("  ... MAIL to the next hop has %s" % params, len(mb) == 1 and params in mb[0]["params"],
+                  mb[0]["mail"] if mb else "")
+    cm.close()
+    m = CSINK.find(sent["'.' lines"])
+    check("'.' lines to the BDAT next hop: not stuffed, and the lone '.' does not end the message",
+          len(m) == 1 and m[0]["raw"].endswith(b"\r\nHello.\r\n.hidden line\r\n.\r\n..two dots\r\n"
+                                                 b". dot space\r\nend\r\n"),
+          repr(m[0]["raw"][-100:]) if m else "")
+
+    # BDAT on both legs, in chunks
+    msg = simple("bdat both ways", DOTS_BODY)
+    w = to_crlf(msg)
+    frm = uid("bdat2")
+    _, r = send_chunks(c, frm, ["a@example.org"], cuts(w, [w.index(b"\r\n.hidden") + 1, w.index(b"\r\n.\r\n") + 3]))
+    m = CSINK.find(frm)
+    check("client BDAT in 3 chunks (cut between CR and LF) to a CHUNKING next hop: one 'BDAT n LAST', "
+          "exactly as chaff filter tags it",
+          r.is_("250 2.0.0") and len(m) == 1 and len(m[0]["chunks"]) == 1 and m[0]["data"] == oracle_wire(msg),
+          "%s %r" % (r, m[0]["data"][-80:] if m else b""))
+
+    # two recipients: DATA
+    frm = uid("bdat2rcpt")
+    msg = simple("two recipients")
+    r = final_of(send_message(c, frm, ["a@example.org", "b@example.org"], msg))
+    m = CSINK.find(frm)
+    check("two recipients, CHUNKING next hop: 250, sent with DATA (no BDAT), both recipients",
+          r.is_("250 2.0.0") and len(m) == 1 and m[0].get("via") == "DATA" and not m[0]["bdat"] and
+          m[0]["rcpts"] == ["a@example.org", "b@example.org"],
+          "%s %s" % (r, [(x.get("via"), x["rcpts"]) for x in m]))
+    check("  ... the message as chaff filter tags it", len(m) == 1 and m[0]["data"] == oracle_wire(msg))
+
+    # the next hop refusing, on one hop connection that must stay in step
+    def bdat_mode(env):
+        return ("452 4.3.1 disk full" if env["from"].startswith("bdat452") else
+                "554 5.7.1 policy" if env["from"].startswith("bdat554") else None)
+
+    CSINK.set_mode({"chunking": True, "bdat": bdat_mode,
+                    "mail": lambda a: "451 4.3.0 try later" if a.startswith("mail451") else None,
+                    "rcpt": lambda a: "550 5.1.1 no such user" if a.startswith("nouser") else None})
+    c.close()
+    c = greeted(CHUNK.port, timeout=15)
+    frm = uid("warmup")
+    send_message(c, frm, ["a@example.org"], simple("warm up"))
+    conns = CSINK.connections
+    for what, frm, rcpt, want in (("refuses the BDAT LAST with 452", uid("bdat452"), "a@example.org", "452 4.3.1"),
+                                  ("refuses the BDAT LAST with 554", uid("bdat554"), "a@example.org", "554 5.7.1"),
+                                  ("refuses MAIL with 451 (RCPT, BDAT + chunk already sent)", uid("mail451"),
+                                   "a@example.org", "451 4.3.0"),
+                                  ("refuses the one RCPT with 550 (BDAT + chunk already sent)", uid("nouser"),
+                                   "nouser@example.org", "550 5.1.1")):
+        msg = simple("refused")
+        r = final_of(send_message(c, frm, [rcpt], msg, final_timeout=15))
+        check("CHUNKING next hop %s: the client gets %s" % (what, want[:3]),
+              r.is_(want), "got %s" % r)
+        time.sleep(0.05)
+        check("  ... nothing delivered", CSINK.find(frm) == [])
+        expect("  ... connection still usable", c.cmd("RSET"), "250 2.0.0")
+    msg = simple("after refusals", b".x\nend\n")
+    frm = uid("bdatafter")
+    r = final_of(send_message(c, frm, ["a@example.org"], msg))
+    m = CSINK.find(frm)
+    check("  ... then a message goes through whole", r.is_("250 2.0.0") and len(m) == 1 and
+          m[0]["data"] == oracle_wire(msg), str(r))
+    check("  ... all over the same next-hop connection (it stayed in step)", CSINK.connections == conns,
+          "%d new connections" % (CSINK.connections - conns))
+    a = [x for x in CSINK.attempts if x["from"].startswith(("bdat452", "bdat554"))]
+    check("  ... the refused ones had reached the next hop whole, by BDAT", len(a) == 2 and
+          all(x.get("via") == "BDAT" and x["data"].endswith(b"\r\nHello there.\r\n") for x in a),
+          str([(x.get("via"), x["data"][-30:]) for x in a]))
+    c.close()
+
+    # pipelined: the next hop answers MAIL and RCPT only after BDAT and the chunk arrived
+    CSINK.set_mode({"chunking": True, "hold": True})
+    c = greeted(CHUNK.port, timeout=15)
+    frm = uid("bdathold")
+    msg = simple("held replies")
+    t0 = time.monotonic()
+    r = final_of(send_message(c, frm, ["a@example.org"], msg, final_timeout=15))
+    el = time.monotonic() - t0
+    m = CSINK.find(frm)
+    check("MAIL, RCPT, 'BDAT n LAST' and the message sent without waiting for a reply (the next hop "
+          "answers MAIL only once all is there): 250 at once (%.2f s)" % el,
+          r.is_("250 2.0.0") and el < 1.5 and len(m) == 1 and m[0].get("via") == "BDAT", str(r))
+    c.close()
+
+    # CHUNKING without PIPELINING: DATA
+    CSINK.set_mode({"chunking": True, "pipelining": False})
+    c = greeted(CHUNK.port, timeout=15)
+    frm = uid("bdatnopipe")
+    msg = simple("chunking, no pipelining")
+    r = final_of(send_message(c, frm, ["a@example.org"], msg))
+    m = CSINK.find(frm)
+    check("next hop with CHUNKING but not PIPELINING: DATA is used", r.is_("250 2.0.0") and len(m) == 1 and
+          m[0].get("via") == "DATA" and m[0]["data"] == oracle_wire(msg),
+          "%s %s" % (r, [x.get("via") for x in m]))
+    c.close()
+    CSINK.set_mode({"chunking": True})
+
+
+def t_bdat_lmtp_hop():
+    """--lmtp with a CHUNKING next hop: BDAT for several recipients, one reply each."""
+    s = serve("lmtp-chunking", ["--lmtp", "--next-hop", "127.0.0.1:%d" % CSINK.port, "--hop-timeout", "2",
+                                "--domains", "example.org"])
+    CSINK.set_mode({"chunking": True,
+                    "rcpt": lambda a: "550 5.1.1 no such user" if a.startswith("nouser") else None})
+    c = greeted(s.port, hello="LHLO client.test", timeout=15)
+    frm = uid("lmtpbdat")
+    msg = simple("lmtp to a chunking hop", b".dot\nend\n")
+    w = to_crlf(msg)
+    i = w.index(b"\r\n.dot") + 1
+    _, finals = send_chunks(c, frm, ["a@example.org", "nouser@example.org", "c@example.org"],
+                            [w[:i], w[i:]], nreplies=3)
+    check("--lmtp, client BDAT, next hop refusing the 2nd of 3 recipients: 250, 550, 250",
+          [r.code for r in finals] == [250, 550, 250], str([str(r) for r in finals]))
+    expect("  ... and no fourth reply (NOOP answered next)", c.cmd("NOOP"), "250 2.0.0")
+    m = CSINK.find(frm)
+    check("  ... the next hop got it by one 'BDAT n LAST' for a and c", len(m) == 1 and m[0].get("via") == "BDAT"
+          and m[0]["rcpts"] == ["a@example.org", "c@example.org"] and len(m[0]["bdat"]) == 1,
+          str([(x.get("via"), x["rcpts"], x["bdat"]) for x in m]))
+    check("  ... as chaff filter tags it", len(m) == 1 and m[0]["data"] == oracle_wire(msg))
+    c.close()
+    CSINK.set_mode({"chunking": True})
 
 
 def t_actions_per_verdict():
@@ -989,7 +1436,8 @@ def t_lmtp():
     expect("--lmtp: MAIL before LHLO", c.cmd("MAIL FROM:<a@example.com>"), "503 5.5.1")
     r = c.cmd("LHLO client.test")
     check("--lmtp: LHLO answered like EHLO", r.code == 250 and r.lines[1:] ==
-          ["250-PIPELINING", "250-SIZE %d" % MAXSIZE, "250-8BITMIME", "250 ENHANCEDSTATUSCODES"], str(r))
+          ["250-PIPELINING", "250-SIZE %d" % MAXSIZE, "250-8BITMIME", "250-CHUNKING", "250 ENHANCEDSTATUSCODES"],
+          str(r))
     frm = uid("lmtp")
     c.cmd("MAIL FROM:<%s>" % frm)
     rs = [c.cmd("RCPT TO:<%s>" % a) for a in ("a@example.org", "b@elsewhere.net", "c@example.org")]
@@ -1013,6 +1461,37 @@ def t_lmtp():
           all(r.is_("550 5.7.1") for r in finals), str([str(r) for r in finals]))
     expect("  ... then in step (NOOP)", c.cmd("NOOP"), "250 2.0.0")
     check("  ... nothing delivered", len(maildir_files(md)) == n)
+
+    # BDAT in LMTP: a middle chunk gets one reply, the LAST one a reply per recipient
+    frm = uid("lmtpbdat")
+    msg = HAM[1][1]
+    w = to_crlf(msg)
+    i = w.index(b"\r\n", len(w) // 2) + 1
+    c.cmd("MAIL FROM:<%s>" % frm)
+    rs = [c.cmd("RCPT TO:<%s>" % a) for a in ("a@example.org", "b@elsewhere.net", "c@example.org")]
+    n = len(maildir_files(md))
+    c.send(bdat(w[:i]) + b"NOOP\r\n")
+    rs = [c.reply(), c.reply()]
+    check("--lmtp: a middle BDAT chunk (cut between CR and LF), then NOOP: one '250 2.0.0 Ok: <n> octets', "
+          "then NOOP's reply", rs[0].last == "250 2.0.0 Ok: %d octets" % i and rs[1].last == "250 2.0.0 Ok",
+          str([str(r) for r in rs]))
+    c.send(bdat(w[i:], True))
+    finals = [c.reply(15), c.reply(15)]
+    check("--lmtp, ham by BDAT LAST to 2 accepted recipients (of 3): two replies 250 2.0.0",
+          all(r.is_("250 2.0.0") for r in finals), str([str(r) for r in finals]))
+    expect("  ... and no third reply (NOOP answered next)", c.cmd("NOOP"), "250 2.0.0")
+    new = maildir_files(md)
+    check("  ... delivered into the Maildir, as chaff filter makes it", len(new) == n + 1 and
+          any(open(os.path.join(md, "new", f), "rb").read() == filter_of(CH, DB, msg) for f in new), str(new))
+    c.cmd("MAIL FROM:<%s>" % uid("lmtpbdatspam"))
+    c.cmd("RCPT TO:<a@example.org>")
+    c.cmd("RCPT TO:<c@example.org>")
+    c.send(bdat(to_crlf(SPAM[1][1]), True))
+    finals = [c.reply(15), c.reply(15)]
+    check("--lmtp, --on-spam reject, spam by BDAT LAST to 2 recipients: two replies 550 5.7.1",
+          all(r.is_("550 5.7.1") for r in finals), str([str(r) for r in finals]))
+    expect("  ... then in step (NOOP)", c.cmd("NOOP"), "250 2.0.0")
+    check("  ... nothing delivered", len(maildir_files(md)) == n + 1)
     expect("--lmtp: QUIT", c.cmd("QUIT"), "221 2.0.0")
     c.close()
 
@@ -1189,11 +1668,14 @@ for t in (t_startup_errors, t_main_start):
 if MAIN is None:
     finish()
 for t in (t_greeting_ehlo, t_order, t_syntax, t_misc_commands, t_long_lines, t_too_many_errors, t_relay,
-          t_max_rcpt, t_pipelining, t_dots, t_split_writes, t_headers_envelope, t_size, t_default_allow, t_log_main,
+          t_max_rcpt, t_pipelining, t_dots, t_split_writes, t_bdat_server, t_bdat_pipelining,
+          t_bdat_errors, t_bdat_client, t_bdat_lmtp_hop, t_headers_envelope, t_size, t_default_allow, t_log_main,
           t_actions_per_verdict,
           t_reject, t_maildir, t_next_hop_failures, t_timeouts, t_many_idle, t_conn_limits, t_access, t_lmtp, t_ipv6,
           t_learn, t_training_live, t_sigterm, t_exit_codes):
     section(t)
 SINK.close()
+if CSINK:
+    CSINK.close()
 print("(%.1f s)" % (time.monotonic() - T0))
 finish()

@@ -270,6 +270,15 @@ static void test_bdat(void **state)
 	big[k + 1100] = '\0';
 	assert_string_equal(feed(f, big, &ev, NULL), "552 5.3.4 Message size exceeds fixed limit\r\n");
 	assert_int_equal(ev, SMTP_NONE);
+	/* a middle chunk past the limit ends the transaction there; the
+	 * sender's next chunk is skipped */
+	cmd(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n");
+	k = snprintf(big, sizeof(big), "BDAT 1100\r\n");
+	memset(big + k, 'x', 1100);
+	big[k + 1100] = '\0';
+	assert_string_equal(feed(f, big, &ev, NULL), "552 5.3.4 Message size exceeds fixed limit\r\n");
+	assert_string_equal(cmd(f, "BDAT 2 LAST\r\nxyNOOP\r\n"),
+	                    "503 5.5.1 Error: need MAIL command\r\n250 2.0.0 Ok\r\n");
 	/* an empty last chunk ends the message at once */
 	cmd(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n");
 	feed(f, "BDAT 0 LAST\r\n", &ev, NULL);
@@ -300,6 +309,17 @@ static void test_lmtp(void **state)
 	const char *replies[] = { "250 2.0.0 x ok", "452 4.2.2 z full" };
 	smtp_finish(&f->s, replies);
 	assert_string_equal(cmd(f, ""), "250 2.0.0 x ok\r\n452 4.2.2 z full\r\n");
+	/* a message over the size limit: a refusal for every recipient */
+	feed(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\nRCPT TO:<z@y>\r\nDATA\r\n", &ev, NULL);
+	char line[101];
+	memset(line, 'x', 99);
+	line[99] = '\n';
+	line[100] = '\0';
+	for (int i = 0; i < 11; i++)
+		feed(f, line, &ev, NULL);
+	assert_string_equal(feed(f, ".\r\n", &ev, NULL),
+	                    "552 5.3.4 Message size exceeds fixed limit\r\n"
+	                    "552 5.3.4 Message size exceeds fixed limit\r\n");
 }
 
 int main(void)
