@@ -51,5 +51,17 @@ check "bad option value: usage exit 4" test "$rc" -eq 4
 check "unknown command: exit 4" test "$rc" -eq 4
 check "--help works" "$chaff" tokens --help > /dev/null
 
+# A large mbox is read mapped: cut short by another program while chaff
+# reads it (chaff waits on a full pipe meanwhile), it stops with a message
+# and exit 3 instead of dying of SIGBUS.
+if [ -f "$corpus/spam.mbox" ]; then
+  cat "$corpus/spam.mbox" "$corpus/ham.mbox" > "$dir/cut.mbox"
+  { "$chaff" tokens "$dir/cut.mbox"; echo "exit $?" > "$dir/cut.rc"; } 2> "$dir/err" |
+    { sleep 1; truncate -s 100000 "$dir/cut.mbox"; cat > /dev/null; }
+  check "mbox cut short while read: exit 3 [$(cat "$dir/cut.rc") $(head -c 200 "$dir/err")]" \
+    grep -qx 'exit 3' "$dir/cut.rc"
+  check "mbox cut short while read: says so" grep -q 'cut short while being read' "$dir/err"
+fi
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
