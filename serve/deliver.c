@@ -150,9 +150,13 @@ static void disconnect(struct hop *h)
 }
 
 /* One reply, multi-line or not: its code, and the text of its last line
- * (without the code) in text. 0 when the connection failed or timed out. */
+ * (without the code) in text. 0 when the connection failed or the whole
+ * reply did not come within the timeout (h->timed_out says which). */
 static int read_reply(struct hop *h, char *text, size_t textn)
 {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	h->timed_out = false;
 	for (;;) {
 		char *nl = memchr(h->in, '\n', h->inlen);
 		if (nl) {
@@ -164,11 +168,12 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 				line[n - 2] = '\0';
 			memmove(h->in, h->in + n, h->inlen - n);
 			h->inlen -= n;
-			if (strlen(line) < 3 || line[0] < '1' || line[0] > '5')
+			size_t ll = strlen(line);
+			if (ll < 3 || line[0] < '1' || line[0] > '5')
 				return 0;
-			if (strncasecmp(line + 4, "PIPELINING", 10) == 0 && !line[14])
+			if (ll == 14 && strncasecmp(line + 4, "PIPELINING", 10) == 0)
 				h->pipelining = true;
-			if (strncasecmp(line + 4, "CHUNKING", 8) == 0 && !line[12])
+			if (ll == 12 && strncasecmp(line + 4, "CHUNKING", 8) == 0)
 				h->chunking = true;
 			if (line[3] == '-')
 				continue; /* more lines follow */
@@ -180,13 +185,37 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 		}
 		if (h->inlen == sizeof(h->in))
 			return 0; /* a line longer than any reply */
+		/* the timeout bounds the whole reply, not each read of it */
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		long left = (long)h->timeout * 1000 - waited;
+		struct pollfd pfd = { .fd = h->fd, .events = POLLIN };
+		int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0) {
+			h->timed_out = true;
+			return 0;
+		}
 		ssize_t r = recv(h->fd, h->in + h->inlen, sizeof(h->in) - h->inlen, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			h->timed_out = true;
 		if (r <= 0)
 			return 0;
 		h->inlen += (size_t)r;
 	}
+}
+
+/* A command whose reply must be 250 for the connection to stay in step
+ * (RSET after a refusal): anything else, and it is dropped. */
+static void reset_or_drop(struct hop *h)
+{
+	char text[SERVE_REPLY_MAX];
+	if (!write_all(h->fd, "RSET\r\n", 6) || read_reply(h, text, sizeof(text)) != 250)
+		disconnect(h);
 }
 
 static int command(struct hop *h, const char *line, char *text, size_t textn)
@@ -416,9 +445,14 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 	free(env);
 	free(ends);
 	if (!ok) {
+		bool timed_out = h->timed_out;
 		disconnect(h);
-		if (mail == 0)
-			return false; /* not even MAIL was answered: worth a new connection */
+		/* Not even MAIL was answered: on a kept connection the next hop
+		 * had closed, a new one is worth a try. Not after a timeout: the
+		 * next hop may be working on the message, and a retry could
+		 * deliver it twice. */
+		if (mail == 0 && !timed_out)
+			return false;
 		for (unsigned i = 0; i < nreply; i++)
 			relay_reply(reply[i], 0, "");
 		return true;
@@ -434,8 +468,7 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 			for (unsigned i = 0; i < nreply; i++)
 				if (nreply == 1 || mail != 250 || !reply[i][0])
 					memcpy(reply[i], refusal, SERVE_REPLY_MAX);
-			write_all(h->fd, "RSET\r\n", 6);
-			read_reply(h, text, sizeof(text));
+			reset_or_drop(h);
 		}
 		return true;
 	}
@@ -458,10 +491,8 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 		relay_reply(r, code, text);
 	if (code <= 0)
 		disconnect(h);
-	else if (code != 250) {
-		write_all(h->fd, "RSET\r\n", 6);
-		read_reply(h, text, sizeof(text));
-	}
+	else if (code != 250)
+		reset_or_drop(h);
 	for (unsigned i = 0; i < nreply; i++)
 		if (nreply == 1 || !reply[i][0])
 			memcpy(reply[i], r, sizeof(r));
@@ -473,6 +504,11 @@ void hop_send(struct hop *h, const char *from, bool body8, char *const *rcpt, un
               unsigned nreply)
 {
 	for (int tries = 0; tries < 2; tries++) {
+		/* A kept connection with bytes waiting (a late reply, a 421 from
+		 * an idle timeout) or closed by the next hop is out of step. */
+		struct pollfd pfd = { .fd = h->fd, .events = POLLIN };
+		if (h->fd >= 0 && (h->inlen || poll(&pfd, 1, 0) != 0))
+			disconnect(h);
 		bool reused = h->fd >= 0;
 		if (!reused && !connect_hop(h, reply[0])) {
 			for (unsigned i = 1; i < nreply; i++)

@@ -31,6 +31,7 @@ struct hop {
 	int fd;                  /* -1: not connected */
 	bool pipelining;         /* the next hop offers PIPELINING */
 	bool chunking;           /* ... and CHUNKING (BDAT) */
+	bool timed_out;          /* the last reply did not come in time */
 	char in[8192];           /* reply bytes read and not yet used */
 	size_t inlen;
 	char *out;               /* the message in SMTP's wire form */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ struct conn {
 	uint32_t events;  /* what epoll watches now */
 	struct serve_job job;
 	struct conn *prev, *next;     /* all connections */
-	struct conn *done_next;       /* the done list */
+	struct conn *done_next;       /* the done list, then the graveyard */
 };
 
 struct serve_server {
@@ -52,6 +53,13 @@ struct serve_server {
 	struct conn *conns;
 	unsigned nconn;
 	bool stopping;
+	/* Connections closed while a batch of events is handled are freed
+	 * after it: a later event of the batch may still name them. */
+	struct conn *graveyard;
+	/* Out of file descriptors: the listeners rest until one is freed or a
+	 * second has passed, instead of waking the loop for ever. */
+	bool accept_paused;
+	double pause_until;
 	/* the worker pool */
 	pthread_t *workers;
 	unsigned nworkers;
@@ -260,6 +268,8 @@ static void watch(struct serve_server *srv, struct conn *c, uint32_t events)
 	c->events = events;
 }
 
+/* Takes c out of the list of connections; its memory goes to the
+ * graveyard, freed after the current batch of events. */
 static void conn_free(struct serve_server *srv, struct conn *c)
 {
 	if (c->prev)
@@ -269,10 +279,21 @@ static void conn_free(struct serve_server *srv, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconn--;
-	smtp_free(&c->s);
-	buf_free(&c->in);
-	free(c->job.reply);
-	free(c);
+	c->gone = true;
+	c->done_next = srv->graveyard;
+	srv->graveyard = c;
+}
+
+static void bury(struct serve_server *srv)
+{
+	while (srv->graveyard) {
+		struct conn *c = srv->graveyard;
+		srv->graveyard = c->done_next;
+		smtp_free(&c->s);
+		buf_free(&c->in);
+		free(c->job.reply);
+		free(c);
+	}
 }
 
 /* Closes the socket; the memory waits for a worker that still has it. */
@@ -343,7 +364,11 @@ static void advance(struct serve_server *srv, struct conn *c)
 			shutdown(c->fd, SHUT_WR);
 			conn_close(srv, c);
 		} else {
-			watch(srv, c, EPOLLOUT); /* close once the last reply is out */
+			/* close once the last reply is out, or when the client
+			 * has not taken it within the timeout */
+			watch(srv, c, EPOLLOUT);
+			if (!c->busy)
+				c->deadline = now() + srv->cfg->timeout;
 		}
 		return;
 	}
@@ -382,6 +407,31 @@ static void on_readable(struct serve_server *srv, struct conn *c)
 	advance(srv, c);
 }
 
+/* Out of file descriptors: the pending connection would make every wake-up
+ * fail again, so the listeners leave the epoll set for a while. */
+static void pause_accepting(struct serve_server *srv)
+{
+	if (srv->accept_paused)
+		return;
+	fprintf(stderr, "chaff serve: out of file descriptors (%s); not accepting for a moment\n",
+	        strerror(errno));
+	for (size_t i = 0; i < srv->nl; i++)
+		if (srv->lfd[i] >= 0)
+			epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->lfd[i], NULL);
+	srv->accept_paused = true;
+	srv->pause_until = now() + 1;
+}
+
+static void resume_accepting(struct serve_server *srv)
+{
+	for (size_t i = 0; i < srv->nl; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->lfd[i] };
+		if (srv->lfd[i] >= 0)
+			epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->lfd[i], &ev);
+	}
+	srv->accept_paused = false;
+}
+
 /* A refusal on a connection that never gets a session. */
 static void refuse(int fd, const char *line)
 {
@@ -400,8 +450,7 @@ static void on_accept(struct serve_server *srv, int lfd)
 		int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				fprintf(stderr, "chaff serve: out of file descriptors: %s\n",
-				        strerror(errno));
+				pause_accepting(srv);
 			return;
 		}
 		char ip[INET6_ADDRSTRLEN];
@@ -490,6 +539,10 @@ static void on_timeouts(struct serve_server *srv)
 		next = c->next;
 		if (c->gone || c->busy || !c->deadline || t < c->deadline)
 			continue;
+		if (c->s.state == ST_CLOSED) { /* its last reply was never taken */
+			conn_close(srv, c);
+			continue;
+		}
 		char line[300];
 		snprintf(line, sizeof(line), "421 4.4.2 %s Error: timeout exceeded",
 		         srv->cfg->smtp.hostname);
@@ -565,6 +618,12 @@ static int listen_on(const char *spec, char *text, size_t textn)
 
 serve_server *serve_open(const struct serve_config *cfg)
 {
+	/* Every connection is a descriptor: take all the system allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	struct serve_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return NULL;
@@ -698,6 +757,10 @@ int serve_run(serve_server *srv)
 			on_timeouts(srv);
 			last_scan = t;
 		}
+		bool freed = srv->graveyard != NULL;
+		bury(srv);
+		if (srv->accept_paused && !srv->stopping && (freed || t >= srv->pause_until))
+			resume_accepting(srv);
 	}
 	return 0;
 }
@@ -718,6 +781,7 @@ void serve_close(serve_server *srv)
 		srv->conns->busy = false;
 		conn_close(srv, srv->conns);
 	}
+	bury(srv);
 	for (size_t i = 0; i < srv->nl; i++)
 		if (srv->lfd[i] >= 0)
 			close(srv->lfd[i]);

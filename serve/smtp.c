@@ -245,6 +245,11 @@ static bool domain_ok(const struct smtp_config *c, const char *addr)
 	const char *at = strrchr(addr, '@');
 	if (!at)
 		return strcasecmp(addr, "postmaster") == 0; /* RFC 5321 4.5.1 */
+	/* "u%other@ours", "u@other@ours", "other!u@ours": routing hacks a next
+	 * hop might still honour, relaying to a domain not ours */
+	if (strchr(addr, '@') != at || memchr(addr, '%', (size_t)(at - addr)) ||
+	    memchr(addr, '!', (size_t)(at - addr)))
+		return false;
 	const char *d = at + 1;
 	size_t dn = strlen(d);
 	for (size_t i = 0; i < c->ndomains; i++) {
@@ -429,8 +434,11 @@ static bool chunk_done(struct smtp_session *s)
 		return false;
 	}
 	if (!s->bdat_last && s->oversize) {
-		/* the sender must stop here: the transaction is over */
-		refuse_message(s, "552 5.3.4 Message size exceeds fixed limit");
+		/* the sender must stop here: the transaction is over. A middle
+		 * chunk has one reply, in LMTP too. */
+		out_line(s, "552 5.3.4 Message size exceeds fixed limit");
+		reset_transaction(s);
+		s->state = ST_CMD;
 		return false;
 	}
 	if (!s->bdat_last) {

@@ -119,6 +119,12 @@ static void test_relay_and_learn(void **state)
 	                    "550 5.7.1 <x@elsewhere.net>: Relaying denied\r\n");
 	assert_string_equal(cmd(f, "RCPT TO:<x@notexample.org>\r\n"),
 	                    "550 5.7.1 <x@notexample.org>: Relaying denied\r\n");
+	assert_string_equal(cmd(f, "RCPT TO:<x%evil.net@example.org>\r\n"),
+	                    "550 5.7.1 <x%evil.net@example.org>: Relaying denied\r\n");
+	assert_string_equal(cmd(f, "RCPT TO:<x@evil.net@example.org>\r\n"),
+	                    "550 5.7.1 <x@evil.net@example.org>: Relaying denied\r\n");
+	assert_string_equal(cmd(f, "RCPT TO:<evil.net!x@example.org>\r\n"),
+	                    "550 5.7.1 <evil.net!x@example.org>: Relaying denied\r\n");
 	assert_string_equal(cmd(f, "RCPT TO:<x@Mail.Example.ORG>\r\n"), "250 2.1.5 Ok\r\n");
 	assert_string_equal(cmd(f, "RCPT TO:<Postmaster>\r\n"), "250 2.1.5 Ok\r\n");
 	/* a training address does not mix with others */
@@ -320,6 +326,14 @@ static void test_lmtp(void **state)
 	assert_string_equal(feed(f, ".\r\n", &ev, NULL),
 	                    "552 5.3.4 Message size exceeds fixed limit\r\n"
 	                    "552 5.3.4 Message size exceeds fixed limit\r\n");
+	/* a middle BDAT chunk over the limit: one reply, as every middle chunk */
+	feed(f, "MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\nRCPT TO:<z@y>\r\n", &ev, NULL);
+	char big[1200];
+	int k = snprintf(big, sizeof(big), "BDAT 1100\r\n");
+	memset(big + k, 'x', 1100);
+	memcpy(big + k + 1100, "NOOP\r\n", 7);
+	assert_string_equal(feed(f, big, &ev, NULL),
+	                    "552 5.3.4 Message size exceeds fixed limit\r\n250 2.0.0 Ok\r\n");
 }
 
 int main(void)
