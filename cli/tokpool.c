@@ -228,6 +228,18 @@ struct worker {
 	unsigned id;
 };
 
+/* After a chunk: the results name their messages; the first error. */
+static int finish(struct tokpool *p)
+{
+	int rc = CHAFF_OK;
+	for (size_t i = 0; i < p->n; i++) {
+		p->slots[i].res.name = p->slots[i].name;
+		if (rc == CHAFF_OK)
+			rc = p->slots[i].res.rc;
+	}
+	return rc;
+}
+
 static void *work(void *arg)
 {
 	struct worker *w = arg;
@@ -261,13 +273,7 @@ int tokpool_run(struct tokpool *p)
 	work(&w[0]);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
-	int rc = CHAFF_OK;
-	for (size_t i = 0; i < p->n; i++) {
-		p->slots[i].res.name = p->slots[i].name;
-		if (rc == CHAFF_OK)
-			rc = p->slots[i].res.rc;
-	}
-	return rc;
+	return finish(p);
 }
 
 int tokpool_start(struct tokpool *p)
@@ -296,13 +302,7 @@ int tokpool_wait(struct tokpool *p)
 	for (unsigned i = 0; i < p->running; i++)
 		pthread_join(p->th[i], NULL);
 	p->running = 0;
-	int rc = CHAFF_OK;
-	for (size_t i = 0; i < p->n; i++) {
-		p->slots[i].res.name = p->slots[i].name;
-		if (rc == CHAFF_OK)
-			rc = p->slots[i].res.rc;
-	}
-	return rc;
+	return finish(p);
 }
 
 const struct tokpool_result *tokpool_result(const struct tokpool *p, size_t i)

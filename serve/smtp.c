@@ -28,16 +28,21 @@ void smtp_reply(struct smtp_session *s, const char *line)
 	out_line(s, line);
 }
 
+static void vreply(struct smtp_session *s, const char *fmt, va_list ap)
+{
+	char line[600];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	out_line(s, line);
+}
+
 static void replyf(struct smtp_session *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 static void replyf(struct smtp_session *s, const char *fmt, ...)
 {
-	char line[600];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vreply(s, fmt, ap);
 	va_end(ap);
-	out_line(s, line);
 }
 
 void smtp_init(struct smtp_session *s, const struct smtp_config *cfg)
@@ -77,12 +82,10 @@ static void errorf(struct smtp_session *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 static void errorf(struct smtp_session *s, const char *fmt, ...)
 {
-	char line[600];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vreply(s, fmt, ap);
 	va_end(ap);
-	out_line(s, line);
 	if (++s->errors >= s->cfg->max_errors) {
 		replyf(s, "421 4.7.0 %s Error: too many errors", s->cfg->hostname);
 		s->state = ST_CLOSED;
