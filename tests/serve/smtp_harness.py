@@ -218,9 +218,11 @@ class NotStarted(Exception):
 
 class Server:
     """A `chaff serve` process. ARGS are the options after --db; LISTEN a list
-    of (host, port) (default one free 127.0.0.1 port). stderr goes to a file."""
+    of (host, port) (default one free 127.0.0.1 port). stderr goes to a file.
+    PREEXEC runs in the child before chaff starts (e.g. to set a resource
+    limit)."""
 
-    def __init__(self, chaff, name, db, args, listen=None):
+    def __init__(self, chaff, name, db, args, listen=None, preexec=None):
         self.name = name
         self.listen = listen or [("127.0.0.1", free_port())]
         self.host, self.port = self.listen[0]
@@ -231,7 +233,7 @@ class Server:
         self.errpath = os.path.join(TMP, name + ".stderr")
         self.err = open(self.errpath, "wb")
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
+                                     stdout=self.err, stderr=self.err, preexec_fn=preexec)
         PROCS.append(self.proc)
         self.pid = self.proc.pid
         self.rc = None
@@ -304,6 +306,37 @@ class Server:
             self.rc = self.proc.returncode
         self.err.close()
         return self.rc
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of process PID so far, in seconds (/proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    fields = st[st.rindex(")") + 2:].split()   # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING"}
+
+
+def tcp_socket(lport, rport):
+    """The kernel's view of the TCP socket with local port LPORT and remote
+    port RPORT (/proc/net/tcp, tcp6): (state name, send queue bytes, receive
+    queue bytes), or None when there is none."""
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(fn) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for l in lines:
+            f = l.split()
+            if (int(f[1].rsplit(":", 1)[1], 16) == lport and int(f[2].rsplit(":", 1)[1], 16) == rport):
+                tx, rx = f[4].split(":")
+                st = int(f[3], 16)
+                return TCP_STATES.get(st, str(st)), int(tx, 16), int(rx, 16)
+    return None
 
 
 # --- SMTP client ----------------------------------------------------------------

@@ -5,7 +5,10 @@ recipient limits, the headers and envelope the next hop receives, the
 actions (pass, reject, quarantine, Maildir), the next hop failing in every
 way, timeouts, connection limits, access control, relaying, LMTP, IPv6,
 training by mail, SIGTERM with a message in flight, new training seen
-without a restart, and the log line per message.
+without a restart, the log line per message, and what a review found: a
+next hop whose late reply must not put it out of step, a client that never
+reads, running out of file descriptors, connections freed while their
+events are pending (a use-after-free the ASan build reports).
 
     python3 tests/serve/test_serve.py PATH/TO/chaff
 
@@ -15,11 +18,13 @@ happens. CHAFF_CORPUS overrides the corpus folder; KEEP=1 keeps the scratch
 folder (databases, Maildirs, each server's stderr)."""
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +32,7 @@ from smtp_harness import (TMP, Conn, NotStarted, Reply, Server, Sink, check, cla
                           connect, filter_of, finish, free_port, greeted, have_ipv6, header,
                           log_for, make_db, need_corpus, pick_messages, run, score_of, section,
                           send_message, skip, split_message, to_crlf, totals, train, uid, wire,
-                          chaff_path, corpus_files, LOG_RE, LOG_KEYS, log_fields)
+                          chaff_path, corpus_files, cpu_seconds, tcp_socket, LOG_RE, LOG_KEYS, log_fields)
 
 CH = chaff_path()
 need_corpus()
@@ -1604,6 +1609,290 @@ def t_training_live():
     c.close()
 
 
+# === robustness: found in review =================================================
+def own(name, args, preexec=None):
+    """A server the test stops (and checks the exit of) itself: not in SERVERS."""
+    s = Server(CH, name, DB, args, preexec=preexec)
+    return s.start_or_fail()
+
+
+def stopped_ok(what, s, timeout=5.0):
+    """SIGTERM to S: it must exit 0 within TIMEOUT s, with no sanitizer report."""
+    t0 = time.monotonic()
+    rc = s.stop(timeout)
+    el = time.monotonic() - t0
+    check("%s: SIGTERM, then exit 0 within %.0f s" % (what, timeout), rc == 0,
+          "exit %s after %.1f s" % ("none (killed)" if rc is None else rc, el))
+    err = s.stderr()
+    check("%s: no sanitizer report on stderr" % what,
+          "AddressSanitizer" not in err and "runtime error:" not in err, err[-1500:])
+
+
+def t_hop_out_of_step():
+    """The next hop refuses the first message's RCPT and answers the RSET after
+    it only when --hop-timeout has passed; then it refuses the second message
+    (BDAT) with 554. The late 250 must not be taken for an answer to the
+    second message's commands: the connection is dropped, not kept."""
+    first, second = uid("step1"), uid("step2")
+    late = 1.6                       # the RSET reply comes after this (--hop-timeout 1)
+    late_sent = threading.Event()
+    got = []                         # the commands the next hop read
+    lock = threading.Lock()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    ls.settimeout(0.3)
+    done = threading.Event()
+
+    def session(c):
+        f = c.makefile("rb")
+        frm = None
+        try:
+            c.sendall(b"220 hop.test ESMTP\r\n")
+            while True:
+                line = f.readline(1 << 16)
+                if not line:
+                    return
+                cmd = line.decode("latin-1").rstrip("\r\n")
+                verb = cmd[:4].upper()
+                with lock:
+                    got.append(cmd)
+                if verb == "EHLO":
+                    c.sendall(b"250-hop.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+                elif verb == "HELO":
+                    c.sendall(b"250 hop.test\r\n")
+                elif verb == "MAIL":
+                    frm = re.search(r"<([^>]*)>", cmd).group(1)
+                    c.sendall(b"250 2.1.0 Ok\r\n")
+                elif verb == "RCPT":
+                    c.sendall(b"550 5.1.1 no such user\r\n" if frm == first else b"250 2.1.5 Ok\r\n")
+                elif verb == "BDAT":
+                    f.read(int(cmd.split()[1]))
+                    c.sendall(b"554 5.5.1 no valid recipients\r\n" if frm == first
+                              else b"554 5.7.1 content refused by the next hop\r\n")
+                elif verb == "DATA":
+                    if frm == first:
+                        c.sendall(b"554 5.5.1 no valid recipients\r\n")
+                        continue
+                    c.sendall(b"354 go ahead\r\n")
+                    while f.readline(1 << 20) not in (b".\r\n", b".\n", b""):
+                        pass
+                    c.sendall(b"554 5.7.1 content refused by the next hop\r\n")
+                elif verb == "RSET":
+                    if frm == first:
+                        time.sleep(late)
+                        try:
+                            c.sendall(b"250 2.0.0 Ok (a late reply to RSET)\r\n")
+                        finally:
+                            late_sent.set()
+                    else:
+                        c.sendall(b"250 2.0.0 Ok\r\n")
+                    frm = None
+                elif verb == "NOOP":
+                    c.sendall(b"250 2.0.0 Ok\r\n")
+                elif verb == "QUIT":
+                    c.sendall(b"221 2.0.0 Bye\r\n")
+                    return
+                else:
+                    c.sendall(b"502 5.5.2 unknown command\r\n")
+        except OSError:
+            pass
+        finally:
+            f.close()
+            c.close()
+
+    def acceptor():
+        while not done.is_set():
+            try:
+                c, _ = ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=session, args=(c,), daemon=True).start()
+
+    threading.Thread(target=acceptor, daemon=True).start()
+    try:
+        s = own("hop-step", ["--next-hop", "127.0.0.1:%d" % ls.getsockname()[1],
+                             "--hop-timeout", "1", "--threads", "1"])
+        c = greeted(s.port, timeout=10)
+        r1 = final_of(send_message(c, first, ["nobody@example.org"], HAM[0][1], final_timeout=10))
+        c.close()
+        check("next hop out of step: the first message, its RCPT refused with 550: client gets 5xx",
+              r1.cls() == 5 and not r1.eof, str(r1))
+        check("  ... the next hop got an RSET after it (and answers it after --hop-timeout)",
+              late_sent.wait(late + 3), str(got))
+        time.sleep(0.1)
+        c = greeted(s.port, timeout=10)
+        res = send_message(c, second, ["someone@example.org"], HAM[1][1], final_timeout=10)
+        r2 = final_of(res)
+        c.close()
+        with lock:
+            seen = list(got)
+        check("  ... the second message reached the next hop", ("MAIL FROM:<%s>" % second) in
+              " ".join(seen), str(seen))
+        check("  ... the second message, refused by the next hop with 554: client gets 4xx or 554, "
+              "never 250", r2.code is not None and r2.code != 250 and r2.cls() in (4, 5) and
+              (r2.cls() == 4 or r2.code == 554), "got %s (at %s)" % (r2, res["failed"] or "the dot"))
+        bad = [l for l in log_for(s, first) + log_for(s, second) if 'reply="2' in l]
+        check("  ... neither message logged as delivered (reply 2xx)",
+              not bad and len(log_for(s, second)) == 1, "\n".join(bad) or s.stderr()[-800:])
+        stopped_ok("  ... server", s)
+    finally:
+        done.set()
+        ls.close()
+
+
+def t_client_never_reads():
+    """A client fills the server's output (HELP) without reading, then sends a
+    message and QUIT: once the message is done the QUIT leaves the
+    connection closing with its output unsent; --timeout must still end it."""
+    md = os.path.join(TMP, "md-noread")
+    s = own("noread", ["--maildir", md, "--threads", "2", "--timeout", "2", "--data-timeout", "2"])
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    try:
+        c.connect(("127.0.0.1", s.port))
+        cport = c.getsockname()[1]
+        c.settimeout(0.5)
+        flood = b"HELP\r\n" * 4500
+        last = None
+        full = False
+        for _ in range(40):            # until the server's send queue stops growing
+            try:
+                c.sendall(flood)
+            except socket.timeout:
+                break                  # the server stopped reading
+            time.sleep(0.15)
+            st = tcp_socket(s.port, cport)
+            if st and st[1] == last and st[2] == 0:
+                full = True
+                break
+            last = st and st[1]
+        check("client never reads: the server's send queue fills (%s bytes) while it still reads"
+              % last, full, str(tcp_socket(s.port, cport)))
+        frm = uid("noread")
+        c.settimeout(3)
+        c.sendall(b"EHLO client.test\r\nMAIL FROM:<" + frm.encode() + b">\r\nRCPT TO:<a@example.org>\r\n"
+                  b"DATA\r\n" + wire(simple("never read")) + b"QUIT\r\n")
+        ls = log_for(s, frm, wait=5)
+        check("  ... the message after it is taken (then QUIT)",
+              len(ls) == 1 and 'reply="250"' in ls[0], str(ls))
+        t0 = time.monotonic()
+        st = tcp_socket(s.port, cport)
+        while st and st[0] == "ESTABLISHED" and time.monotonic() - t0 < 6:
+            time.sleep(0.2)
+            st = tcp_socket(s.port, cport)
+        el = time.monotonic() - t0
+        check("  ... the server closes its end within 6 s (--timeout 2): %s after %.1f s"
+              % (st[0] if st else "gone", el), not st or st[0] != "ESTABLISHED", str(st))
+        # From the client's side: what did come, then the end (FIN or RST).
+        end = None
+        t0 = time.monotonic()
+        c.settimeout(1)
+        try:
+            while time.monotonic() - t0 < 5:
+                try:
+                    if not c.recv(1 << 20):
+                        end = "EOF"
+                        break
+                except socket.timeout:
+                    end = "nothing more, not closed"
+                    break
+        except ConnectionResetError:
+            end = "reset"
+        check("  ... the client, reading at last, sees the connection closed", end in ("EOF", "reset"),
+              str(end))
+    finally:
+        c.close()
+    stopped_ok("  ... server", s)
+
+
+def t_out_of_descriptors():
+    """At RLIMIT_NOFILE 40, 60 connections: accept() fails with EMFILE and the
+    pending connection keeps the listener readable; the server must neither
+    spin nor flood its log, and must serve again once descriptors are free."""
+    md = os.path.join(TMP, "md-emfile")
+    s = own("emfile", ["--maildir", md, "--threads", "2"],
+            preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40)))
+    socks = []
+    failed = 0
+    try:
+        for _ in range(60):
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", s.port), timeout=2))
+            except OSError:
+                failed += 1
+        time.sleep(0.5)
+        c0 = cpu_seconds(s.pid)
+        time.sleep(3)
+        used = cpu_seconds(s.pid) - c0
+        check("out of descriptors (60 connections at 40 descriptors): no spinning, %.2f s CPU in 3 s "
+              "(%d connects failed)" % (used, failed), used < 0.5)
+        n = sum(1 for l in s.stderr().splitlines() if "descriptor" in l)
+        check("  ... and no log flood: %d lines about descriptors" % n, n < 20,
+              s.stderr()[-600:])
+    finally:
+        for x in socks:
+            x.close()
+    c = None
+    t0 = time.monotonic()
+    while c is None and time.monotonic() - t0 < 10:
+        try:
+            c = greeted(s.port, timeout=3)
+        except (OSError, RuntimeError):
+            time.sleep(0.2)
+    check("  ... once they are closed, a new connection is served", c is not None)
+    if c:
+        frm = uid("emfile")
+        r = final_of(send_message(c, frm, ["a@example.org"], simple("after EMFILE")))
+        expect("  ... and its message delivered", r, "250 2.0.0")
+        check("  ... into the Maildir", len(maildir_files(md)) == 1, str(maildir_files(md)))
+        c.close()
+    stopped_ok("  ... server", s)
+
+
+def t_free_with_events_pending():
+    """Connections freed while later events of the same epoll batch still name
+    them (SIGSTOP, pipelined NOOPs, SIGTERM, more NOOPs, SIGCONT): the ASan
+    build reports a use-after-free, if there is one, on stderr."""
+    md = os.path.join(TMP, "md-uaf")
+    s = own("freed", ["--maildir", md, "--threads", "2"])
+    socks = []
+    try:
+        for _ in range(40):
+            x = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            socks.append(x)
+            x.recv(1000)              # the greeting
+        os.kill(s.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.3)
+            for x in socks[:20]:
+                x.send(b"NOOP\r\n")
+            time.sleep(0.1)
+            os.kill(s.pid, signal.SIGTERM)
+            time.sleep(0.1)
+            for x in socks[20:]:
+                x.send(b"NOOP\r\n")
+            time.sleep(0.2)
+        finally:
+            os.kill(s.pid, signal.SIGCONT)
+        try:
+            rc = s.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = "still running after 10 s"
+        check("connections freed with events pending (SIGSTOP, NOOPs, SIGTERM, NOOPs, SIGCONT): exit 0",
+              rc == 0, "exit %s; stderr: %s" % (rc, s.stderr()[-1500:]))
+        err = s.stderr()
+        check("  ... no sanitizer report on stderr",
+              "AddressSanitizer" not in err and "runtime error:" not in err, err[-1500:])
+    finally:
+        for x in socks:
+            x.close()
+        s.stop()
+
+
 # === SIGTERM with a message in flight ==========================================
 def t_sigterm():
     s = serve("sigterm", ["--next-hop", "127.0.0.1:%d" % SINK.port])
@@ -1672,7 +1961,8 @@ for t in (t_greeting_ehlo, t_order, t_syntax, t_misc_commands, t_long_lines, t_t
           t_bdat_errors, t_bdat_client, t_bdat_lmtp_hop, t_headers_envelope, t_size, t_default_allow, t_log_main,
           t_actions_per_verdict,
           t_reject, t_maildir, t_next_hop_failures, t_timeouts, t_many_idle, t_conn_limits, t_access, t_lmtp, t_ipv6,
-          t_learn, t_training_live, t_sigterm, t_exit_codes):
+          t_learn, t_training_live, t_hop_out_of_step, t_client_never_reads, t_out_of_descriptors,
+          t_free_with_events_pending, t_sigterm, t_exit_codes):
     section(t)
 SINK.close()
 if CSINK:
