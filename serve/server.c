@@ -200,6 +200,11 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
+		if (!srv->qlen && cfg->idle) { /* about to wait: a moment to tidy up */
+			pthread_mutex_unlock(&srv->mu);
+			cfg->idle(state);
+			pthread_mutex_lock(&srv->mu);
+		}
 		while (!srv->qlen && !srv->quit)
 			pthread_cond_wait(&srv->cv, &srv->mu);
 		if (!srv->qlen)

@@ -56,6 +56,8 @@ struct serve_config {
 	void (*worker_free)(void *state);
 	/* Handles one message: fills job->reply. Runs in a worker thread. */
 	void (*handle)(void *state, struct serve_job *job);
+	/* Optional: called in a worker that is about to wait for work. */
+	void (*idle)(void *state);
 	void *user;
 };
 
