@@ -86,6 +86,40 @@ static void test_attached_message(void **state)
 	assert_token(tk, "innerbody");
 }
 
+/* chaff_attached_message: the forwarded message itself, found through
+ * nested multiparts and decoded; none in a message without one. */
+static void test_find_attached_message(void **state)
+{
+	(void)state;
+	const char *inner;
+	size_t n;
+	static const char plain[] =
+		"Subject: fwd\nContent-Type: multipart/mixed; boundary=A\n\n--A\n"
+		"Content-Type: text/plain\n\nsee below\n--A\n"
+		"Content-Type: multipart/alternative; boundary=B\n\n--B\n"
+		"Content-Type: text/plain\n\nnot this\n--B\n"
+		"Content-Type: message/rfc822\n\nSubject: Inner Title\n\ninnerbody\n--B--\n--A--\n";
+	assert_int_equal(chaff_attached_message(tok, plain, sizeof(plain) - 1, &inner, &n),
+	                 CHAFF_OK);
+	assert_int_equal(n, strlen("Subject: Inner Title\n\ninnerbody\n"));
+	assert_memory_equal(inner, "Subject: Inner Title\n\ninnerbody\n", n);
+	static const char b64[] =
+		"Subject: fwd\nContent-Type: multipart/mixed; boundary=A\n\n--A\n"
+		"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nU3ViamVjdDogSW5uZXIgVGl0bGUKRnJvbTogeEBpbm5lci5leGFtcGxlCgppbm5lcmJvZHkK\n"
+		"--A--\n";
+	assert_int_equal(chaff_attached_message(tok, b64, sizeof(b64) - 1, &inner, &n), CHAFF_OK);
+	assert_int_equal(n, 54);
+	assert_memory_equal(inner, "Subject: Inner Title\nFrom: x@inner.example\n\ninnerbody\n", n);
+	static const char none[] = "Subject: hi\nContent-Type: text/plain\n\nno attachment\n";
+	assert_int_equal(chaff_attached_message(tok, none, sizeof(none) - 1, &inner, &n),
+	                 CHAFF_ENOTFOUND);
+	/* a whole message that is itself message/rfc822 */
+	static const char whole[] = "Content-Type: message/rfc822\n\nSubject: x\n\ny\n";
+	assert_int_equal(chaff_attached_message(tok, whole, sizeof(whole) - 1, &inner, &n),
+	                 CHAFF_OK);
+	assert_memory_equal(inner, "Subject: x\n\ny\n", n);
+}
+
 static void test_html_and_encodings(void **state)
 {
 	(void)state;
@@ -119,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_missing_boundaries),
 		cmocka_unit_test(test_rfc2231_and_attachments),
 		cmocka_unit_test(test_attached_message),
+		cmocka_unit_test(test_find_attached_message),
 		cmocka_unit_test(test_html_and_encodings),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
