@@ -61,6 +61,8 @@ struct opts {
 	unsigned hop_timeout;
 	chaff_db *db;
 	atomic_uint seq;
+	int pid;           /* of this process, and the host: in every id */
+	char id_host[64];
 };
 
 /* State of one worker thread. */
@@ -129,13 +131,19 @@ static void make_id(struct opts *o, char *id, size_t n)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	char host[64] = "localhost";
-	gethostname(host, sizeof(host) - 1);
-	for (char *p = host; *p; p++)
+	snprintf(id, n, "%lld.M%ldP%dQ%u.%s", (long long)ts.tv_sec, ts.tv_nsec / 1000, o->pid,
+	         atomic_fetch_add(&o->seq, 1), o->id_host);
+}
+
+/* The parts of every id that do not change, found once at start. */
+static void id_parts(struct opts *o)
+{
+	o->pid = (int)getpid();
+	snprintf(o->id_host, sizeof(o->id_host), "localhost");
+	gethostname(o->id_host, sizeof(o->id_host) - 1);
+	for (char *p = o->id_host; *p; p++)
 		if (*p == '/' || *p == ':')
-			*p = '_';
-	snprintf(id, n, "%lld.M%ldP%dQ%u.%s", (long long)ts.tv_sec, ts.tv_nsec / 1000, (int)getpid(),
-	         atomic_fetch_add(&o->seq, 1), host);
+			*p = '_'; /* Maildir names keep to one path part, no colon */
 }
 
 static void fill(struct serve_job *job, const char *reply)
@@ -502,6 +510,7 @@ int cmd_serve(int argc, char **argv)
 		lists_free(&l);
 		return EXIT_FAIL;
 	}
+	id_parts(&o);
 	bool learns = cfg.smtp.learn_spam || cfg.smtp.learn_ham;
 	o.db = cli_db_open(o.dbpath, learns ? 0 : CHAFF_DB_READONLY);
 	struct chaff_db_stats st;
