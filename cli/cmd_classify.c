@@ -98,9 +98,11 @@ struct run {
 	const char *dbpath;
 };
 
-/* Prints a scored chunk in input order. */
+/* Prints a scored chunk in input order (nothing for NULL). */
 static void print_chunk(struct tokpool *pool, struct run *r)
 {
+	if (!pool)
+		return;
 	size_t n = tokpool_count(pool);
 	for (size_t i = 0; i < n && !r->stop; i++) {
 		const struct tokpool_result *res = tokpool_result(pool, i);
@@ -128,35 +130,6 @@ static void print_chunk(struct tokpool *pool, struct run *r)
 	tokpool_reset(pool);
 }
 
-/* Chunks alternate between two pools, as in training: the workers score
- * one while this thread reads the next and prints the one before. With
- * one thread, only pools[0] is used, synchronously. */
-struct pools {
-	struct tokpool *p[2], *fill, *running;
-};
-
-/* The chunk being filled is complete (or the input ended). */
-static void drain(struct pools *ps, struct run *r)
-{
-	if (!ps->p[1]) {
-		if (tokpool_count(ps->fill)) {
-			tokpool_run(ps->fill);
-			print_chunk(ps->fill, r);
-		}
-		return;
-	}
-	struct tokpool *done = ps->running;
-	if (done)
-		tokpool_wait(done);
-	ps->running = NULL;
-	if (tokpool_count(ps->fill) && !r->stop) {
-		tokpool_start(ps->fill);
-		ps->running = ps->fill;
-		ps->fill = ps->fill == ps->p[0] ? ps->p[1] : ps->p[0];
-	}
-	if (done)
-		print_chunk(done, r);
-}
 
 int cmd_classify(int argc, char **argv)
 {
@@ -208,7 +181,9 @@ int cmd_classify(int argc, char **argv)
 	}
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
 	struct chaff_params params;
-	struct pools ps = { 0 };
+	/* two pools taking turns: the workers score one chunk while this
+	 * thread reads the next and prints the one before */
+	struct tokpool_pair ps = { 0 };
 	int rc = CHAFF_EDB;
 	if (db && (!nsets || override(db, sets, nsets, &params) == 0)) {
 		unsigned n = threads ? (unsigned)threads : tokpool_cores();
@@ -221,8 +196,7 @@ int cmd_classify(int argc, char **argv)
 		ps.fill = ps.p[0];
 	}
 	if (rc != CHAFF_OK) {
-		tokpool_free(ps.p[0]);
-		tokpool_free(ps.p[1]);
+		tokpool_pair_free(&ps);
 		chaff_db_close(db);
 		input_close(in);
 		return EXIT_FAIL;
@@ -250,14 +224,13 @@ int cmd_classify(int argc, char **argv)
 		}
 		chunk_bytes += m.len;
 		if (tokpool_count(ps.fill) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
-			drain(&ps, &run);
+			print_chunk(tokpool_turn(&ps, !run.stop), &run);
 			chunk_bytes = 0;
 		}
 	}
-	drain(&ps, &run); /* the last chunk, */
-	drain(&ps, &run); /* and the one the workers may still have */
-	tokpool_free(ps.p[0]);
-	tokpool_free(ps.p[1]);
+	print_chunk(tokpool_turn(&ps, !run.stop), &run); /* the last chunk, */
+	print_chunk(tokpool_turn(&ps, false), &run);     /* and the one still running */
+	tokpool_pair_free(&ps);
 	chaff_db_close(db);
 	input_close(in);
 	bool failed = run.failed;

@@ -35,8 +35,8 @@ struct train {
 	chaff_db *db;
 	/* Chunks alternate between two pools: one is filled (and then its
 	 * results added to the batch) by this thread while the other is
-	 * tokenized by the workers. With one thread, only pool[0] is used. */
-	struct tokpool *pool, *pools[2], *running;
+	 * tokenized by the workers. With one thread, only p[0] is used. */
+	struct tokpool_pair pp;
 	unsigned long threads;
 	chaff_batch *batch;
 	int cls; /* -1: from the index */
@@ -173,7 +173,7 @@ static int queue(struct train *tr, const struct input_msg *m)
 		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
 	else
 		snprintf(name, sizeof(name), "%s", m->path);
-	if (tokpool_add(tr->pool, m->data, m->len, name, cls) != CHAFF_OK) {
+	if (tokpool_add(tr->pp.fill, m->data, m->len, name, cls) != CHAFF_OK) {
 		cli_error("out of memory");
 		return -1;
 	}
@@ -213,27 +213,13 @@ static int add_chunk(struct train *tr, struct tokpool *pool)
 	return 0;
 }
 
-/* The chunk being filled is complete (or the input ended). With one
- * thread: tokenize it, add it. Otherwise the workers start on it, and
- * meanwhile the chunk they finished before goes into the batch, so the
- * single writer's work overlaps the tokenizing instead of following it. */
-static int drain(struct train *tr)
+/* The chunk being filled is complete (or the input ended): the workers
+ * start on it, and meanwhile the chunk they finished before goes into the
+ * batch, so the single writer's work overlaps the tokenizing instead of
+ * following it. */
+static int drain(struct train *tr, bool start)
 {
-	if (!tr->pools[1]) {
-		if (!tokpool_count(tr->pool))
-			return 0;
-		tokpool_run(tr->pool);
-		return add_chunk(tr, tr->pool);
-	}
-	struct tokpool *done = tr->running;
-	if (done)
-		tokpool_wait(done);
-	tr->running = NULL;
-	if (tokpool_count(tr->pool)) {
-		tokpool_start(tr->pool);
-		tr->running = tr->pool;
-		tr->pool = tr->pool == tr->pools[0] ? tr->pools[1] : tr->pools[0];
-	}
+	struct tokpool *done = tokpool_turn(&tr->pp, start);
 	return done ? add_chunk(tr, done) : 0;
 }
 
@@ -314,19 +300,19 @@ static int run(int argc, char **argv, bool untrain)
 		         path);
 	int status = EXIT_OK;
 	unsigned threads = tr.threads ? (unsigned)tr.threads : tokpool_cores();
-	if (tokpool_new(&tr.pools[0], &cfg, threads) != CHAFF_OK ||
-	    (threads > 1 && tokpool_new(&tr.pools[1], &cfg, threads) != CHAFF_OK) ||
+	if (tokpool_new(&tr.pp.p[0], &cfg, threads) != CHAFF_OK ||
+	    (threads > 1 && tokpool_new(&tr.pp.p[1], &cfg, threads) != CHAFF_OK) ||
 	    chaff_batch_new(tr.db, &tr.batch) != CHAFF_OK) {
 		cli_error("out of memory");
 		status = EXIT_FAIL;
 		goto out;
 	}
-	tr.pool = tr.pools[0];
+	tr.pp.fill = tr.pp.p[0];
 	tr.t0 = cli_now();
 	struct input_msg m;
 	int r;
 	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
-		if (r >= 0 && tokpool_count(tr.pool) == 0)
+		if (r >= 0 && tokpool_count(tr.pp.fill) == 0)
 			tr.chunk_bytes = 0;
 		if (r > 0)
 			tr.chunk_bytes += m.len;
@@ -342,15 +328,15 @@ static int run(int argc, char **argv, bool untrain)
 			status = EXIT_FAIL;
 			goto out;
 		}
-		if ((tokpool_count(tr.pool) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES) &&
-		    drain(&tr) < 0) {
+		if ((tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES) &&
+		    drain(&tr, true) < 0) {
 			status = EXIT_FAIL;
 			goto out;
 		}
 		show_progress(&tr);
 	}
 	/* the last chunk, then the one the workers may still have */
-	if (drain(&tr) < 0 || drain(&tr) < 0 || flush(&tr) < 0) {
+	if (drain(&tr, true) < 0 || drain(&tr, false) < 0 || flush(&tr) < 0) {
 		status = EXIT_FAIL;
 		goto out;
 	}
@@ -373,8 +359,7 @@ out:
 	free(tr.outcome);
 	free(tr.classes);
 	chaff_batch_free(tr.batch);
-	tokpool_free(tr.pools[0]);
-	tokpool_free(tr.pools[1]);
+	tokpool_pair_free(&tr.pp);
 	chaff_db_close(tr.db);
 	input_close(in);
 	return status;

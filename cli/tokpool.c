@@ -6,6 +6,8 @@
  */
 #include "tokpool.h"
 
+#include "common/grow.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -197,20 +199,9 @@ static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
 	size_t tl = 0;
 	for (size_t i = 0; i < sc->nclues; i++)
 		tl += strlen(sc->clues[i].text) + 1;
-	if (sc->nclues > s->ccap) {
-		struct chaff_clue *c = realloc(s->clues, sc->nclues * sizeof(*c));
-		if (!c)
-			return CHAFF_ENOMEM;
-		s->clues = c;
-		s->ccap = sc->nclues;
-	}
-	if (tl > s->tcap) {
-		char *t = realloc(s->text, tl);
-		if (!t)
-			return CHAFF_ENOMEM;
-		s->text = t;
-		s->tcap = tl;
-	}
+	if (chaff_reserve((void **)&s->clues, &s->ccap, sc->nclues, sizeof(*s->clues)) ||
+	    chaff_reserve((void **)&s->text, &s->tcap, tl, 1))
+		return CHAFF_ENOMEM;
 	char *t = s->text;
 	for (size_t i = 0; i < sc->nclues; i++) {
 		size_t n = strlen(sc->clues[i].text) + 1;
@@ -256,24 +247,8 @@ static void *work(void *arg)
 
 int tokpool_run(struct tokpool *p)
 {
-	atomic_store(&p->next, 0);
-	unsigned extra = p->threads - 1;
-	if (p->n < 2 * p->threads)
-		extra = 0; /* a few messages: not worth a thread */
-	pthread_t th[64];
-	struct worker w[64];
-	unsigned started = 0;
-	for (unsigned i = 0; i < extra; i++) {
-		w[i + 1] = (struct worker){p, i + 1};
-		if (pthread_create(&th[i], NULL, work, &w[i + 1]) != 0)
-			break; /* fewer threads still finish the chunk */
-		started++;
-	}
-	w[0] = (struct worker){p, 0};
-	work(&w[0]);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	return finish(p);
+	int rc = tokpool_start(p);
+	return rc != CHAFF_OK ? rc : tokpool_wait(p);
 }
 
 int tokpool_start(struct tokpool *p)
@@ -282,8 +257,9 @@ int tokpool_start(struct tokpool *p)
 	if (!p->w && !(p->w = calloc(p->threads, sizeof(*p->w))))
 		return CHAFF_ENOMEM;
 	p->running = 0;
-	/* A few messages (one, from procmail): not worth a thread. */
-	unsigned want = p->n < 2 * p->threads ? 0 : p->threads;
+	/* A pool of one thread, or a few messages (one, from procmail): the
+	 * caller does the work, no thread is worth starting. */
+	unsigned want = p->threads == 1 || p->n < 2 * p->threads ? 0 : p->threads;
 	for (unsigned i = 0; i < want; i++) {
 		p->w[i] = (struct worker){p, i};
 		if (pthread_create(&p->th[i], NULL, work, &p->w[i]) != 0)
@@ -308,4 +284,31 @@ int tokpool_wait(struct tokpool *p)
 const struct tokpool_result *tokpool_result(const struct tokpool *p, size_t i)
 {
 	return &p->slots[i].res;
+}
+
+struct tokpool *tokpool_turn(struct tokpool_pair *pp, bool start)
+{
+	if (!pp->p[1]) { /* one pool: the chunk is done here and now */
+		if (!start || !tokpool_count(pp->fill))
+			return NULL;
+		tokpool_run(pp->fill);
+		return pp->fill;
+	}
+	struct tokpool *done = pp->running;
+	if (done)
+		tokpool_wait(done);
+	pp->running = NULL;
+	if (start && tokpool_count(pp->fill)) {
+		tokpool_start(pp->fill);
+		pp->running = pp->fill;
+		pp->fill = pp->fill == pp->p[0] ? pp->p[1] : pp->p[0];
+	}
+	return done;
+}
+
+void tokpool_pair_free(struct tokpool_pair *pp)
+{
+	tokpool_free(pp->p[0]);
+	tokpool_free(pp->p[1]);
+	*pp = (struct tokpool_pair){ 0 };
 }

@@ -6,6 +6,7 @@
 #ifndef CHAFF_TOKPOOL_H
 #define CHAFF_TOKPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "chaff.h"
@@ -28,9 +29,27 @@ size_t tokpool_count(const struct tokpool *p);
 int tokpool_run(struct tokpool *p);
 /* The same in the background: every thread of the pool works on the chunk
  * while the caller does something else, until tokpool_wait (which returns
- * what tokpool_run would). Nothing else may touch the pool meanwhile. */
+ * what tokpool_run would). Nothing else may touch the pool meanwhile. A
+ * pool of one thread, or a chunk of a few messages, is done by the caller
+ * before tokpool_start returns. */
 int tokpool_start(struct tokpool *p);
 int tokpool_wait(struct tokpool *p);
+
+/*
+ * Two pools taking turns, for reading and handing on to overlap the
+ * workers: the caller fills pp->fill (set it to p[0] to begin); when the
+ * chunk is complete (or the input ended), tokpool_turn starts the workers
+ * on it and returns the chunk they finished before, in input order, or
+ * NULL. The caller takes the results and resets that pool. Call it once
+ * more after the last chunk for the one still running. Without p[1] (one
+ * thread) each chunk is done at once and returned. start false: nothing
+ * new is started (the caller is stopping).
+ */
+struct tokpool_pair {
+	struct tokpool *p[2], *fill, *running;
+};
+struct tokpool *tokpool_turn(struct tokpool_pair *pp, bool start);
+void tokpool_pair_free(struct tokpool_pair *pp);
 
 struct tokpool_result {
 	struct chaff_tokens tokens; /* only .hash of each item is set; empty when scoring */

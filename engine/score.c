@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/grow.h"
 #include "../store/db.h"
 
 struct scored {
@@ -175,21 +176,6 @@ static int cmp_strength(const void *a, const void *b)
 	return x->hash < y->hash ? -1 : x->hash > y->hash;
 }
 
-static int reserve(void **p, size_t *cap, size_t n, size_t size)
-{
-	if (n <= *cap)
-		return CHAFF_OK;
-	size_t c = *cap ? *cap : 256;
-	while (c < n)
-		c *= 2;
-	void *q = realloc(*p, c * size);
-	if (!q)
-		return CHAFF_ENOMEM;
-	*p = q;
-	*cap = c;
-	return CHAFF_OK;
-}
-
 /* Looks up the message's distinct tokens in key order, within one read
  * transaction, and keeps those with a useful f(w). */
 static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_params *p,
@@ -255,8 +241,8 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 		return CHAFF_EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->limits_hit = tk->limits_hit;
-	if (reserve((void **)&c->order, &c->ocap, tk->count + 1, sizeof(*c->order)) ||
-	    reserve((void **)&c->sc, &c->scap, tk->count + 1, sizeof(*c->sc)))
+	if (chaff_reserve((void **)&c->order, &c->ocap, tk->count + 1, sizeof(*c->order)) ||
+	    chaff_reserve((void **)&c->sc, &c->scap, tk->count + 1, sizeof(*c->sc)))
 		return CHAFF_ENOMEM;
 	for (size_t i = 0; i < tk->count; i++)
 		c->order[i] = &tk->items[i];
@@ -298,7 +284,7 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 	                                            : CHAFF_VERDICT_UNSURE;
 	if (nclues > n)
 		nclues = n;
-	if (reserve((void **)&c->clues, &c->ccap, nclues + 1, sizeof(*c->clues)))
+	if (chaff_reserve((void **)&c->clues, &c->ccap, nclues + 1, sizeof(*c->clues)))
 		return CHAFF_ENOMEM;
 	for (size_t i = 0; i < nclues; i++)
 		c->clues[i] = (struct chaff_clue){c->sc[i].tok->text, c->sc[i].spam, c->sc[i].ham,
