@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/io.h"
 #include "tag.h"
 
 static const char filter_usage[] =
@@ -26,16 +27,7 @@ static const char filter_usage[] =
 
 static int write_all(const char *p, size_t n)
 {
-	while (n) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return chaff_write_all(STDOUT_FILENO, p, n) ? 0 : -1;
 }
 
 static char *read_stdin(size_t *len, bool *ok)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/io.h"
 #include "serve/deliver.h"
 #include "serve/server.h"
 #include "tag.h"
@@ -81,15 +82,8 @@ struct worker {
 static void flush_log(void *state)
 {
 	struct worker *w = state;
-	size_t off = 0;
-	while (off < w->log.len) {
-		ssize_t n = write(STDERR_FILENO, w->log.p + off, w->log.len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* nowhere to log to: drop it rather than stall mail */
-		off += (size_t)n;
-	}
+	/* nowhere to log to: the lines are dropped rather than stall mail */
+	chaff_write_all(STDERR_FILENO, w->log.p, w->log.len);
 	w->log.len = 0;
 }
 

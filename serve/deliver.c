@@ -1,6 +1,8 @@
 /* Maildir delivery and the next-hop SMTP client (deliver.h). */
 #include "serve/deliver.h"
 
+#include "common/io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -31,20 +33,6 @@ bool maildir_make(const char *dir)
 		}
 		if (mkdir(path, 0700) != 0 && errno != EEXIST)
 			return false;
-	}
-	return true;
-}
-
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
 	}
 	return true;
 }
@@ -96,7 +84,7 @@ bool maildir_deliver(const char *dir, const char *msg, size_t len, const char *i
 		return false;
 	}
 	int err = 0;
-	if (!write_all(fd, msg, len) || fsync(fd) != 0)
+	if (!chaff_write_all(fd, msg, len) || fsync(fd) != 0)
 		err = errno ? errno : EIO;
 	if (close(fd) != 0 && !err)
 		err = errno;
@@ -210,13 +198,13 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 static void reset_or_drop(struct hop *h)
 {
 	char text[SERVE_REPLY_MAX];
-	if (!write_all(h->fd, "RSET\r\n", 6) || read_reply(h, text, sizeof(text)) != 250)
+	if (!chaff_write_all(h->fd, "RSET\r\n", 6) || read_reply(h, text, sizeof(text)) != 250)
 		disconnect(h);
 }
 
 static int command(struct hop *h, const char *line, char *text, size_t textn)
 {
-	if (!write_all(h->fd, line, strlen(line)))
+	if (!chaff_write_all(h->fd, line, strlen(line)))
 		return 0;
 	return read_reply(h, text, textn);
 }
@@ -398,14 +386,14 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 		struct iovec iov[2] = { { env, ends[nlines - 1] }, { h->out, wl } };
 		ok = writev_all(h->fd, iov);
 	} else if (h->pipelining) {
-		ok = write_all(h->fd, env, ends[nlines - 1]);
+		ok = chaff_write_all(h->fd, env, ends[nlines - 1]);
 	}
 	int mail = 0, data = 0, worst = 0;
 	unsigned accepted = 0;
 	char mail_r[SERVE_REPLY_MAX] = "", first_refusal[SERVE_REPLY_MAX] = "";
 	for (unsigned i = 0; ok && i < nlines; i++) {
 		size_t start = i ? ends[i - 1] : 0;
-		if (!h->pipelining && !write_all(h->fd, env + start, ends[i] - start)) {
+		if (!h->pipelining && !chaff_write_all(h->fd, env + start, ends[i] - start)) {
 			ok = false;
 			break;
 		}
@@ -474,7 +462,7 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 	if (code == 354 && !bdat) {
 		if (!wire_form(h, msg, len, true, &wl))
 			code = -1;
-		else if (!write_all(h->fd, h->out, wl))
+		else if (!chaff_write_all(h->fd, h->out, wl))
 			code = 0;
 		else
 			code = read_reply(h, text, sizeof(text));
