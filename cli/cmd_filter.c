@@ -147,16 +147,13 @@ int cmd_filter(int argc, char **argv)
 	chaff_db *db = cli_db_open(dbpath, autolearn ? 0 : CHAFF_DB_READONLY);
 	chaff_classifier *cl = NULL;
 	struct chaff_score s;
-	struct chaff_params p;
 	int rc = db ? chaff_classifier_new(db, &cl) : CHAFF_EDB;
-	if (rc == CHAFF_OK)
-		rc = chaff_db_params(db, &p);
 	if (rc == CHAFF_OK)
 		rc = chaff_classify(cl, msg, len, 0, &s);
 	int status = EXIT_OK;
 	if (rc == CHAFF_OK) {
 		pending.msg = NULL; /* from here on, output has begun */
-		if (cli_tag_message(msg, len, &s, &p, write_out, NULL) < 0) {
+		if (cli_tag_message(msg, len, &s, write_out, NULL) < 0) {
 			cli_error("writing the message failed: %s", strerror(errno));
 			status = EXIT_FAIL;
 		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE) {

@@ -201,15 +201,12 @@ static void handle(void *state, struct serve_job *job)
 	char id[160];
 	make_id(o, id, sizeof(id));
 	struct chaff_score sc = { 0 };
-	struct chaff_params p;
 	const char *action, *verdict = "-";
 	int rc = CHAFF_OK;
 	if (s->learn != SMTP_LEARN_NONE) {
 		action = learn(w, s, job);
 	} else {
-		rc = chaff_db_params(o->db, &p);
-		if (rc == CHAFF_OK)
-			rc = chaff_classify(w->cl, s->msg.p, s->msg.len, 0, &sc);
+		rc = chaff_classify(w->cl, s->msg.p, s->msg.len, 0, &sc);
 		if (rc != CHAFF_OK) {
 			char r[SERVE_REPLY_MAX];
 			snprintf(r, sizeof(r), "451 4.3.0 Cannot score the message (%s), try again later",
@@ -228,7 +225,7 @@ static void handle(void *state, struct serve_job *job)
 				         sc.score);
 				fill(job, r);
 				action = "reject";
-			} else if (cli_tag_message(s->msg.p, s->msg.len, &sc, &p, to_buf, &w->tagged) < 0) {
+			} else if (cli_tag_message(s->msg.p, s->msg.len, &sc, to_buf, &w->tagged) < 0) {
 				fill(job, "451 4.3.0 Insufficient memory, try again later");
 				action = "tempfail";
 			} else if (a == QUARANTINE || !o->next_hop) {

@@ -25,7 +25,7 @@ static bool owned(const char *line, size_t n)
 }
 
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
-                    const struct chaff_params *p, cli_write_fn write_all, void *user)
+                    cli_write_fn write_all, void *user)
 {
 	const char *end = msg + len, *q = msg;
 	const char *first_nl = memchr(msg, '\n', len);
@@ -62,7 +62,7 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
 	                 "version=chaff-%s%sX-Chaff-Score: %.6f%sX-Chaff-Verdict: %s%s",
 	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
-	                 s->score, p->spam_cutoff, spam ? "SPAM" : s->verdict == CHAFF_VERDICT_HAM ? "HAM" : "UNSURE",
+	                 s->score, s->spam_cutoff, spam ? "SPAM" : s->verdict == CHAFF_VERDICT_HAM ? "HAM" : "UNSURE",
 	                 CHAFF_VERSION, eol, s->score, eol, verdict, eol);
 	if (write_all(user, h, (size_t)k) < 0)
 		return -1;

@@ -17,6 +17,6 @@ typedef int (*cli_write_fn)(void *user, const char *p, size_t n);
  * Returns 0, or the first negative value write_all returned.
  */
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
-                    const struct chaff_params *p, cli_write_fn write_all, void *user);
+                    cli_write_fn write_all, void *user);
 
 #endif

@@ -279,6 +279,8 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 		n = (size_t)p.max_tokens;
 	out->used = (uint32_t)n;
 	combine(c->sc, n, out);
+	out->spam_cutoff = p.spam_cutoff;
+	out->ham_cutoff = p.ham_cutoff;
 	out->verdict = out->score >= p.spam_cutoff  ? CHAFF_VERDICT_SPAM
 	               : out->score <= p.ham_cutoff ? CHAFF_VERDICT_HAM
 	                                            : CHAFF_VERDICT_UNSURE;

@@ -325,6 +325,8 @@ struct chaff_score {
 	double spam_prob; /* S, and */
 	double ham_prob;  /* H, the two combined tail probabilities */
 	enum chaff_verdict verdict;
+	double spam_cutoff;             /* the cutoffs the verdict came from */
+	double ham_cutoff;
 	uint32_t tokens;                /* distinct tokens in the message */
 	uint32_t used;                  /* tokens strong enough to count */
 	const struct chaff_clue *clues; /* strongest first */

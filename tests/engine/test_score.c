@@ -164,6 +164,9 @@ static void test_thousands_of_tokens(void **state)
 	assert_true(isfinite(s.score));
 	assert_true(s.score > 0.999 && s.score <= 1.0);
 	assert_int_equal(s.verdict, CHAFF_VERDICT_SPAM);
+	/* the score says which cutoffs its verdict came from */
+	assert_float_equal(s.spam_cutoff, 0.9, 0);
+	assert_float_equal(s.ham_cutoff, 0.2, 0);
 	s = score(ids + 3000, 3000, 0);
 	assert_true(s.score >= 0.0 && s.score < 0.001);
 	assert_int_equal(s.verdict, CHAFF_VERDICT_HAM);
