@@ -37,6 +37,10 @@ chaff_db *cli_db_open(const char *opt, unsigned flags);
  */
 int cli_db_opts(int argc, char **argv, const char *usage, const char **dbpath, bool *json,
                 bool stop_at_operand);
+/* Trains one message as cls in a transaction of its own, tokenized by tok
+ * (made for db); *outcome says what happened. */
+int cli_train_one(chaff_db *db, chaff_tokenizer *tok, const char *msg, size_t len,
+                  enum chaff_class cls, enum chaff_learned *outcome);
 /* The log callback that prints library messages as "chaff: ...". */
 void cli_log(void *user, enum chaff_log_level level, const char *msg);
 /* Parses a whole non-negative number; false (after an error) otherwise. */

@@ -70,20 +70,10 @@ static int write_out(void *user, const char *p, size_t n)
 static void learn(chaff_db *db, chaff_classifier *cl, const char *msg, size_t len,
                   enum chaff_class cls)
 {
-	struct chaff_tokens tk;
-	struct chaff_digest d;
-	chaff_batch *b = NULL;
-	int rc = chaff_tokenize(chaff_classifier_tokenizer(cl), msg, len, &tk);
-	chaff_message_digest(msg, len, &d);
-	if (rc == CHAFF_OK)
-		rc = chaff_batch_new(db, &b);
-	if (rc == CHAFF_OK)
-		rc = chaff_batch_add(b, &tk, &d, cls, 0);
-	if (rc == CHAFF_OK)
-		rc = chaff_batch_commit(b, NULL);
+	enum chaff_learned outcome;
+	int rc = cli_train_one(db, chaff_classifier_tokenizer(cl), msg, len, cls, &outcome);
 	if (rc != CHAFF_OK)
 		cli_warn("learning failed: %s", chaff_strerror(rc));
-	chaff_batch_free(b);
 }
 
 /* A fault while classifying (a damaged database file can make the mapped

@@ -163,19 +163,8 @@ static const char *learn(struct worker *w, const struct smtp_session *s, struct 
 	}
 	enum chaff_class cls = s->learn == SMTP_LEARN_SPAM ? CHAFF_SPAM : CHAFF_HAM;
 	const char *name = cls == CHAFF_SPAM ? "spam" : "ham";
-	struct chaff_tokens tk;
-	struct chaff_digest d;
-	chaff_batch *b = NULL;
-	enum chaff_learned outcome = CHAFF_LEARNED_TRAINED;
-	chaff_message_digest(msg, len, &d);
-	int rc = chaff_tokenize(tok, msg, len, &tk);
-	if (rc == CHAFF_OK)
-		rc = chaff_batch_new(w->o->db, &b);
-	if (rc == CHAFF_OK)
-		rc = chaff_batch_add(b, &tk, &d, cls, 0);
-	if (rc == CHAFF_OK)
-		rc = chaff_batch_commit(b, &outcome);
-	chaff_batch_free(b);
+	enum chaff_learned outcome;
+	int rc = cli_train_one(w->o->db, tok, msg, len, cls, &outcome);
 	char r[SERVE_REPLY_MAX];
 	if (rc != CHAFF_OK)
 		snprintf(r, sizeof(r), "451 4.3.0 Training failed: %s, try again later",

@@ -82,3 +82,21 @@ bad:
 	fputs(usage, stderr);
 	return -1;
 }
+
+int cli_train_one(chaff_db *db, chaff_tokenizer *tok, const char *msg, size_t len,
+                  enum chaff_class cls, enum chaff_learned *outcome)
+{
+	struct chaff_tokens tk;
+	struct chaff_digest d;
+	chaff_batch *b = NULL;
+	chaff_message_digest(msg, len, &d);
+	int rc = chaff_tokenize(tok, msg, len, &tk);
+	if (rc == CHAFF_OK)
+		rc = chaff_batch_new(db, &b);
+	if (rc == CHAFF_OK)
+		rc = chaff_batch_add(b, &tk, &d, cls, 0);
+	if (rc == CHAFF_OK)
+		rc = chaff_batch_commit(b, outcome);
+	chaff_batch_free(b);
+	return rc;
+}
