@@ -12,12 +12,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -34,20 +32,15 @@ struct input {
 	/* The file being read: buf[pos, len) is not yet returned. */
 	char *buf;
 	size_t cap, len, pos, index;
-	gzFile gz; /* streaming source, or NULL for a small file read whole */
-	char *map;          /* a large plain file mapped whole: buf points here */
-	char *own;          /* ... and the owned buffer waits here */
-	size_t map_len, own_cap;
+	gzFile gz; /* a gzip file or stdin, streamed through zlib */
+	int fd;    /* a large plain file, streamed with read(); else -1 */
+	size_t left; /* bytes of it still to read, by its size when opened */
 	bool loaded, eof, mbox;
 	const char *cur;
 	size_t bytes;
 	char *unquoted; /* one message with ">From " unquoted */
 	size_t ucap;
 };
-
-/* The mapped file, for the SIGBUS handler: a file another program cuts
- * short while it is mapped faults on its vanished pages. */
-static const char *volatile mapped_path;
 
 static int push_label(struct input *in, const char *p, int label)
 {
@@ -194,6 +187,7 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
+	in->fd = -1;
 	int rc = 0;
 	if (npaths == 0)
 		rc = push_path(in, "-");
@@ -218,20 +212,18 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
 	return 0;
 }
 
-enum { SMALL_FILE = 1 << 20, CHUNK = 4 << 20 };
+/* A large file is read STEP bytes at a time into the front of one
+ * buffer: the part being split and tokenized stays in the core's cache. */
+enum { SMALL_FILE = 1 << 20, CHUNK = 4 << 20, STEP = 256 << 10 };
 
 static void release(struct input *in)
 {
 	if (in->gz)
 		gzclose(in->gz);
 	in->gz = NULL;
-	if (in->map) {
-		mapped_path = NULL;
-		munmap(in->map, in->map_len);
-		in->map = NULL;
-		in->buf = in->own;
-		in->cap = in->own_cap;
-	}
+	if (in->fd >= 0)
+		close(in->fd);
+	in->fd = -1;
 	in->len = in->pos = in->index = 0;
 	in->loaded = in->eof = false;
 }
@@ -273,61 +265,13 @@ static int read_small(struct input *in, int fd, size_t size)
 	return 0;
 }
 
-static void on_sigbus(int sig)
-{
-	const char *p = mapped_path;
-	if (!p) { /* not ours: the default action */
-		signal(sig, SIG_DFL);
-		raise(sig);
-		return;
-	}
-	static const char a[] = "chaff: ", b[] = ": the file was cut short while being read; stopped "
-	                                         "(what was committed before stays)\n";
-	if (write(STDERR_FILENO, a, sizeof(a) - 1) < 0 || write(STDERR_FILENO, p, strlen(p)) < 0 ||
-	    write(STDERR_FILENO, b, sizeof(b) - 1) < 0) {
-		/* exiting anyway */
-	}
-	_exit(3);
-}
-
 /*
- * A large plain file is mapped whole and read in place: the kernel copies
- * nothing (copying was an eighth of tokenizing an mbox), and with
- * sequential read-ahead advised, a fault maps many pages at once. If the
- * file is truncated meanwhile, the run stops with a message instead of a
- * crash (a write transaction in flight is simply not committed).
- */
-static int map_file(struct input *in, const char *path, int fd, size_t size)
-{
-	static bool handler;
-	if (!handler) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_sigbus;
-		sigaction(SIGBUS, &sa, NULL);
-		handler = true;
-	}
-	char *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (m == MAP_FAILED)
-		return -1;
-	mapped_path = path;
-	madvise(m, size, MADV_SEQUENTIAL | MADV_WILLNEED);
-	in->own = in->buf;
-	in->own_cap = in->cap;
-	in->map = m;
-	in->map_len = size;
-	in->buf = m;
-	in->cap = in->len = size;
-	in->eof = true;
-	return 0;
-}
-
-/*
- * Large gzip files and stdin stream through one reused buffer: zlib
- * reads plain data through unchanged, so one path serves all three. The
- * unread tail moves to the front before each read; the buffer grows only
- * for a message larger than itself. Streaming keeps the working set in
- * cache and costs no page faults per file, unlike mapping it.
+ * Large files and stdin stream through one reused buffer, gzip files
+ * through zlib. The unread tail moves to the front before each read; the
+ * buffer grows only for a message larger than itself. Reading a step at a
+ * time keeps the working set in cache: mapping the file whole, or reading
+ * it in large pieces, made the first pass over each page (the mbox
+ * splitter) wait on memory instead.
  */
 static int fill(struct input *in)
 {
@@ -336,13 +280,28 @@ static int fill(struct input *in)
 		in->len -= in->pos;
 		in->pos = 0;
 	}
-	if (reserve(in, in->len + CHUNK / 2) < 0)
+	if (reserve(in, in->len + STEP) < 0)
 		return -1;
-	int r = gzread(in->gz, in->buf + in->len, (unsigned)(in->cap - in->len));
-	if (r < 0) {
-		errno = EIO;
-		return -1;
+	ssize_t r;
+	if (in->fd >= 0) {
+		do
+			r = read(in->fd, in->buf + in->len, STEP);
+		while (r < 0 && errno == EINTR);
+		/* Another program cut the file short: its last message would
+		 * be read half, so the file is an error instead. */
+		if (r == 0 && in->left) {
+			errno = ESTALE;
+			return -1;
+		}
+		if (r > 0)
+			in->left -= (size_t)r < in->left ? (size_t)r : in->left;
+	} else {
+		r = gzread(in->gz, in->buf + in->len, STEP);
+		if (r < 0)
+			errno = EIO;
 	}
+	if (r < 0)
+		return -1;
 	if (r == 0)
 		in->eof = true;
 	in->len += (size_t)r;
@@ -372,8 +331,10 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 	} else if (regular && !gz && st.st_size <= SMALL_FILE) {
 		rc = read_small(in, fd, (size_t)st.st_size);
 		close(fd);
-	} else if (regular && !gz && map_file(in, path, fd, (size_t)st.st_size) == 0) {
-		close(fd);
+	} else if (regular && !gz) {
+		in->fd = fd;
+		in->left = (size_t)st.st_size;
+		rc = fill(in);
 	} else {
 		in->gz = gzdopen(fd, "rb");
 		if (!in->gz) {
@@ -470,7 +431,11 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 			/* The message may go on past what has been read. */
 			if ((n == 0 || !in->mbox) && !in->eof) {
 				if (fill(in) < 0) {
-					snprintf(errbuf, errlen, "%s: %s", in->cur, strerror(errno));
+					snprintf(errbuf, errlen, "%s: %s", in->cur,
+					         errno == ESTALE ? "the file was cut short while "
+					                           "being read; its last message "
+					                           "was left out"
+					                         : strerror(errno));
 					release(in);
 					return -1;
 				}

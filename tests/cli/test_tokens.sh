@@ -51,9 +51,9 @@ check "bad option value: usage exit 4" test "$rc" -eq 4
 check "unknown command: exit 4" test "$rc" -eq 4
 check "--help works" "$chaff" tokens --help > /dev/null
 
-# A large mbox is read mapped: cut short by another program while chaff
-# reads it (chaff waits on a full pipe meanwhile), it stops with a message
-# and exit 3 instead of dying of SIGBUS.
+# A large mbox is streamed: cut short by another program while chaff reads
+# it (chaff waits on a full pipe meanwhile), it says so and exits 3 instead
+# of passing the half message at the cut on as a whole one.
 if [ -f "$corpus/spam.mbox" ]; then
   cat "$corpus/spam.mbox" "$corpus/ham.mbox" > "$dir/cut.mbox"
   { "$chaff" tokens "$dir/cut.mbox"; echo "exit $?" > "$dir/cut.rc"; } 2> "$dir/err" |
