@@ -7,6 +7,9 @@
 #include "tok.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Names of U+00A0..U+00FF, the Latin-1 entity set. */
 static const char *const latin1_names[96] = {
@@ -39,27 +42,20 @@ static const struct {
         {"rlm", 0x200F},    {"larr", 0x2190},   {"rarr", 0x2192},   {"hearts", 0x2665},
 };
 
-/* Tags after which a reader sees a break between words. */
-#define TAG(s)                                                                                     \
-	{                                                                                          \
-		s, sizeof(s) - 1                                                                   \
-	}
-static const struct {
-	const char *name;
-	size_t len;
-} block_tags[] = {
-        TAG("p"),       TAG("br"),         TAG("div"),    TAG("td"),     TAG("th"),
-        TAG("tr"),      TAG("li"),         TAG("ul"),     TAG("ol"),     TAG("table"),
-        TAG("tbody"),   TAG("thead"),      TAG("tfoot"),  TAG("h1"),     TAG("h2"),
-        TAG("h3"),      TAG("h4"),         TAG("h5"),     TAG("h6"),     TAG("hr"),
-        TAG("title"),   TAG("blockquote"), TAG("pre"),    TAG("dd"),     TAG("dt"),
-        TAG("dl"),      TAG("center"),     TAG("form"),   TAG("option"), TAG("select"),
-        TAG("img"),     TAG("body"),       TAG("html"),   TAG("head"),   TAG("frame"),
-        TAG("iframe"),  TAG("textarea"),   TAG("input"),  TAG("button"), TAG("address"),
-        TAG("section"), TAG("article"),    TAG("header"), TAG("footer"), TAG("nav"),
-        TAG("caption"), TAG("meta"),       TAG("link"),
+/* Tags after which a reader sees a break between words, by name length:
+ * every HTML message has hundreds of tags, so a tag is looked up among the
+ * few names of its length only. */
+static const char *const block_tags[11] = {
+        [1] = "p",
+        [2] = "brtdthtrliulolh1h2h3h4h5h6hrdddtdl",
+        [3] = "divpreimgnav",
+        [4] = "bodyhtmlheadformmetalink",
+        [5] = "tabletbodytheadtfoottitleframeinput",
+        [6] = "centeroptionselectiframebuttonheaderfooter",
+        [7] = "addresssectionarticlecaption",
+        [8] = "textarea",
+        [10] = "blockquote",
 };
-#undef TAG
 
 /* Characters that vanish rather than separate: soft hyphen and zero-width
  * characters, favourite tools for splitting a word invisibly. */
@@ -158,8 +154,13 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
 
 static bool block_tag(const char *name, size_t n)
 {
-	for (size_t i = 0; i < sizeof(block_tags) / sizeof(block_tags[0]); i++)
-		if (block_tags[i].len == n && tok_ieq(name, n, block_tags[i].name, n))
+	if (n >= sizeof(block_tags) / sizeof(block_tags[0]) || !block_tags[n])
+		return false;
+	char low[16];
+	for (size_t i = 0; i < n; i++)
+		low[i] = tok_lc(name[i]);
+	for (const char *c = block_tags[n]; *c; c += n)
+		if (memcmp(c, low, n) == 0)
 			return true;
 	return false;
 }
@@ -242,19 +243,42 @@ static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, siz
 	return n;
 }
 
+/* Copies the text at s[i] up to the next '&' or '<' to out[o]; returns
+ * its length. Sixteen bytes at a time where SSE2 is there: out has room,
+ * since the text never grows (an entity is no shorter than its
+ * character, a tag than the space it may become). */
+static size_t plain_text(const char *s, size_t n, size_t i, char *out, size_t o)
+{
+	size_t start = i;
+#ifdef __SSE2__
+	const __m128i amp = _mm_set1_epi8('&'), lt = _mm_set1_epi8('<');
+	while (n - i >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		_mm_storeu_si128((__m128i *)(void *)(out + o + (i - start)), v);
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		        _mm_or_si128(_mm_cmpeq_epi8(v, amp), _mm_cmpeq_epi8(v, lt)));
+		if (m)
+			return i - start + (size_t)__builtin_ctz(m);
+		i += 16;
+	}
+#endif
+	for (; i < n && s[i] != '&' && s[i] != '<'; i++)
+		out[o + (i - start)] = s[i];
+	return i - start;
+}
+
 struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 {
-	char *out = tok_alloc(t, n + 2);
+	char *out = tok_alloc(t, n + 18);
 	if (!out)
 		return (struct span){"", 0};
 	size_t o = 0, i = 0;
 	while (i < n) {
 		char c = s[i];
 		if (c != '&' && c != '<') { /* plain text: copied as it is */
-			out[o++] = c;
-			i++;
-			while (i < n && s[i] != '&' && s[i] != '<')
-				out[o++] = s[i++];
+			size_t k = plain_text(s, n, i, out, o);
+			i += k;
+			o += k;
 			continue;
 		}
 		if (c == '&') {
