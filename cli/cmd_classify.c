@@ -14,8 +14,9 @@
 #include "tokpool.h"
 
 /* Messages scored per chunk: enough to keep every core busy, few enough
- * that the first lines come out soon. */
-enum { CHUNK_MESSAGES = 512, CHUNK_BYTES = 16 << 20 };
+ * that the first lines come out soon and the chunks' copies of the input
+ * stay in cache (see cmd_train.c). */
+enum { CHUNK_MESSAGES = 64, CHUNK_BYTES = 2 << 20 };
 
 static const char classify_usage[] =
 	"usage: chaff classify [OPTIONS] [PATH...]\n"

@@ -29,7 +29,12 @@ static const char usage_text[] =
 	"                    result is the same for any N\n"
 	"  -q, --quiet       no progress, no per-message notices\n";
 
-enum { CHUNK_MESSAGES = 512, CHUNK_BYTES = 16 << 20 };
+/* Messages tokenized per chunk. Small chunks keep the two chunks' copies
+ * of the input in cache and in pages already faulted in: with 512
+ * messages (16 MB) a chunk, the main thread spent a third of its time
+ * having fresh pages zeroed, and training the corpus took 0.48 s instead
+ * of 0.39 s. */
+enum { CHUNK_MESSAGES = 64, CHUNK_BYTES = 2 << 20 };
 
 struct train {
 	chaff_db *db;
