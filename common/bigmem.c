@@ -1,31 +1,57 @@
 #include "bigmem.h"
 
+#include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
+
+/* A 2 MB page only backs a 2 MB-aligned stretch: arrays of 1 MB and more
+ * are mapped on that alignment, in whole 2 MB units, so that all of them
+ * can be. Smaller ones are mapped as they are. */
+enum { HUGE = 2u << 20 };
+
+static size_t span(size_t n)
+{
+	if (n == 0)
+		return 1;
+	return n < HUGE / 2 ? n : (n + HUGE - 1) / HUGE * HUGE;
+}
 
 void *chaff_big_alloc(size_t n)
 {
-	if (n == 0)
-		n = 1;
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t len = span(n);
+	if (len < HUGE) {
+		void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	char *p = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+	               0);
 	if (p == MAP_FAILED)
 		return NULL;
-	madvise(p, n, MADV_HUGEPAGE); /* advice only: without THP, 4 KB pages */
-	return p;
+	size_t head = (HUGE - (uintptr_t)p % HUGE) % HUGE;
+	if (head)
+		munmap(p, head);
+	if (HUGE - head)
+		munmap(p + head + len, HUGE - head);
+	madvise(p + head, len, MADV_HUGEPAGE); /* advice only: without THP, 4 KB pages */
+	return p + head;
 }
 
 void *chaff_big_realloc(void *p, size_t old, size_t n)
 {
 	if (!p)
 		return chaff_big_alloc(n);
-	void *q = mremap(p, old, n, MREMAP_MAYMOVE);
-	if (q == MAP_FAILED)
+	if (span(n) == span(old))
+		return p;
+	void *q = chaff_big_alloc(n);
+	if (!q)
 		return NULL;
-	madvise(q, n, MADV_HUGEPAGE);
+	memcpy(q, p, old < n ? old : n);
+	chaff_big_free(p, old);
 	return q;
 }
 
 void chaff_big_free(void *p, size_t n)
 {
 	if (p)
-		munmap(p, n ? n : 1);
+		munmap(p, span(n));
 }

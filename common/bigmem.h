@@ -13,7 +13,7 @@
 /* n zeroed bytes, or NULL. */
 void *chaff_big_alloc(size_t n);
 /* Grows (or shrinks) p from old to n bytes, keeping the contents; the new
- * part is zeroed. NULL on failure, p untouched. */
+ * part is zeroed. NULL on failure, p untouched. A move copies. */
 void *chaff_big_realloc(void *p, size_t old, size_t n);
 void chaff_big_free(void *p, size_t n);
 

@@ -89,12 +89,28 @@ size_t chaff_batch_size(const chaff_batch *b)
 	return b->nm;
 }
 
+static size_t home(size_t cap, uint64_t key)
+{
+	return (size_t)(key ^ key >> 29) & (cap - 1);
+}
+
 static struct delta *probe(struct delta *t, size_t cap, uint64_t key, uint32_t gen)
 {
 	size_t mask = cap - 1;
-	for (size_t i = (key ^ key >> 29) & mask;; i = (i + 1) & mask)
+	for (size_t i = home(cap, key);; i = (i + 1) & mask)
 		if (t[i].gen != gen || t[i].key == key)
 			return &t[i];
+}
+
+/* The table is megabytes large and a message's tokens land all over it:
+ * each probe would wait for memory. Asking for the slot a few tokens
+ * ahead overlaps those waits. */
+enum { AHEAD = 8 };
+
+static inline void prefetch_slot(const chaff_batch *b, const struct queued *m, size_t i)
+{
+	if (i < m->n)
+		__builtin_prefetch(&b->deltas[home(b->dcap, b->hashes[m->off + i])], 1);
 }
 
 /* Doubles the table, moving this attempt's slots; 0 or CHAFF_ENOMEM. */
@@ -118,7 +134,10 @@ static int grow_deltas(chaff_batch *b)
 static void count(chaff_batch *b, const struct queued *m, int dspam, int dham)
 {
 	uint32_t stamp = ++b->stamp;
+	for (size_t i = 0; i < AHEAD; i++)
+		prefetch_slot(b, m, i);
 	for (size_t i = 0; i < m->n; i++) {
+		prefetch_slot(b, m, i + AHEAD);
 		uint64_t key = b->hashes[m->off + i];
 		struct delta *d = probe(b->deltas, b->dcap, key, b->gen);
 		if (d->gen != b->gen) {
@@ -138,7 +157,10 @@ static void count(chaff_batch *b, const struct queued *m, int dspam, int dham)
 static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 {
 	uint32_t stamp = ++b->stamp;
+	for (size_t i = 0; i < AHEAD; i++)
+		prefetch_slot(b, m, i);
 	for (size_t i = 0; i < m->n; i++) {
+		prefetch_slot(b, m, i + AHEAD);
 		struct delta *d = probe(b->deltas, b->dcap, b->hashes[m->off + i], b->gen);
 		if (d->last == stamp)
 			continue;
