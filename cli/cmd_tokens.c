@@ -60,6 +60,19 @@ static void out_put(struct out *o, const char *s, size_t n)
 	o->n += n;
 }
 
+/* One token and its line end: the loop that prints two million tokens. */
+static inline void out_line(struct out *o, const char *s, size_t n)
+{
+	if (o->n + n + 1 > sizeof(o->buf)) {
+		out_put(o, s, n);
+		out_put(o, "\n", 1);
+		return;
+	}
+	memcpy(o->buf + o->n, s, n);
+	o->buf[o->n + n] = '\n';
+	o->n += n + 1;
+}
+
 struct stats {
 	struct tokmap map; /* messages each distinct token occurs in */
 	const struct chaff_token **order;
@@ -228,8 +241,7 @@ int cmd_tokens(int argc, char **argv)
 				                 (unsigned long long)tk.items[i].hash);
 				out_put(&out, h, (size_t)k);
 			}
-			out_put(&out, tk.items[i].text, tk.items[i].len);
-			out_put(&out, "\n", 1);
+			out_line(&out, tk.items[i].text, tk.items[i].len);
 		}
 	}
 	out_flush(&out);
