@@ -203,8 +203,8 @@ static int add_chunk(struct train *tr, struct tokpool *pool)
 			return -1;
 		}
 		tr->classes[tr->nnames++] = r->cls;
-		rc = chaff_batch_add(tr->batch, &r->tokens, &r->digest, (enum chaff_class)r->cls,
-		                     tr->untrain);
+		rc = chaff_batch_add_hashes(tr->batch, r->hashes, r->nhashes, &r->digest,
+		                            (enum chaff_class)r->cls, tr->untrain);
 		if (rc != CHAFF_OK) {
 			cli_error("%s: %s", r->name, chaff_strerror(rc));
 			return -1;

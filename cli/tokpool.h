@@ -8,12 +8,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chaff.h"
 
 struct tokpool;
 
-/* threads >= 1; each thread gets its own tokenizer made from cfg. */
+/* threads >= 1, the caller included (threads - 1 workers are started per
+ * chunk); each thread gets its own tokenizer made from cfg. */
 int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, unsigned threads);
 /* Scoring instead: each thread gets its own classifier of db (params, when
  * not NULL, override the database's), and tokpool_run scores every message
@@ -27,11 +29,11 @@ size_t tokpool_count(const struct tokpool *p);
 /* Tokenizes and digests every message of the chunk. CHAFF_OK or the first
  * error; the slot of a failed message says which. */
 int tokpool_run(struct tokpool *p);
-/* The same in the background: every thread of the pool works on the chunk
- * while the caller does something else, until tokpool_wait (which returns
- * what tokpool_run would). Nothing else may touch the pool meanwhile. A
- * pool of one thread, or a chunk of a few messages, is done by the caller
- * before tokpool_start returns. */
+/* The same in the background: the pool's workers start on the chunk while
+ * the caller does something else; tokpool_wait has the caller join in
+ * until the chunk is done, and returns what tokpool_run would. Nothing
+ * else may touch the pool meanwhile. A pool of one thread, or a chunk of
+ * a few messages, is done by the caller before tokpool_start returns. */
 int tokpool_start(struct tokpool *p);
 int tokpool_wait(struct tokpool *p);
 
@@ -52,7 +54,9 @@ struct tokpool *tokpool_turn(struct tokpool_pair *pp, bool start);
 void tokpool_pair_free(struct tokpool_pair *pp);
 
 struct tokpool_result {
-	struct chaff_tokens tokens; /* only .hash of each item is set; empty when scoring */
+	const uint64_t *hashes; /* the distinct token hashes (not when scoring) */
+	size_t nhashes;
+	uint32_t limits_hit;
 	struct chaff_score score;   /* when scoring; its clues belong to the slot */
 	struct chaff_digest digest;
 	const char *name;

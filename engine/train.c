@@ -105,7 +105,7 @@ static struct delta *probe(struct delta *t, size_t cap, uint64_t key, uint32_t g
 /* The table is megabytes large and a message's tokens land all over it:
  * each probe would wait for memory. Asking for the slot a few tokens
  * ahead overlaps those waits. */
-enum { AHEAD = 8 };
+enum { AHEAD = 16 };
 
 static inline void prefetch_slot(const chaff_batch *b, const struct queued *m, size_t i)
 {
@@ -174,18 +174,17 @@ static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 	}
 }
 
-int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
-                    const struct chaff_digest *digest, enum chaff_class cls, int untrain)
+/* Room for one more message of n tokens: the place for its hashes, or
+ * NULL (out of memory; nothing changed). */
+static uint64_t *reserve_message(chaff_batch *b, size_t n)
 {
-	if (!b || !tk || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
-		return CHAFF_EINVAL;
-	if (b->nh + tk->count > b->hcap) {
+	if (b->nh + n > b->hcap) {
 		size_t cap = b->hcap ? b->hcap : 1 << 16;
-		while (cap < b->nh + tk->count)
+		while (cap < b->nh + n)
 			cap *= 2;
 		uint64_t *h = chaff_big_realloc(b->hashes, b->hcap * sizeof(*h), cap * sizeof(*h));
 		if (!h)
-			return CHAFF_ENOMEM;
+			return NULL;
 		b->hashes = h;
 		b->hcap = cap;
 	}
@@ -193,27 +192,57 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 		size_t cap = b->mcap ? b->mcap * 2 : 256;
 		struct queued *m = realloc(b->msgs, cap * sizeof(*m));
 		if (!m)
-			return CHAFF_ENOMEM;
+			return NULL;
 		b->msgs = m;
 		enum chaff_learned *o = realloc(b->outcome, cap * sizeof(*o));
 		if (!o)
-			return CHAFF_ENOMEM;
+			return NULL;
 		b->outcome = o;
 		b->mcap = cap;
 	}
 	/* Room for every token being new, so counting cannot fail half-way. */
-	while ((b->dn + tk->count + 1) * 2 > b->dcap)
+	while ((b->dn + n + 1) * 2 > b->dcap)
 		if (grow_deltas(b) != CHAFF_OK)
-			return CHAFF_ENOMEM;
-	/* Repeats stay: count() counts a token once per message. */
-	uint64_t *h = b->hashes + b->nh;
-	for (size_t i = 0; i < tk->count; i++)
-		h[i] = tk->items[i].hash;
+			return NULL;
+	return b->hashes + b->nh;
+}
+
+/* Queues the message whose n hashes reserve_message's place now holds. */
+static void queue_message(chaff_batch *b, size_t n, const struct chaff_digest *digest,
+                          enum chaff_class cls, int untrain)
+{
 	struct queued *m = &b->msgs[b->nm++];
-	*m = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, tk->count};
-	b->nh += tk->count;
+	*m = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, n};
+	b->nh += n;
 	int one = cls == CHAFF_SPAM, sign = untrain ? -1 : 1;
 	count(b, m, sign * one, sign * !one);
+}
+
+int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
+                    const struct chaff_digest *digest, enum chaff_class cls, int untrain)
+{
+	if (!b || !tk || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
+		return CHAFF_EINVAL;
+	uint64_t *h = reserve_message(b, tk->count);
+	if (!h)
+		return CHAFF_ENOMEM;
+	for (size_t i = 0; i < tk->count; i++)
+		h[i] = tk->items[i].hash;
+	queue_message(b, tk->count, digest, cls, untrain);
+	return CHAFF_OK;
+}
+
+int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, size_t n,
+                           const struct chaff_digest *digest, enum chaff_class cls, int untrain)
+{
+	if (!b || (!hashes && n) || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
+		return CHAFF_EINVAL;
+	uint64_t *h = reserve_message(b, n);
+	if (!h)
+		return CHAFF_ENOMEM;
+	if (n)
+		memcpy(h, hashes, n * sizeof(*h));
+	queue_message(b, n, digest, cls, untrain);
 	return CHAFF_OK;
 }
 

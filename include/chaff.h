@@ -295,6 +295,11 @@ CHAFF_API int chaff_batch_new(chaff_db *db, chaff_batch **out);
 /* Queues one message's tokens (copied: tk may be reused at once). */
 CHAFF_API int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
                               const struct chaff_digest *digest, enum chaff_class cls, int untrain);
+/* The same from the tokens' hashes alone (n of them, copied); a token
+ * repeated in a message counts once either way. */
+CHAFF_API int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, size_t n,
+                                     const struct chaff_digest *digest, enum chaff_class cls,
+                                     int untrain);
 /* Messages queued and not yet committed. */
 CHAFF_API size_t chaff_batch_size(const chaff_batch *b);
 /*
