@@ -102,6 +102,12 @@ int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_p
 	return CHAFF_OK;
 }
 
+void tokpool_use_snapshot(struct tokpool *p, const chaff_snapshot *s)
+{
+	for (unsigned i = 0; p && p->cl && i < p->threads; i++)
+		chaff_classifier_use_snapshot(p->cl[i], s);
+}
+
 void tokpool_reset(struct tokpool *p)
 {
 	for (size_t i = 0; i < p->n; i++) {

@@ -22,6 +22,9 @@ int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, 
  * with up to nclues clues. */
 int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_params *params,
                         unsigned threads, size_t nclues);
+/* Scoring pools: every classifier of p scores against s (see
+ * chaff_snapshot_new); only while the pool is not running. */
+void tokpool_use_snapshot(struct tokpool *p, const chaff_snapshot *s);
 void tokpool_free(struct tokpool *p);
 /* Copies a message and a label for it into the chunk. */
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls);

@@ -30,7 +30,110 @@ struct scored {
 	const struct chaff_token *tok;
 };
 
+/* Open addressing on the key's top bits: keys looked up in ascending order
+ * (a message's tokens are sorted) walk the table from front to back. */
+struct snap_slot {
+	uint64_t key;
+	uint32_t spam, ham;
+};
+
+struct chaff_snapshot {
+	struct snap_slot *slot;
+	unsigned bits;
+	bool has_zero; /* key 0 marks a free slot; its record is kept here */
+	struct chaff_record zero;
+	struct db_totals tot;
+	struct chaff_params params;
+};
+
+static size_t snap_home(const struct chaff_snapshot *s, uint64_t key)
+{
+	return (size_t)(key >> (64 - s->bits));
+}
+
+static int snap_put(void *user, uint64_t key, const struct chaff_record *r)
+{
+	struct chaff_snapshot *s = user;
+	if (key == 0) {
+		s->has_zero = true;
+		s->zero = *r;
+		return 0;
+	}
+	size_t mask = ((size_t)1 << s->bits) - 1;
+	size_t i = snap_home(s, key);
+	while (s->slot[i].key)
+		i = (i + 1) & mask;
+	s->slot[i] = (struct snap_slot){key, r->spam, r->ham};
+	return 0;
+}
+
+static int snap_get(const struct chaff_snapshot *s, uint64_t key, struct chaff_record *out)
+{
+	if (key == 0) {
+		*out = s->zero;
+		return s->has_zero ? CHAFF_OK : CHAFF_ENOTFOUND;
+	}
+	size_t mask = ((size_t)1 << s->bits) - 1;
+	for (size_t i = snap_home(s, key); s->slot[i].key; i = (i + 1) & mask)
+		if (s->slot[i].key == key) {
+			*out = (struct chaff_record){s->slot[i].spam, s->slot[i].ham, 0};
+			return CHAFF_OK;
+		}
+	return CHAFF_ENOTFOUND;
+}
+
+int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out)
+{
+	if (!db || !out)
+		return CHAFF_EINVAL;
+	*out = NULL;
+	const struct store_ops *ops = db->st->ops;
+	struct store_txn *t;
+	int rc = ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	uint64_t ntok = 0, nd, used, file;
+	struct chaff_snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		rc = CHAFF_ENOMEM;
+	if (rc == CHAFF_OK)
+		rc = ops->info(t, &ntok, &nd, &used, &file);
+	if (rc == CHAFF_OK && ntok > max_tokens)
+		rc = CHAFF_ENOSPC;
+	if (rc == CHAFF_OK) {
+		/* at most half full */
+		s->bits = 4;
+		while (((uint64_t)1 << s->bits) < 2 * ntok)
+			s->bits++;
+		s->slot = calloc((size_t)1 << s->bits, sizeof(*s->slot));
+		if (!s->slot)
+			rc = CHAFF_ENOMEM;
+	}
+	if (rc == CHAFF_OK)
+		rc = db_read_totals(db, t, &s->tot);
+	if (rc == CHAFF_OK)
+		rc = db_read_params(db, t, &s->params);
+	if (rc == CHAFF_OK)
+		rc = ops->foreach(t, snap_put, s);
+	ops->abort(t);
+	if (rc != CHAFF_OK) {
+		chaff_snapshot_free(s);
+		return rc;
+	}
+	*out = s;
+	return CHAFF_OK;
+}
+
+void chaff_snapshot_free(chaff_snapshot *s)
+{
+	if (!s)
+		return;
+	free(s->slot);
+	free(s);
+}
+
 struct chaff_classifier {
+	const chaff_snapshot *snap;
 	chaff_db *db;
 	chaff_tokenizer *tok;
 	const struct chaff_token **order;
@@ -81,6 +184,12 @@ void chaff_classifier_free(chaff_classifier *c)
 	free(c->sc);
 	free(c->clues);
 	free(c);
+}
+
+void chaff_classifier_use_snapshot(chaff_classifier *c, const chaff_snapshot *s)
+{
+	if (c)
+		c->snap = s;
 }
 
 chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c)
@@ -187,7 +296,7 @@ static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_para
 	for (size_t i = 0; i < ndistinct; i++) {
 		const struct chaff_token *tk = c->order[i];
 		struct chaff_record r;
-		int rc = ops->get(t, tk->hash, &r);
+		int rc = c->snap ? snap_get(c->snap, tk->hash, &r) : ops->get(t, tk->hash, &r);
 		if (rc == CHAFF_ENOTFOUND)
 			continue; /* f = x, and |x - 0.5| is below any useful min_dev */
 		if (rc != CHAFF_OK)
@@ -254,23 +363,30 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 	out->tokens = (uint32_t)nd;
 
 	const struct store_ops *ops = c->db->st->ops;
-	struct store_txn *t;
-	int rc = ops->begin(c->db->st, false, &t);
-	if (rc != CHAFF_OK)
-		return rc;
+	struct store_txn *t = NULL;
 	struct db_totals tot;
 	struct chaff_params p;
-	rc = db_read_totals(c->db, t, &tot);
-	if (rc == CHAFF_OK && c->override)
+	int rc = CHAFF_OK;
+	if (c->snap) {
+		tot = c->snap->tot;
+		p = c->snap->params;
+	} else {
+		rc = ops->begin(c->db->st, false, &t);
+		if (rc != CHAFF_OK)
+			return rc;
+		rc = db_read_totals(c->db, t, &tot);
+		if (rc == CHAFF_OK && !c->override)
+			rc = db_read_params(c->db, t, &p);
+	}
+	if (c->override)
 		p = c->params;
-	else if (rc == CHAFF_OK)
-		rc = db_read_params(c->db, t, &p);
 	if (rc == CHAFF_OK && (tot.spam == 0 || tot.ham == 0))
 		rc = CHAFF_EEMPTY;
 	size_t n = 0;
 	if (rc == CHAFF_OK)
 		rc = lookup(c, nd, &p, &tot, t, &n);
-	ops->abort(t);
+	if (t)
+		ops->abort(t);
 	if (rc != CHAFF_OK)
 		return rc;
 

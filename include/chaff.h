@@ -351,6 +351,19 @@ CHAFF_API void chaff_classifier_free(chaff_classifier *c);
  * database's), for trying settings before storing them. CHAFF_EINVAL when
  * p is out of range. */
 CHAFF_API int chaff_classifier_set_params(chaff_classifier *c, const struct chaff_params *p);
+/*
+ * A copy of the database's counts in memory, for scoring many messages: a
+ * token is then one probe of a hash table instead of a walk down the
+ * B-tree. It is read in one read transaction, so scores against it are
+ * those of the database at that moment, and takes 32 bytes per token.
+ * CHAFF_ENOSPC when the database holds more than max_tokens tokens.
+ */
+typedef struct chaff_snapshot chaff_snapshot;
+CHAFF_API int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out);
+CHAFF_API void chaff_snapshot_free(chaff_snapshot *s);
+/* Scores against s from now on (NULL: the database again). s is only
+ * read, by any number of classifiers, and must outlive their use of it. */
+CHAFF_API void chaff_classifier_use_snapshot(chaff_classifier *c, const chaff_snapshot *s);
 /* The classifier's tokenizer, made from the database's settings. */
 CHAFF_API chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c);
 /*

@@ -4,7 +4,8 @@
 # digit. Batches smaller than the tokenizing chunk make commits fall in
 # the middle of chunks. Classification gives the same output, clues and
 # all, in the same order, on 1, 2 and 3 threads, over more messages than
-# one scoring chunk holds, with a missing file in the middle.
+# one scoring chunk holds, with a missing file in the middle, and the same
+# whether scored against an in-memory copy of the database or not.
 set -u
 chaff=$1
 . "$(dirname "$0")/../lib.sh"
@@ -43,6 +44,14 @@ check "classify: 700 results and the missing file named, exit 3" \
   -a "$(tail -1 "$tmp/err1")" = "exit 3"
 check "classify --explain of an mbox: a line per message" \
   test "$(grep -c '^[a-z]* [0-9.]* .*spam.mbox#' "$tmp/mbox1")" -eq 1896
+# More than a chunk of messages is scored against a copy of the database
+# in memory; 50 at a time, against the database itself: the same results.
+split -l 50 "$tmp/files" "$tmp/part."
+for f in "$tmp"/part.*; do
+  "$chaff" classify --json --clues 5 --threads 1 --db "$tmp/db1" $(cat "$f") 2> /dev/null
+done > "$tmp/parts"
+check "classify: from the copy in memory or the database, the same JSON" \
+  cmp -s "$tmp/out1" "$tmp/parts"
 for n in 2 3; do
   check "classify, $n threads: the same JSON, clues included, in the same order" \
     cmp -s "$tmp/out1" "$tmp/out$n"

@@ -203,6 +203,52 @@ static void test_params_validation(void **state)
 	assert_float_equal(v, 0.25, 0);
 }
 
+/* A snapshot scores exactly as the database it was read from, keeps that
+ * state while the database is trained further, and refuses a database
+ * larger than its limit. Hash 0 (id -1000) is a key like any other. */
+static void test_snapshot(void **state)
+{
+	(void)state;
+	totals(3, 3);
+	static int ids[40];
+	for (int i = 0; i < 40; i++)
+		ids[i] = i < 39 ? 50 + 7 * i : -1000;
+	train_one(db, 900, ids, 25, CHAFF_SPAM, 0);
+	train_one(db, 901, ids + 15, 25, CHAFF_HAM, 0);
+	train_one(db, 902, ids + 30, 10, CHAFF_SPAM, 0);
+	struct chaff_params p = params(0.3, 0.5, 0.0, 0);
+	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+	struct chaff_score want[4];
+	const size_t from[4] = { 0, 10, 20, 30 }, len[4] = { 12, 15, 18, 10 };
+	for (int k = 0; k < 4; k++)
+		want[k] = score(ids + from[k], len[k], 0);
+
+	chaff_snapshot *snap;
+	assert_int_equal(chaff_snapshot_new(db, 3, &snap), CHAFF_ENOSPC);
+	assert_int_equal(chaff_snapshot_new(db, 1000, &snap), CHAFF_OK);
+	chaff_classifier_use_snapshot(cl, snap);
+	for (int k = 0; k < 4; k++) {
+		struct chaff_score s = score(ids + from[k], len[k], 3);
+		assert_float_equal(s.score, want[k].score, 0);
+		assert_int_equal(s.used, want[k].used);
+	}
+	/* the clue of hash 0 carries its counts: 1 spam (902), 1 ham (901) */
+	const int zero[] = { -1000 };
+	struct chaff_score z = score(zero, 1, 1);
+	assert_int_equal(z.nclues, 1);
+	assert_int_equal(z.clues[0].spam, 1);
+	assert_int_equal(z.clues[0].ham, 1);
+
+	/* training after the snapshot: the snapshot keeps the old state */
+	train_one(db, 903, ids, 20, CHAFF_HAM, 0);
+	struct chaff_score s = score(ids, 12, 0);
+	assert_float_equal(s.score, want[0].score, 0);
+	chaff_classifier_use_snapshot(cl, NULL);
+	s = score(ids, 12, 0);
+	assert_true(s.score < want[0].score);
+	chaff_snapshot_free(snap);
+}
+
 static int fresh(void **state)
 {
 	teardown(state);
@@ -218,6 +264,7 @@ int main(void)
 		cmocka_unit_test_setup(test_min_dev_and_max_tokens, fresh),
 		cmocka_unit_test_setup(test_thousands_of_tokens, fresh),
 		cmocka_unit_test_setup(test_params_validation, fresh),
+		cmocka_unit_test_setup(test_snapshot, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
