@@ -11,6 +11,7 @@
 #include "tokpool.h"
 
 #include "common/grow.h"
+#include "common/hashset.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,11 +41,7 @@ struct tokpool {
 	size_t nclues;
 	char *data;
 	size_t dlen, dcap;
-	/* per thread: an open-addressing set for a message's distinct hashes */
-	struct seen {
-		uint64_t *set;
-		size_t cap;
-	} *seen;
+	struct hashset *seen; /* per thread: a message's distinct hashes */
 	struct slot *slots;
 	size_t n, scap;
 	atomic_size_t next;
@@ -135,7 +132,7 @@ void tokpool_free(struct tokpool *p)
 	for (unsigned i = 0; p->cl && i < p->threads; i++)
 		chaff_classifier_free(p->cl[i]);
 	for (unsigned i = 0; p->seen && i < p->threads; i++)
-		free(p->seen[i].set);
+		free(p->seen[i].slot);
 	free(p->seen);
 	free(p->tok);
 	free(p->cl);
@@ -184,34 +181,6 @@ size_t tokpool_count(const struct tokpool *p)
 	return p->n;
 }
 
-/* Writes the distinct hashes of tk to out, in the order first seen, and
- * returns how many. The training batch counts a token once per message
- * anyway: dropping the repeats here, on the worker's core, spares the
- * single writer a third of its probes into its large table. */
-static size_t distinct(struct seen *sn, const struct chaff_tokens *tk, uint64_t *out)
-{
-	size_t mask = sn->cap - 1, n = 0;
-	bool zero = false; /* 0 marks a free place, so hash 0 is kept aside */
-	memset(sn->set, 0, sn->cap * sizeof(*sn->set));
-	for (size_t i = 0; i < tk->count; i++) {
-		uint64_t h = tk->items[i].hash;
-		if (h == 0) {
-			if (!zero)
-				out[n++] = 0;
-			zero = true;
-			continue;
-		}
-		size_t j = (size_t)(h ^ h >> 32) & mask;
-		while (sn->set[j] && sn->set[j] != h)
-			j = (j + 1) & mask;
-		if (sn->set[j])
-			continue;
-		sn->set[j] = h;
-		out[n++] = h;
-	}
-	return n;
-}
-
 /* One message: its distinct tokens' hashes kept in the slot (the
  * tokenizer's own result is overwritten by its next message), and its
  * digest. */
@@ -222,20 +191,18 @@ static int work_one(struct tokpool *p, unsigned id, struct slot *s)
 	int rc = chaff_tokenize(p->tok[id], msg, s->len, &tk);
 	if (rc != CHAFF_OK)
 		return rc;
-	struct seen *sn = &p->seen[id];
-	size_t want = 64;
-	while (want < 2 * tk.count)
-		want *= 2;
-	if (chaff_reserve((void **)&s->hashes, &s->cap, tk.count, sizeof(*s->hashes)))
+	/* The training batch counts a token once per message anyway:
+	 * dropping the repeats here, on the worker's core, spares the single
+	 * writer a third of its probes into its large table. */
+	struct hashset *seen = &p->seen[id];
+	if (chaff_reserve((void **)&s->hashes, &s->cap, tk.count, sizeof(*s->hashes)) ||
+	    hashset_clear(seen, tk.count))
 		return CHAFF_ENOMEM;
-	if (want > sn->cap) {
-		uint64_t *set = realloc(sn->set, want * sizeof(*set));
-		if (!set)
-			return CHAFF_ENOMEM;
-		sn->set = set;
-		sn->cap = want;
-	}
-	s->res.nhashes = distinct(sn, &tk, s->hashes);
+	size_t n = 0;
+	for (size_t i = 0; i < tk.count; i++)
+		if (hashset_add(seen, tk.items[i].hash))
+			s->hashes[n++] = tk.items[i].hash;
+	s->res.nhashes = n;
 	s->res.hashes = s->hashes;
 	s->res.limits_hit = tk.limits_hit;
 	chaff_message_digest(msg, s->len, &s->res.digest);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../common/grow.h"
+#include "../common/hashset.h"
 #include "../store/db.h"
 
 struct scored {
@@ -142,6 +143,7 @@ struct chaff_classifier {
 	size_t scap;
 	struct chaff_clue *clues;
 	size_t ccap;
+	struct hashset seen;
 	bool override;
 	struct chaff_params params;
 };
@@ -183,6 +185,7 @@ void chaff_classifier_free(chaff_classifier *c)
 	free(c->order);
 	free(c->sc);
 	free(c->clues);
+	free(c->seen.slot);
 	free(c);
 }
 
@@ -353,13 +356,16 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 	if (chaff_reserve((void **)&c->order, &c->ocap, tk->count + 1, sizeof(*c->order)) ||
 	    chaff_reserve((void **)&c->sc, &c->scap, tk->count + 1, sizeof(*c->sc)))
 		return CHAFF_ENOMEM;
-	for (size_t i = 0; i < tk->count; i++)
-		c->order[i] = &tk->items[i];
-	qsort(c->order, tk->count, sizeof(*c->order), cmp_token_hash);
+	if (hashset_clear(&c->seen, tk->count))
+		return CHAFF_ENOMEM;
 	size_t nd = 0;
 	for (size_t i = 0; i < tk->count; i++)
-		if (nd == 0 || c->order[i]->hash != c->order[nd - 1]->hash)
-			c->order[nd++] = c->order[i];
+		if (hashset_add(&c->seen, tk->items[i].hash))
+			c->order[nd++] = &tk->items[i];
+	/* the database is looked up in key order: neighbouring keys share
+	 * B-tree pages (a snapshot's table needs no order) */
+	if (!c->snap)
+		qsort(c->order, nd, sizeof(*c->order), cmp_token_hash);
 	out->tokens = (uint32_t)nd;
 
 	const struct store_ops *ops = c->db->st->ops;
