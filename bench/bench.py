@@ -325,7 +325,7 @@ def median_run(make, runs):
     return statistics.median(times), rss
 
 
-def per_process(cmd, sample_list, runs):
+def spawn_rate(cmd, sample_list, runs):
     """Median messages/s of cmd started once per message, each file as its
     stdin (bench/spawn.c, as procmail would start it)."""
     rates = []
@@ -374,7 +374,7 @@ def speed_rows(corp, tmp, runs, per_process):
     r = {"train": n / t, "train_rss": rss, "size": dir_size(db)}
     t, rss = median_run(lambda: [([CHAFF, "classify", "--db", db, index], None)], runs)
     r.update(classify=n / t, classify_rss=rss)
-    r["process"] = per_process([CHAFF, "classify", "--db", db], sample_list, runs)
+    r["process"] = spawn_rate([CHAFF, "classify", "--db", db], sample_list, runs)
     out["chaff"] = r
 
     # the same on one core, for the scaling from 1 to all cores
@@ -399,7 +399,7 @@ def speed_rows(corp, tmp, runs, per_process):
         r = {"train": n / t, "train_rss": rss, "size": dir_size(bdb)}
         t, rss = median_run(lambda: [(["bogofilter-bdb", "-C", "-d", bdb, "-b"], listing)], runs)
         r.update(classify=n / t, classify_rss=rss)
-        r["process"] = per_process(["bogofilter-bdb", "-C", "-d", bdb], sample_list, runs)
+        r["process"] = spawn_rate(["bogofilter-bdb", "-C", "-d", bdb], sample_list, runs)
         out["bogofilter"] = r
     else:
         print("note: bogofilter-bdb is not installed; bogofilter skipped")
@@ -414,7 +414,7 @@ def speed_rows(corp, tmp, runs, per_process):
         t, rss = median_run(lambda: [(["spamprobe", "-M", "-d", sdb, "score"] + files, None)],
                             runs)
         r.update(classify=n / t, classify_rss=rss)
-        r["process"] = per_process(["spamprobe", "-d", sdb, "score"], sample_list, runs)
+        r["process"] = spawn_rate(["spamprobe", "-d", sdb, "score"], sample_list, runs)
         out["spamprobe"] = r
     else:
         print("note: spamprobe is not installed; spamprobe skipped")
