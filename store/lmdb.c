@@ -33,7 +33,30 @@ struct store_txn {
 	 * leaves two half-full pages). A first bulk training writes that way. */
 	bool append;
 	uint64_t last_key;
+	/* One cursor for the tokens, kept where the last lookup left it:
+	 * LMDB looks a key up within the cursor's leaf page first, and a
+	 * batch's changes and a message's lookups come in key order, so most
+	 * need no descent from the root. A put or delete of the key just
+	 * found acts at the cursor, with no search at all. */
+	MDB_cursor *cur;
+	bool at_key; /* the cursor is on key found by the last get */
+	uint64_t found;
 };
+
+/* The tokens cursor, opened on first use; NULL when that fails. */
+static MDB_cursor *cursor(struct store_txn *t)
+{
+	if (!t->cur && mdb_cursor_open(t->txn, t->s->tokens, &t->cur) != MDB_SUCCESS)
+		t->cur = NULL;
+	return t->cur;
+}
+
+static void close_cursor(struct store_txn *t)
+{
+	if (t->cur)
+		mdb_cursor_close(t->cur);
+	t->cur = NULL;
+}
 
 static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, const char *a,
                   const char *b)
@@ -144,12 +167,15 @@ static int l_begin(struct store *st, bool write, struct store_txn **out)
 	MDB_stat ms;
 	t->append = write && mdb_stat(t->txn, s->tokens, &ms) == MDB_SUCCESS && ms.ms_entries == 0;
 	t->last_key = 0;
+	t->cur = NULL;
+	t->at_key = false;
 	*out = t;
 	return CHAFF_OK;
 }
 
 static int l_commit(struct store_txn *t)
 {
+	close_cursor(t);
 	int rc = mdb_txn_commit(t->txn);
 	struct lstore *s = t->s;
 	free(t);
@@ -158,6 +184,7 @@ static int l_commit(struct store_txn *t)
 
 static void l_abort(struct store_txn *t)
 {
+	close_cursor(t);
 	mdb_txn_abort(t->txn);
 	free(t);
 }
@@ -165,7 +192,10 @@ static void l_abort(struct store_txn *t)
 static int l_get(struct store_txn *t, uint64_t key, struct chaff_record *out)
 {
 	MDB_val k = {sizeof(key), &key}, v;
-	int rc = mdb_get(t->txn, t->s->tokens, &k, &v);
+	MDB_cursor *c = cursor(t);
+	int rc = c ? mdb_cursor_get(c, &k, &v, MDB_SET_KEY) : mdb_get(t->txn, t->s->tokens, &k, &v);
+	t->at_key = c && rc == MDB_SUCCESS;
+	t->found = key;
 	if (rc != MDB_SUCCESS)
 		return map_rc(t->s, rc);
 	return unpack(&v, out);
@@ -183,12 +213,22 @@ static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r
 			t->append = false; /* out of order: plain puts from here on */
 		t->last_key = key;
 	}
-	return map_rc(t->s, mdb_put(t->txn, t->s->tokens, &k, &v, flags));
+	if (!flags && t->at_key && t->found == key)
+		flags = MDB_CURRENT;
+	t->at_key = false;
+	MDB_cursor *c = cursor(t);
+	int rc = c ? mdb_cursor_put(c, &k, &v, flags)
+	           : mdb_put(t->txn, t->s->tokens, &k, &v, flags & ~(unsigned)MDB_CURRENT);
+	return map_rc(t->s, rc);
 }
 
 static int l_del(struct store_txn *t, uint64_t key)
 {
 	MDB_val k = {sizeof(key), &key};
+	bool here = t->at_key && t->found == key;
+	t->at_key = false;
+	if (here)
+		return map_rc(t->s, mdb_cursor_del(t->cur, 0));
 	return map_rc(t->s, mdb_del(t->txn, t->s->tokens, &k, NULL));
 }
 
