@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/bigmem.h"
 #include "../common/grow.h"
 #include "../common/hashset.h"
 #include "../store/db.h"
@@ -106,7 +107,8 @@ int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out)
 		s->bits = 4;
 		while (((uint64_t)1 << s->bits) < 2 * ntok)
 			s->bits++;
-		s->slot = calloc((size_t)1 << s->bits, sizeof(*s->slot));
+		/* megabytes, written once: 2 MB pages spare a fault per 4 KB */
+		s->slot = chaff_big_alloc(((size_t)1 << s->bits) * sizeof(*s->slot));
 		if (!s->slot)
 			rc = CHAFF_ENOMEM;
 	}
@@ -129,7 +131,8 @@ void chaff_snapshot_free(chaff_snapshot *s)
 {
 	if (!s)
 		return;
-	free(s->slot);
+	if (s->slot)
+		chaff_big_free(s->slot, ((size_t)1 << s->bits) * sizeof(*s->slot));
 	free(s);
 }
 
