@@ -318,18 +318,35 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 	}
 	struct stat st;
 	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	unsigned char magic[2] = { 0, 0 };
-	bool gz = regular && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
 	if (regular)
 		in->bytes += (size_t)st.st_size;
 	int rc = 0;
 	in->len = in->pos = in->index = 0;
 	in->eof = false;
-	if (!regular && !std) {
+	bool small = regular && st.st_size <= SMALL_FILE, gz = false;
+	if (small) {
+		/* a Maildir message: read whole, and only a gzip file among
+		 * them is read again, through zlib (no look at its first two
+		 * bytes before: one system call less per message) */
+		rc = read_small(in, fd, (size_t)st.st_size);
+		gz = rc == 0 && in->len >= 2 && (unsigned char)in->buf[0] == 0x1f &&
+		     (unsigned char)in->buf[1] == 0x8b;
+		if (gz && lseek(fd, 0, SEEK_SET) != 0)
+			rc = -1;
+		if (gz) {
+			in->len = 0;
+			in->eof = false;
+		}
+	} else if (regular) {
+		unsigned char magic[2] = { 0, 0 };
+		gz = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+	}
+	if (rc < 0) {
+		close(fd);
+	} else if (!regular && !std) {
 		errno = EINVAL;
 		rc = -1;
-	} else if (regular && !gz && st.st_size <= SMALL_FILE) {
-		rc = read_small(in, fd, (size_t)st.st_size);
+	} else if (small && !gz) {
 		close(fd);
 	} else if (regular && !gz) {
 		in->fd = fd;
