@@ -77,11 +77,14 @@ struct worker {
 };
 
 /* Log lines go out in one write when the worker runs out of work (so at
- * once when mail is light), or when a few kilobytes have gathered under
- * load: a write per message was a measurable part of the front end. */
+ * once when mail is light, before the client has its reply), or when a
+ * few kilobytes have gathered under load: a write per message was a
+ * measurable part of the front end. */
 static void flush_log(void *state)
 {
 	struct worker *w = state;
+	if (!w->log.len)
+		return;
 	/* nowhere to log to: the lines are dropped rather than stall mail */
 	chaff_write_all(STDERR_FILENO, w->log.p, w->log.len);
 	w->log.len = 0;

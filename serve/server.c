@@ -215,6 +215,14 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&srv->mu);
 		cfg->handle(state, &c->job);
 		pthread_mutex_lock(&srv->mu);
+		/* Nothing else waiting: tidy up (write the log line) before the
+		 * client hears the reply, so that whoever reads the log after a
+		 * 250 finds the line there. */
+		if (!srv->qlen && cfg->idle) {
+			pthread_mutex_unlock(&srv->mu);
+			cfg->idle(state);
+			pthread_mutex_lock(&srv->mu);
+		}
 		c->done_next = srv->done;
 		srv->done = c;
 		uint64_t one = 1;

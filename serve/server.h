@@ -56,7 +56,8 @@ struct serve_config {
 	void (*worker_free)(void *state);
 	/* Handles one message: fills job->reply. Runs in a worker thread. */
 	void (*handle)(void *state, struct serve_job *job);
-	/* Optional: called in a worker that is about to wait for work. */
+	/* Optional: called in a worker with no message waiting, after a message
+	 * (before its reply goes out) and before it waits for work. */
 	void (*idle)(void *state);
 	void *user;
 };
