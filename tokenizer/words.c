@@ -363,7 +363,7 @@ static size_t word(struct scan *sc, size_t i)
 		/* Most of a word is a run of ASCII letters and digits: one
 		 * table lookup per byte. Everything else takes the path below. */
 #ifdef __SSE2__
-		if (n - j >= VEC && WORD_BUF - bl >= VEC) {
+		if (n - j >= VEC && bl + VEC <= WORD_BUF) {
 			size_t k = vec_fold(s + j, buf + bl);
 			bl += k;
 			j += k;
