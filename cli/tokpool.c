@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <time.h>
-double prof_wait;
 
 struct worker;
 
@@ -324,10 +322,8 @@ struct tokpool *tokpool_turn(struct tokpool_pair *pp, bool start)
 		return pp->fill;
 	}
 	struct tokpool *done = pp->running;
-	extern double prof_wait; struct timespec a, b; clock_gettime(CLOCK_MONOTONIC, &a);
 	if (done)
 		tokpool_wait(done);
-	clock_gettime(CLOCK_MONOTONIC, &b); prof_wait += (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
 	pp->running = NULL;
 	if (start && tokpool_count(pp->fill)) {
 		tokpool_start(pp->fill);
