@@ -280,23 +280,33 @@ static int fill(struct input *in)
 		in->len -= in->pos;
 		in->pos = 0;
 	}
-	if (reserve(in, in->len + STEP) < 0)
+	/* A step, or as much again as the unfinished message already holds:
+	 * a message is scanned anew after each read, so for one larger than
+	 * a step the reads grow with it and the scans stay linear in all. A
+	 * file is read as far as its size when opened, so a message being
+	 * appended meanwhile is not taken half. */
+	size_t want = in->len > STEP ? in->len : STEP;
+	if (want > 1u << 30)
+		want = 1u << 30;
+	if (in->fd >= 0 && want > in->left)
+		want = in->left;
+	if (reserve(in, in->len + want) < 0)
 		return -1;
-	ssize_t r;
-	if (in->fd >= 0) {
+	ssize_t r = 0;
+	if (in->fd >= 0 && want) {
 		do
-			r = read(in->fd, in->buf + in->len, STEP);
+			r = read(in->fd, in->buf + in->len, want);
 		while (r < 0 && errno == EINTR);
 		/* Another program cut the file short: its last message would
 		 * be read half, so the file is an error instead. */
-		if (r == 0 && in->left) {
+		if (r == 0) {
 			errno = ESTALE;
 			return -1;
 		}
 		if (r > 0)
 			in->left -= (size_t)r < in->left ? (size_t)r : in->left;
-	} else {
-		r = gzread(in->gz, in->buf + in->len, STEP);
+	} else if (in->fd < 0) {
+		r = gzread(in->gz, in->buf + in->len, (unsigned)want);
 		if (r < 0)
 			errno = EIO;
 	}
@@ -306,6 +316,16 @@ static int fill(struct input *in)
 		in->eof = true;
 	in->len += (size_t)r;
 	return 0;
+}
+
+/* What went wrong reading a file, in words. */
+static const char *read_error(int e)
+{
+	if (e == ESTALE)
+		return "the file was cut short while being read; its last message was left out";
+	if (e == EINVAL)
+		return "not a regular file";
+	return strerror(e);
 }
 
 static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
@@ -318,20 +338,27 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 	}
 	struct stat st;
 	bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-	if (regular)
-		in->bytes += (size_t)st.st_size;
+	/* A file given as stdin is read from where its reader stands. */
+	off_t start = 0;
+	if (regular && std) {
+		start = lseek(fd, 0, SEEK_CUR);
+		if (start < 0 || start > st.st_size)
+			start = st.st_size;
+	}
+	size_t size = regular ? (size_t)(st.st_size - start) : 0;
+	in->bytes += size;
 	int rc = 0;
 	in->len = in->pos = in->index = 0;
 	in->eof = false;
-	bool small = regular && st.st_size <= SMALL_FILE, gz = false;
+	bool small = regular && size <= SMALL_FILE, gz = false;
 	if (small) {
 		/* a Maildir message: read whole, and only a gzip file among
 		 * them is read again, through zlib (no look at its first two
 		 * bytes before: one system call less per message) */
-		rc = read_small(in, fd, (size_t)st.st_size);
+		rc = read_small(in, fd, size);
 		gz = rc == 0 && in->len >= 2 && (unsigned char)in->buf[0] == 0x1f &&
 		     (unsigned char)in->buf[1] == 0x8b;
-		if (gz && lseek(fd, 0, SEEK_SET) != 0)
+		if (gz && lseek(fd, start, SEEK_SET) != start)
 			rc = -1;
 		if (gz) {
 			in->len = 0;
@@ -339,7 +366,7 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 		}
 	} else if (regular) {
 		unsigned char magic[2] = { 0, 0 };
-		gz = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+		gz = pread(fd, magic, 2, start) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
 	}
 	if (rc < 0) {
 		close(fd);
@@ -350,7 +377,7 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 		close(fd);
 	} else if (regular && !gz) {
 		in->fd = fd;
-		in->left = (size_t)st.st_size;
+		in->left = size;
 		rc = fill(in);
 	} else {
 		in->gz = gzdopen(fd, "rb");
@@ -363,8 +390,7 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 		}
 	}
 	if (rc < 0) {
-		snprintf(errbuf, errlen, "%s: %s", path,
-		         errno == EINVAL ? "not a regular file" : strerror(errno));
+		snprintf(errbuf, errlen, "%s: %s", path, read_error(errno));
 		release(in);
 		return -1;
 	}
@@ -448,11 +474,7 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 			/* The message may go on past what has been read. */
 			if ((n == 0 || !in->mbox) && !in->eof) {
 				if (fill(in) < 0) {
-					snprintf(errbuf, errlen, "%s: %s", in->cur,
-					         errno == ESTALE ? "the file was cut short while "
-					                           "being read; its last message "
-					                           "was left out"
-					                         : strerror(errno));
+					snprintf(errbuf, errlen, "%s: %s", in->cur, read_error(errno));
 					release(in);
 					return -1;
 				}

@@ -40,8 +40,11 @@ void *chaff_big_realloc(void *p, size_t old, size_t n)
 {
 	if (!p)
 		return chaff_big_alloc(n);
-	if (span(n) == span(old))
+	if (span(n) == span(old)) {
+		if (n > old) /* the part given back by a shrink may hold old data */
+			memset((char *)p + old, 0, n - old);
 		return p;
+	}
 	void *q = chaff_big_alloc(n);
 	if (!q)
 		return NULL;

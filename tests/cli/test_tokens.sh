@@ -26,6 +26,25 @@ out=$("$chaff" tokens "$dir/box.mbox")
 check "mbox: second message read" grep -qx 'subj:second' <<<"$out"
 check "mbox: From line not a token" bash -c '! grep -qx "2024" <<<"$1"' _ "$out"
 
+# An mbox of more than a megabyte is read a step at a time: a message of
+# 3 MB spans many steps, and the messages around it are still found.
+python3 -c '
+import sys
+big = ("word " * 2000 + "\n") * 300
+sys.stdout.write("From a@b Mon Jan 1 00:00:00 2024\nSubject: before\n\nx\n\n"
+                 "From a@b Mon Jan 1 00:00:00 2024\nSubject: big\n\n" + big + "\n"
+                 "From a@b Mon Jan 1 00:00:00 2024\nSubject: after\n\ny\n")' > "$dir/big.mbox"
+out=$("$chaff" tokens --stats "$dir/big.mbox")
+check "large mbox: three messages" grep -q '^messages *3$' <<<"$out"
+check "large mbox: the message after the big one" grep -qx 'subj:after' \
+  <<<"$("$chaff" tokens "$dir/big.mbox")"
+# A file given as stdin is read from where the shell left it: here after
+# the first message's lines, so the next two messages remain.
+out=$({ for i in 1 2 3 4 5; do read -r l; done; "$chaff" tokens --stats -; echo "exit $?"; } \
+  < "$dir/big.mbox" 2>&1)
+check "stdin file read from its position: two messages, exit 0 [$(tail -c 300 <<<"$out")]" \
+  bash -c 'grep -q "^messages *2$" <<<"$1" && grep -qx "exit 0" <<<"$1"' _ "$out"
+
 mkdir -p "$dir/md/cur" "$dir/md/new" "$dir/md/tmp"
 cp "$dir/one.eml" "$dir/md/cur/1"; cp "$dir/one.eml" "$dir/md/new/2"; cp "$dir/one.eml" "$dir/md/tmp/3"
 out=$("$chaff" tokens --stats --json "$dir/md")
