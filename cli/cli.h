@@ -7,6 +7,10 @@
 /* Exit codes shared by every subcommand (classify has its own 0/1/2). */
 enum { EXIT_OK = 0, EXIT_FAIL = 3, EXIT_USAGE = 4 };
 
+/* The largest database scored against a copy in memory (chaff_snapshot_new):
+ * a table of at most 128 MB. Larger ones are looked up in LMDB. */
+enum { CLI_SNAPSHOT_MAX_TOKENS = 1 << 22 };
+
 #include <stdbool.h>
 
 #include "chaff.h"

@@ -19,11 +19,10 @@
 enum { CHUNK_MESSAGES = 64, CHUNK_BYTES = 2 << 20 };
 
 /* More than a chunk of messages to score: the database's counts are read
- * into memory once (chaff_snapshot_new), up to this many tokens (a table
- * of at most 128 MB), and every message is scored against that copy. A
- * B-tree lookup per token was two thirds of scoring the corpus; building
- * the copy costs what scoring a hundred messages does. */
-enum { SNAPSHOT_MAX_TOKENS = 1 << 22 };
+ * into memory once (chaff_snapshot_new, up to CLI_SNAPSHOT_MAX_TOKENS
+ * tokens), and every message is scored against that copy. A B-tree lookup
+ * per token was two thirds of scoring the corpus; building the copy costs
+ * what scoring a hundred messages does. */
 
 static const char classify_usage[] =
 	"usage: chaff classify [OPTIONS] [PATH...]\n"
@@ -236,7 +235,7 @@ int cmd_classify(int argc, char **argv)
 		if (tokpool_count(ps.fill) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
 			if (!snap_tried) { /* the first chunk: nothing is running yet */
 				snap_tried = true;
-				if (chaff_snapshot_new(db, SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK) {
+				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK) {
 					tokpool_use_snapshot(ps.p[0], snap);
 					tokpool_use_snapshot(ps.p[1], snap);
 				}

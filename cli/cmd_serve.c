@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,78 @@ static const char serve_usage[] =
 
 enum action { PASS, QUARANTINE, REJECT };
 
+/*
+ * The database's counts in memory, shared by the workers and read anew
+ * after every training commit, in this process or another (the database's
+ * generation tells): a hash-table probe per token instead of a B-tree
+ * walk, which was a third of the server's time. While one worker reads
+ * the new copy, the others score against the database itself, so no
+ * message is scored against counts older than those at its arrival.
+ */
+struct snap_ref {
+	chaff_snapshot *s;
+	unsigned refs; /* the workers scoring against it, and snaps.cur */
+};
+
+struct snaps {
+	pthread_mutex_t mu;
+	struct snap_ref *cur;
+	bool reading;     /* a worker is reading a new copy */
+	bool failed;      /* ... and could not, at generation failed_gen */
+	uint64_t failed_gen;
+};
+
+static void snap_release(struct snaps *sn, struct snap_ref *r)
+{
+	pthread_mutex_lock(&sn->mu);
+	bool last = --r->refs == 0;
+	pthread_mutex_unlock(&sn->mu);
+	if (last) {
+		chaff_snapshot_free(r->s);
+		free(r);
+	}
+}
+
+/* A copy of the database as it is now, to release after scoring; NULL:
+ * score against the database. */
+static struct snap_ref *snap_take(struct snaps *sn, chaff_db *db)
+{
+	uint64_t gen = chaff_db_generation(db);
+	pthread_mutex_lock(&sn->mu);
+	struct snap_ref *r = sn->cur;
+	if (r && chaff_snapshot_generation(r->s) >= gen) {
+		r->refs++;
+		pthread_mutex_unlock(&sn->mu);
+		return r;
+	}
+	if (sn->reading || (sn->failed && sn->failed_gen == gen)) {
+		pthread_mutex_unlock(&sn->mu);
+		return NULL;
+	}
+	sn->reading = true;
+	pthread_mutex_unlock(&sn->mu);
+
+	chaff_snapshot *s = NULL;
+	struct snap_ref *fresh = NULL;
+	if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &s) == CHAFF_OK &&
+	    !(fresh = malloc(sizeof(*fresh))))
+		chaff_snapshot_free(s);
+	struct snap_ref *old = NULL;
+	pthread_mutex_lock(&sn->mu);
+	sn->reading = false;
+	sn->failed = !fresh;
+	sn->failed_gen = gen;
+	if (fresh) {
+		*fresh = (struct snap_ref){s, 2};
+		old = sn->cur;
+		sn->cur = fresh;
+	}
+	pthread_mutex_unlock(&sn->mu);
+	if (old)
+		snap_release(sn, old);
+	return fresh;
+}
+
 struct opts {
 	const char *dbpath, *next_hop, *maildir, *quarantine;
 	char hop_buf[300];
@@ -61,6 +134,7 @@ struct opts {
 	double reject_above; /* > 1: off */
 	unsigned hop_timeout;
 	chaff_db *db;
+	struct snaps snaps;
 	atomic_uint seq;
 	int pid;           /* of this process, and the host: in every id */
 	char id_host[64];
@@ -198,7 +272,12 @@ static void handle(void *state, struct serve_job *job)
 	if (s->learn != SMTP_LEARN_NONE) {
 		action = learn(w, s, job);
 	} else {
+		struct snap_ref *snap = snap_take(&o->snaps, o->db);
+		chaff_classifier_use_snapshot(w->cl, snap ? snap->s : NULL);
 		rc = chaff_classify(w->cl, s->msg.p, s->msg.len, 0, &sc);
+		chaff_classifier_use_snapshot(w->cl, NULL);
+		if (snap)
+			snap_release(&o->snaps, snap);
 		if (rc != CHAFF_OK) {
 			char r[SERVE_REPLY_MAX];
 			snprintf(r, sizeof(r), "451 4.3.0 Cannot score the message (%s), try again later",
@@ -462,7 +541,8 @@ int cmd_serve(int argc, char **argv)
 	static char default_allow[] = "127.0.0.0/8,::1/128";
 	char hostname[256] = "localhost";
 	gethostname(hostname, sizeof(hostname) - 1);
-	struct opts o = { .reject_above = 2, .hop_timeout = 60, .helo = hostname };
+	struct opts o = { .reject_above = 2, .hop_timeout = 60, .helo = hostname,
+		          .snaps = { .mu = PTHREAD_MUTEX_INITIALIZER } };
 	struct lists l = { 0 };
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	struct serve_config cfg = {
@@ -514,6 +594,8 @@ int cmd_serve(int argc, char **argv)
 		if (status == EXIT_OK)
 			fprintf(stderr, "chaff serve: stopped\n");
 	}
+	if (o.snaps.cur)
+		snap_release(&o.snaps, o.snaps.cur);
 	chaff_db_close(o.db);
 	lists_free(&l);
 	return status;

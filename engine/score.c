@@ -46,6 +46,7 @@ struct chaff_snapshot {
 	struct chaff_record zero;
 	struct db_totals tot;
 	struct chaff_params params;
+	uint64_t gen;
 };
 
 static size_t snap_home(const struct chaff_snapshot *s, uint64_t key)
@@ -118,6 +119,8 @@ int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out)
 		rc = db_read_params(db, t, &s->params);
 	if (rc == CHAFF_OK)
 		rc = ops->foreach(t, snap_put, s);
+	if (rc == CHAFF_OK)
+		s->gen = ops->txn_generation(t);
 	ops->abort(t);
 	if (rc != CHAFF_OK) {
 		chaff_snapshot_free(s);
@@ -125,6 +128,16 @@ int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out)
 	}
 	*out = s;
 	return CHAFF_OK;
+}
+
+uint64_t chaff_snapshot_generation(const chaff_snapshot *s)
+{
+	return s ? s->gen : 0;
+}
+
+uint64_t chaff_db_generation(chaff_db *db)
+{
+	return db ? db->st->ops->generation(db->st) : 0;
 }
 
 void chaff_snapshot_free(chaff_snapshot *s)

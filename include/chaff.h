@@ -361,6 +361,11 @@ CHAFF_API int chaff_classifier_set_params(chaff_classifier *c, const struct chaf
 typedef struct chaff_snapshot chaff_snapshot;
 CHAFF_API int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out);
 CHAFF_API void chaff_snapshot_free(chaff_snapshot *s);
+/* The database's generation, which changes whenever a training commits
+ * (in any process), and the one a snapshot was read at: a long-running
+ * scorer takes a new snapshot when the two differ. */
+CHAFF_API uint64_t chaff_db_generation(chaff_db *db);
+CHAFF_API uint64_t chaff_snapshot_generation(const chaff_snapshot *s);
 /* Scores against s from now on (NULL: the database again). s is only
  * read, by any number of classifiers, and must outlive their use of it. */
 CHAFF_API void chaff_classifier_use_snapshot(chaff_classifier *c, const chaff_snapshot *s);

@@ -343,6 +343,19 @@ static int l_digest_foreach(struct store_txn *t,
 	return walk(t, t->s->digests, visit_digest, &dv);
 }
 
+static uint64_t l_generation(struct store *st)
+{
+	MDB_envinfo ei;
+	if (mdb_env_info(((struct lstore *)st)->env, &ei) != MDB_SUCCESS)
+		return 0;
+	return (uint64_t)ei.me_last_txnid;
+}
+
+static uint64_t l_txn_generation(struct store_txn *t)
+{
+	return (uint64_t)mdb_txn_id(t->txn);
+}
+
 static int l_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *used,
                   uint64_t *file)
 {
@@ -411,6 +424,8 @@ static const struct store_ops lmdb_ops = {
         .digest_put = l_digest_put,
         .digest_del = l_digest_del,
         .digest_foreach = l_digest_foreach,
+        .generation = l_generation,
+        .txn_generation = l_txn_generation,
         .info = l_info,
         .grow = l_grow,
         .backup = l_backup,

@@ -49,11 +49,13 @@ struct mstore {
 	struct undo *log;
 	size_t nlog, logcap;
 	bool writing;
+	uint64_t gen; /* write transactions committed */
 };
 
 struct store_txn {
 	struct mstore *s;
 	bool write;
+	uint64_t gen;
 };
 
 static struct slot *find(struct map *m, uint64_t key)
@@ -157,6 +159,7 @@ static int m_begin(struct store *st, bool write, struct store_txn **out)
 	if (!t)
 		return CHAFF_ENOMEM;
 	t->s = s;
+	t->gen = s->gen + write;
 	t->write = write;
 	if (write) {
 		s->writing = true;
@@ -168,8 +171,10 @@ static int m_begin(struct store *st, bool write, struct store_txn **out)
 
 static int m_commit(struct store_txn *t)
 {
-	if (t->write)
+	if (t->write) {
 		t->s->writing = false;
+		t->s->gen++;
+	}
 	free(t);
 	return CHAFF_OK;
 }
@@ -387,6 +392,16 @@ static int m_digest_foreach(struct store_txn *t,
 	return walk_sorted(&t->s->digests, visit_digest, &v);
 }
 
+static uint64_t m_generation(struct store *st)
+{
+	return ((struct mstore *)st)->gen;
+}
+
+static uint64_t m_txn_generation(struct store_txn *t)
+{
+	return t->gen;
+}
+
 static int m_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *used,
                   uint64_t *file)
 {
@@ -433,6 +448,8 @@ static const struct store_ops memory_ops = {
         .digest_put = m_digest_put,
         .digest_del = m_digest_del,
         .digest_foreach = m_digest_foreach,
+        .generation = m_generation,
+        .txn_generation = m_txn_generation,
         .info = m_info,
         .grow = m_grow,
         .backup = m_backup,

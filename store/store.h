@@ -50,6 +50,11 @@ struct store_ops {
 	                      int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
 	                      void *user);
 
+	/* A number that changes with every committed write transaction, in
+	 * any process; and the one a transaction's view of the data has. */
+	uint64_t (*generation)(struct store *s);
+	uint64_t (*txn_generation)(struct store_txn *t);
+
 	/* Counts and sizes for stats. */
 	int (*info)(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint64_t *bytes_used,
 	            uint64_t *bytes_file);

@@ -239,8 +239,11 @@ static void test_snapshot(void **state)
 	assert_int_equal(z.clues[0].spam, 1);
 	assert_int_equal(z.clues[0].ham, 1);
 
-	/* training after the snapshot: the snapshot keeps the old state */
+	/* training after the snapshot: the snapshot keeps the old state, and
+	 * the database's generation tells that it is old */
+	assert_true(chaff_snapshot_generation(snap) == chaff_db_generation(db));
 	train_one(db, 903, ids, 20, CHAFF_HAM, 0);
+	assert_true(chaff_snapshot_generation(snap) != chaff_db_generation(db));
 	struct chaff_score s = score(ids, 12, 0);
 	assert_float_equal(s.score, want[0].score, 0);
 	chaff_classifier_use_snapshot(cl, NULL);
