@@ -197,7 +197,7 @@ int cmd_classify(int argc, char **argv)
 		size_t clues = explain || json ? nclues : 0;
 		rc = tokpool_new_scoring(&ps.p[0], db, nsets ? &params : NULL, n, clues);
 		if (rc == CHAFF_OK && n > 1)
-			rc = tokpool_new_scoring(&ps.p[1], db, nsets ? &params : NULL, n, clues);
+			rc = tokpool_twin(&ps.p[1], ps.p[0]);
 		if (rc != CHAFF_OK)
 			cli_error("%s", chaff_strerror(rc));
 		ps.fill = ps.p[0];
@@ -236,8 +236,7 @@ int cmd_classify(int argc, char **argv)
 			if (!snap_tried) { /* the first chunk: nothing is running yet */
 				snap_tried = true;
 				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK) {
-					tokpool_use_snapshot(ps.p[0], snap);
-					tokpool_use_snapshot(ps.p[1], snap);
+					tokpool_use_snapshot(ps.p[0], snap); /* and its twin */
 				}
 			}
 			print_chunk(tokpool_turn(&ps, !run.stop), &run);

@@ -306,7 +306,7 @@ static int run(int argc, char **argv, bool untrain)
 	int status = EXIT_OK;
 	unsigned threads = tr.threads ? (unsigned)tr.threads : tokpool_cores();
 	if (tokpool_new(&tr.pp.p[0], &cfg, threads) != CHAFF_OK ||
-	    (threads > 1 && tokpool_new(&tr.pp.p[1], &cfg, threads) != CHAFF_OK) ||
+	    (threads > 1 && tokpool_twin(&tr.pp.p[1], tr.pp.p[0]) != CHAFF_OK) ||
 	    chaff_batch_new(tr.db, &tr.batch) != CHAFF_OK) {
 		cli_error("out of memory");
 		status = EXIT_FAIL;

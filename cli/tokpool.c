@@ -34,6 +34,7 @@ struct slot {
 
 struct tokpool {
 	unsigned threads;
+	const struct tokpool *twin; /* owner of tok, cl and seen, when not this pool */
 	chaff_tokenizer **tok;
 	chaff_classifier **cl; /* scoring pools only */
 	size_t nclues;
@@ -113,6 +114,21 @@ void tokpool_reset(struct tokpool *p)
 	p->dlen = 0;
 }
 
+int tokpool_twin(struct tokpool **out, const struct tokpool *of)
+{
+	struct tokpool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return CHAFF_ENOMEM;
+	p->threads = of->threads;
+	p->twin = of;
+	p->tok = of->tok;
+	p->cl = of->cl;
+	p->seen = of->seen;
+	p->nclues = of->nclues;
+	*out = p;
+	return CHAFF_OK;
+}
+
 void tokpool_free(struct tokpool *p)
 {
 	if (!p)
@@ -125,15 +141,17 @@ void tokpool_free(struct tokpool *p)
 		free(p->slots[i].clues);
 		free(p->slots[i].text);
 	}
-	for (unsigned i = 0; p->tok && i < p->threads; i++)
+	for (unsigned i = 0; !p->twin && p->tok && i < p->threads; i++)
 		chaff_tokenizer_free(p->tok[i]);
-	for (unsigned i = 0; p->cl && i < p->threads; i++)
+	for (unsigned i = 0; !p->twin && p->cl && i < p->threads; i++)
 		chaff_classifier_free(p->cl[i]);
-	for (unsigned i = 0; p->seen && i < p->threads; i++)
+	for (unsigned i = 0; !p->twin && p->seen && i < p->threads; i++)
 		free(p->seen[i].slot);
-	free(p->seen);
-	free(p->tok);
-	free(p->cl);
+	if (!p->twin) {
+		free(p->seen);
+		free(p->tok);
+		free(p->cl);
+	}
 	free(p->slots);
 	free(p->data);
 	free(p);
@@ -335,7 +353,7 @@ struct tokpool *tokpool_turn(struct tokpool_pair *pp, bool start)
 
 void tokpool_pair_free(struct tokpool_pair *pp)
 {
+	tokpool_free(pp->p[1]); /* the twin first: it works with p[0]'s instances */
 	tokpool_free(pp->p[0]);
-	tokpool_free(pp->p[1]);
 	*pp = (struct tokpool_pair){ 0 };
 }

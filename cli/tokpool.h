@@ -25,6 +25,11 @@ int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_p
 /* Scoring pools: every classifier of p scores against s (see
  * chaff_snapshot_new); only while the pool is not running. */
 void tokpool_use_snapshot(struct tokpool *p, const chaff_snapshot *s);
+/* A second pool that works with of's tokenizers or classifiers (and so
+ * must never run at the same time as of, which tokpool_turn ensures): half
+ * the memory, and half the pages to fault in, for two pools taking turns.
+ * of must outlive it. */
+int tokpool_twin(struct tokpool **out, const struct tokpool *of);
 void tokpool_free(struct tokpool *p);
 /* Copies a message and a label for it into the chunk. */
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls);
