@@ -69,8 +69,8 @@ struct snap_ref {
 struct snaps {
 	pthread_mutex_t mu;
 	struct snap_ref *cur;
-	bool reading;     /* a worker is reading a new copy */
-	bool failed;      /* ... and could not, at generation failed_gen */
+	bool reading; /* a worker is reading a new copy */
+	bool failed;  /* ... and could not, at generation failed_gen */
 	uint64_t failed_gen;
 };
 

@@ -362,17 +362,19 @@ static size_t word(struct scan *sc, size_t i)
 	while (j < n) {
 		/* Most of a word is a run of ASCII letters and digits: one
 		 * table lookup per byte. Everything else takes the path below. */
+		bool vec = false;
 #ifdef __SSE2__
-		if (n - j >= VEC && bl + VEC <= WORD_BUF) {
+		vec = n - j >= VEC && bl + VEC <= WORD_BUF;
+		if (vec) {
 			size_t k = vec_fold(s + j, buf + bl);
 			bl += k;
 			j += k;
 			chars += k;
 			if (k == VEC)
 				continue;
-		} else
+		}
 #endif
-		if (bl < WORD_BUF) {
+		if (!vec && bl < WORD_BUF) {
 			size_t room = WORD_BUF - bl, k = 0;
 			if (n - j < room)
 				room = n - j;
