@@ -32,8 +32,8 @@ static const char usage_text[] =
 /* Messages tokenized per chunk. Small chunks keep the two chunks' copies
  * of the input in cache and in pages already faulted in: with 512
  * messages (16 MB) a chunk, the main thread spent a third of its time
- * having fresh pages zeroed, and training the corpus took 0.48 s instead
- * of 0.39 s. */
+ * having fresh pages zeroed. Training the corpus (the spam mbox, then the
+ * ham mbox) takes 314 ms against 334 ms with 512 (medians of 8). */
 enum { CHUNK_MESSAGES = 64, CHUNK_BYTES = 2 << 20 };
 
 struct train {
