@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct entry {
 	char *path;
@@ -434,12 +437,35 @@ static int unquote(struct input *in, const char *p, size_t n, const char **out, 
  * line ends it within rest. *quoted tells whether a ">From " line needs
  * unquoting, so that other messages are never copied. Both are found by
  * looking at each 'F' in the text: far rarer than line ends. */
+/* The next "Fr" at or after q, or NULL. An 'F' alone is too common in
+ * text (a memchr call per 240 bytes of the corpus); with SSE2 sixteen
+ * places are tested at a time. */
+static const char *find_fr(const char *q, const char *end)
+{
+#ifdef __SSE2__
+	const __m128i f = _mm_set1_epi8('F'), r = _mm_set1_epi8('r');
+	while (end - q >= 17) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)q);
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(q + 1));
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		        _mm_and_si128(_mm_cmpeq_epi8(a, f), _mm_cmpeq_epi8(b, r)));
+		if (m)
+			return q + __builtin_ctz(m);
+		q += 16;
+	}
+#endif
+	for (; end - q >= 2; q++)
+		if (q[0] == 'F' && q[1] == 'r')
+			return q;
+	return NULL;
+}
+
 static size_t mbox_message(const char *p, size_t rest, bool *quoted)
 {
 	const char *end = p + rest, *q = p + 1;
 	*quoted = false;
 	while (q < end) {
-		const char *f = memchr(q, 'F', (size_t)(end - q));
+		const char *f = find_fr(q, end);
 		if (!f)
 			break;
 		q = f + 1;
