@@ -633,12 +633,13 @@ class Sink:
             else:
                 w(s)
 
-        def bdat_end(env, r):
-            """Like the dot: accepted, refused or hung on. False: hang up."""
+        def message_end(env, r, after):
+            """The end of a message (the dot, or BDAT LAST): accepted,
+            refused or hung on, as r says. False: hang up."""
             if callable(r):
                 r = r(env)
             if r == "hang":
-                env["result"] = "hang after BDAT LAST"
+                env["result"] = "hang after " + after
                 with self.lock:
                     self.attempts.append(env)
                 self._hang(h)
@@ -725,7 +726,7 @@ class Sink:
                 if not last:
                     w("250 2.0.0 Ok: %d octets" % n)
                     continue
-                if not bdat_end(env, mode.get("bdat")):
+                if not message_end(env, mode.get("bdat"), "BDAT LAST"):
                     return
                 env = None
             elif verb == "DATA":
@@ -762,19 +763,8 @@ class Sink:
                     with self.lock:
                         self.attempts.append(env)
                     return
-                r = mode.get("dot")
-                if callable(r):
-                    r = r(env)
-                if r == "hang":
-                    env["result"] = "hang after dot"
-                    with self.lock:
-                        self.attempts.append(env)
-                    return self._hang(h)
-                r = r or "250 2.0.0 Ok: queued by sink"
-                env["result"] = r
-                with self.lock:
-                    (self.messages if r.startswith("250") else self.attempts).append(env)
-                w(r)
+                if not message_end(env, mode.get("dot"), "dot"):
+                    return
                 env = None
             elif verb == "RSET":
                 env = None
