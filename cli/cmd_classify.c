@@ -18,12 +18,6 @@
  * stay in cache (see cmd_train.c). */
 enum { CHUNK_MESSAGES = 64, CHUNK_BYTES = 2 << 20 };
 
-/* More than a chunk of messages to score: the database's counts are read
- * into memory once (chaff_snapshot_new, up to CLI_SNAPSHOT_MAX_TOKENS
- * tokens), and every message is scored against that copy. A B-tree lookup
- * per token was two thirds of scoring the corpus; building the copy costs
- * what scoring a hundred messages does. */
-
 static const char classify_usage[] =
 	"usage: chaff classify [OPTIONS] [PATH...]\n"
 	"Prints 'VERDICT SCORE PATH' per message (stdin when no path is named).\n"
@@ -233,11 +227,16 @@ int cmd_classify(int argc, char **argv)
 		}
 		chunk_bytes += m.len;
 		if (tokpool_count(ps.fill) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
-			if (!snap_tried) { /* the first chunk: nothing is running yet */
+			/* More than a chunk of messages to score: the database's
+			 * counts are read into memory once, and every message is
+			 * scored against that copy. A B-tree lookup per token was two
+			 * thirds of scoring the corpus; building the copy costs what
+			 * scoring a hundred messages does. Nothing runs yet at the
+			 * first chunk, and the twin pool shares the classifiers. */
+			if (!snap_tried) {
 				snap_tried = true;
-				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK) {
-					tokpool_use_snapshot(ps.p[0], snap); /* and its twin */
-				}
+				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK)
+					tokpool_use_snapshot(ps.p[0], snap);
 			}
 			print_chunk(tokpool_turn(&ps, !run.stop), &run);
 			chunk_bytes = 0;

@@ -141,13 +141,15 @@ void tokpool_free(struct tokpool *p)
 		free(p->slots[i].clues);
 		free(p->slots[i].text);
 	}
-	for (unsigned i = 0; !p->twin && p->tok && i < p->threads; i++)
-		chaff_tokenizer_free(p->tok[i]);
-	for (unsigned i = 0; !p->twin && p->cl && i < p->threads; i++)
-		chaff_classifier_free(p->cl[i]);
-	for (unsigned i = 0; !p->twin && p->seen && i < p->threads; i++)
-		free(p->seen[i].slot);
-	if (!p->twin) {
+	if (!p->twin) { /* a twin's instances are its owner's */
+		for (unsigned i = 0; i < p->threads; i++) {
+			if (p->tok)
+				chaff_tokenizer_free(p->tok[i]);
+			if (p->cl)
+				chaff_classifier_free(p->cl[i]);
+			if (p->seen)
+				free(p->seen[i].slot);
+		}
 		free(p->seen);
 		free(p->tok);
 		free(p->cl);
