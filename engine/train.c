@@ -313,6 +313,100 @@ static enum chaff_learned decide(chaff_batch *b, const struct queued *m, int pri
 	return CHAFF_LEARNED_MOVED;
 }
 
+/* r with change c applied; false when its counts are both 0 now (the
+ * token is dropped). */
+static bool change_record(struct chaff_record *r, const struct change *c, uint32_t today)
+{
+	r->spam = saturate(r->spam, c->spam);
+	r->ham = saturate(r->ham, c->ham);
+	if (c->spam > 0 || c->ham > 0)
+		r->day = today;
+	return r->spam || r->ham;
+}
+
+/* The changes (in key order), each looked up and written in place. */
+static int apply(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n)
+{
+	const struct store_ops *ops = db->st->ops;
+	uint32_t today = db_today();
+	int rc = CHAFF_OK;
+	for (size_t i = 0; i < n && rc == CHAFF_OK; i++) {
+		struct chaff_record r = {0, 0, today};
+		rc = ops->get(t, ch[i].key, &r);
+		if (rc != CHAFF_OK && rc != CHAFF_ENOTFOUND)
+			return rc;
+		bool existed = rc == CHAFF_OK;
+		if (change_record(&r, &ch[i], today))
+			rc = ops->put(t, ch[i].key, &r);
+		else
+			rc = existed ? ops->del(t, ch[i].key) : CHAFF_OK;
+	}
+	return rc;
+}
+
+struct stored {
+	uint64_t key;
+	struct chaff_record r;
+};
+
+struct collect {
+	struct stored *a;
+	size_t n, cap; /* cap in bytes */
+};
+
+static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
+{
+	struct collect *c = u;
+	if ((c->n + 1) * sizeof(*c->a) > c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 1 << 20;
+		struct stored *a = chaff_big_realloc(c->a, c->cap, cap);
+		if (!a)
+			return CHAFF_ENOMEM;
+		c->a = a;
+		c->cap = cap;
+	}
+	c->a[c->n++] = (struct stored){ key, *r };
+	return CHAFF_OK;
+}
+
+/* The same result by writing the tokens anew: every stored record is
+ * read in key order, the tokens are cleared, and the merge of the two
+ * sorted lists is written in rising key order. When a batch changes as
+ * many tokens as the database holds (training a mailbox), that costs
+ * less than a lookup and an insertion in the middle of the tree per
+ * change, and leaves full pages instead of half-full ones: a smaller
+ * database, and fewer pages to write at commit. */
+static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n)
+{
+	const struct store_ops *ops = db->st->ops;
+	if (!ops->clear)
+		return apply(db, t, ch, n);
+	struct collect old = { 0 };
+	int rc = ops->foreach(t, collect_one, &old);
+	if (rc == CHAFF_OK)
+		rc = ops->clear(t);
+	uint32_t today = db_today();
+	size_t i = 0, j = 0;
+	while (rc == CHAFF_OK && (i < old.n || j < n)) {
+		uint64_t key;
+		struct chaff_record r = {0, 0, today};
+		bool keep = true;
+		if (j == n || (i < old.n && old.a[i].key < ch[j].key)) {
+			key = old.a[i].key;
+			r = old.a[i++].r;
+		} else {
+			key = ch[j].key;
+			if (i < old.n && old.a[i].key == key)
+				r = old.a[i++].r;
+			keep = change_record(&r, &ch[j++], today);
+		}
+		if (keep)
+			rc = ops->put(t, key, &r);
+	}
+	chaff_big_free(old.a, old.cap);
+	return rc;
+}
+
 /* Decides every message in order (each sees the digests of those before
  * it), then applies the summed changes in key order: neighbouring keys
  * share pages. */
@@ -371,22 +465,10 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 			b->changes[n++] = (struct change){d->key, ds, dh};
 	}
 	struct change *ch = sort_changes(b->changes, b->sorted, n);
-	uint32_t today = db_today();
-	for (size_t i = 0; i < n && rc == CHAFF_OK; i++) {
-		struct chaff_record r = {0, 0, today};
-		rc = ops->get(t, ch[i].key, &r);
-		if (rc != CHAFF_OK && rc != CHAFF_ENOTFOUND)
-			return rc;
-		bool existed = rc == CHAFF_OK;
-		r.spam = saturate(r.spam, ch[i].spam);
-		r.ham = saturate(r.ham, ch[i].ham);
-		if (ch[i].spam > 0 || ch[i].ham > 0)
-			r.day = today;
-		if (r.spam == 0 && r.ham == 0)
-			rc = existed ? ops->del(t, ch[i].key) : CHAFF_OK;
-		else
-			rc = ops->put(t, ch[i].key, &r);
-	}
+	uint64_t stored = 0, digests, used, file;
+	if (n && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
+		stored = UINT64_MAX; /* unknown: change in place */
+	rc = n >= stored / 2 ? rewrite(db, t, ch, n) : apply(db, t, ch, n);
 	if (rc != CHAFF_OK)
 		return rc;
 	bool changed = false; /* a batch of known messages is no training */

@@ -232,6 +232,15 @@ static int l_del(struct store_txn *t, uint64_t key)
 	return map_rc(t->s, mdb_del(t->txn, t->s->tokens, &k, NULL));
 }
 
+static int l_clear(struct store_txn *t)
+{
+	close_cursor(t);
+	t->at_key = false;
+	t->append = true; /* the tree is empty now */
+	t->last_key = 0;
+	return map_rc(t->s, mdb_drop(t->txn, t->s->tokens, 0));
+}
+
 /* Walks a named database in key order, handing each pair to visit; a
  * non-zero return of visit stops the walk and is returned. */
 static int walk(struct store_txn *t, MDB_dbi dbi,
@@ -418,6 +427,7 @@ static const struct store_ops lmdb_ops = {
         .put = l_put,
         .del = l_del,
         .foreach = l_foreach,
+        .clear = l_clear,
         .meta_get = l_meta_get,
         .meta_put = l_meta_put,
         .digest_get = l_digest_get,

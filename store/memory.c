@@ -250,6 +250,23 @@ static int m_del(struct store_txn *t, uint64_t key)
 	return rc;
 }
 
+/* Every token deleted as m_del would, so that abort restores them. */
+static int m_clear(struct store_txn *t)
+{
+	struct map *m = &t->s->tokens;
+	for (size_t i = 0; i < m->cap;) {
+		if (!m->slots[i].used) {
+			i++;
+			continue;
+		}
+		/* erase may shift a later slot into i: look at i again */
+		int rc = m_del(t, m->slots[i].key);
+		if (rc != CHAFF_OK)
+			return rc;
+	}
+	return CHAFF_OK;
+}
+
 static int cmp_key(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -442,6 +459,7 @@ static const struct store_ops memory_ops = {
         .put = m_put,
         .del = m_del,
         .foreach = m_foreach,
+        .clear = m_clear,
         .meta_get = m_meta_get,
         .meta_put = m_meta_put,
         .digest_get = m_digest_get,

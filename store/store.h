@@ -35,6 +35,9 @@ struct store_ops {
 	int (*del)(struct store_txn *t, uint64_t key);
 	/* In key order; a non-zero return of fn stops and is returned. */
 	int (*foreach)(struct store_txn *t, store_token_fn fn, void *user);
+	/* Removes every token (write transactions). Puts that follow in
+	 * rising key order may then fill pages as a first training does. */
+	int (*clear)(struct store_txn *t);
 
 	/* Metadata: small values under short names. *len is the buffer size
 	 * in and the value size out. */

@@ -193,6 +193,89 @@ static void test_map_grows_by_itself(void **state)
 	free(d);
 }
 
+struct recs {
+	uint64_t key[4096];
+	uint32_t spam[4096], ham[4096];
+	size_t n;
+};
+
+static int add_rec(void *u, uint64_t key, const struct chaff_record *r)
+{
+	struct recs *rs = u;
+	assert_true(rs->n < 4096);
+	rs->key[rs->n] = key;
+	rs->spam[rs->n] = r->spam;
+	rs->ham[rs->n++] = r->ham;
+	return 0;
+}
+
+/* Message m of the test below: ten tokens out of a thousand. */
+static void msg_tokens(int m, int *ids)
+{
+	for (int k = 0; k < 10; k++)
+		ids[k] = (m * 7 + k * 13) % 1000;
+}
+
+/* Trains (or untrains) messages from..to-1, all in one batch or a batch
+ * each. A batch that changes about as many tokens as are stored writes
+ * the tokens anew; a small one changes them in place. */
+static void train_range(chaff_db *db, int from, int to, bool one_batch, int untrain, int flip)
+{
+	static struct fake_tokens f;
+	chaff_batch *b = NULL;
+	for (int m = from; m < to; m++) {
+		if (!b)
+			assert_int_equal(chaff_batch_new(db, &b), CHAFF_OK);
+		int ids[10];
+		msg_tokens(m, ids);
+		struct chaff_digest d = digest_of(m);
+		enum chaff_class cls = (m % 3 == 0) != flip ? CHAFF_SPAM : CHAFF_HAM;
+		assert_int_equal(chaff_batch_add(b, fake(&f, ids, 10), &d, cls, untrain), CHAFF_OK);
+		if (!one_batch || m == to - 1) {
+			assert_int_equal(chaff_batch_commit(b, NULL), CHAFF_OK);
+			chaff_batch_free(b);
+			b = NULL;
+		}
+	}
+}
+
+static void test_rewrite_equals_in_place(void **state)
+{
+	(void)state;
+	chaff_db *dbs[2];
+	char *dirs[2];
+	for (int i = 0; i < 2; i++) {
+		dbs[i] = open_db();
+		dirs[i] = dir;
+	}
+	/* dbs[0] a message per batch, dbs[1] every step in one batch */
+	for (int i = 0; i < 2; i++) {
+		train_range(dbs[i], 0, 200, i, 0, 0);
+		train_range(dbs[i], 0, 100, i, 1, 0);   /* untrained: many counts reach 0 */
+		train_range(dbs[i], 150, 200, i, 0, 1); /* moved to the other class */
+	}
+	static struct recs r[2];
+	for (int i = 0; i < 2; i++) {
+		r[i].n = 0;
+		assert_int_equal(chaff_db_foreach(dbs[i], add_rec, &r[i]), CHAFF_OK);
+	}
+	assert_true(r[0].n > 300);
+	assert_int_equal(r[0].n, r[1].n);
+	for (size_t k = 0; k < r[0].n; k++) {
+		assert_int_equal(r[0].key[k], r[1].key[k]);
+		assert_int_equal(r[0].spam[k], r[1].spam[k]);
+		assert_int_equal(r[0].ham[k], r[1].ham[k]);
+		assert_true(r[0].spam[k] + r[0].ham[k] > 0);
+	}
+	/* messages 100..149 as trained (17 spam), 150..199 flipped (32) */
+	totals(dbs[0], 49, 51);
+	totals(dbs[1], 49, 51);
+	for (int i = 0; i < 2; i++) {
+		dir = dirs[i];
+		close_db(dbs[i]);
+	}
+}
+
 static int on_lmdb(void **state)
 {
 	(void)state;
@@ -207,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_counts_never_negative),
 		cmocka_unit_test(test_batch_of_many),
 		cmocka_unit_test(test_digest_identity),
+		cmocka_unit_test(test_rewrite_equals_in_place),
 	};
 	const struct CMUnitTest lmdb_only[] = {
 		cmocka_unit_test(test_readonly_refuses_training),
