@@ -250,35 +250,34 @@ static void chi2_tails(double x2, size_t n, double *lnq, double *lnp)
 	size_t peak_p = top > n ? top : n;         /* largest term from n up */
 	double lq = -m + (double)peak_q * lm - lgamma((double)peak_q + 1);
 	double lp = -m + (double)peak_p * lm - lgamma((double)peak_p + 1);
-	double sq = 1, sp = 1, lt;
-	lt = lq;
-	for (size_t i = peak_q; i > 0; i--) { /* term(i-1) = term(i) * i / m */
-		lt += log((double)i) - lm;
-		double t = exp(lt - lq);
+	/* Outwards from each peak the terms shrink by a factor per step
+	 * (term(i-1) = term(i) * i / m): summed relative to the peak, in
+	 * plain arithmetic, until they no longer matter. */
+	double sq = 1, sp = 1, t;
+	t = 1;
+	for (size_t i = peak_q; i > 0; i--) {
+		t *= (double)i / m;
 		sq += t;
 		if (t < 1e-17 * sq)
 			break;
 	}
-	lt = lq;
+	t = 1;
 	for (size_t i = peak_q + 1; i < n; i++) {
-		lt += lm - log((double)i);
-		double t = exp(lt - lq);
+		t *= m / (double)i;
 		sq += t;
 		if (t < 1e-17 * sq)
 			break;
 	}
-	lt = lp;
+	t = 1;
 	for (size_t i = peak_p; i > n; i--) {
-		lt += log((double)i) - lm;
-		double t = exp(lt - lp);
+		t *= (double)i / m;
 		sp += t;
 		if (t < 1e-17 * sp)
 			break;
 	}
-	lt = lp;
+	t = 1;
 	for (size_t i = peak_p + 1;; i++) { /* the infinite upper end */
-		lt += lm - log((double)i);
-		double t = exp(lt - lp);
+		t *= m / (double)i;
 		sp += t;
 		if (t < 1e-17 * sp)
 			break;
@@ -343,11 +342,19 @@ static void combine(const struct scored *sc, size_t n, struct chaff_score *out)
 		out->logit = 0;
 		return;
 	}
-	double sum_lnf = 0, sum_ln1mf = 0;
+	/* The sums of ln f and ln(1 - f) in fixed point: an integer sum is
+	 * the same in any order, so the clues need no sorting for a score to
+	 * be the same on every path. A term is at least -745 (the log of the
+	 * least double above 0): in units of 2^-30, eight million of them
+	 * fit in 63 bits, and in units of 2^-20 any number a message can
+	 * have (at most 2^32 tokens). */
+	double unit = n < (1u << 23) ? 0x1p30 : 0x1p20;
+	int64_t fix_lnf = 0, fix_ln1mf = 0;
 	for (size_t i = 0; i < n; i++) {
-		sum_lnf += log(sc[i].f);
-		sum_ln1mf += log1p(-sc[i].f);
+		fix_lnf += (int64_t)llrint(fmax(log(sc[i].f), -745) * unit);
+		fix_ln1mf += (int64_t)llrint(fmax(log1p(-sc[i].f), -745) * unit);
 	}
+	double sum_lnf = (double)fix_lnf / unit, sum_ln1mf = (double)fix_ln1mf / unit;
 	/* H and S with their complements, each summed directly */
 	double ln_h, ln_hc, ln_s, ln_sc;
 	chi2_tails(-2 * sum_lnf, n, &ln_h, &ln_hc);
@@ -412,8 +419,11 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 	if (rc != CHAFF_OK)
 		return rc;
 
-	qsort(c->sc, n, sizeof(*c->sc), cmp_strength);
-	if (p.max_tokens > 0 && n > (size_t)p.max_tokens)
+	/* Strongest first, when only some are counted or shown. */
+	bool capped = p.max_tokens > 0 && n > (size_t)p.max_tokens;
+	if (capped || nclues > 0)
+		qsort(c->sc, n, sizeof(*c->sc), cmp_strength);
+	if (capped)
 		n = (size_t)p.max_tokens;
 	out->used = (uint32_t)n;
 	combine(c->sc, n, out);
