@@ -338,6 +338,29 @@ def spawn_rate(cmd, sample_list, runs):
     return statistics.median(rates)
 
 
+def parallel_ceiling(cmd, stdin, runs):
+    """How much more work the machine does with every core busy: one
+    process alone against as many independent copies as there are cores,
+    started at once (no shared work, no locks). The copies' throughput
+    over one's bounds what any program can gain from more threads."""
+    n = os.cpu_count() or 1
+    alone, together = [], []
+    for _ in range(runs):
+        alone.append(run_once(cmd, stdin)[0])
+        fins = [open(stdin, "rb") if stdin else subprocess.DEVNULL for _ in range(n)]
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(cmd, stdin=f, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for f in fins]
+        codes = [p.wait() for p in procs]
+        together.append(time.perf_counter() - t0)
+        for f in fins:
+            if stdin:
+                f.close()
+        if any(c not in (0, 1, 2) for c in codes):
+            raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {codes}")
+    return n * statistics.median(alone) / statistics.median(together)
+
+
 def fresh_dir(tmp, name):
     d = os.path.join(tmp, name)
     subprocess.run(["rm", "-rf", d], check=True)
@@ -365,44 +388,64 @@ def speed_rows(corp, tmp, runs, per_process):
     mb = sum(os.path.getsize(f) for f in files) / 1e6
     out = {}
 
-    def chaff_train():
-        d = fresh_dir(tmp, "chaff-db")
-        return [([CHAFF, "train", "-q", "--db", d, "--spam", spam_mbox], None),
-                ([CHAFF, "train", "-q", "--db", d, "--ham", ham_mbox], None)]
-    t, rss = median_run(chaff_train, runs)
-    db = os.path.join(tmp, "chaff-db")
-    r = {"train": n / t, "train_rss": rss, "size": dir_size(db)}
-    t, rss = median_run(lambda: [([CHAFF, "classify", "--db", db, index], None)], runs)
-    r.update(classify=n / t, classify_rss=rss)
-    r["process"] = spawn_rate([CHAFF, "classify", "--db", db], sample_list, runs)
-    out["chaff"] = r
-
-    # the same on one core, for the scaling from 1 to all cores
-    def chaff_train1():
-        d = fresh_dir(tmp, "chaff-db1")
-        return [([CHAFF, "train", "-q", "--threads", "1", "--db", d, "--spam", spam_mbox], None),
-                ([CHAFF, "train", "-q", "--threads", "1", "--db", d, "--ham", ham_mbox], None)]
-    t, rss = median_run(chaff_train1, runs)
-    r1 = {"train": n / t, "train_rss": rss, "size": dir_size(os.path.join(tmp, "chaff-db1"))}
-    t, rss = median_run(lambda: [([CHAFF, "classify", "--threads", "1", "--db", db, index],
-                                  None)], runs)
-    r1.update(classify=n / t, classify_rss=rss, process=r["process"])
-    out["chaff, 1 core"] = r1
-
-    if which("bogofilter-bdb"):
-        def bogo_train():
-            d = fresh_dir(tmp, "bogo-db")
+    def train_cmds(prog, name, threads=None):
+        d = fresh_dir(tmp, name)
+        if prog == "bogofilter":
             return [(["bogofilter-bdb", "-C", "-d", d, "-s", "-M", "-I", spam_mbox], None),
                     (["bogofilter-bdb", "-C", "-d", d, "-n", "-M", "-I", ham_mbox], None)]
-        t, rss = median_run(bogo_train, runs)
-        bdb = os.path.join(tmp, "bogo-db")
-        r = {"train": n / t, "train_rss": rss, "size": dir_size(bdb)}
-        t, rss = median_run(lambda: [(["bogofilter-bdb", "-C", "-d", bdb, "-b"], listing)], runs)
-        r.update(classify=n / t, classify_rss=rss)
-        r["process"] = spawn_rate(["bogofilter-bdb", "-C", "-d", bdb], sample_list, runs)
-        out["bogofilter"] = r
-    else:
+        t = ["--threads", threads] if threads else []
+        return [([CHAFF, "train", "-q"] + t + ["--db", d, "--spam", spam_mbox], None),
+                ([CHAFF, "train", "-q"] + t + ["--db", d, "--ham", ham_mbox], None)]
+
+    bogo = which("bogofilter-bdb")
+    if not bogo:
         print("note: bogofilter-bdb is not installed; bogofilter skipped")
+    # Databases for classification, trained once; the timed trainings
+    # below write databases of their own.
+    for cmd, stdin in train_cmds("chaff", "chaff-db-c") + (
+            train_cmds("bogofilter", "bogo-db-c") if bogo else []):
+        run_once(cmd, stdin)
+    db, bdb = os.path.join(tmp, "chaff-db-c"), os.path.join(tmp, "bogo-db-c")
+    one = ["--threads", "1"]
+    measures = {
+        ("chaff", "train"): lambda: train_cmds("chaff", "chaff-db"),
+        ("chaff, 1 core", "train"): lambda: train_cmds("chaff", "chaff-db1", "1"),
+        ("chaff", "classify"): lambda: [([CHAFF, "classify", "--db", db, index], None)],
+        ("chaff, 1 core", "classify"):
+            lambda: [([CHAFF, "classify"] + one + ["--db", db, index], None)],
+    }
+    if bogo:
+        measures[("bogofilter", "train")] = lambda: train_cmds("bogofilter", "bogo-db")
+        measures[("bogofilter", "classify")] = \
+            lambda: [(["bogofilter-bdb", "-C", "-d", bdb, "-b"], listing)]
+    # Rounds: every measure once per round, so that the machine's slow and
+    # fast spells fall on all of them alike instead of on whichever ran then.
+    times = {k: [] for k in measures}
+    rss = {k: 0 for k in measures}
+    for _ in range(runs):
+        for k, make in measures.items():
+            t = 0.0
+            for cmd, stdin in make():
+                secs, peak = run_once(cmd, stdin)
+                t += secs
+                rss[k] = max(rss[k], peak)
+            times[k].append(t)
+    for (name, what), ts in times.items():
+        r = out.setdefault(name, {})
+        r[what] = n / statistics.median(ts)
+        r[what + "_rss"] = rss[(name, what)]
+    out["chaff"]["size"] = dir_size(os.path.join(tmp, "chaff-db"))
+    out["chaff, 1 core"]["size"] = dir_size(os.path.join(tmp, "chaff-db1"))
+    out["chaff"]["process"] = spawn_rate([CHAFF, "classify", "--db", db], sample_list, runs)
+    out["chaff, 1 core"]["process"] = out["chaff"]["process"]
+    out["chaff, 1 core"]["ceiling"] = parallel_ceiling(
+        [CHAFF, "classify"] + one + ["--db", db, index], None, runs)
+    if bogo:
+        r = out["bogofilter"]
+        r["size"] = dir_size(os.path.join(tmp, "bogo-db"))
+        r["process"] = spawn_rate(["bogofilter-bdb", "-C", "-d", bdb], sample_list, runs)
+        r["ceiling"] = parallel_ceiling(["bogofilter-bdb", "-C", "-d", bdb, "-b"], listing,
+                                        runs)
     if which("spamprobe"):
         def sp_train():
             d = fresh_dir(tmp, "sp-db")
@@ -461,6 +504,14 @@ def speed_lines(res, args):
         lines += [f"chaff from 1 to {os.cpu_count()} cores: training "
                   f"{all_['train'] / one['train']:.2f}x, batch classification "
                   f"{all_['classify'] / one['classify']:.2f}x.", ""]
+        ceil = [f"chaff classify --threads 1 {one['ceiling']:.2f}x"]
+        if base and "ceiling" in base:
+            ceil.append(f"bogofilter -b {base['ceiling']:.2f}x")
+        n = os.cpu_count()
+        lines += [f"The machine's own ceiling: {n} independent single-thread copies started "
+                  f"together (nothing shared) do {' and '.join(ceil)} the work of one copy "
+                  f"alone in the same time. No program gains more than that from "
+                  f"{n} cores here.", ""]
     return lines + ["- " + m for m in machine()]
 
 
