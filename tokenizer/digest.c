@@ -20,6 +20,16 @@ static bool identity_header(const char *name, size_t n)
  * space and no '\r' before '\n', so folding and line ends do not count. */
 static void feed_normalised(XXH3_state_t *st, const char *s, size_t n, bool squeeze)
 {
+	if (!squeeze) { /* a body: only a '\r' before '\n' is left out */
+		const char *q = s, *e = s + n, *cr;
+		while ((cr = memchr(q, '\r', (size_t)(e - q))) != NULL) {
+			bool crlf = cr + 1 < e && cr[1] == '\n';
+			XXH3_128bits_update(st, q, (size_t)(cr - q) + !crlf);
+			q = cr + 1;
+		}
+		XXH3_128bits_update(st, q, (size_t)(e - q));
+		return;
+	}
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];

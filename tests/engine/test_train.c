@@ -132,9 +132,14 @@ static void test_digest_identity(void **state)
 	/* an mbox adds a blank line after the message */
 	const char *m7 = "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
 	                 "Message-ID: <x@y>\n\nbody line\nsecond line\n\n";
-	struct chaff_digest d[7];
-	const char *m[] = { m1, m2, m3, m4, m5, m6, m7 };
-	for (int i = 0; i < 7; i++)
+	/* a '\r' that ends no line is part of the text */
+	const char *m8 = "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody\r line\nsecond line\n";
+	const char *m9 = "From: a@example.com\nSubject: Hello\nDate: Mon, 1 Jan 2024\n"
+	                 "Message-ID: <x@y>\n\nbody\r line\r\nsecond line\r\n";
+	struct chaff_digest d[9];
+	const char *m[] = { m1, m2, m3, m4, m5, m6, m7, m8, m9 };
+	for (int i = 0; i < 9; i++)
 		chaff_message_digest(m[i], strlen(m[i]), &d[i]);
 	assert_memory_equal(&d[0], &d[1], sizeof(d[0])); /* new relay headers */
 	assert_memory_equal(&d[0], &d[2], sizeof(d[0])); /* CRLF */
@@ -142,6 +147,8 @@ static void test_digest_identity(void **state)
 	assert_memory_equal(&d[0], &d[6], sizeof(d[0])); /* trailing blank line */
 	assert_memory_not_equal(&d[0], &d[3], sizeof(d[0])); /* other body */
 	assert_memory_not_equal(&d[0], &d[4], sizeof(d[0])); /* other subject */
+	assert_memory_not_equal(&d[0], &d[7], sizeof(d[0])); /* a lone CR */
+	assert_memory_equal(&d[7], &d[8], sizeof(d[0]));     /* ... kept, CRLF or not */
 }
 
 static void test_readonly_refuses_training(void **state)
