@@ -451,13 +451,13 @@ def speed_rows(corp, tmp, runs, per_process):
             d = fresh_dir(tmp, "sp-db")
             return [(["spamprobe", "-c", "-d", d, "spam", spam_mbox], None),
                     (["spamprobe", "-c", "-d", d, "good", ham_mbox], None)]
-        t, rss = median_run(sp_train, runs)
+        t, rss = median_run(sp_train, 1)
         sdb = os.path.join(tmp, "sp-db")
         r = {"train": n / t, "train_rss": rss, "size": dir_size(sdb)}
         t, rss = median_run(lambda: [(["spamprobe", "-M", "-d", sdb, "score"] + files, None)],
-                            runs)
+                            1)
         r.update(classify=n / t, classify_rss=rss)
-        r["process"] = spawn_rate(["spamprobe", "-d", sdb, "score"], sample_list, runs)
+        r["process"] = spawn_rate(["spamprobe", "-d", sdb, "score"], sample_list, 1)
         out["spamprobe"] = r
     else:
         print("note: spamprobe is not installed; spamprobe skipped")
@@ -490,7 +490,8 @@ def speed_lines(res, args):
                      f"{r['train_rss'] / 1024:.0f} / {r['classify_rss'] / 1024:.0f} MB",
                      f"{r['size'] / 1e6:.1f} MB{ratio(name, 'size')}"))
     lines = [f"## Throughput: the whole SpamAssassin corpus (6,046 messages), median of "
-             f"{args.speed_runs} runs; (Nx) = times bogofilter in the same run", "",
+             f"{args.speed_runs} rounds (spamprobe: one run); (Nx) = times bogofilter in the "
+             f"same rounds", "",
              table(rows, ["filter", "train msg/s / MB/s (mbox)", "classify msg/s / MB/s (batch)",
                           f"msg/s, one process each ({args.per_process})",
                           "peak RSS train / classify", "database"]), "",
@@ -674,7 +675,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["all", "tokenize", "speed", "accuracy", "serve"], nargs="?",
                     default="all")
-    ap.add_argument("--speed-runs", type=int, default=3, help="runs of each throughput test")
+    ap.add_argument("--speed-runs", type=int, default=5,
+                    help="runs of each throughput test (spamprobe, minutes per run: one)")
     ap.add_argument("--per-process", type=int, default=300,
                     help="messages for the one-process-per-message rate")
     ap.add_argument("--seed", default="1", help="split seed (accuracy)")
