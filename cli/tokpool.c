@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 struct worker;
+struct crew;
+static void crew_free(struct crew *c);
 
 struct slot {
 	size_t off, len; /* in the chunk's data */
@@ -44,9 +46,9 @@ struct tokpool {
 	struct slot *slots;
 	size_t n, scap;
 	atomic_size_t next;
-	/* tokpool_start's threads, joined by tokpool_wait */
-	pthread_t th[64];
-	struct worker *w;
+	/* the worker threads, started once by the owner pool and shared with
+	 * its twin; the number of them working on this pool's chunk */
+	struct crew *crew;
 	unsigned running;
 };
 
@@ -134,7 +136,7 @@ void tokpool_free(struct tokpool *p)
 	if (!p)
 		return;
 	tokpool_wait(p);
-	free(p->w);
+	crew_free(p->crew); /* only the owner has one */
 	tokpool_reset(p);
 	for (size_t i = 0; i < p->scap; i++) {
 		free(p->slots[i].hashes);
@@ -256,6 +258,21 @@ static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
 struct worker {
 	struct tokpool *p;
 	unsigned id;
+	struct crew *crew;
+};
+
+/* Threads kept for the life of the pool: starting one per chunk cost a
+ * clone, a stack and a join each time. They sleep until a chunk is handed
+ * to them (gen moves), work on it, and the last one to finish says so. */
+struct crew {
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	struct tokpool *job;
+	unsigned long gen;
+	unsigned n, busy;
+	bool quit;
+	pthread_t th[64];
+	struct worker w[64];
 };
 
 /* After a chunk: the results name their messages; the first error. */
@@ -284,6 +301,68 @@ static void *work(void *arg)
 	return NULL;
 }
 
+static void *crew_main(void *arg)
+{
+	struct worker *w = arg;
+	struct crew *c = w->crew;
+	unsigned long seen = 0;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (c->gen == seen && !c->quit)
+			pthread_cond_wait(&c->go, &c->mu);
+		if (c->quit)
+			break;
+		seen = c->gen;
+		struct worker job = {c->job, w->id, c};
+		pthread_mutex_unlock(&c->mu);
+		work(&job);
+		pthread_mutex_lock(&c->mu);
+		if (--c->busy == 0)
+			pthread_cond_signal(&c->done);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* The owner's crew of n threads, started on first use; NULL when none
+ * could be started (the caller then does the work alone). */
+static struct crew *crew_of(struct tokpool *p, unsigned n)
+{
+	struct tokpool *owner = p->twin ? (struct tokpool *)p->twin : p;
+	if (owner->crew)
+		return owner->crew->n ? owner->crew : NULL;
+	struct crew *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->go, NULL);
+	pthread_cond_init(&c->done, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		c->w[i] = (struct worker){NULL, i, c};
+		if (pthread_create(&c->th[i], NULL, crew_main, &c->w[i]) != 0)
+			break;
+		c->n++;
+	}
+	owner->crew = c;
+	return c->n ? c : NULL;
+}
+
+static void crew_free(struct crew *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->quit = true;
+	pthread_cond_broadcast(&c->go);
+	pthread_mutex_unlock(&c->mu);
+	for (unsigned i = 0; i < c->n; i++)
+		pthread_join(c->th[i], NULL);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->go);
+	pthread_cond_destroy(&c->done);
+	free(c);
+}
+
 int tokpool_run(struct tokpool *p)
 {
 	int rc = tokpool_start(p);
@@ -293,18 +372,20 @@ int tokpool_run(struct tokpool *p)
 int tokpool_start(struct tokpool *p)
 {
 	atomic_store(&p->next, 0);
-	if (!p->w && !(p->w = calloc(p->threads, sizeof(*p->w))))
-		return CHAFF_ENOMEM;
 	p->running = 0;
 	/* threads - 1 workers; the caller is the last thread. A pool of one
 	 * thread, or a message or two (one, from procmail): the caller does
 	 * the work, no thread is worth starting. */
 	unsigned want = p->n < 2 * p->threads ? 0 : p->threads - 1;
-	for (unsigned i = 0; i < want; i++) {
-		p->w[i] = (struct worker){p, i};
-		if (pthread_create(&p->th[i], NULL, work, &p->w[i]) != 0)
-			break;
-		p->running++;
+	struct crew *c = want ? crew_of(p, want) : NULL;
+	if (c) {
+		pthread_mutex_lock(&c->mu);
+		c->job = p;
+		c->gen++;
+		c->busy = c->n;
+		pthread_cond_broadcast(&c->go);
+		pthread_mutex_unlock(&c->mu);
+		p->running = c->n;
 	}
 	if (p->running == 0) { /* no thread at all: do the work here */
 		struct worker self = {p, p->threads - 1};
@@ -322,8 +403,13 @@ int tokpool_wait(struct tokpool *p)
 		struct worker self = {p, p->threads - 1};
 		work(&self);
 	}
-	for (unsigned i = 0; i < p->running; i++)
-		pthread_join(p->th[i], NULL);
+	if (p->running) {
+		struct crew *c = crew_of(p, 0);
+		pthread_mutex_lock(&c->mu);
+		while (c->busy)
+			pthread_cond_wait(&c->done, &c->mu);
+		pthread_mutex_unlock(&c->mu);
+	}
 	p->running = 0;
 	return finish(p);
 }

@@ -248,8 +248,10 @@ static void chi2_tails(double x2, size_t n, double *lnq, double *lnp)
 	size_t top = (size_t)m;
 	size_t peak_q = top < n - 1 ? top : n - 1; /* largest term below n */
 	size_t peak_p = top > n ? top : n;         /* largest term from n up */
-	double lq = -m + (double)peak_q * lm - lgamma((double)peak_q + 1);
-	double lp = -m + (double)peak_p * lm - lgamma((double)peak_p + 1);
+	/* lgamma_r: lgamma sets the global signgam, a race between threads */
+	int sign;
+	double lq = -m + (double)peak_q * lm - lgamma_r((double)peak_q + 1, &sign);
+	double lp = -m + (double)peak_p * lm - lgamma_r((double)peak_p + 1, &sign);
 	/* Outwards from each peak the terms shrink by a factor per step
 	 * (term(i-1) = term(i) * i / m): summed relative to the peak, in
 	 * plain arithmetic, until they no longer matter. */
