@@ -21,19 +21,17 @@ struct queued {
 	struct chaff_digest digest;
 	uint8_t cls;
 	bool untrain;
-	size_t off, n; /* its hashes in batch->hashes */
+	size_t off, n; /* its tokens' ids in batch->ids */
 };
 
-/* One token's count changes in the batch. A slot belongs to the batch
- * when its gen matches; spam and ham are counted as messages are queued,
- * cspam and cham are the corrections of the current commit attempt (valid
- * when cgen matches). last is the stamp of the message that touched it
- * last, so a token repeated in a message counts once without sorting. */
-struct delta {
+/* One token's count changes in the batch, in the order tokens were first
+ * seen: spam and ham are counted as messages are queued. last is the
+ * stamp of the message that touched it last, so a token repeated in a
+ * message counts once without sorting. */
+struct entry {
 	uint64_t key;
 	int32_t spam, ham;
-	int32_t cspam, cham;
-	uint32_t gen, cgen, last;
+	uint32_t last;
 };
 
 struct change {
@@ -41,19 +39,34 @@ struct change {
 	int32_t spam, ham;
 };
 
+/*
+ * The batch keeps its counts in a dense array of entries, found by key
+ * through an open-addressing table of entry numbers (4 bytes a slot), and
+ * each queued message as the entry numbers of its tokens (4 bytes each,
+ * for the corrections at commit). A table of whole entries with the
+ * messages' 8-byte hashes took two and a half times the memory, and on
+ * this kind of machine first touching memory is dear: zeroing fresh pages
+ * was a fifth of training a mailbox on one core.
+ */
 struct chaff_batch {
 	chaff_db *db;
-	uint64_t *hashes;
-	size_t nh, hcap;
+	uint32_t *ids;
+	size_t nids, icap;
 	struct queued *msgs;
 	size_t nm, mcap;
 	enum chaff_learned *outcome;
-	/* per-token sums of the queued messages, corrections per attempt */
-	struct delta *deltas;
-	size_t dcap, dn;
-	uint32_t gen, cgen, stamp;
+	struct entry *ents;
+	size_t nents, ecap;
+	uint32_t *table; /* entry number + 1; 0 is an empty slot */
+	size_t tcap;
+	int32_t (*corr)[2]; /* per entry, this commit attempt's corrections */
+	size_t corr_cap;
+	bool corrected;
+	uint32_t stamp;
 	struct change *changes, *sorted;
 	size_t ccap;
+	uint64_t *scratch; /* chaff_batch_add's hashes */
+	size_t scap;
 };
 
 int chaff_batch_new(chaff_db *db, chaff_batch **out)
@@ -66,7 +79,6 @@ int chaff_batch_new(chaff_db *db, chaff_batch **out)
 	if (!b)
 		return CHAFF_ENOMEM;
 	b->db = db;
-	b->gen = b->cgen = 1; /* zeroed slots belong to nobody */
 	*out = b;
 	return CHAFF_OK;
 }
@@ -75,12 +87,15 @@ void chaff_batch_free(chaff_batch *b)
 {
 	if (!b)
 		return;
-	chaff_big_free(b->hashes, b->hcap * sizeof(*b->hashes));
+	chaff_big_free(b->ids, b->icap * sizeof(*b->ids));
 	free(b->msgs);
 	free(b->outcome);
-	chaff_big_free(b->deltas, b->dcap * sizeof(*b->deltas));
+	chaff_big_free(b->ents, b->ecap * sizeof(*b->ents));
+	chaff_big_free(b->table, b->tcap * sizeof(*b->table));
+	chaff_big_free(b->corr, b->corr_cap * sizeof(*b->corr));
 	chaff_big_free(b->changes, b->ccap * sizeof(*b->changes));
 	chaff_big_free(b->sorted, b->ccap * sizeof(*b->sorted));
+	free(b->scratch);
 	free(b);
 }
 
@@ -94,99 +109,106 @@ static size_t home(size_t cap, uint64_t key)
 	return (size_t)(key ^ key >> 29) & (cap - 1);
 }
 
-static struct delta *probe(struct delta *t, size_t cap, uint64_t key, uint32_t gen)
+/* The table slot holding key's entry number, or the empty slot where it
+ * goes. */
+static uint32_t *probe(const chaff_batch *b, uint64_t key)
 {
-	size_t mask = cap - 1;
-	for (size_t i = home(cap, key);; i = (i + 1) & mask)
-		if (t[i].gen != gen || t[i].key == key)
-			return &t[i];
+	size_t mask = b->tcap - 1;
+	for (size_t i = home(b->tcap, key);; i = (i + 1) & mask) {
+		uint32_t e = b->table[i];
+		if (e == 0 || b->ents[e - 1].key == key)
+			return &b->table[i];
+	}
 }
 
-/* The table is megabytes large and a message's tokens land all over it:
- * each probe would wait for memory. Asking for the slot a few tokens
+/* The table is a megabyte or more and a message's tokens land all over
+ * it: each probe would wait for memory. Asking for the slot a few tokens
  * ahead overlaps those waits. */
 enum { AHEAD = 16 };
 
-static inline void prefetch_slot(const chaff_batch *b, const struct queued *m, size_t i)
+/* Doubles the table (entries stay where they are). */
+static int grow_table(chaff_batch *b)
 {
-	if (i < m->n)
-		__builtin_prefetch(&b->deltas[home(b->dcap, b->hashes[m->off + i])], 1);
-}
-
-/* Doubles the table, moving this attempt's slots; 0 or CHAFF_ENOMEM. */
-static int grow_deltas(chaff_batch *b)
-{
-	size_t cap = b->dcap ? b->dcap * 2 : 1 << 14;
-	struct delta *t = chaff_big_alloc(cap * sizeof(*t));
+	size_t cap = b->tcap ? b->tcap * 2 : 1 << 15;
+	uint32_t *t = chaff_big_alloc(cap * sizeof(*t));
 	if (!t)
 		return CHAFF_ENOMEM;
-	for (size_t i = 0; i < b->dcap; i++)
-		if (b->deltas[i].gen == b->gen)
-			*probe(t, cap, b->deltas[i].key, b->gen) = b->deltas[i];
-	chaff_big_free(b->deltas, b->dcap * sizeof(*b->deltas));
-	b->deltas = t;
-	b->dcap = cap;
+	chaff_big_free(b->table, b->tcap * sizeof(*b->table));
+	b->table = t;
+	b->tcap = cap;
+	for (size_t e = 0; e < b->nents; e++)
+		*probe(b, b->ents[e].key) = (uint32_t)e + 1;
 	return CHAFF_OK;
 }
 
-/* Adds dspam and dham to the queued counts of every distinct token of m.
- * The table has room for all of them (see chaff_batch_add). */
-static void count(chaff_batch *b, const struct queued *m, int dspam, int dham)
+/* Adds dspam and dham to the queued counts of every distinct token of
+ * keys[0..n), and writes the tokens' entry numbers to ids. There is room
+ * for every token being new (see reserve_message). */
+/* A stamp no entry holds yet. */
+static uint32_t next_stamp(chaff_batch *b)
 {
-	uint32_t stamp = ++b->stamp;
-	for (size_t i = 0; i < AHEAD; i++)
-		prefetch_slot(b, m, i);
-	for (size_t i = 0; i < m->n; i++) {
-		prefetch_slot(b, m, i + AHEAD);
-		uint64_t key = b->hashes[m->off + i];
-		struct delta *d = probe(b->deltas, b->dcap, key, b->gen);
-		if (d->gen != b->gen) {
-			*d = (struct delta){ .key = key, .gen = b->gen };
-			b->dn++;
+	if (++b->stamp == 0) { /* wrapped, once in 4 billion messages */
+		for (size_t i = 0; i < b->nents; i++)
+			b->ents[i].last = 0;
+		b->stamp = 1;
+	}
+	return b->stamp;
+}
+
+static void count(chaff_batch *b, const uint64_t *keys, size_t n, uint32_t *ids, int dspam,
+                  int dham)
+{
+	uint32_t stamp = next_stamp(b);
+	for (size_t i = 0; i < AHEAD && i < n; i++)
+		__builtin_prefetch(&b->table[home(b->tcap, keys[i])]);
+	for (size_t i = 0; i < n; i++) {
+		if (i + AHEAD < n)
+			__builtin_prefetch(&b->table[home(b->tcap, keys[i + AHEAD])]);
+		uint32_t *slot = probe(b, keys[i]);
+		if (*slot == 0) {
+			b->ents[b->nents] = (struct entry){ .key = keys[i] };
+			*slot = (uint32_t)++b->nents;
 		}
-		if (d->last == stamp)
+		uint32_t id = *slot - 1;
+		ids[i] = id;
+		struct entry *e = &b->ents[id];
+		if (e->last == stamp)
 			continue; /* seen earlier in this message */
-		d->last = stamp;
-		d->spam += dspam;
-		d->ham += dham;
+		e->last = stamp;
+		e->spam += dspam;
+		e->ham += dham;
 	}
 }
 
-/* The same as a correction of this commit attempt: m's tokens are all in
- * the table already, counted when it was queued. */
+/* The same as a correction of this commit attempt: m's tokens have their
+ * entries already, counted when it was queued. */
 static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 {
-	uint32_t stamp = ++b->stamp;
-	for (size_t i = 0; i < AHEAD; i++)
-		prefetch_slot(b, m, i);
+	uint32_t stamp = next_stamp(b);
+	b->corrected = true;
 	for (size_t i = 0; i < m->n; i++) {
-		prefetch_slot(b, m, i + AHEAD);
-		struct delta *d = probe(b->deltas, b->dcap, b->hashes[m->off + i], b->gen);
-		if (d->last == stamp)
+		uint32_t id = b->ids[m->off + i];
+		if (b->ents[id].last == stamp)
 			continue;
-		d->last = stamp;
-		if (d->cgen != b->cgen) {
-			d->cgen = b->cgen;
-			d->cspam = d->cham = 0;
-		}
-		d->cspam += dspam;
-		d->cham += dham;
+		b->ents[id].last = stamp;
+		b->corr[id][0] += dspam;
+		b->corr[id][1] += dham;
 	}
 }
 
-/* Room for one more message of n tokens: the place for its hashes, or
- * NULL (out of memory; nothing changed). */
-static uint64_t *reserve_message(chaff_batch *b, size_t n)
+/* Room for one more message of n tokens: the place for its entry
+ * numbers, or NULL (out of memory; nothing changed). */
+static uint32_t *reserve_message(chaff_batch *b, size_t n)
 {
-	if (b->nh + n > b->hcap) {
-		size_t cap = b->hcap ? b->hcap : 1 << 16;
-		while (cap < b->nh + n)
+	if (b->nids + n > b->icap) {
+		size_t cap = b->icap ? b->icap : 1 << 16;
+		while (cap < b->nids + n)
 			cap *= 2;
-		uint64_t *h = chaff_big_realloc(b->hashes, b->hcap * sizeof(*h), cap * sizeof(*h));
-		if (!h)
+		uint32_t *p = chaff_big_realloc(b->ids, b->icap * sizeof(*p), cap * sizeof(*p));
+		if (!p)
 			return NULL;
-		b->hashes = h;
-		b->hcap = cap;
+		b->ids = p;
+		b->icap = cap;
 	}
 	if (b->nm == b->mcap) {
 		size_t cap = b->mcap ? b->mcap * 2 : 256;
@@ -200,22 +222,36 @@ static uint64_t *reserve_message(chaff_batch *b, size_t n)
 		b->outcome = o;
 		b->mcap = cap;
 	}
-	/* Room for every token being new, so counting cannot fail half-way. */
-	while ((b->dn + n + 1) * 2 > b->dcap)
-		if (grow_deltas(b) != CHAFF_OK)
+	/* Room for every token being new, so counting cannot fail half-way;
+	 * entry numbers are 32 bits. */
+	if (b->nents + n >= UINT32_MAX)
+		return NULL;
+	if (b->nents + n > b->ecap) {
+		size_t cap = b->ecap ? b->ecap : 1 << 14;
+		while (cap < b->nents + n)
+			cap *= 2;
+		struct entry *e =
+		        chaff_big_realloc(b->ents, b->ecap * sizeof(*e), cap * sizeof(*e));
+		if (!e)
 			return NULL;
-	return b->hashes + b->nh;
+		b->ents = e;
+		b->ecap = cap;
+	}
+	while ((b->nents + n + 1) * 2 > b->tcap)
+		if (grow_table(b) != CHAFF_OK)
+			return NULL;
+	return b->ids + b->nids;
 }
 
-/* Queues the message whose n hashes reserve_message's place now holds. */
-static void queue_message(chaff_batch *b, size_t n, const struct chaff_digest *digest,
-                          enum chaff_class cls, int untrain)
+/* Queues a message of n token hashes; reserve_message made room. */
+static void queue_message(chaff_batch *b, const uint64_t *keys, size_t n,
+                          const struct chaff_digest *digest, enum chaff_class cls, int untrain)
 {
 	struct queued *m = &b->msgs[b->nm++];
-	*m = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nh, n};
-	b->nh += n;
+	*m = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nids, n};
 	int one = cls == CHAFF_SPAM, sign = untrain ? -1 : 1;
-	count(b, m, sign * one, sign * !one);
+	count(b, keys, n, b->ids + b->nids, sign * one, sign * !one);
+	b->nids += n;
 }
 
 int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
@@ -223,12 +259,18 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 {
 	if (!b || !tk || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
 		return CHAFF_EINVAL;
-	uint64_t *h = reserve_message(b, tk->count);
-	if (!h)
-		return CHAFF_ENOMEM;
+	if (tk->count > b->scap) {
+		uint64_t *sc = realloc(b->scratch, tk->count * sizeof(*sc));
+		if (!sc)
+			return CHAFF_ENOMEM;
+		b->scratch = sc;
+		b->scap = tk->count;
+	}
 	for (size_t i = 0; i < tk->count; i++)
-		h[i] = tk->items[i].hash;
-	queue_message(b, tk->count, digest, cls, untrain);
+		b->scratch[i] = tk->items[i].hash;
+	if (!reserve_message(b, tk->count))
+		return CHAFF_ENOMEM;
+	queue_message(b, b->scratch, tk->count, digest, cls, untrain);
 	return CHAFF_OK;
 }
 
@@ -237,12 +279,9 @@ int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, size_t n,
 {
 	if (!b || (!hashes && n) || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
 		return CHAFF_EINVAL;
-	uint64_t *h = reserve_message(b, n);
-	if (!h)
+	if (!reserve_message(b, n))
 		return CHAFF_ENOMEM;
-	if (n)
-		memcpy(h, hashes, n * sizeof(*h));
-	queue_message(b, n, digest, cls, untrain);
+	queue_message(b, hashes, n, digest, cls, untrain);
 	return CHAFF_OK;
 }
 
@@ -418,11 +457,18 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	int rc = db_read_totals(db, t, &tot);
 	if (rc != CHAFF_OK)
 		return rc;
-	if (++b->cgen == 0) { /* wrapped: clear for real, once in 4 billion */
-		for (size_t i = 0; i < b->dcap; i++)
-			b->deltas[i].cgen = 0;
-		b->cgen = 1;
+	/* this attempt's corrections start from nothing */
+	if (b->nents > b->corr_cap) {
+		chaff_big_free(b->corr, b->corr_cap * sizeof(*b->corr));
+		b->corr_cap = 0;
+		b->corr = chaff_big_alloc(b->ecap * sizeof(*b->corr));
+		if (!b->corr)
+			return CHAFF_ENOMEM;
+		b->corr_cap = b->ecap;
+	} else if (b->corrected) {
+		memset(b->corr, 0, b->nents * sizeof(*b->corr));
 	}
+	b->corrected = false;
 	for (size_t i = 0; i < b->nm; i++) {
 		const struct queued *m = &b->msgs[i];
 		uint8_t prior;
@@ -440,9 +486,9 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 		if (rc != CHAFF_OK)
 			return rc;
 	}
-	if (b->dn > b->ccap) {
+	if (b->nents > b->ccap) {
 		/* contents are rebuilt by every attempt: fresh arrays will do */
-		size_t old = b->ccap * sizeof(struct change), need = b->dn * sizeof(struct change);
+		size_t old = b->ccap * sizeof(struct change), need = b->nents * sizeof(struct change);
 		struct change *c = chaff_big_alloc(need), *sc = c ? chaff_big_alloc(need) : NULL;
 		if (!sc) {
 			chaff_big_free(c, need);
@@ -452,17 +498,18 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 		chaff_big_free(b->sorted, old);
 		b->changes = c;
 		b->sorted = sc;
-		b->ccap = b->dn;
+		b->ccap = b->nents;
 	}
 	size_t n = 0;
-	for (size_t i = 0; i < b->dcap; i++) {
-		const struct delta *d = &b->deltas[i];
-		if (d->gen != b->gen)
-			continue;
-		bool c = d->cgen == b->cgen;
-		int32_t ds = d->spam + (c ? d->cspam : 0), dh = d->ham + (c ? d->cham : 0);
+	for (size_t i = 0; i < b->nents; i++) {
+		const struct entry *e = &b->ents[i];
+		int32_t ds = e->spam, dh = e->ham;
+		if (b->corrected) {
+			ds += b->corr[i][0];
+			dh += b->corr[i][1];
+		}
 		if (ds || dh)
-			b->changes[n++] = (struct change){d->key, ds, dh};
+			b->changes[n++] = (struct change){e->key, ds, dh};
 	}
 	struct change *ch = sort_changes(b->changes, b->sorted, n);
 	uint64_t stored = 0, digests, used, file;
@@ -491,10 +538,8 @@ int chaff_batch_commit(chaff_batch *b, enum chaff_learned *outcome)
 		if (rc == CHAFF_OK && outcome)
 			memcpy(outcome, b->outcome, b->nm * sizeof(*outcome));
 	}
-	b->nm = b->nh = b->dn = 0;
-	if (++b->gen == 0) { /* wrapped: clear for real, once in 4 billion */
-		memset(b->deltas, 0, b->dcap * sizeof(*b->deltas));
-		b->gen = 1;
-	}
+	b->nm = b->nids = b->nents = 0;
+	if (b->table)
+		memset(b->table, 0, b->tcap * sizeof(*b->table));
 	return rc;
 }
