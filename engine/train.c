@@ -512,10 +512,10 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 			b->changes[n++] = (struct change){e->key, ds, dh};
 	}
 	struct change *ch = sort_changes(b->changes, b->sorted, n);
-	uint64_t stored = 0, digests, used, file;
+	uint64_t stored = UINT64_MAX, digests, used, file; /* unknown: change in place */
 	if (n && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
-		stored = UINT64_MAX; /* unknown: change in place */
-	rc = n >= stored / 2 ? rewrite(db, t, ch, n) : apply(db, t, ch, n);
+		stored = UINT64_MAX;
+	rc = n == 0 ? CHAFF_OK : n >= stored / 2 ? rewrite(db, t, ch, n) : apply(db, t, ch, n);
 	if (rc != CHAFF_OK)
 		return rc;
 	bool changed = false; /* a batch of known messages is no training */
