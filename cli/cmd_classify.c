@@ -220,13 +220,18 @@ int cmd_classify(int argc, char **argv)
 			snprintf(name, sizeof(name), "%s#%zu", m.path, m.index + 1);
 		else
 			snprintf(name, sizeof(name), "%s", m.path);
-		if (tokpool_add(ps.fill, m.data, m.len, name, -1) != CHAFF_OK) {
+		/* One thread, once the first chunk has decided on the snapshot:
+		 * each message is scored where it was read, at once. */
+		bool direct = !ps.p[1] && snap_tried;
+		int arc = direct ? tokpool_add_ref(ps.fill, m.data, m.len, name, -1)
+		                 : tokpool_add(ps.fill, m.data, m.len, name, -1);
+		if (arc != CHAFF_OK) {
 			cli_error("out of memory");
 			run.failed = run.stop = true;
 			break;
 		}
 		chunk_bytes += m.len;
-		if (tokpool_count(ps.fill) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
+		if (direct || tokpool_count(ps.fill) >= CHUNK_MESSAGES || chunk_bytes >= CHUNK_BYTES) {
 			/* More than a chunk of messages to score: the database's
 			 * counts are read into memory once, and every message is
 			 * scored against that copy. A B-tree lookup per token was two

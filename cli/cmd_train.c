@@ -178,7 +178,11 @@ static int queue(struct train *tr, const struct input_msg *m)
 		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
 	else
 		snprintf(name, sizeof(name), "%s", m->path);
-	if (tokpool_add(tr->pp.fill, m->data, m->len, name, cls) != CHAFF_OK) {
+	/* One thread: each message is tokenized where it was read, at once
+	 * (see run); otherwise it is copied into the chunk. */
+	int rc = tr->pp.p[1] ? tokpool_add(tr->pp.fill, m->data, m->len, name, cls)
+	                     : tokpool_add_ref(tr->pp.fill, m->data, m->len, name, cls);
+	if (rc != CHAFF_OK) {
 		cli_error("out of memory");
 		return -1;
 	}
@@ -333,7 +337,8 @@ static int run(int argc, char **argv, bool untrain)
 			status = EXIT_FAIL;
 			goto out;
 		}
-		if ((tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES) &&
+		if ((tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES ||
+		     !tr.pp.p[1]) &&
 		    drain(&tr, true) < 0) {
 			status = EXIT_FAIL;
 			goto out;

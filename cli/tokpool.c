@@ -25,6 +25,7 @@ static void crew_free(struct crew *c);
 
 struct slot {
 	size_t off, len; /* in the chunk's data */
+	const char *ext; /* or the caller's copy (tokpool_add_ref) */
 	char *name;
 	struct tokpool_result res;
 	uint64_t *hashes; /* res.hashes */
@@ -111,6 +112,7 @@ void tokpool_reset(struct tokpool *p)
 	for (size_t i = 0; i < p->n; i++) {
 		free(p->slots[i].name);
 		p->slots[i].name = NULL;
+		p->slots[i].ext = NULL;
 	}
 	p->n = 0;
 	p->dlen = 0;
@@ -161,6 +163,38 @@ void tokpool_free(struct tokpool *p)
 	free(p);
 }
 
+/* A slot for the next message, named; NULL when out of memory. */
+static struct slot *new_slot(struct tokpool *p, size_t len, const char *name, int cls)
+{
+	if (p->n == p->scap) {
+		size_t cap = p->scap ? p->scap * 2 : 256;
+		struct slot *s = realloc(p->slots, cap * sizeof(*s));
+		if (!s)
+			return NULL;
+		memset(s + p->scap, 0, (cap - p->scap) * sizeof(*s));
+		p->slots = s;
+		p->scap = cap;
+	}
+	struct slot *s = &p->slots[p->n];
+	s->name = strdup(name);
+	if (!s->name)
+		return NULL;
+	s->len = len;
+	s->res.cls = cls;
+	s->res.bytes = len;
+	p->n++;
+	return s;
+}
+
+int tokpool_add_ref(struct tokpool *p, const char *data, size_t len, const char *name, int cls)
+{
+	struct slot *s = new_slot(p, len, name, cls);
+	if (!s)
+		return CHAFF_ENOMEM;
+	s->ext = data;
+	return CHAFF_OK;
+}
+
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls)
 {
 	if (p->dlen + len > p->dcap) {
@@ -173,26 +207,12 @@ int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *nam
 		p->data = d;
 		p->dcap = cap;
 	}
-	if (p->n == p->scap) {
-		size_t cap = p->scap ? p->scap * 2 : 256;
-		struct slot *s = realloc(p->slots, cap * sizeof(*s));
-		if (!s)
-			return CHAFF_ENOMEM;
-		memset(s + p->scap, 0, (cap - p->scap) * sizeof(*s));
-		p->slots = s;
-		p->scap = cap;
-	}
-	struct slot *s = &p->slots[p->n];
-	s->name = strdup(name);
-	if (!s->name)
+	struct slot *s = new_slot(p, len, name, cls);
+	if (!s)
 		return CHAFF_ENOMEM;
 	memcpy(p->data + p->dlen, data, len);
 	s->off = p->dlen;
-	s->len = len;
-	s->res.cls = cls;
-	s->res.bytes = len;
 	p->dlen += len;
-	p->n++;
 	return CHAFF_OK;
 }
 
@@ -206,7 +226,7 @@ size_t tokpool_count(const struct tokpool *p)
  * digest. */
 static int work_one(struct tokpool *p, unsigned id, struct slot *s)
 {
-	const char *msg = p->data + s->off;
+	const char *msg = s->ext ? s->ext : p->data + s->off;
 	struct chaff_tokens tk;
 	int rc = chaff_tokenize(p->tok[id], msg, s->len, &tk);
 	if (rc != CHAFF_OK)
@@ -234,7 +254,7 @@ static int work_one(struct tokpool *p, unsigned id, struct slot *s)
 static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
 {
 	struct chaff_score *sc = &s->res.score;
-	int rc = chaff_classify(cl, p->data + s->off, s->len, p->nclues, sc);
+	int rc = chaff_classify(cl, s->ext ? s->ext : p->data + s->off, s->len, p->nclues, sc);
 	if (rc != CHAFF_OK || sc->nclues == 0)
 		return rc;
 	size_t tl = 0;

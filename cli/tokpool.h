@@ -33,6 +33,10 @@ int tokpool_twin(struct tokpool **out, const struct tokpool *of);
 void tokpool_free(struct tokpool *p);
 /* Copies a message and a label for it into the chunk. */
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls);
+/* The same without the copy: data must stay as it is until the chunk has
+ * been run and its results taken (a caller with one thread runs each
+ * message as soon as it is read). */
+int tokpool_add_ref(struct tokpool *p, const char *data, size_t len, const char *name, int cls);
 size_t tokpool_count(const struct tokpool *p);
 /* Tokenizes and digests every message of the chunk. CHAFF_OK or the first
  * error; the slot of a failed message says which. */
