@@ -2,7 +2,9 @@
 # Runs every test: installs dependencies, fetches the corpus, then
 #  1. a gcc build with warnings as errors: all unit, CLI and corpus tests;
 #  2. a clang build with ASan and UBSan: the same tests, plus a libFuzzer
-#     run of the tokenizer (CHAFF_FUZZ_SECONDS, 60 by default).
+#     run of the tokenizer (CHAFF_FUZZ_SECONDS, 60 by default);
+#  3. a clang build with ThreadSanitizer: the tests that train and score
+#     on several threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -19,3 +21,9 @@ CC=clang cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DCHAFF_WERROR=ON \
 cmake --build build-san -j "$jobs"
 (cd build-san && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs")
+
+CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHAFF_WERROR=ON \
+  -DCHAFF_SANITIZER=thread > /dev/null
+cmake --build build-tsan -j "$jobs" --target chaff_cli test_train test_score
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  ctest --output-on-failure -j "$jobs" -R '^(test_cli_threads|test_train|test_score)$')
