@@ -61,7 +61,7 @@ struct chaff_batch {
 	size_t tcap;
 	int32_t (*corr)[2]; /* per entry, this commit attempt's corrections */
 	size_t corr_cap;
-	bool corrected;
+	size_t corr_end; /* corr is zero from here on */
 	uint32_t stamp;
 	struct change *changes, *sorted;
 	size_t ccap;
@@ -185,12 +185,13 @@ static void count(chaff_batch *b, const uint64_t *keys, size_t n, uint32_t *ids,
 static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 {
 	uint32_t stamp = next_stamp(b);
-	b->corrected = true;
 	for (size_t i = 0; i < m->n; i++) {
 		uint32_t id = b->ids[m->off + i];
 		if (b->ents[id].last == stamp)
 			continue;
 		b->ents[id].last = stamp;
+		if (id >= b->corr_end)
+			b->corr_end = (size_t)id + 1;
 		b->corr[id][0] += dspam;
 		b->corr[id][1] += dham;
 	}
@@ -457,18 +458,18 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	int rc = db_read_totals(db, t, &tot);
 	if (rc != CHAFF_OK)
 		return rc;
-	/* this attempt's corrections start from nothing */
+	/* This attempt's corrections start from nothing: whatever an earlier
+	 * attempt or batch (larger, perhaps) left below corr_end is cleared. */
 	if (b->nents > b->corr_cap) {
 		chaff_big_free(b->corr, b->corr_cap * sizeof(*b->corr));
-		b->corr_cap = 0;
+		b->corr_cap = b->corr_end = 0;
 		b->corr = chaff_big_alloc(b->ecap * sizeof(*b->corr));
 		if (!b->corr)
 			return CHAFF_ENOMEM;
 		b->corr_cap = b->ecap;
-	} else if (b->corrected) {
-		memset(b->corr, 0, b->nents * sizeof(*b->corr));
 	}
-	b->corrected = false;
+	memset(b->corr, 0, b->corr_end * sizeof(*b->corr));
+	b->corr_end = 0;
 	for (size_t i = 0; i < b->nm; i++) {
 		const struct queued *m = &b->msgs[i];
 		uint8_t prior;
@@ -504,7 +505,7 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	for (size_t i = 0; i < b->nents; i++) {
 		const struct entry *e = &b->ents[i];
 		int32_t ds = e->spam, dh = e->ham;
-		if (b->corrected) {
+		if (i < b->corr_end) {
 			ds += b->corr[i][0];
 			dh += b->corr[i][1];
 		}
@@ -528,6 +529,24 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	return db_write_totals(db, t, &tot);
 }
 
+/* Empties the table for the next batch. The table keeps the size of the
+ * largest batch, and a batch of one message (chaff eval commits each) has
+ * a few hundred entries: their slots are found first, into the ids array
+ * the batch no longer needs (it holds at least as many), then cleared. */
+static void clear_table(chaff_batch *b)
+{
+	if (!b->table)
+		return;
+	if (b->nents * 16 > b->tcap || b->tcap > UINT32_MAX) {
+		memset(b->table, 0, b->tcap * sizeof(*b->table));
+		return;
+	}
+	for (size_t e = 0; e < b->nents; e++)
+		b->ids[e] = (uint32_t)(probe(b, b->ents[e].key) - b->table);
+	for (size_t e = 0; e < b->nents; e++)
+		b->table[b->ids[e]] = 0;
+}
+
 int chaff_batch_commit(chaff_batch *b, enum chaff_learned *outcome)
 {
 	if (!b)
@@ -538,8 +557,7 @@ int chaff_batch_commit(chaff_batch *b, enum chaff_learned *outcome)
 		if (rc == CHAFF_OK && outcome)
 			memcpy(outcome, b->outcome, b->nm * sizeof(*outcome));
 	}
+	clear_table(b);
 	b->nm = b->nids = b->nents = 0;
-	if (b->table)
-		memset(b->table, 0, b->tcap * sizeof(*b->table));
 	return rc;
 }

@@ -283,6 +283,53 @@ static void test_rewrite_equals_in_place(void **state)
 	}
 }
 
+/* Corrections (a known message in a batch) of one commit must not leak
+ * into a later one: a large batch with a correction at a high entry, a
+ * small one without, then one whose tokens reach that entry again. */
+static void test_corrections_stay_in_their_batch(void **state)
+{
+	(void)state;
+	chaff_db *db = open_db();
+	static uint64_t big[1000], big2[1000], small[10];
+	const uint64_t x[1] = { 7 };
+	for (int i = 0; i < 1000; i++) {
+		big[i] = 100000 + (uint64_t)i;
+		big2[i] = 200000 + (uint64_t)i;
+	}
+	for (int i = 0; i < 10; i++)
+		small[i] = 300000 + (uint64_t)i;
+	struct {
+		int id;
+		const uint64_t *h;
+		size_t n;
+	} steps[][2] = {
+		{ { 1, x, 1 }, { 0, NULL, 0 } },
+		{ { 2, big, 1000 }, { 1, x, 1 } }, /* message 1 again: a correction */
+		{ { 3, small, 10 }, { 0, NULL, 0 } },
+		{ { 1, x, 1 }, { 4, big2, 1000 } },
+	};
+	/* one batch for all four commits, as chaff eval keeps one */
+	chaff_batch *b;
+	assert_int_equal(chaff_batch_new(db, &b), CHAFF_OK);
+	for (size_t s = 0; s < 4; s++) {
+		for (int k = 0; k < 2 && steps[s][k].id; k++) {
+			struct chaff_digest d = digest_of(steps[s][k].id);
+			assert_int_equal(chaff_batch_add_hashes(b, steps[s][k].h, steps[s][k].n, &d,
+			                                        CHAFF_SPAM, 0),
+			                 CHAFF_OK);
+		}
+		assert_int_equal(chaff_batch_commit(b, NULL), CHAFF_OK);
+	}
+	chaff_batch_free(b);
+	for (int k = 0; k < 1000; k++) {
+		struct rec_find f = { 200000 + (uint64_t)k, { 0, 0, 0 }, 0 };
+		assert_int_equal(chaff_db_foreach(db, find_rec, &f), CHAFF_OK);
+		assert_true(f.found);
+		assert_int_equal(f.r.spam, 1);
+	}
+	close_db(db);
+}
+
 static int on_lmdb(void **state)
 {
 	(void)state;
@@ -298,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_batch_of_many),
 		cmocka_unit_test(test_digest_identity),
 		cmocka_unit_test(test_rewrite_equals_in_place),
+		cmocka_unit_test(test_corrections_stay_in_their_batch),
 	};
 	const struct CMUnitTest lmdb_only[] = {
 		cmocka_unit_test(test_readonly_refuses_training),
