@@ -174,7 +174,7 @@ static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
 		n++;
 	}
 	closedir(d);
-	if (rc == 0)
+	if (rc == 0 && n)
 		qsort(names, n, sizeof(*names), cmp_name);
 	for (size_t i = 0; i < n; i++) {
 		char type = names[i][0];
@@ -350,7 +350,7 @@ static const char *read_error(int e)
 static int open_in_dir(struct input *in, const char *path)
 {
 	const char *slash = strrchr(path, '/');
-	if (!slash || slash == path)
+	if (!slash || slash == path || !slash[1])
 		return open(path, O_RDONLY | O_CLOEXEC);
 	size_t dl = (size_t)(slash - path);
 	if (in->dirfd < 0 || dl != in->dlen || memcmp(in->dir, path, dl) != 0) {
