@@ -54,6 +54,20 @@ def which(prog):
     return None
 
 
+def timed_rounds(cmds, runs):
+    """Median wall-clock seconds of each command, run in rounds (each
+    command once per round) so that the machine's slow spells fall on all
+    of them alike; output discarded."""
+    times = [[] for _ in cmds]
+    for _ in range(runs):
+        for k, cmd in enumerate(cmds):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=True)
+            times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
 def timed(cmd, runs, stdin=None):
     """Median wall-clock seconds of runs executions, output discarded."""
     times = []
@@ -122,23 +136,23 @@ def bench_tokenize(args):
         mbox = mbox_of(corp, tmp)
         size = os.path.getsize(mbox)
         msgs = 6046
-        rows = []
-        base = None
+        progs = []
         if which("bogolexer"):
-            base = timed(["bogolexer", "-C", "-p", "-I", mbox], args.runs)
-            rows.append(("bogolexer -p (prints tokens)", base))
+            progs.append(("bogolexer -p (prints tokens)", ["bogolexer", "-C", "-p", "-I", mbox]))
         else:
             print("note: bogolexer is not installed; no peer to compare with")
-        rows.append(("chaff tokens (prints tokens)", timed([CHAFF, "tokens", mbox], args.runs)))
-        rows.append(("chaff tokens -q (tokenize only)",
-                     timed([CHAFF, "tokens", "-q", mbox], args.runs)))
+        progs.append(("chaff tokens (prints tokens)", [CHAFF, "tokens", mbox]))
+        progs.append(("chaff tokens -q (tokenize only)", [CHAFF, "tokens", "-q", mbox]))
+        secs = timed_rounds([c for _, c in progs], args.runs)
+        rows = [(name, t) for (name, _), t in zip(progs, secs)]
+        base = secs[0] if which("bogolexer") else None
     out = []
     for name, secs in rows:
         ratio = f"{base / secs:.1f}x" if base else "n/a"
         out.append((name, f"{secs * 1000:.0f} ms", f"{size / 1e6 / secs:.1f}",
                     f"{msgs / secs:,.0f}", ratio))
     lines = [f"## Tokenizer throughput, one thread ({msgs} messages, {size / 1e6:.1f} MB mbox, "
-             f"median of {args.runs} runs)", "",
+             f"median of {args.runs} rounds)", "",
              table(out, ["program", "time", "MB/s", "messages/s", "vs bogolexer"]), ""]
     lines += ["- " + m for m in machine()]
     report("tokenize", lines)
