@@ -159,9 +159,15 @@ static bool block_tag(const char *name, size_t n)
 	char low[16];
 	for (size_t i = 0; i < n; i++)
 		low[i] = tok_lc(name[i]);
-	for (const char *c = block_tags[n]; *c; c += n)
-		if (memcmp(c, low, n) == 0)
+	/* names are a few bytes and most differ at the first: compared here
+	 * rather than by a call to memcmp per name */
+	for (const char *c = block_tags[n]; *c; c += n) {
+		size_t k = 0;
+		while (k < n && c[k] == low[k])
+			k++;
+		if (k == n)
 			return true;
+	}
 	return false;
 }
 
