@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Windows-1252 bytes 0x80..0x9F; the rest of the range is Latin-1. Five
  * bytes are undefined and map to U+FFFD's stand-in, a space. */
@@ -106,13 +109,31 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return 0;
 }
 
+/* The number of ASCII bytes at the start of p: most of most text, so
+ * looked at sixteen at a time. */
+static size_t ascii_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	for (; n - i >= 16; i += 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		        _mm_loadu_si128((const __m128i *)(const void *)(p + i)));
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+#endif
+	while (i < n && p[i] < 0x80)
+		i++;
+	return i;
+}
+
 static bool valid_utf8(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < n) {
 		if (p[i] < 0x80) {
-			i++;
+			i += ascii_run(p + i, n - i);
 			continue;
 		}
 		size_t k = utf8_seq(p + i, n - i);
@@ -132,7 +153,10 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 	for (size_t i = 0; i < n; i++) {
 		unsigned c = (unsigned char)s[i];
 		if (c < 0x80) {
-			out[o++] = (char)c;
+			size_t k = ascii_run((const unsigned char *)s + i, n - i);
+			memcpy(out + o, s + i, k);
+			o += k;
+			i += k - 1;
 			continue;
 		}
 		unsigned u = c < 0xA0 ? cp1252_hi[c - 0x80] : c;
