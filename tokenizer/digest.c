@@ -16,39 +16,37 @@ static bool identity_header(const char *name, size_t n)
 	       TOK_IEQ(name, n, "message-id");
 }
 
-/* Feeds s with every run of white space (line breaks included) as one
- * space and no '\r' before '\n', so folding and line ends do not count. */
-static void feed_normalised(XXH3_state_t *st, const char *s, size_t n, bool squeeze)
+/* Feeds a header value with every run of white space (line breaks
+ * included) as one space, so folding and line ends do not count. */
+static void feed_squeezed(XXH3_state_t *st, const char *s, size_t n)
 {
-	if (!squeeze) { /* a body: only a '\r' before '\n' is left out */
-		const char *q = s, *e = s + n, *cr;
-		while ((cr = memchr(q, '\r', (size_t)(e - q))) != NULL) {
-			bool crlf = cr + 1 < e && cr[1] == '\n';
-			XXH3_128bits_update(st, q, (size_t)(cr - q) + !crlf);
-			q = cr + 1;
-		}
-		XXH3_128bits_update(st, q, (size_t)(e - q));
-		return;
-	}
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		bool ws = squeeze ? (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-		                  : (c == '\r' && i + 1 < n && s[i + 1] == '\n');
-		if (!ws)
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
 			continue;
 		if (i > run)
 			XXH3_128bits_update(st, s + run, i - run);
-		if (squeeze) {
-			while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' ||
-			                     s[i + 1] == '\r' || s[i + 1] == '\n'))
-				i++;
-			XXH3_128bits_update(st, " ", 1);
-		}
+		while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' || s[i + 1] == '\r' ||
+		                     s[i + 1] == '\n'))
+			i++;
+		XXH3_128bits_update(st, " ", 1);
 		run = i + 1;
 	}
 	if (n > run)
 		XXH3_128bits_update(st, s + run, n - run);
+}
+
+/* Feeds a body without the '\r' of each CRLF, so line ends do not count. */
+static void feed_body(XXH3_state_t *st, const char *s, size_t n)
+{
+	const char *q = s, *e = s + n, *cr;
+	while ((cr = memchr(q, '\r', (size_t)(e - q))) != NULL) {
+		bool crlf = cr + 1 < e && cr[1] == '\n';
+		XXH3_128bits_update(st, q, (size_t)(cr - q) + !crlf);
+		q = cr + 1;
+	}
+	XXH3_128bits_update(st, q, (size_t)(e - q));
 }
 
 void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
@@ -90,7 +88,7 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 			while (vn && (v[vn - 1] == '\n' || v[vn - 1] == '\r' || v[vn - 1] == ' ' ||
 			              v[vn - 1] == '\t'))
 				vn--;
-			feed_normalised(&st, v, vn, true);
+			feed_squeezed(&st, v, vn);
 			XXH3_128bits_update(&st, "\n", 1);
 		}
 		p = next;
@@ -100,7 +98,7 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 	 * line after each message, a saved file may or may not end in one. */
 	while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	feed_normalised(&st, p, (size_t)(end - p), false);
+	feed_body(&st, p, (size_t)(end - p));
 	XXH128_hash_t h = XXH3_128bits_digest(&st);
 	XXH128_canonical_t c;
 	XXH128_canonicalFromHash(&c, h);
