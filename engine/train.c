@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "../common/bigmem.h"
+#include "../common/grow.h"
 #include "../store/db.h"
 
 struct queued {
@@ -141,9 +142,6 @@ static int grow_table(chaff_batch *b)
 	return CHAFF_OK;
 }
 
-/* Adds dspam and dham to the queued counts of every distinct token of
- * keys[0..n), and writes the tokens' entry numbers to ids. There is room
- * for every token being new (see reserve_message). */
 /* A stamp no entry holds yet. */
 static uint32_t next_stamp(chaff_batch *b)
 {
@@ -155,6 +153,9 @@ static uint32_t next_stamp(chaff_batch *b)
 	return b->stamp;
 }
 
+/* Adds dspam and dham to the queued counts of every distinct token of
+ * keys[0..n), and writes the tokens' entry numbers to ids. There is room
+ * for every token being new (see reserve_message). */
 static void count(chaff_batch *b, const uint64_t *keys, size_t n, uint32_t *ids, int dspam,
                   int dham)
 {
@@ -260,13 +261,8 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 {
 	if (!b || !tk || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
 		return CHAFF_EINVAL;
-	if (tk->count > b->scap) {
-		uint64_t *sc = realloc(b->scratch, tk->count * sizeof(*sc));
-		if (!sc)
-			return CHAFF_ENOMEM;
-		b->scratch = sc;
-		b->scap = tk->count;
-	}
+	if (chaff_reserve((void **)&b->scratch, &b->scap, tk->count, sizeof(*b->scratch)))
+		return CHAFF_ENOMEM;
 	for (size_t i = 0; i < tk->count; i++)
 		b->scratch[i] = tk->items[i].hash;
 	if (!reserve_message(b, tk->count))
@@ -419,8 +415,6 @@ static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
 static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n)
 {
 	const struct store_ops *ops = db->st->ops;
-	if (!ops->clear)
-		return apply(db, t, ch, n);
 	struct collect old = { 0 };
 	int rc = ops->foreach(t, collect_one, &old);
 	if (rc == CHAFF_OK)
