@@ -7,6 +7,8 @@
  */
 #include "input.h"
 
+#include "common/grow.h"
+
 #include "chaff.h"
 
 #include <dirent.h>
@@ -357,13 +359,8 @@ static int open_in_dir(struct input *in, const char *path)
 		if (in->dirfd >= 0)
 			close(in->dirfd);
 		in->dirfd = -1;
-		if (dl + 1 > in->dcap) {
-			char *d = realloc(in->dir, dl + 1);
-			if (!d)
-				return open(path, O_RDONLY | O_CLOEXEC);
-			in->dir = d;
-			in->dcap = dl + 1;
-		}
+		if (chaff_reserve((void **)&in->dir, &in->dcap, dl + 1, 1))
+			return open(path, O_RDONLY | O_CLOEXEC);
 		memcpy(in->dir, path, dl);
 		in->dir[dl] = '\0';
 		in->dlen = dl;
@@ -476,10 +473,6 @@ static int unquote(struct input *in, const char *p, size_t n, const char **out, 
 	return 0;
 }
 
-/* Length of the mbox message at p, or 0 when no "From " line after a blank
- * line ends it within rest. *quoted tells whether a ">From " line needs
- * unquoting, so that other messages are never copied. Both are found by
- * looking at each 'F' in the text: far rarer than line ends. */
 /* The next "Fr" at or after q, or NULL. An 'F' alone is too common in
  * text (a memchr call per 240 bytes of the corpus); with SSE2 sixteen
  * places are tested at a time. */
@@ -503,6 +496,10 @@ static const char *find_fr(const char *q, const char *end)
 	return NULL;
 }
 
+/* Length of the mbox message at p, or 0 when no "From " line after a blank
+ * line ends it within rest. *quoted tells whether a ">From " line needs
+ * unquoting, so that other messages are never copied. Both are found by
+ * looking at each "Fr" in the text: far rarer than line ends. */
 static size_t mbox_message(const char *p, size_t rest, bool *quoted)
 {
 	const char *end = p + rest, *q = p + 1;
