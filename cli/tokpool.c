@@ -1,12 +1,10 @@
 /*
  * A chunk of messages, tokenized by a few threads that take the next
- * message from a shared counter: threads - 1 workers started per chunk,
- * and the caller once it is done with its own share of the pipeline.
- * Starting a thread per chunk costs little (tens of microseconds against
- * milliseconds of work), and no thread outlives the work it was started
- * for. With a worker per core besides the caller, the caller's serial work
- * (reading, counting into the batch) lost its core to them a third of the
- * time.
+ * message from a shared counter: threads - 1 workers, started once and
+ * kept for the run (see struct crew), and the caller once it is done with
+ * its own share of the pipeline. With a worker per core besides the
+ * caller, the caller's serial work (reading, counting into the batch)
+ * lost its core to them a third of the time.
  */
 #include "tokpool.h"
 
@@ -197,16 +195,8 @@ int tokpool_add_ref(struct tokpool *p, const char *data, size_t len, const char 
 
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls)
 {
-	if (p->dlen + len > p->dcap) {
-		size_t cap = p->dcap ? p->dcap : 1 << 20;
-		while (cap < p->dlen + len)
-			cap *= 2;
-		char *d = realloc(p->data, cap);
-		if (!d)
-			return CHAFF_ENOMEM;
-		p->data = d;
-		p->dcap = cap;
-	}
+	if (chaff_reserve((void **)&p->data, &p->dcap, p->dlen + len, 1))
+		return CHAFF_ENOMEM;
 	struct slot *s = new_slot(p, len, name, cls);
 	if (!s)
 		return CHAFF_ENOMEM;
@@ -221,12 +211,18 @@ size_t tokpool_count(const struct tokpool *p)
 	return p->n;
 }
 
+/* The message of slot s. */
+static const char *slot_data(const struct tokpool *p, const struct slot *s)
+{
+	return s->ext ? s->ext : p->data + s->off;
+}
+
 /* One message: its distinct tokens' hashes kept in the slot (the
  * tokenizer's own result is overwritten by its next message), and its
  * digest. */
 static int work_one(struct tokpool *p, unsigned id, struct slot *s)
 {
-	const char *msg = s->ext ? s->ext : p->data + s->off;
+	const char *msg = slot_data(p, s);
 	struct chaff_tokens tk;
 	int rc = chaff_tokenize(p->tok[id], msg, s->len, &tk);
 	if (rc != CHAFF_OK)
@@ -254,7 +250,7 @@ static int work_one(struct tokpool *p, unsigned id, struct slot *s)
 static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
 {
 	struct chaff_score *sc = &s->res.score;
-	int rc = chaff_classify(cl, s->ext ? s->ext : p->data + s->off, s->len, p->nclues, sc);
+	int rc = chaff_classify(cl, slot_data(p, s), s->len, p->nclues, sc);
 	if (rc != CHAFF_OK || sc->nclues == 0)
 		return rc;
 	size_t tl = 0;
@@ -422,8 +418,6 @@ int tokpool_wait(struct tokpool *p)
 	if (p->running) {
 		struct worker self = {p, p->threads - 1};
 		work(&self);
-	}
-	if (p->running) {
 		struct crew *c = crew_of(p, 0);
 		pthread_mutex_lock(&c->mu);
 		while (c->busy)

@@ -14,8 +14,9 @@
 
 struct tokpool;
 
-/* threads >= 1, the caller included (threads - 1 workers are started per
- * chunk); each thread gets its own tokenizer made from cfg. */
+/* threads >= 1, the caller included (threads - 1 workers, started on the
+ * first chunk and kept until tokpool_free); each thread gets its own
+ * tokenizer made from cfg. */
 int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, unsigned threads);
 /* Scoring instead: each thread gets its own classifier of db (params, when
  * not NULL, override the database's), and tokpool_run scores every message
