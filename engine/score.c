@@ -32,8 +32,7 @@ struct scored {
 	const struct chaff_token *tok;
 };
 
-/* Open addressing on the key's top bits: keys looked up in ascending order
- * (a message's tokens are sorted) walk the table from front to back. */
+/* Open addressing on the key's top bits, at most half full. */
 struct snap_slot {
 	uint64_t key;
 	uint32_t spam, ham;
@@ -324,7 +323,7 @@ static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_para
 			__builtin_prefetch(&sn->slot[snap_home(sn, c->order[i + AHEAD]->hash)]);
 		const struct chaff_token *tk = c->order[i];
 		struct chaff_record r;
-		int rc = c->snap ? snap_get(c->snap, tk->hash, &r) : ops->get(t, tk->hash, &r);
+		int rc = sn ? snap_get(sn, tk->hash, &r) : ops->get(t, tk->hash, &r);
 		if (rc == CHAFF_ENOTFOUND)
 			continue; /* f = x, and |x - 0.5| is below any useful min_dev */
 		if (rc != CHAFF_OK)
