@@ -54,6 +54,26 @@ def which(prog):
     return None
 
 
+# Files and folders read before every timed run, so that each program
+# finds its input in the page cache alike. This machine's kernel gives
+# back idle file pages within a minute (a few MB a second): without it a
+# run could wait on the disk for input an earlier program had read.
+WARM = []
+
+
+def warm():
+    for top in WARM:
+        paths = [top] if os.path.isfile(top) else [
+            os.path.join(d, f) for d, _, fs in os.walk(top) for f in fs]
+        for path in paths:
+            try:
+                with open(path, "rb", buffering=0) as f:
+                    while f.read(1 << 20):
+                        pass
+            except OSError:
+                pass
+
+
 def timed_rounds(cmds, runs):
     """Median wall-clock seconds of each command, run in rounds (each
     command once per round) so that the machine's slow spells fall on all
@@ -61,6 +81,7 @@ def timed_rounds(cmds, runs):
     times = [[] for _ in cmds]
     for _ in range(runs):
         for k, cmd in enumerate(cmds):
+            warm()
             t0 = time.perf_counter()
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=True)
@@ -72,6 +93,7 @@ def timed(cmd, runs, stdin=None):
     """Median wall-clock seconds of runs executions, output discarded."""
     times = []
     for _ in range(runs):
+        warm()
         fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
         t0 = time.perf_counter()
         subprocess.run(cmd, stdin=fin, stdout=subprocess.DEVNULL,
@@ -134,6 +156,7 @@ def bench_tokenize(args):
     corp = corpus(args.corpus)
     with tempfile.TemporaryDirectory() as tmp:
         mbox = mbox_of(corp, tmp)
+        WARM[:] = [mbox]
         size = os.path.getsize(mbox)
         msgs = 6046
         progs = []
@@ -185,19 +208,22 @@ def metrics(rows):
 
 def run_chaff(train, test, tmp):
     db = os.path.join(tmp, "chaff-db")
+    warm()
     t0 = time.perf_counter()
     sh([CHAFF, "train", "-q", "--db", db, train], stdout=subprocess.DEVNULL)
     t1 = time.perf_counter()
+    warm()
+    t2 = time.perf_counter()
     out = subprocess.run([CHAFF, "classify", "--json", "--clues", "0", "--db", db, test],
                          capture_output=True, text=True).stdout
-    t2 = time.perf_counter()
+    t3 = time.perf_counter()
     truth = dict((p, c) for c, p in read_idx(test))
     rows = []
     for line in out.splitlines():
         r = json.loads(line)
         # ranked by the logit: the score itself rounds to 0 or 1 at the ends
         rows.append((r["logit"], truth[r["path"]], r["verdict"]))
-    return rows, t1 - t0, t2 - t1, dir_size(db)
+    return rows, t1 - t0, t3 - t2, dir_size(db)
 
 
 def dir_size(d):
@@ -210,6 +236,7 @@ def run_bogofilter(train, test, tmp):
     db = os.path.join(tmp, "bogo")
     os.makedirs(db)
     tr = read_idx(train)
+    warm()
     t0 = time.perf_counter()
     for cls, flag in (("spam", "-s"), ("ham", "-n")):
         files = [p for c, p in tr if c == cls]
@@ -217,6 +244,8 @@ def run_bogofilter(train, test, tmp):
             sh(["bogofilter-bdb", "-C", "-d", db, flag, "-B"] + files[i:i + 2000])
     t1 = time.perf_counter()
     te = read_idx(test)
+    warm()
+    t2 = time.perf_counter()
     truth = dict((p, c) for c, p in te)
     rows = []
     files = [p for _, p in te]
@@ -227,13 +256,14 @@ def run_bogofilter(train, test, tmp):
             path = line.split(" ", 1)[0]
             m = re.search(r"X-Bogosity: (\w+),.*spamicity=([0-9.]+)", line)
             rows.append((float(m.group(2)), truth[path], m.group(1).lower()))
-    t2 = time.perf_counter()
-    return rows, t1 - t0, t2 - t1, dir_size(db)
+    t3 = time.perf_counter()
+    return rows, t1 - t0, t3 - t2, dir_size(db)
 
 
 def run_spamprobe(train, test, tmp):
     db = os.path.join(tmp, "spamprobe")
     tr = read_idx(train)
+    warm()
     t0 = time.perf_counter()
     for cls, cmd in (("spam", "spam"), ("ham", "good")):
         files = [p for c, p in tr if c == cls]
@@ -241,6 +271,8 @@ def run_spamprobe(train, test, tmp):
             sh(["spamprobe", "-c", "-M", "-d", db, cmd] + files[i:i + 2000])
     t1 = time.perf_counter()
     te = read_idx(test)
+    warm()
+    t2 = time.perf_counter()
     rows = []
     for i in range(0, len(te), 2000):
         chunk = te[i:i + 2000]
@@ -250,12 +282,14 @@ def run_spamprobe(train, test, tmp):
             v, score = line.split()[:2]
             # spamprobe has no unsure band: SPAM or GOOD at its 0.6 threshold
             rows.append((float(score), cls, "spam" if v == "SPAM" else "ham"))
-    t2 = time.perf_counter()
-    return rows, t1 - t0, t2 - t1, dir_size(db)
+    t3 = time.perf_counter()
+    return rows, t1 - t0, t3 - t2, dir_size(db)
 
 
 def bench_accuracy(args):
     corp = corpus(args.corpus)
+    WARM[:] = [os.path.join(corp, l.split(" ", 1)[1].strip())
+               for l in open(os.path.join(corp, "index")) if l.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         sh([sys.executable, os.path.join(ROOT, "corpora-scripts", "split.py"),
             os.path.join(corp, "index"), "--seed", str(args.seed), "--out", tmp])
@@ -307,6 +341,7 @@ def run_once(cmd, stdin=None):
     """Wall seconds and peak RSS (KiB, 0 when unknown) of one run; fails
     loudly. The peak comes from GNU time: a child's own rusage would count
     the memory of the Python process it was forked from."""
+    warm()
     fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
     with tempfile.NamedTemporaryFile("r") as rss_file:
         wrap = [GNU_TIME, "-f", "%M", "-o", rss_file.name] if os.access(GNU_TIME, os.X_OK) else []
@@ -344,6 +379,7 @@ def spawn_rate(cmd, sample_list, runs):
     stdin (bench/spawn.c, as procmail would start it)."""
     rates = []
     for _ in range(runs):
+        warm()
         out = subprocess.run([SPAWN, sample_list] + cmd, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"spawn {' '.join(cmd[:3])}: {out.stderr[-300:]!r}")
@@ -361,6 +397,7 @@ def parallel_ceiling(cmd, stdin, runs):
     alone, together = [], []
     for _ in range(runs):
         alone.append(run_once(cmd, stdin)[0])
+        warm()
         fins = [open(stdin, "rb") if stdin else subprocess.DEVNULL for _ in range(n)]
         t0 = time.perf_counter()
         procs = [subprocess.Popen(cmd, stdin=f, stdout=subprocess.DEVNULL,
@@ -420,6 +457,7 @@ def speed_rows(corp, tmp, runs, per_process):
             train_cmds("bogofilter", "bogo-db-c") if bogo else []):
         run_once(cmd, stdin)
     db, bdb = os.path.join(tmp, "chaff-db-c"), os.path.join(tmp, "bogo-db-c")
+    WARM[:] = [spam_mbox, ham_mbox, db] + ([bdb] if bogo else []) + files
     one = ["--threads", "1"]
     measures = {
         ("chaff", "train"): lambda: train_cmds("chaff", "chaff-db"),
@@ -565,6 +603,7 @@ def bench_serve(args):
            stdout=subprocess.DEVNULL)
         sh([CHAFF, "train", "-q", "--db", db, "--ham", os.path.join(corp, "ham.mbox")],
            stdout=subprocess.DEVNULL)
+        WARM[:] = [db] + files
         batch = timed([CHAFF, "classify", "--db", db, os.path.join(corp, "index")],
                       args.speed_runs)
         sink_port, port = free_port(), free_port()
