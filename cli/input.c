@@ -1,6 +1,7 @@
 /*
- * Reading messages. Small files are read whole; large ones, gzip files and
- * stdin stream through one buffer. An mbox is split on "From " lines
+ * Reading messages. Small files are read whole (runs of them in one
+ * folder ahead, through io_uring); large ones, gzip files and stdin
+ * stream through one buffer. An mbox is split on "From " lines
  * that follow a blank line (or start the file), and ">From " quoting is
  * undone one level, which is right for mboxrd and for all but the rarest
  * mboxo lines.
@@ -21,6 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#ifdef CHAFF_HAVE_URING
+#include <liburing.h>
+#endif
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -52,6 +56,10 @@ struct input {
 	int dirfd;
 	char *dir;
 	size_t dlen, dcap;
+	/* A small file read ahead (see ahead_fill): the message is view[0,
+	 * len) instead of buf's. */
+	const char *view;
+	struct ahead *ahead;
 };
 
 static int push_label(struct input *in, const char *p, int label)
@@ -243,6 +251,7 @@ static void release(struct input *in)
 	if (in->fd >= 0)
 		close(in->fd);
 	in->fd = -1;
+	in->view = NULL;
 	in->len = in->pos = in->index = 0;
 	in->loaded = in->eof = false;
 }
@@ -347,29 +356,203 @@ static const char *read_error(int e)
 	return strerror(e);
 }
 
-/* Opens path for reading, relative to its folder's descriptor when that
- * is (or can be) kept; the same result and errno as open(path). */
-static int open_in_dir(struct input *in, const char *path)
+/* The kept descriptor of path's folder, opening it when path lies in
+ * another (*name: path's last part), or -1 when there is none to keep
+ * (no folder in path, or it cannot be opened). */
+static int folder(struct input *in, const char *path, const char **name)
 {
 	const char *slash = strrchr(path, '/');
 	if (!slash || slash == path || !slash[1])
-		return open(path, O_RDONLY | O_CLOEXEC);
+		return -1;
+	*name = slash + 1;
 	size_t dl = (size_t)(slash - path);
 	if (in->dirfd < 0 || dl != in->dlen || memcmp(in->dir, path, dl) != 0) {
 		if (in->dirfd >= 0)
 			close(in->dirfd);
 		in->dirfd = -1;
 		if (chaff_reserve((void **)&in->dir, &in->dcap, dl + 1, 1))
-			return open(path, O_RDONLY | O_CLOEXEC);
+			return -1;
 		memcpy(in->dir, path, dl);
 		in->dir[dl] = '\0';
 		in->dlen = dl;
 		in->dirfd = open(in->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (in->dirfd < 0)
-			return open(path, O_RDONLY | O_CLOEXEC);
 	}
-	return openat(in->dirfd, slash + 1, O_RDONLY | O_CLOEXEC);
+	return in->dirfd;
 }
+
+/* Opens path for reading, relative to its folder's descriptor when that
+ * is (or can be) kept; the same result and errno as open(path). */
+static int open_in_dir(struct input *in, const char *path)
+{
+	const char *name;
+	int dfd = folder(in, path, &name);
+	return dfd < 0 ? open(path, O_RDONLY | O_CLOEXEC) : openat(dfd, name, O_RDONLY | O_CLOEXEC);
+}
+
+#ifdef CHAFF_HAVE_URING
+/*
+ * Reading ahead. Scoring a Maildir or the files of an index means
+ * thousands of small files, and on a virtual machine each system call is
+ * dear: open, fstat, read and close cost 8 µs a file here. Runs of files
+ * in one folder are read AHEAD at a time with one io_uring submission, in
+ * which the kernel opens each file, reads it into a slot of its own and
+ * closes it (the corpus's 6,046 files in 17 ms instead of 51 ms, in a
+ * test loop). A second read, one byte at the slot's end, tells a whole
+ * file (end of file there) from a larger one. A file that is not plainly
+ * whole and non-empty (an error, more than a slot, a gzip file, a pipe
+ * whose writer is not done) is read again the plain way, which gives its
+ * usual result or message. Where io_uring is missing or refused (old
+ * kernels, some container policies), every file is read the plain way.
+ */
+enum { AHEAD = 32, SLOT = 64 << 10 };
+
+struct ahead {
+	struct io_uring ring;
+	bool ready;
+	char *mem;          /* AHEAD slots of SLOT + 1 bytes */
+	size_t first, n;    /* paths[first, first + n) were read ahead */
+	int32_t len[AHEAD]; /* a whole file's bytes, or -1: read it the plain way */
+	int32_t res[AHEAD][3];
+	char probe[AHEAD];
+};
+
+enum { OP_READ, OP_PROBE, OP_OPEN };
+
+/* Sets the ring up on first use; false when io_uring is not there. */
+static bool ahead_ready(struct input *in)
+{
+	if (in->ahead)
+		return in->ahead->ready;
+	struct ahead *a = calloc(1, sizeof(*a));
+	if (!a)
+		return false;
+	in->ahead = a;
+	a->mem = malloc((size_t)AHEAD * (SLOT + 1));
+	if (!a->mem || io_uring_queue_init(4 * AHEAD, &a->ring, 0) < 0)
+		return false;
+	if (io_uring_register_files_sparse(&a->ring, AHEAD) < 0) {
+		io_uring_queue_exit(&a->ring);
+		return false;
+	}
+	a->ready = true;
+	return true;
+}
+
+/* Reads ahead from paths[i]: the files in its folder that follow it,
+ * up to AHEAD. */
+static void ahead_fill(struct input *in, size_t i)
+{
+	struct ahead *a = in->ahead;
+	a->first = i;
+	a->n = 0;
+	const char *path = in->paths[i].path, *name;
+	const char *slash = strrchr(path, '/');
+	size_t dl = slash ? (size_t)(slash - path) : 0;
+	size_t n = 0;
+	while (i + n < in->npaths && n < AHEAD) {
+		const char *p = in->paths[i + n].path;
+		if (strncmp(p, path, dl + 1) != 0 || strchr(p + dl + 1, '/') || !p[dl + 1])
+			break;
+		n++;
+	}
+	int dfd = folder(in, path, &name);
+	if (n < 2 || dfd < 0)
+		return;
+	for (size_t k = 0; k < n; k++) {
+		name = in->paths[i + k].path + dl + 1;
+		char *slot = a->mem + k * (SLOT + 1);
+		struct io_uring_sqe *s[4];
+		for (int j = 0; j < 4; j++)
+			s[j] = io_uring_get_sqe(&a->ring);
+		/* never blocking on a pipe; each step runs whatever the one
+		 * before gave (a hard link), so the slot is always closed */
+		io_uring_prep_openat_direct(s[0], dfd, name, O_RDONLY | O_NONBLOCK, 0, (unsigned)k);
+		io_uring_prep_read(s[1], (int)k, slot, SLOT, 0);
+		io_uring_prep_read(s[2], (int)k, &a->probe[k], 1, SLOT);
+		io_uring_prep_close_direct(s[3], (unsigned)k);
+		for (int j = 0; j < 3; j++)
+			s[j]->flags |= IOSQE_IO_HARDLINK;
+		s[1]->flags |= IOSQE_FIXED_FILE;
+		s[2]->flags |= IOSQE_FIXED_FILE;
+		io_uring_sqe_set_data64(s[0], k * 4 + OP_OPEN);
+		io_uring_sqe_set_data64(s[1], k * 4 + OP_READ);
+		io_uring_sqe_set_data64(s[2], k * 4 + OP_PROBE);
+		io_uring_sqe_set_data64(s[3], k * 4 + 3);
+		a->res[k][OP_OPEN] = a->res[k][OP_READ] = a->res[k][OP_PROBE] = -1;
+	}
+	int rc;
+	do /* an interrupted wait has submitted already: the retry only waits */
+		rc = io_uring_submit_and_wait(&a->ring, (unsigned)(4 * n));
+	while (rc == -EINTR);
+	size_t seen = 0;
+	struct io_uring_cqe *c;
+	while (rc >= 0 && seen < 4 * n && io_uring_wait_cqe(&a->ring, &c) == 0) {
+		uint64_t d = io_uring_cqe_get_data64(c);
+		if (d % 4 < 3)
+			a->res[d / 4][d % 4] = c->res;
+		io_uring_cqe_seen(&a->ring, c);
+		seen++;
+	}
+	if (seen < 4 * n) { /* the ring is in an unknown state: no more of it */
+		io_uring_queue_exit(&a->ring);
+		a->ready = false;
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const int32_t *r = a->res[k];
+		const char *slot = a->mem + k * (SLOT + 1);
+		bool whole = r[OP_OPEN] >= 0 && r[OP_READ] > 0 && r[OP_PROBE] == 0;
+		bool gz = whole && r[OP_READ] >= 2 && (unsigned char)slot[0] == 0x1f &&
+		          (unsigned char)slot[1] == 0x8b;
+		a->len[k] = whole && !gz ? r[OP_READ] : -1;
+	}
+	a->n = n;
+}
+
+/* True when paths[i] was read ahead whole: it is then the file being
+ * read. */
+static bool ahead_take(struct input *in, size_t i)
+{
+	if (strcmp(in->paths[i].path, "-") == 0 || !ahead_ready(in))
+		return false;
+	struct ahead *a = in->ahead;
+	if (i < a->first || i >= a->first + a->n)
+		ahead_fill(in, i);
+	if (i < a->first || i >= a->first + a->n || a->len[i - a->first] < 0)
+		return false;
+	size_t k = i - a->first;
+	in->view = a->mem + k * (SLOT + 1);
+	in->len = (size_t)a->len[k];
+	in->pos = in->index = 0;
+	in->bytes += in->len;
+	in->eof = in->loaded = true;
+	in->cur = in->paths[i].path;
+	in->mbox = in->len >= 5 && memcmp(in->view, "From ", 5) == 0;
+	return true;
+}
+
+static void ahead_free(struct input *in)
+{
+	if (!in->ahead)
+		return;
+	if (in->ahead->ready)
+		io_uring_queue_exit(&in->ahead->ring);
+	free(in->ahead->mem);
+	free(in->ahead);
+}
+#else
+static bool ahead_take(struct input *in, size_t i)
+{
+	(void)in;
+	(void)i;
+	return false;
+}
+
+static void ahead_free(struct input *in)
+{
+	(void)in;
+}
+#endif
 
 static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 {
@@ -535,8 +718,9 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 		if (in->loaded) {
 			size_t rest = in->len - in->pos, n = rest;
 			bool quoted = false;
+			const char *base = in->view ? in->view : in->buf;
 			if (in->mbox)
-				n = mbox_message(in->buf + in->pos, rest, &quoted);
+				n = mbox_message(base + in->pos, rest, &quoted);
 			/* The message may go on past what has been read. */
 			if ((n == 0 || !in->mbox) && !in->eof) {
 				if (fill(in) < 0) {
@@ -550,7 +734,7 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 				n = rest;
 			/* An empty file still counts as one (empty) message. */
 			if (n > 0 || in->index == 0) {
-				const char *p = in->buf ? in->buf + in->pos : "";
+				const char *p = base ? base + in->pos : "";
 				in->pos += n;
 				msg->path = in->cur;
 				msg->index = in->index++;
@@ -572,7 +756,7 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 			return 0;
 		const struct entry *e = &in->paths[in->next++];
 		in->label = e->label;
-		if (load(in, e->path, errbuf, errlen) < 0)
+		if (!ahead_take(in, in->next - 1) && load(in, e->path, errbuf, errlen) < 0)
 			return -1;
 	}
 }
@@ -616,5 +800,6 @@ void input_close(struct input *in)
 	if (in->dirfd >= 0)
 		close(in->dirfd);
 	free(in->dir);
+	ahead_free(in);
 	free(in);
 }

@@ -70,6 +70,46 @@ check "bad option value: usage exit 4" test "$rc" -eq 4
 check "unknown command: exit 4" test "$rc" -eq 4
 check "--help works" "$chaff" tokens --help > /dev/null
 
+# Many files in one folder are read ahead, 32 at a time. Whatever is not
+# plainly a whole small file (missing, a folder, empty, gzip, larger than
+# the 64 KB a file is read ahead into, /dev/null) is read again one by one:
+# over an index, every file gives what it gives on its own, in order.
+mkdir -p "$dir/many"
+python3 - "$dir/many" <<'PY'
+import gzip, os, sys
+d = sys.argv[1]
+def msg(i, size=0):
+    body = f"Subject: number{i}\n\nword{i} text\n".encode()
+    return body + b"x" * max(0, size - len(body))
+for i in range(40):
+    open(os.path.join(d, f"m{i:02d}"), "wb").write(msg(i))
+open(os.path.join(d, "m05"), "wb").write(b"")
+open(os.path.join(d, "m07"), "wb").write(gzip.compress(msg(7)))
+open(os.path.join(d, "m09"), "wb").write(msg(9, 65536))
+open(os.path.join(d, "m10"), "wb").write(msg(10, 65537))
+open(os.path.join(d, "m11"), "wb").write(msg(11, 200000))
+open(os.path.join(d, "m12"), "wb").write(b"From a@b Mon Jan 1 00:00:00 2024\nSubject: boxa\n\na\n\n"
+                                        b"From a@b Mon Jan 1 00:00:00 2024\nSubject: boxb\n\nb\n")
+PY
+rm "$dir/many/m20" "$dir/many/m30"; mkdir "$dir/many/m30"
+: > "$dir/many.idx"; : > "$dir/many.expect"
+for i in $(seq -w 0 39); do
+  f="$dir/many/m$i"
+  echo "ham $f" >> "$dir/many.idx"
+  [ -f "$f" ] && "$chaff" tokens "$f" >> "$dir/many.expect" 2>/dev/null
+done
+echo "ham /dev/null" >> "$dir/many.idx"
+"$chaff" tokens "$dir/many.idx" > "$dir/many.out" 2> "$dir/many.err"; rc=$?
+check "files read ahead: the tokens of each file, in order" cmp -s "$dir/many.expect" "$dir/many.out"
+check "files read ahead: exit 3 for the unreadable ones" test "$rc" -eq 3
+check "files read ahead: the missing file is named" grep -q 'm20: No such file' "$dir/many.err"
+check "files read ahead: the folder is refused" grep -q 'm30: not a regular file' "$dir/many.err"
+check "files read ahead: /dev/null is refused" grep -q '/dev/null: not a regular file' "$dir/many.err"
+check "files read ahead: three errors, no more" test "$(wc -l < "$dir/many.err")" -eq 3
+out=$("$chaff" tokens --stats "$dir/many.idx" 2>/dev/null)
+check "files read ahead: 39 messages (an mbox of two, two files unreadable)" \
+  grep -q '^messages *39$' <<<"$out"
+
 # A large mbox is streamed: cut short by another program while chaff reads
 # it (chaff waits on a full pipe meanwhile), it says so and exits 3 instead
 # of passing the half message at the cut on as a whole one.
