@@ -389,34 +389,51 @@ static int open_in_dir(struct input *in, const char *path)
 	return dfd < 0 ? open(path, O_RDONLY | O_CLOEXEC) : openat(dfd, name, O_RDONLY | O_CLOEXEC);
 }
 
+/* True when data starts as a gzip file does. */
+static bool gzip_magic(const char *p, size_t n)
+{
+	return n >= 2 && (unsigned char)p[0] == 0x1f && (unsigned char)p[1] == 0x8b;
+}
+
+/* The file being read is path, its first bytes at data. */
+static void loaded(struct input *in, const char *path, const char *data)
+{
+	in->cur = path;
+	in->loaded = true;
+	/* A file that starts with a "From " line is an mbox; a single message
+	 * saved with its envelope line is an mbox of one. */
+	in->mbox = in->len >= 5 && memcmp(data, "From ", 5) == 0;
+}
+
 #ifdef CHAFF_HAVE_URING
 /*
  * Reading ahead. Scoring a Maildir or the files of an index means
  * thousands of small files, and on a virtual machine each system call is
  * dear: open, fstat, read and close cost 8 µs a file here. Runs of files
- * in one folder are read AHEAD at a time with one io_uring submission, in
- * which the kernel opens each file, reads it into a slot of its own and
- * closes it (the corpus's 6,046 files in 17 ms instead of 51 ms, in a
- * test loop). A second read, one byte at the slot's end, tells a whole
- * file (end of file there) from a larger one. A file that is not plainly
- * whole and non-empty (an error, more than a slot, a gzip file, a pipe
- * whose writer is not done) is read again the plain way, which gives its
- * usual result or message. Where io_uring is missing or refused (old
- * kernels, some container policies), every file is read the plain way.
+ * in one folder are read AHEAD at a time in two io_uring submissions: the
+ * kernel opens them all; each is checked with fstat (io_uring's own statx
+ * goes to a kernel worker thread and was slower than the plain calls);
+ * then the kernel reads each regular file of at most SLOT bytes, whole,
+ * into a slot of its own, and closes them all. Nothing but a regular file
+ * is ever read here. A file that is not plainly read whole (an error,
+ * not a regular file, empty, larger than a slot, shorter than its size
+ * said, gzip) is read again the plain way, which gives its usual result
+ * or message. (A FIFO among them holds the run until a writer opens it,
+ * as opening it the plain way would.) Where io_uring is missing or
+ * refused (old kernels, some container policies), every file is read the
+ * plain way.
  */
 enum { AHEAD = 32, SLOT = 64 << 10 };
 
 struct ahead {
 	struct io_uring ring;
 	bool ready;
-	char *mem;          /* AHEAD slots of SLOT + 1 bytes */
-	size_t first, n;    /* paths[first, first + n) were read ahead */
-	int32_t len[AHEAD]; /* a whole file's bytes, or -1: read it the plain way */
-	int32_t res[AHEAD][3];
-	char probe[AHEAD];
+	char *mem;              /* AHEAD slots of SLOT + 1 bytes */
+	size_t first, n;        /* paths[first, first + n) were read ahead */
+	int fd[AHEAD];          /* opened by the ring; else -1 */
+	int32_t len[AHEAD];     /* a whole file's bytes, or -1: read it the plain way */
+	int32_t res[2 * AHEAD]; /* results: k an open or a read, AHEAD + k a close */
 };
-
-enum { OP_READ, OP_PROBE, OP_OPEN };
 
 /* Sets the ring up on first use; false when io_uring is not there. */
 static bool ahead_ready(struct input *in)
@@ -428,83 +445,115 @@ static bool ahead_ready(struct input *in)
 		return false;
 	in->ahead = a;
 	a->mem = malloc((size_t)AHEAD * (SLOT + 1));
-	if (!a->mem || io_uring_queue_init(4 * AHEAD, &a->ring, 0) < 0)
-		return false;
-	if (io_uring_register_files_sparse(&a->ring, AHEAD) < 0) {
-		io_uring_queue_exit(&a->ring);
-		return false;
+	a->ready = a->mem && io_uring_queue_init(2 * AHEAD, &a->ring, 0) == 0;
+	return a->ready;
+}
+
+/* Submits the queued requests and collects all their completions into
+ * res. False when not all were submitted or a wait failed. */
+static bool ahead_run(struct ahead *a, unsigned queued)
+{
+	for (size_t k = 0; k < 2 * AHEAD; k++)
+		a->res[k] = INT32_MIN; /* not completed */
+	int rc;
+	do /* an interrupted call submits nothing: it is tried again */
+		rc = io_uring_submit_and_wait(&a->ring, queued);
+	while (rc == -EINTR);
+	unsigned got = 0, want = rc > 0 ? (unsigned)rc : 0;
+	while (got < want) {
+		struct io_uring_cqe *c;
+		int w = io_uring_wait_cqe(&a->ring, &c);
+		if (w == -EINTR)
+			continue;
+		if (w < 0)
+			break;
+		uint64_t d = c->user_data;
+		if (d < 2 * AHEAD)
+			a->res[d] = c->res;
+		io_uring_cqe_seen(&a->ring, c);
+		got++;
 	}
-	a->ready = true;
-	return true;
+	return rc == (int)queued && got == want;
+}
+
+/* The ring misbehaved, and is not used again. Files it was seen to open
+ * are closed here unless their closing was queued already: a second
+ * close could hit a descriptor another thread has just been given. */
+static void ahead_give_up(struct ahead *a, size_t n, bool closing_queued)
+{
+	for (size_t k = 0; k < n && !closing_queued; k++)
+		if (a->fd[k] >= 0)
+			close(a->fd[k]);
+	io_uring_queue_exit(&a->ring);
+	a->ready = false;
+	a->n = 0;
 }
 
 /* Reads ahead from paths[i]: the files in its folder that follow it,
- * up to AHEAD. */
+ * up to AHEAD; nothing when there are fewer than two. */
 static void ahead_fill(struct input *in, size_t i)
 {
-	struct ahead *a = in->ahead;
-	a->first = i;
-	a->n = 0;
-	const char *path = in->paths[i].path, *name;
-	const char *slash = strrchr(path, '/');
-	size_t dl = slash ? (size_t)(slash - path) : 0;
-	size_t n = 0;
+	const char *name;
+	int dfd = folder(in, in->paths[i].path, &name);
+	if (dfd < 0)
+		return;
+	size_t dl = (size_t)(name - in->paths[i].path), n = 0;
 	while (i + n < in->npaths && n < AHEAD) {
 		const char *p = in->paths[i + n].path;
-		if (strncmp(p, path, dl + 1) != 0 || strchr(p + dl + 1, '/') || !p[dl + 1])
+		if (strncmp(p, in->paths[i].path, dl) != 0 || !p[dl] || strchr(p + dl, '/'))
 			break;
 		n++;
 	}
-	int dfd = folder(in, path, &name);
-	if (n < 2 || dfd < 0)
+	if (n < 2 || !ahead_ready(in))
 		return;
+	struct ahead *a = in->ahead;
+	a->first = i;
+	a->n = 0;
 	for (size_t k = 0; k < n; k++) {
-		name = in->paths[i + k].path + dl + 1;
-		char *slot = a->mem + k * (SLOT + 1);
-		struct io_uring_sqe *s[4];
-		for (int j = 0; j < 4; j++)
-			s[j] = io_uring_get_sqe(&a->ring);
-		/* never blocking on a pipe; each step runs whatever the one
-		 * before gave (a hard link), so the slot is always closed */
-		io_uring_prep_openat_direct(s[0], dfd, name, O_RDONLY | O_NONBLOCK, 0, (unsigned)k);
-		io_uring_prep_read(s[1], (int)k, slot, SLOT, 0);
-		io_uring_prep_read(s[2], (int)k, &a->probe[k], 1, SLOT);
-		io_uring_prep_close_direct(s[3], (unsigned)k);
-		for (int j = 0; j < 3; j++)
-			s[j]->flags |= IOSQE_IO_HARDLINK;
-		s[1]->flags |= IOSQE_FIXED_FILE;
-		s[2]->flags |= IOSQE_FIXED_FILE;
-		io_uring_sqe_set_data64(s[0], k * 4 + OP_OPEN);
-		io_uring_sqe_set_data64(s[1], k * 4 + OP_READ);
-		io_uring_sqe_set_data64(s[2], k * 4 + OP_PROBE);
-		io_uring_sqe_set_data64(s[3], k * 4 + 3);
-		a->res[k][OP_OPEN] = a->res[k][OP_READ] = a->res[k][OP_PROBE] = -1;
+		a->fd[k] = -1;
+		struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
+		io_uring_prep_openat(s, dfd, in->paths[i + k].path + dl, O_RDONLY | O_CLOEXEC, 0);
+		s->user_data = k;
 	}
-	int rc;
-	do /* an interrupted wait has submitted already: the retry only waits */
-		rc = io_uring_submit_and_wait(&a->ring, (unsigned)(4 * n));
-	while (rc == -EINTR);
-	size_t seen = 0;
-	struct io_uring_cqe *c;
-	while (rc >= 0 && seen < 4 * n && io_uring_wait_cqe(&a->ring, &c) == 0) {
-		uint64_t d = io_uring_cqe_get_data64(c);
-		if (d % 4 < 3)
-			a->res[d / 4][d % 4] = c->res;
-		io_uring_cqe_seen(&a->ring, c);
-		seen++;
-	}
-	if (seen < 4 * n) { /* the ring is in an unknown state: no more of it */
-		io_uring_queue_exit(&a->ring);
-		a->ready = false;
+	bool ok = ahead_run(a, (unsigned)n);
+	for (size_t k = 0; k < n; k++)
+		a->fd[k] = a->res[k] >= 0 ? a->res[k] : -1;
+	if (!ok) {
+		ahead_give_up(a, n, false);
 		return;
 	}
+	unsigned queued = 0;
+	size_t want[AHEAD];
 	for (size_t k = 0; k < n; k++) {
-		const int32_t *r = a->res[k];
+		want[k] = 0;
+		if (a->fd[k] < 0)
+			continue;
+		struct stat st;
+		if (fstat(a->fd[k], &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+		    st.st_size <= SLOT) {
+			want[k] = (size_t)st.st_size;
+			struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
+			io_uring_prep_read(s, a->fd[k], a->mem + k * (SLOT + 1), (unsigned)want[k],
+			                   0);
+			s->user_data = k;
+			/* the close follows, whatever the read gave */
+			s->flags |= IOSQE_IO_HARDLINK;
+			queued++;
+		}
+		struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
+		io_uring_prep_close(s, a->fd[k]);
+		s->user_data = AHEAD + k;
+		queued++;
+	}
+	if (!ahead_run(a, queued)) {
+		ahead_give_up(a, n, true);
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
 		const char *slot = a->mem + k * (SLOT + 1);
-		bool whole = r[OP_OPEN] >= 0 && r[OP_READ] > 0 && r[OP_PROBE] == 0;
-		bool gz = whole && r[OP_READ] >= 2 && (unsigned char)slot[0] == 0x1f &&
-		          (unsigned char)slot[1] == 0x8b;
-		a->len[k] = whole && !gz ? r[OP_READ] : -1;
+		bool whole = want[k] && a->res[k] == (int32_t)want[k] && !gzip_magic(slot, want[k]);
+		a->len[k] = whole ? (int32_t)want[k] : -1;
+		a->fd[k] = -1;
 	}
 	a->n = n;
 }
@@ -513,21 +562,22 @@ static void ahead_fill(struct input *in, size_t i)
  * read. */
 static bool ahead_take(struct input *in, size_t i)
 {
-	if (strcmp(in->paths[i].path, "-") == 0 || !ahead_ready(in))
-		return false;
 	struct ahead *a = in->ahead;
-	if (i < a->first || i >= a->first + a->n)
+	if (!a || i < a->first || i >= a->first + a->n) {
+		if (strcmp(in->paths[i].path, "-") == 0 || (a && !a->ready))
+			return false;
 		ahead_fill(in, i);
-	if (i < a->first || i >= a->first + a->n || a->len[i - a->first] < 0)
+		a = in->ahead;
+	}
+	if (!a || i < a->first || i >= a->first + a->n || a->len[i - a->first] < 0)
 		return false;
 	size_t k = i - a->first;
 	in->view = a->mem + k * (SLOT + 1);
 	in->len = (size_t)a->len[k];
 	in->pos = in->index = 0;
 	in->bytes += in->len;
-	in->eof = in->loaded = true;
-	in->cur = in->paths[i].path;
-	in->mbox = in->len >= 5 && memcmp(in->view, "From ", 5) == 0;
+	in->eof = true;
+	loaded(in, in->paths[i].path, in->view);
 	return true;
 }
 
@@ -582,8 +632,7 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 		 * them is read again, through zlib (no look at its first two
 		 * bytes before: one system call less per message) */
 		rc = read_small(in, fd, size);
-		gz = rc == 0 && in->len >= 2 && (unsigned char)in->buf[0] == 0x1f &&
-		     (unsigned char)in->buf[1] == 0x8b;
+		gz = rc == 0 && gzip_magic(in->buf, in->len);
 		if (gz && lseek(fd, start, SEEK_SET) != start)
 			rc = -1;
 		if (gz) {
@@ -620,11 +669,7 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 		release(in);
 		return -1;
 	}
-	in->cur = path;
-	in->loaded = true;
-	/* A file that starts with a "From " line is an mbox; a single message
-	 * saved with its envelope line is an mbox of one. */
-	in->mbox = in->len >= 5 && memcmp(in->buf, "From ", 5) == 0;
+	loaded(in, path, in->buf);
 	return 0;
 }
 
