@@ -414,14 +414,15 @@ static void loaded(struct input *in, const char *path, const char *data)
  * kernel opens them all; each is checked with fstat (io_uring's own statx
  * goes to a kernel worker thread and was slower than the plain calls);
  * then the kernel reads each regular file of at most SLOT bytes, whole,
- * into a slot of its own, and closes them all. Nothing but a regular file
- * is ever read here. A file that is not plainly read whole (an error,
- * not a regular file, empty, larger than a slot, shorter than its size
- * said, gzip) is read again the plain way, which gives its usual result
- * or message. (A FIFO among them holds the run until a writer opens it,
- * as opening it the plain way would.) Where io_uring is missing or
- * refused (old kernels, some container policies), every file is read the
- * plain way.
+ * into a slot of its own, and closes it. Nothing but a regular file is
+ * ever read here. Every other file (not a regular file, empty, larger
+ * than a slot) is handed on open to the plain path, and a regular file
+ * that was not read whole (short, failed, gzip) is opened again by it:
+ * the plain path gives its usual result or message. A file is never
+ * opened twice unless it is a regular file: opening a FIFO wakes its
+ * writer, which may be gone by a second open. Where io_uring is missing
+ * or refused (old kernels, some container policies), or the process runs
+ * out of descriptors, every file is read the plain way.
  */
 enum { AHEAD = 32, SLOT = 64 << 10 };
 
@@ -430,7 +431,7 @@ struct ahead {
 	bool ready;
 	char *mem;              /* AHEAD slots of SLOT + 1 bytes */
 	size_t first, n;        /* paths[first, first + n) were read ahead */
-	int fd[AHEAD];          /* opened by the ring; else -1 */
+	int fd[AHEAD];          /* opened by the ring and ours to close or hand on; else -1 */
 	int32_t len[AHEAD];     /* a whole file's bytes, or -1: read it the plain way */
 	int32_t res[2 * AHEAD]; /* results: k an open or a read, AHEAD + k a close */
 };
@@ -444,14 +445,27 @@ static bool ahead_ready(struct input *in)
 	if (!a)
 		return false;
 	in->ahead = a;
+	for (size_t k = 0; k < AHEAD; k++)
+		a->fd[k] = -1;
 	a->mem = malloc((size_t)AHEAD * (SLOT + 1));
 	a->ready = a->mem && io_uring_queue_init(2 * AHEAD, &a->ring, 0) == 0;
 	return a->ready;
 }
 
-/* Submits the queued requests and collects all their completions into
- * res. False when not all were submitted or a wait failed. */
-static bool ahead_run(struct ahead *a, unsigned queued)
+/* Closes the descriptors still ours. */
+static void ahead_close(struct ahead *a)
+{
+	for (size_t k = 0; k < AHEAD; k++)
+		if (a->fd[k] >= 0) {
+			close(a->fd[k]);
+			a->fd[k] = -1;
+		}
+}
+
+/* Submits the queued requests and collects the completions of those
+ * submitted into res; *submitted says how many were (in queue order).
+ * False when not all were submitted or a wait failed. */
+static bool ahead_run(struct ahead *a, unsigned queued, unsigned *submitted)
 {
 	for (size_t k = 0; k < 2 * AHEAD; k++)
 		a->res[k] = INT32_MIN; /* not completed */
@@ -460,6 +474,7 @@ static bool ahead_run(struct ahead *a, unsigned queued)
 		rc = io_uring_submit_and_wait(&a->ring, queued);
 	while (rc == -EINTR);
 	unsigned got = 0, want = rc > 0 ? (unsigned)rc : 0;
+	*submitted = want;
 	while (got < want) {
 		struct io_uring_cqe *c;
 		int w = io_uring_wait_cqe(&a->ring, &c);
@@ -476,14 +491,12 @@ static bool ahead_run(struct ahead *a, unsigned queued)
 	return rc == (int)queued && got == want;
 }
 
-/* The ring misbehaved, and is not used again. Files it was seen to open
- * are closed here unless their closing was queued already: a second
- * close could hit a descriptor another thread has just been given. */
-static void ahead_give_up(struct ahead *a, size_t n, bool closing_queued)
+/* The ring misbehaved, or descriptors ran out: the descriptors still
+ * ours are closed, and the ring is not used again (its own descriptor
+ * goes back to the plain path). */
+static void ahead_give_up(struct ahead *a)
 {
-	for (size_t k = 0; k < n && !closing_queued; k++)
-		if (a->fd[k] >= 0)
-			close(a->fd[k]);
+	ahead_close(a);
 	io_uring_queue_exit(&a->ring);
 	a->ready = false;
 	a->n = 0;
@@ -507,61 +520,69 @@ static void ahead_fill(struct input *in, size_t i)
 	if (n < 2 || !ahead_ready(in))
 		return;
 	struct ahead *a = in->ahead;
+	ahead_close(a); /* files of the last run not taken (none, as input_next goes) */
 	a->first = i;
 	a->n = 0;
 	for (size_t k = 0; k < n; k++) {
-		a->fd[k] = -1;
 		struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
 		io_uring_prep_openat(s, dfd, in->paths[i + k].path + dl, O_RDONLY | O_CLOEXEC, 0);
 		s->user_data = k;
 	}
-	bool ok = ahead_run(a, (unsigned)n);
-	for (size_t k = 0; k < n; k++)
+	unsigned submitted;
+	bool ok = ahead_run(a, (unsigned)n, &submitted);
+	bool out_of_fds = false;
+	for (size_t k = 0; k < n; k++) {
 		a->fd[k] = a->res[k] >= 0 ? a->res[k] : -1;
-	if (!ok) {
-		ahead_give_up(a, n, false);
+		out_of_fds |= a->res[k] == -EMFILE || a->res[k] == -ENFILE;
+	}
+	/* (an open submitted whose completion never came leaves its
+	 * descriptor unknown: only a failing kernel does that) */
+	if (!ok || out_of_fds) {
+		ahead_give_up(a);
 		return;
 	}
 	unsigned queued = 0;
 	size_t want[AHEAD];
+	unsigned close_at[AHEAD];
 	for (size_t k = 0; k < n; k++) {
-		want[k] = 0;
-		if (a->fd[k] < 0)
-			continue;
+		want[k] = close_at[k] = 0;
 		struct stat st;
-		if (fstat(a->fd[k], &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-		    st.st_size <= SLOT) {
-			want[k] = (size_t)st.st_size;
-			struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
-			io_uring_prep_read(s, a->fd[k], a->mem + k * (SLOT + 1), (unsigned)want[k],
-			                   0);
-			s->user_data = k;
-			/* the close follows, whatever the read gave */
-			s->flags |= IOSQE_IO_HARDLINK;
-			queued++;
-		}
+		if (a->fd[k] < 0 || fstat(a->fd[k], &st) != 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size == 0 || st.st_size > SLOT)
+			continue; /* handed on open to the plain path */
+		want[k] = (size_t)st.st_size;
 		struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
+		io_uring_prep_read(s, a->fd[k], a->mem + k * (SLOT + 1), (unsigned)want[k], 0);
+		s->user_data = k;
+		/* the close follows, whatever the read gave */
+		s->flags |= IOSQE_IO_HARDLINK;
+		s = io_uring_get_sqe(&a->ring);
 		io_uring_prep_close(s, a->fd[k]);
 		s->user_data = AHEAD + k;
-		queued++;
+		close_at[k] = queued + 1;
+		queued += 2;
 	}
-	if (!ahead_run(a, queued)) {
-		ahead_give_up(a, n, true);
+	ok = queued == 0 || ahead_run(a, queued, &submitted);
+	for (size_t k = 0; k < n; k++)
+		if (want[k] && (ok || close_at[k] < submitted))
+			a->fd[k] = -1; /* the ring closes it; closing it again could hit a new file */
+	if (!ok) {
+		ahead_give_up(a);
 		return;
 	}
 	for (size_t k = 0; k < n; k++) {
 		const char *slot = a->mem + k * (SLOT + 1);
 		bool whole = want[k] && a->res[k] == (int32_t)want[k] && !gzip_magic(slot, want[k]);
 		a->len[k] = whole ? (int32_t)want[k] : -1;
-		a->fd[k] = -1;
 	}
 	a->n = n;
 }
 
 /* True when paths[i] was read ahead whole: it is then the file being
- * read. */
-static bool ahead_take(struct input *in, size_t i)
+ * read. Otherwise *fd is the file opened for the plain path, or -1. */
+static bool ahead_take(struct input *in, size_t i, int *fd)
 {
+	*fd = -1;
 	struct ahead *a = in->ahead;
 	if (!a || i < a->first || i >= a->first + a->n) {
 		if (strcmp(in->paths[i].path, "-") == 0 || (a && !a->ready))
@@ -569,9 +590,14 @@ static bool ahead_take(struct input *in, size_t i)
 		ahead_fill(in, i);
 		a = in->ahead;
 	}
-	if (!a || i < a->first || i >= a->first + a->n || a->len[i - a->first] < 0)
+	if (!a || i < a->first || i >= a->first + a->n)
 		return false;
 	size_t k = i - a->first;
+	if (a->len[k] < 0) {
+		*fd = a->fd[k];
+		a->fd[k] = -1;
+		return false;
+	}
 	in->view = a->mem + k * (SLOT + 1);
 	in->len = (size_t)a->len[k];
 	in->pos = in->index = 0;
@@ -585,16 +611,18 @@ static void ahead_free(struct input *in)
 {
 	if (!in->ahead)
 		return;
+	ahead_close(in->ahead);
 	if (in->ahead->ready)
 		io_uring_queue_exit(&in->ahead->ring);
 	free(in->ahead->mem);
 	free(in->ahead);
 }
 #else
-static bool ahead_take(struct input *in, size_t i)
+static bool ahead_take(struct input *in, size_t i, int *fd)
 {
 	(void)in;
 	(void)i;
+	*fd = -1;
 	return false;
 }
 
@@ -604,10 +632,12 @@ static void ahead_free(struct input *in)
 }
 #endif
 
-static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
+/* Opens path (unless given is already its descriptor, which load then
+ * owns) and starts reading it. */
+static int load(struct input *in, const char *path, int given, char *errbuf, size_t errlen)
 {
 	bool std = strcmp(path, "-") == 0;
-	int fd = std ? dup(STDIN_FILENO) : open_in_dir(in, path);
+	int fd = given >= 0 ? given : std ? dup(STDIN_FILENO) : open_in_dir(in, path);
 	if (fd < 0) {
 		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
 		return -1;
@@ -646,6 +676,7 @@ static int load(struct input *in, const char *path, char *errbuf, size_t errlen)
 	if (rc < 0) {
 		close(fd);
 	} else if (!regular && !std) {
+		close(fd);
 		errno = EINVAL;
 		rc = -1;
 	} else if (small && !gz) {
@@ -801,7 +832,8 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 			return 0;
 		const struct entry *e = &in->paths[in->next++];
 		in->label = e->label;
-		if (!ahead_take(in, in->next - 1) && load(in, e->path, errbuf, errlen) < 0)
+		int fd;
+		if (!ahead_take(in, in->next - 1, &fd) && load(in, e->path, fd, errbuf, errlen) < 0)
 			return -1;
 	}
 }

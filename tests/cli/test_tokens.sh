@@ -98,12 +98,14 @@ for i in $(seq -w 0 39); do
   echo "ham $f" >> "$dir/many.idx"
   [ -f "$f" ] && "$chaff" tokens "$f" >> "$dir/many.expect" 2>/dev/null
 done
-# Devices and a FIFO are never read ahead: each is refused as before, and
-# nothing waits on them (the FIFO has a writer that never writes).
-mkfifo "$dir/many/m40"
+# Devices and FIFOs are never read ahead: each is refused as before, and
+# nothing waits on them. One FIFO's writer never writes; the other's
+# writes once and is gone, so a second open of it would wait for ever.
+mkfifo "$dir/many/m40" "$dir/many/m41"
 sleep 30 > "$dir/many/m40" &
 writer=$!
-printf 'ham %s\n' "$dir/many/m40" /dev/null /dev/zero >> "$dir/many.idx"
+printf 'Subject: f\n\nx\n' > "$dir/many/m41" &
+printf 'ham %s\n' "$dir/many/m40" "$dir/many/m41" /dev/null /dev/zero >> "$dir/many.idx"
 timeout 20 "$chaff" tokens "$dir/many.idx" > "$dir/many.out" 2> "$dir/many.err"; rc=$?
 check "files read ahead: the tokens of each file, in order" cmp -s "$dir/many.expect" "$dir/many.out"
 check "files read ahead: exit 3 for the unreadable ones" test "$rc" -eq 3
@@ -111,8 +113,10 @@ check "files read ahead: the missing file is named" grep -q 'm20: No such file' 
 check "files read ahead: the folder is refused" grep -q 'm30: not a regular file' "$dir/many.err"
 check "files read ahead: /dev/null is refused" grep -q '/dev/null: not a regular file' "$dir/many.err"
 check "files read ahead: /dev/zero is refused" grep -q '/dev/zero: not a regular file' "$dir/many.err"
-check "files read ahead: the FIFO is refused" grep -q 'm40: not a regular file' "$dir/many.err"
-check "files read ahead: five errors, no more" test "$(wc -l < "$dir/many.err")" -eq 5
+check "files read ahead: the FIFOs are refused" \
+  bash -c 'grep -q "m40: not a regular file" "$1" && grep -q "m41: not a regular file" "$1"' _ "$dir/many.err"
+check "files read ahead: six errors, no more" test "$(wc -l < "$dir/many.err")" -eq 6
+printf 'Subject: f\n\nx\n' > "$dir/many/m41" &
 out=$(timeout 20 "$chaff" tokens --stats "$dir/many.idx" 2>/dev/null)
 check "files read ahead: 39 messages (an mbox of two, two files unreadable)" \
   grep -q '^messages *39$' <<<"$out"
