@@ -1,5 +1,7 @@
 #include "bigmem.h"
 
+#include "chaff.h"
+
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -58,4 +60,19 @@ void chaff_big_free(void *p, size_t n)
 {
 	if (p)
 		munmap(p, span(n));
+}
+
+int chaff_big_reserve(void **p, size_t *cap, size_t n, size_t size, size_t first)
+{
+	if (n <= *cap)
+		return CHAFF_OK;
+	size_t c = *cap ? *cap : first;
+	while (c < n)
+		c *= 2;
+	void *q = chaff_big_realloc(*p, *cap * size, c * size);
+	if (!q)
+		return CHAFF_ENOMEM;
+	*p = q;
+	*cap = c;
+	return CHAFF_OK;
 }

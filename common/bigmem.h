@@ -16,5 +16,10 @@ void *chaff_big_alloc(size_t n);
  * part is zeroed. NULL on failure, p untouched. A move copies. */
 void *chaff_big_realloc(void *p, size_t old, size_t n);
 void chaff_big_free(void *p, size_t n);
+/* Room for n elements of size bytes at *p, whose capacity is *cap
+ * elements: first elements at first, then doubling, as chaff_reserve
+ * (common/grow.h) does for malloc'd arrays. CHAFF_OK or CHAFF_ENOMEM
+ * (then *p and *cap are as they were). */
+int chaff_big_reserve(void **p, size_t *cap, size_t n, size_t size, size_t first);
 
 #endif

@@ -202,16 +202,8 @@ static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
  * numbers, or NULL (out of memory; nothing changed). */
 static uint32_t *reserve_message(chaff_batch *b, size_t n)
 {
-	if (b->nids + n > b->icap) {
-		size_t cap = b->icap ? b->icap : 1 << 16;
-		while (cap < b->nids + n)
-			cap *= 2;
-		uint32_t *p = chaff_big_realloc(b->ids, b->icap * sizeof(*p), cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		b->ids = p;
-		b->icap = cap;
-	}
+	if (chaff_big_reserve((void **)&b->ids, &b->icap, b->nids + n, sizeof(*b->ids), 1 << 16))
+		return NULL;
 	if (b->nm == b->mcap) {
 		size_t cap = b->mcap ? b->mcap * 2 : 256;
 		struct queued *m = realloc(b->msgs, cap * sizeof(*m));
@@ -228,17 +220,8 @@ static uint32_t *reserve_message(chaff_batch *b, size_t n)
 	 * entry numbers are 32 bits. */
 	if (b->nents + n >= UINT32_MAX)
 		return NULL;
-	if (b->nents + n > b->ecap) {
-		size_t cap = b->ecap ? b->ecap : 1 << 14;
-		while (cap < b->nents + n)
-			cap *= 2;
-		struct entry *e =
-		        chaff_big_realloc(b->ents, b->ecap * sizeof(*e), cap * sizeof(*e));
-		if (!e)
-			return NULL;
-		b->ents = e;
-		b->ecap = cap;
-	}
+	if (chaff_big_reserve((void **)&b->ents, &b->ecap, b->nents + n, sizeof(*b->ents), 1 << 14))
+		return NULL;
 	while ((b->nents + n + 1) * 2 > b->tcap)
 		if (grow_table(b) != CHAFF_OK)
 			return NULL;
@@ -387,20 +370,16 @@ struct stored {
 
 struct collect {
 	struct stored *a;
-	size_t n, cap; /* cap in bytes */
+	size_t n, cap;
 };
 
 static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
 {
 	struct collect *c = u;
-	if ((c->n + 1) * sizeof(*c->a) > c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 1 << 20;
-		struct stored *a = chaff_big_realloc(c->a, c->cap, cap);
-		if (!a)
-			return CHAFF_ENOMEM;
-		c->a = a;
-		c->cap = cap;
-	}
+	/* first a megabyte's worth */
+	if (chaff_big_reserve((void **)&c->a, &c->cap, c->n + 1, sizeof(*c->a),
+	                      (1 << 20) / sizeof(*c->a)))
+		return CHAFF_ENOMEM;
 	c->a[c->n++] = (struct stored){ key, *r };
 	return CHAFF_OK;
 }
@@ -437,7 +416,7 @@ static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, s
 		if (keep)
 			rc = ops->put(t, key, &r);
 	}
-	chaff_big_free(old.a, old.cap);
+	chaff_big_free(old.a, old.cap * sizeof(*old.a));
 	return rc;
 }
 
