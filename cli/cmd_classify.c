@@ -237,9 +237,11 @@ int cmd_classify(int argc, char **argv)
 			 * scored against that copy. A B-tree lookup per token was two
 			 * thirds of scoring the corpus; building the copy costs what
 			 * scoring a hundred messages does. Nothing runs yet at the
-			 * first chunk, and the twin pool shares the classifiers. */
+			 * first chunk, and the twin pool shares the classifiers.
+			 * So many messages also make a bulk run of it. */
 			if (!snap_tried) {
 				snap_tried = true;
+				cli_bulk_heap();
 				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK)
 					tokpool_use_snapshot(ps.p[0], snap);
 			}

@@ -236,6 +236,8 @@ static int collect(struct eval *ev)
 		input_close(in);
 		return -1;
 	}
+	if (bytes >= CLI_BULK_BYTES)
+		cli_bulk_heap();
 	size_t cap = 0;
 	struct input_msg m;
 	int r = 0, rc = 0;

@@ -293,6 +293,8 @@ static int run(int argc, char **argv, bool untrain)
 		input_close(in);
 		return EXIT_FAIL;
 	}
+	if (tr.total_bytes >= CLI_BULK_BYTES)
+		cli_bulk_heap();
 	const char *path = cli_db_path(dbpath);
 	struct chaff_db_options o = { .flags = tr.untrain ? 0 : CHAFF_DB_CREATE,
 		                      .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
