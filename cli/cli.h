@@ -7,8 +7,9 @@
 /* Exit codes shared by every subcommand (classify has its own 0/1/2). */
 enum { EXIT_OK = 0, EXIT_FAIL = 3, EXIT_USAGE = 4 };
 
-/* Input of at least this many bytes makes a bulk run (cli_bulk_heap). */
-enum { CLI_BULK_BYTES = 2 << 20 };
+/* A command that has read this many messages, or training whose input
+ * files hold this many bytes, is a bulk run (cli_bulk_heap). */
+enum { CLI_BULK_MESSAGES = 16, CLI_BULK_BYTES = 2 << 20 };
 
 /* The largest database scored against a copy in memory (chaff_snapshot_new):
  * a table of at most 128 MB. Larger ones are looked up in LMDB. */
@@ -61,10 +62,11 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_json_str(FILE *f, const char *s);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
-/* Sets the process's heap up for a bulk run (thousands of messages):
- * large growth steps in 2 MB pages, one arena, nothing given back (see
- * cli/bulkheap.c). Call it once the input is known to be large, before
- * the worker threads start. */
+/* Sets the process's heap up for a bulk run: a large first stretch in
+ * 2 MB pages, one arena, nothing given back (see cli/bulkheap.c). Call it
+ * on the main thread as soon as the run is known to be a bulk one (see
+ * CLI_BULK_MESSAGES), before the worker threads start where possible;
+ * later calls do nothing. */
 void cli_bulk_heap(void);
 
 #endif

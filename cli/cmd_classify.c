@@ -207,6 +207,7 @@ int cmd_classify(int argc, char **argv)
 	size_t chunk_bytes = 0;
 	chaff_snapshot *snap = NULL;
 	bool snap_tried = false;
+	size_t nread = 0;
 	struct input_msg m;
 	int r;
 	while (!run.stop && (r = input_next(in, &m, err, sizeof(err))) != 0) {
@@ -215,6 +216,8 @@ int cmd_classify(int argc, char **argv)
 			run.failed = true;
 			continue;
 		}
+		if (++nread == CLI_BULK_MESSAGES)
+			cli_bulk_heap();
 		char name[4200];
 		if (m.in_mbox)
 			snprintf(name, sizeof(name), "%s#%zu", m.path, m.index + 1);
@@ -237,11 +240,9 @@ int cmd_classify(int argc, char **argv)
 			 * scored against that copy. A B-tree lookup per token was two
 			 * thirds of scoring the corpus; building the copy costs what
 			 * scoring a hundred messages does. Nothing runs yet at the
-			 * first chunk, and the twin pool shares the classifiers.
-			 * So many messages also make a bulk run of it. */
+			 * first chunk, and the twin pool shares the classifiers. */
 			if (!snap_tried) {
 				snap_tried = true;
-				cli_bulk_heap();
 				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK)
 					tokpool_use_snapshot(ps.p[0], snap);
 			}

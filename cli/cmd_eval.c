@@ -236,8 +236,6 @@ static int collect(struct eval *ev)
 		input_close(in);
 		return -1;
 	}
-	if (bytes >= CLI_BULK_BYTES)
-		cli_bulk_heap();
 	size_t cap = 0;
 	struct input_msg m;
 	int r = 0, rc = 0;
@@ -269,6 +267,8 @@ static int collect(struct eval *ev)
 			break;
 		ev->n++;
 		ev->count[m.label]++;
+		if (ev->n == CLI_BULK_MESSAGES)
+			cli_bulk_heap();
 	}
 	input_close(in);
 	if (rc == 0 && r != 0) {

@@ -293,6 +293,8 @@ static int run(int argc, char **argv, bool untrain)
 		input_close(in);
 		return EXIT_FAIL;
 	}
+	/* before the tokenizers and pools allocate: large named input makes
+	 * a bulk run from the start (stdin only after some messages) */
 	if (tr.total_bytes >= CLI_BULK_BYTES)
 		cli_bulk_heap();
 	const char *path = cli_db_path(dbpath);
@@ -322,7 +324,10 @@ static int run(int argc, char **argv, bool untrain)
 	tr.t0 = cli_now();
 	struct input_msg m;
 	int r;
+	size_t nread = 0;
 	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
+		if (r > 0 && ++nread == CLI_BULK_MESSAGES)
+			cli_bulk_heap();
 		if (r >= 0 && tokpool_count(tr.pp.fill) == 0)
 			tr.chunk_bytes = 0;
 		if (r > 0)
