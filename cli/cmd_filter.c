@@ -30,16 +30,20 @@ static int write_all(const char *p, size_t n)
 	return chaff_write_all(STDOUT_FILENO, p, n) ? 0 : -1;
 }
 
-static char *read_stdin(size_t *len, bool *ok)
+/* Reads stdin whole. *ok is false when it could not: *oom then says
+ * whether memory ran out (the rest of stdin is still there to copy). */
+static char *read_stdin(size_t *len, bool *ok, bool *oom)
 {
 	size_t cap = 1 << 16, n = 0;
 	char *buf = malloc(cap);
 	*ok = buf != NULL;
+	*oom = buf == NULL;
 	while (buf) {
 		if (n == cap) {
 			char *nb = realloc(buf, cap * 2);
 			if (!nb) {
 				*ok = false;
+				*oom = true;
 				break;
 			}
 			buf = nb;
@@ -60,6 +64,22 @@ static char *read_stdin(size_t *len, bool *ok)
 	return buf;
 }
 
+/* The rest of stdin to stdout as it comes, through a fixed buffer: for a
+ * message too large to hold, after the part that was read. */
+static int copy_rest(void)
+{
+	static char chunk[1 << 16];
+	for (;;) {
+		ssize_t r = read(STDIN_FILENO, chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -1 : 0;
+		if (write_all(chunk, (size_t)r) < 0)
+			return -1;
+	}
+}
+
 static int write_out(void *user, const char *p, size_t n)
 {
 	(void)user;
@@ -77,24 +97,64 @@ static void learn(chaff_db *db, chaff_classifier *cl, const char *msg, size_t le
 }
 
 /* A fault while classifying (a damaged database file can make the mapped
- * file fault) must still deliver the message: the handler writes it as it
- * came, which nothing before it has started to do, and exits with 3. This
- * one static is the handler's only way to reach the message. */
+ * file fault, or trip one of LMDB's assertions, which abort) must still
+ * deliver the message: the handler writes it as it came, unless output
+ * has begun, and exits with 3. It runs on a stack of its own, so that a
+ * stack overflow is caught too. This one static is the handler's only
+ * way to reach the message. */
 static struct {
 	const char *msg;
 	size_t len;
+	bool sent; /* the tagged message went out (learning may follow) */
 } pending;
 
 static void deliver_on_fault(int sig)
 {
 	(void)sig;
 	static const char note[] = "chaff: internal fault; passing the message on unchanged\n";
-	if (write(STDERR_FILENO, note, sizeof(note) - 1) < 0) {
+	static const char late[] =
+	        "chaff: internal fault after the message was passed on; nothing was learned\n";
+	const char *say = pending.sent ? late : note;
+	if (write(STDERR_FILENO, say, strlen(say)) < 0) {
 		/* nothing more to do about it here */
 	}
 	if (pending.msg)
 		write_all(pending.msg, pending.len);
 	_exit(EXIT_FAIL);
+}
+
+static void catch_faults(void)
+{
+	static char altstack[1 << 16];
+	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = deliver_on_fault;
+	sa.sa_flags = sigaltstack(&ss, NULL) == 0 ? SA_ONSTACK : 0;
+	static const int sigs[] = { SIGBUS, SIGSEGV, SIGABRT, SIGILL, SIGFPE };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* The database, for writing when learning. One this user may read but
+ * not write is still scored against, without learning. */
+static chaff_db *open_db(const char *dbpath, bool *autolearn)
+{
+	if (!*autolearn)
+		return cli_db_open(dbpath, CHAFF_DB_READONLY);
+	struct chaff_db_options quiet = { .flags = 0 }; /* why it failed is said below */
+	chaff_db *db;
+	int rc = chaff_db_open(cli_db_path(dbpath), &quiet, &db);
+	if (rc == CHAFF_OK)
+		return db;
+	if (rc != CHAFF_EACCES)
+		return cli_db_open(dbpath, 0); /* fails again, saying why */
+	db = cli_db_open(dbpath, CHAFF_DB_READONLY);
+	if (db) {
+		cli_warn("%s cannot be written; scoring without --learn", cli_db_path(dbpath));
+		*autolearn = false;
+	}
+	return db;
 }
 
 int cmd_filter(int argc, char **argv)
@@ -118,23 +178,21 @@ int cmd_filter(int argc, char **argv)
 		}
 	}
 	size_t len;
-	bool read_ok;
-	char *msg = read_stdin(&len, &read_ok);
+	bool read_ok, oom;
+	char *msg = read_stdin(&len, &read_ok, &oom);
 	if (!read_ok) {
-		cli_error("reading the message failed; passing on what was read unchanged");
+		cli_error(oom ? "the message is too large to hold in memory; passing it on unchanged"
+		              : "reading the message failed; passing on what was read unchanged");
 		int w = msg ? write_all(msg, len) : 0;
 		free(msg);
-		(void)w;
+		if (w == 0 && oom && copy_rest() < 0)
+			cli_error("copying the message failed: %s", strerror(errno));
 		return EXIT_FAIL;
 	}
 	pending.msg = msg;
 	pending.len = len;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = deliver_on_fault;
-	sigaction(SIGBUS, &sa, NULL);
-	sigaction(SIGSEGV, &sa, NULL);
-	chaff_db *db = cli_db_open(dbpath, autolearn ? 0 : CHAFF_DB_READONLY);
+	catch_faults();
+	chaff_db *db = open_db(dbpath, &autolearn);
 	chaff_classifier *cl = NULL;
 	struct chaff_score s;
 	int rc = db ? chaff_classifier_new(db, &cl) : CHAFF_EDB;
@@ -147,6 +205,7 @@ int cmd_filter(int argc, char **argv)
 			cli_error("writing the message failed: %s", strerror(errno));
 			status = EXIT_FAIL;
 		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE) {
+			pending.sent = true;
 			learn(db, cl, msg, len,
 			      s.verdict == CHAFF_VERDICT_SPAM ? CHAFF_SPAM : CHAFF_HAM);
 		}

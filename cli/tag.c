@@ -15,13 +15,19 @@
  * earlier run) must not survive next to the new one. */
 static bool owned(const char *line, size_t n)
 {
-	static const char *const names[] = { "x-spam-flag:", "x-spam-status:", "x-chaff-" };
-	for (size_t i = 0; i < 3; i++) {
-		size_t l = strlen(names[i]);
-		if (n >= l && strncasecmp(line, names[i], l) == 0)
-			return true;
-	}
-	return false;
+	/* The name, then the colon, which old syntax lets spaces precede
+	 * ("X-Spam-Flag : YES") and mail parsers still accept. */
+	size_t k = 0;
+	while (k < n && line[k] != ':' && line[k] != ' ' && line[k] != '\t')
+		k++;
+	size_t c = k;
+	while (c < n && (line[c] == ' ' || line[c] == '\t'))
+		c++;
+	if (c == n || line[c] != ':')
+		return false;
+	return (k == 11 && strncasecmp(line, "x-spam-flag", 11) == 0) ||
+	       (k == 13 && strncasecmp(line, "x-spam-status", 13) == 0) ||
+	       (k >= 8 && strncasecmp(line, "x-chaff-", 8) == 0);
 }
 
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
