@@ -126,7 +126,7 @@ static void deliver_on_fault(int sig)
 static void catch_faults(void)
 {
 	static char altstack[1 << 16];
-	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = deliver_on_fault;

@@ -198,34 +198,34 @@ static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 	}
 }
 
-/* Room for one more message of n tokens: the place for its entry
- * numbers, or NULL (out of memory; nothing changed). */
-static uint32_t *reserve_message(chaff_batch *b, size_t n)
+/* Room for one more message of n tokens (none, for an empty message):
+ * CHAFF_OK, or CHAFF_ENOMEM with nothing changed. */
+static int reserve_message(chaff_batch *b, size_t n)
 {
 	if (chaff_big_reserve((void **)&b->ids, &b->icap, b->nids + n, sizeof(*b->ids), 1 << 16))
-		return NULL;
+		return CHAFF_ENOMEM;
 	if (b->nm == b->mcap) {
 		size_t cap = b->mcap ? b->mcap * 2 : 256;
 		struct queued *m = realloc(b->msgs, cap * sizeof(*m));
 		if (!m)
-			return NULL;
+			return CHAFF_ENOMEM;
 		b->msgs = m;
 		enum chaff_learned *o = realloc(b->outcome, cap * sizeof(*o));
 		if (!o)
-			return NULL;
+			return CHAFF_ENOMEM;
 		b->outcome = o;
 		b->mcap = cap;
 	}
 	/* Room for every token being new, so counting cannot fail half-way;
 	 * entry numbers are 32 bits. */
 	if (b->nents + n >= UINT32_MAX)
-		return NULL;
+		return CHAFF_ENOMEM;
 	if (chaff_big_reserve((void **)&b->ents, &b->ecap, b->nents + n, sizeof(*b->ents), 1 << 14))
-		return NULL;
+		return CHAFF_ENOMEM;
 	while ((b->nents + n + 1) * 2 > b->tcap)
 		if (grow_table(b) != CHAFF_OK)
-			return NULL;
-	return b->ids + b->nids;
+			return CHAFF_ENOMEM;
+	return CHAFF_OK;
 }
 
 /* Queues a message of n token hashes; reserve_message made room. */
@@ -235,7 +235,8 @@ static void queue_message(chaff_batch *b, const uint64_t *keys, size_t n,
 	struct queued *m = &b->msgs[b->nm++];
 	*m = (struct queued){*digest, (uint8_t)cls, untrain != 0, b->nids, n};
 	int one = cls == CHAFF_SPAM, sign = untrain ? -1 : 1;
-	count(b, keys, n, b->ids + b->nids, sign * one, sign * !one);
+	if (n) /* an empty message has no entry numbers, perhaps not even the array */
+		count(b, keys, n, b->ids + b->nids, sign * one, sign * !one);
 	b->nids += n;
 }
 
@@ -248,7 +249,7 @@ int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
 		return CHAFF_ENOMEM;
 	for (size_t i = 0; i < tk->count; i++)
 		b->scratch[i] = tk->items[i].hash;
-	if (!reserve_message(b, tk->count))
+	if (reserve_message(b, tk->count) != CHAFF_OK)
 		return CHAFF_ENOMEM;
 	queue_message(b, b->scratch, tk->count, digest, cls, untrain);
 	return CHAFF_OK;
@@ -259,7 +260,7 @@ int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, size_t n,
 {
 	if (!b || (!hashes && n) || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
 		return CHAFF_EINVAL;
-	if (!reserve_message(b, n))
+	if (reserve_message(b, n) != CHAFF_OK)
 		return CHAFF_ENOMEM;
 	queue_message(b, hashes, n, digest, cls, untrain);
 	return CHAFF_OK;

@@ -183,6 +183,15 @@ check "--set robs=x: refused" test "$rc" -eq 3
 check "--set spam_cutoff=2: refused" test "$rc" -eq 3
 check "--set does not change the database" test "$("$chaff" config --db "$db" get spam_cutoff)" = 0.6
 
+# A message with no tokens at all (an empty file) trains like any other:
+# it has a digest and counts in the totals. (Once, this failed as "out of
+# memory" whenever it was the first message of a batch.)
+: > "$dir/empty.eml"
+out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" 2>&1); rc=$?
+check "train an empty message: exit 0, trained" test "$rc" -eq 0 -a "${out#trained 1 spam}" != "$out"
+out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" 2>&1); rc=$?
+check "train an empty message again: already known" test "$rc" -eq 0 -a "${out#*1 already known}" != "$out"
+
 # --- filter -----------------------------------------------------------------
 # hdrlines FILE: the number of header lines (before the first blank line)
 hdrlines() { awk '/^\r?$/ { print NR - 1; exit }' "$1"; }
