@@ -85,22 +85,40 @@ static int push_path(struct input *in, const char *p)
 	return push_label(in, p, -1);
 }
 
+/* The label of an index line ("spam PATH" or "ham PATH"), or -1; *path
+ * is set to where the path starts (after the spaces). */
+static int index_label(const char *line, const char **path)
+{
+	int label = strncasecmp(line, "spam ", 5) == 0  ? CHAFF_SPAM
+	            : strncasecmp(line, "ham ", 4) == 0 ? CHAFF_HAM
+	                                                : -1;
+	if (label < 0)
+		return -1;
+	const char *p = strchr(line, ' ');
+	while (*p == ' ')
+		p++;
+	*path = p;
+	return *p ? label : -1;
+}
+
+/* Joins an index's folder and a path in it (absolute paths stay). */
+static void index_path(char *out, size_t size, const char *dir, const char *path)
+{
+	snprintf(out, size, "%s%s", *path == '/' ? "" : dir, path);
+}
+
 /* A TREC-style index: lines "spam PATH" or "ham PATH", paths relative to
- * the index's folder. Recognised by its first line. */
+ * the index's folder; gzip-compressed or not. Recognised by its first
+ * line. A message cannot start that way, except in the old header syntax
+ * that allows a space before the colon ("Spam : yes"): a first line with
+ * a colon makes an index only when it names a file that is there (Maildir
+ * file names have colons). */
 static int try_index(struct input *in, const char *path, bool *was, char *errbuf, size_t errlen)
 {
 	*was = false;
-	FILE *f = fopen(path, "r");
+	gzFile f = gzopen(path, "rb");
 	if (!f)
 		return 0; /* reported when read as a message */
-	char line[4096];
-	if (!fgets(line, sizeof(line), f) ||
-	    !(strncasecmp(line, "spam ", 5) == 0 || strncasecmp(line, "ham ", 4) == 0) ||
-	    strchr(line, ':')) {
-		fclose(f);
-		return 0;
-	}
-	*was = true;
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
@@ -108,6 +126,24 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 		slash[1] = '\0';
 	else
 		dir[0] = '\0';
+	char line[4096], full[8192];
+	const char *p;
+	if (!gzgets(f, line, sizeof(line)) || index_label(line, &p) < 0) {
+		gzclose(f);
+		return 0;
+	}
+	if (strchr(line, ':')) {
+		size_t l = strlen(line);
+		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
+			line[--l] = '\0';
+		struct stat st;
+		index_path(full, sizeof(full), dir, p);
+		if (stat(full, &st) != 0) {
+			gzclose(f);
+			return 0;
+		}
+	}
+	*was = true;
 	size_t lineno = 0;
 	int rc = 0;
 	do {
@@ -117,26 +153,20 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 			line[--l] = '\0';
 		if (l == 0)
 			continue;
-		char *sp = strchr(line, ' ');
-		int label = strncasecmp(line, "spam ", 5) == 0  ? CHAFF_SPAM
-		            : strncasecmp(line, "ham ", 4) == 0 ? CHAFF_HAM
-		                                                : -1;
-		if (label < 0 || !sp) {
+		int label = index_label(line, &p);
+		if (label < 0) {
 			snprintf(errbuf, errlen, "%s:%zu: expected 'spam PATH' or 'ham PATH'", path,
 			         lineno);
 			rc = -1;
 			break;
 		}
-		while (*sp == ' ')
-			sp++;
-		char full[8192];
-		snprintf(full, sizeof(full), "%s%s", *sp == '/' ? "" : dir, sp);
+		index_path(full, sizeof(full), dir, p);
 		if (push_label(in, full, label) < 0) {
 			rc = -1;
 			break;
 		}
-	} while (fgets(line, sizeof(line), f));
-	fclose(f);
+	} while (gzgets(f, line, sizeof(line)));
+	gzclose(f);
 	return rc;
 }
 
@@ -146,10 +176,22 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a + 1, *(char *const *)b + 1);
 }
 
-/* Files below dir in name order, so runs are repeatable. Dot files and
- * Maildir's tmp/ (messages still being written) are skipped. */
+static bool is_dir(const char *dir, const char *name)
+{
+	char p[4200];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Files below dir in name order, so runs are repeatable. Dot files (and
+ * with them Maildir++ subfolders) and Maildir's tmp/ (messages still
+ * being written) are skipped, and in a Maildir (a folder with cur/ or
+ * new/) only cur/ and new/ are read: beside them lie the mail server's
+ * own files (dovecot-uidlist, index caches, subscriptions). */
 static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
 {
+	bool maildir = is_dir(dir, "cur") || is_dir(dir, "new");
 	DIR *d = opendir(dir);
 	if (!d) {
 		snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
@@ -162,7 +204,8 @@ static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
 	/* the file type readdir gives, in the byte before each name, saves a
 	 * stat per file; names without it are looked at with stat */
 	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.' || strcmp(e->d_name, "tmp") == 0)
+		if (e->d_name[0] == '.' || strcmp(e->d_name, "tmp") == 0 ||
+		    (maildir && strcmp(e->d_name, "cur") != 0 && strcmp(e->d_name, "new") != 0))
 			continue;
 		char type = e->d_type == DT_REG ? 'f' : e->d_type == DT_DIR ? 'd' : '?';
 		if (n == cap) {

@@ -192,6 +192,35 @@ check "train an empty message: exit 0, trained" test "$rc" -eq 0 -a "${out#train
 out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" 2>&1); rc=$?
 check "train an empty message again: already known" test "$rc" -eq 0 -a "${out#*1 already known}" != "$out"
 
+# Input: a Maildir's own server files are not messages; an index may name
+# Maildir files (their names have colons) and may be gzip-compressed; a
+# message whose first line looks like an index line is still a message.
+md=$dir/maildir
+mkdir -p "$md/cur" "$md/new" "$md/tmp" "$md/.Sub/cur"
+cp "$(one spam-1 00001)" "$md/cur/1700000000.M1P2.host:2,S"
+cp "$(one spam-1 00002)" "$md/new/1700000001.M1P3.host"
+cp "$(one spam-1 00003)" "$md/tmp/1700000002.M1P4.host"
+cp "$(one spam-1 00004)" "$md/.Sub/cur/1700000003.M1P5.host:2,"
+printf '1 1700000000\n' > "$md/dovecot-uidlist"
+head -c 3000 /dev/urandom > "$md/dovecot.index.cache"
+printf 'Junk\n' > "$md/subscriptions"
+out=$("$chaff" train --db "$dir/mddb" --spam "$md" 2>&1); rc=$?
+check "Maildir: cur/ and new/ only, not the server's files, tmp/ or subfolders" \
+  test "$rc" -eq 0 -a "${out#trained 2 spam}" != "$out"
+printf 'spam maildir/cur/1700000000.M1P2.host:2,S\nspam maildir/new/1700000001.M1P3.host\n' \
+  > "$dir/md.idx"
+out=$("$chaff" train --db "$dir/mddb2" "$dir/md.idx" 2>&1); rc=$?
+check "index naming Maildir files (colons in the first path): read as an index" \
+  test "$rc" -eq 0 -a "${out#trained 2 spam}" != "$out"
+gzip -c "$dir/md.idx" > "$dir/md.idx.gz"
+out=$("$chaff" train --db "$dir/mddb3" "$dir/md.idx.gz" 2>&1); rc=$?
+check "gzip-compressed index: read as an index" \
+  test "$rc" -eq 0 -a "${out#trained 2 spam}" != "$out"
+{ printf 'Spam : yes\nSubject: first line like an index line\n\nbody\n'; } > "$dir/spamcolon.eml"
+out=$("$chaff" train --db "$dir/mddb4" --spam "$dir/spamcolon.eml" 2>&1); rc=$?
+check "a message starting 'Spam : yes' is a message, not an index" \
+  test "$rc" -eq 0 -a "${out#trained 1 spam}" != "$out"
+
 # --- filter -----------------------------------------------------------------
 # hdrlines FILE: the number of header lines (before the first blank line)
 hdrlines() { awk '/^\r?$/ { print NR - 1; exit }' "$1"; }
