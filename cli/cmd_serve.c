@@ -306,8 +306,15 @@ static void handle(void *state, struct serve_job *job)
 					memcpy(job->reply[i], job->reply[0], SERVE_REPLY_MAX);
 				action = a == QUARANTINE ? "quarantine" : "pass";
 			} else {
-				hop_send(&w->hop, s->from.p, s->body8, s->rcpt, s->nrcpt, w->tagged.p,
-				         w->tagged.len, id, job->reply, job->nreply);
+				struct hop_envelope env = {.from = s->from.p,
+				                           .body8 = s->body8,
+				                           .smtputf8 = s->smtputf8,
+				                           .dsn = s->dsn,
+				                           .rcpt = s->rcpt,
+				                           .rcpt_dsn = s->rcpt_dsn,
+				                           .nrcpt = s->nrcpt};
+				hop_send(&w->hop, &env, w->tagged.p, w->tagged.len, id, job->reply,
+				         job->nreply);
 				action = "pass";
 			}
 		}

@@ -163,6 +163,12 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 				h->pipelining = true;
 			if (ll == 12 && strncasecmp(line + 4, "CHUNKING", 8) == 0)
 				h->chunking = true;
+			if (ll == 12 && strncasecmp(line + 4, "8BITMIME", 8) == 0)
+				h->eightbit = true;
+			if (ll == 7 && strncasecmp(line + 4, "DSN", 3) == 0)
+				h->dsn = true;
+			if (ll == 12 && strncasecmp(line + 4, "SMTPUTF8", 8) == 0)
+				h->smtputf8 = true;
 			if (line[3] == '-')
 				continue; /* more lines follow */
 			const char *t = line[3] ? line + 4 : "";
@@ -234,10 +240,15 @@ static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 		socklen_t sl = sizeof(err);
-		if (poll(&pfd, 1, (int)h->timeout * 1000) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err != 0) {
+		int pr = poll(&pfd, 1, (int)h->timeout * 1000);
+		if (pr != 1) { /* a timeout is not the refusal an earlier address gave */
+			err = pr == 0 ? ETIMEDOUT : errno;
+			close(fd);
+			continue;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0 || err != 0) {
 			if (!err)
-				err = ETIMEDOUT;
+				err = errno;
 			close(fd);
 			continue;
 		}
@@ -257,7 +268,7 @@ static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
 		return false;
 	}
 	char text[SERVE_REPLY_MAX], line[300];
-	h->pipelining = h->chunking = false;
+	h->pipelining = h->chunking = h->eightbit = h->dsn = h->smtputf8 = false;
 	int code = read_reply(h, text, sizeof(text));
 	if (code == 220) {
 		snprintf(line, sizeof(line), "EHLO %s\r\n", h->helo);
@@ -329,25 +340,32 @@ static bool wire_form(struct hop *h, const char *msg, size_t len, bool dot, size
 
 /* MAIL, each RCPT and, when data_too, DATA, as wire lines; ends[i] is
  * where line i ends. NULL when out of memory. */
-static char *envelope(const char *from, bool body8, char *const *rcpt, unsigned nrcpt,
-                      bool data_too, long long bdat, size_t *ends)
+static char *envelope(const struct hop *h, const struct hop_envelope *v, bool data_too,
+                      long long bdat, size_t *ends)
 {
-	size_t cap = strlen(from) + 80, n = 0;
-	for (unsigned i = 0; i < nrcpt; i++)
-		cap += strlen(rcpt[i]) + 14;
+	bool dsn = h->dsn && v->dsn && v->dsn[0];
+	size_t cap = strlen(v->from) + 80 + (dsn ? strlen(v->dsn) + 1 : 0), n = 0;
+	for (unsigned i = 0; i < v->nrcpt; i++)
+		cap += strlen(v->rcpt[i]) + 14 +
+		       (h->dsn && v->rcpt_dsn && v->rcpt_dsn[i] ? strlen(v->rcpt_dsn[i]) + 1 : 0);
 	char *e = malloc(cap + 8);
 	if (!e)
 		return NULL;
-	n += (size_t)sprintf(e, "MAIL FROM:<%s>%s\r\n", from, body8 ? " BODY=8BITMIME" : "");
+	n += (size_t)sprintf(e, "MAIL FROM:<%s>%s%s%s%s\r\n", v->from,
+	                     v->body8 && h->eightbit ? " BODY=8BITMIME" : "",
+	                     v->smtputf8 && h->smtputf8 ? " SMTPUTF8" : "", dsn ? " " : "",
+	                     dsn ? v->dsn : "");
 	ends[0] = n;
-	for (unsigned i = 0; i < nrcpt; i++) {
-		n += (size_t)sprintf(e + n, "RCPT TO:<%s>\r\n", rcpt[i]);
+	for (unsigned i = 0; i < v->nrcpt; i++) {
+		const char *d = h->dsn && v->rcpt_dsn ? v->rcpt_dsn[i] : NULL;
+		n += (size_t)sprintf(e + n, "RCPT TO:<%s>%s%s\r\n", v->rcpt[i], d ? " " : "",
+		                     d ? d : "");
 		ends[i + 1] = n;
 	}
 	if (data_too && bdat >= 0)
-		ends[nrcpt + 1] = n += (size_t)sprintf(e + n, "BDAT %lld LAST\r\n", bdat);
+		ends[v->nrcpt + 1] = n += (size_t)sprintf(e + n, "BDAT %lld LAST\r\n", bdat);
 	else if (data_too)
-		ends[nrcpt + 1] = n += (size_t)sprintf(e + n, "DATA\r\n");
+		ends[v->nrcpt + 1] = n += (size_t)sprintf(e + n, "DATA\r\n");
 	return e;
 }
 
@@ -361,10 +379,10 @@ static char *envelope(const char *from, bool body8, char *const *rcpt, unsigned 
  * a refused one must stop the message before it is sent to the rest.
  * When the next hop also offers CHUNKING (RFC 3030), the message itself
  * follows in the same write as "BDAT n LAST": one round trip. */
-static bool attempt(struct hop *h, const char *from, bool body8, char *const *rcpt,
-                    unsigned nrcpt, const char *msg, size_t len, const char *id,
-                    char (*reply)[SERVE_REPLY_MAX], unsigned nreply)
+static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg, size_t len,
+                    const char *id, char (*reply)[SERVE_REPLY_MAX], unsigned nreply)
 {
+	unsigned nrcpt = v->nrcpt;
 	char text[SERVE_REPLY_MAX], r[SERVE_REPLY_MAX];
 	bool data_too = h->pipelining && (nrcpt == 1 || nreply > 1);
 	bool bdat = data_too && h->chunking;
@@ -372,8 +390,7 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 	size_t wl = 0;
 	size_t *ends = malloc((nrcpt + 2) * sizeof(*ends));
 	char *env = ends && (!bdat || wire_form(h, msg, len, false, &wl))
-	                    ? envelope(from, body8, rcpt, nrcpt, data_too, bdat ? (long long)wl : -1,
-	                               ends)
+	                    ? envelope(h, v, data_too, bdat ? (long long)wl : -1, ends)
 	                    : NULL;
 	if (!env) {
 		free(ends);
@@ -483,9 +500,8 @@ static bool attempt(struct hop *h, const char *from, bool body8, char *const *rc
 	return true;
 }
 
-void hop_send(struct hop *h, const char *from, bool body8, char *const *rcpt, unsigned nrcpt,
-              const char *msg, size_t len, const char *id, char (*reply)[SERVE_REPLY_MAX],
-              unsigned nreply)
+void hop_send(struct hop *h, const struct hop_envelope *env, const char *msg, size_t len,
+              const char *id, char (*reply)[SERVE_REPLY_MAX], unsigned nreply)
 {
 	for (int tries = 0; tries < 2; tries++) {
 		/* A kept connection with bytes waiting (a late reply, a 421 from
@@ -499,7 +515,7 @@ void hop_send(struct hop *h, const char *from, bool body8, char *const *rcpt, un
 				memcpy(reply[i], reply[0], SERVE_REPLY_MAX);
 			return;
 		}
-		if (attempt(h, from, body8, rcpt, nrcpt, msg, len, id, reply, nreply))
+		if (attempt(h, env, msg, len, id, reply, nreply))
 			return;
 		disconnect(h);
 		if (!reused)

@@ -31,6 +31,7 @@ struct hop {
 	int fd;                  /* -1: not connected */
 	bool pipelining;         /* the next hop offers PIPELINING */
 	bool chunking;           /* ... and CHUNKING (BDAT) */
+	bool eightbit, dsn, smtputf8; /* ... 8BITMIME, DSN, SMTPUTF8 */
 	bool timed_out;          /* the last reply did not come in time */
 	char in[8192];           /* reply bytes read and not yet used */
 	size_t inlen;
@@ -42,6 +43,19 @@ void hop_init(struct hop *h, const char *host, const char *port, const char *hel
               unsigned timeout);
 void hop_close(struct hop *h);
 
+/* A message's envelope as the client gave it. The optional parameters
+ * go on to a next hop that offers their extension, and are left out for
+ * one that does not (as a relay without the extension would). */
+struct hop_envelope {
+	const char *from;
+	bool body8;            /* BODY=8BITMIME */
+	bool smtputf8;         /* SMTPUTF8 */
+	const char *dsn;       /* MAIL's RET= and ENVID=, "" when none */
+	char *const *rcpt;     /* forward paths */
+	char *const *rcpt_dsn; /* each one's NOTIFY= and ORCPT=, or NULL */
+	unsigned nrcpt;
+};
+
 /*
  * Passes the message on with the envelope unchanged. In SMTP (nreply 1)
  * the one reply says whether every recipient got it: a recipient the next
@@ -49,8 +63,7 @@ void hop_close(struct hop *h);
  * temporary), so nothing is half-delivered. In LMTP (nreply = recipients)
  * each recipient gets its own outcome.
  */
-void hop_send(struct hop *h, const char *from, bool body8, char *const *rcpt, unsigned nrcpt,
-              const char *msg, size_t len, const char *id, char (*reply)[SERVE_REPLY_MAX],
-              unsigned nreply);
+void hop_send(struct hop *h, const struct hop_envelope *env, const char *msg, size_t len,
+              const char *id, char (*reply)[SERVE_REPLY_MAX], unsigned nreply);
 
 #endif

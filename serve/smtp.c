@@ -52,11 +52,14 @@ void smtp_init(struct smtp_session *s, const struct smtp_config *cfg)
 
 static void reset_transaction(struct smtp_session *s)
 {
-	for (unsigned i = 0; i < s->nrcpt; i++)
+	for (unsigned i = 0; i < s->nrcpt; i++) {
 		free(s->rcpt[i]);
+		free(s->rcpt_dsn[i]);
+	}
 	s->nrcpt = 0;
 	s->from.len = 0;
-	s->in_mail = s->body8 = s->oversize = s->chunking = s->cr_pending = false;
+	s->dsn[0] = '\0';
+	s->in_mail = s->body8 = s->smtputf8 = s->oversize = s->chunking = s->cr_pending = false;
 	s->learn = SMTP_LEARN_NONE;
 	s->msg.len = 0;
 	if (s->msg.cap > KEEP_MSG_BYTES)
@@ -67,6 +70,7 @@ void smtp_free(struct smtp_session *s)
 {
 	reset_transaction(s);
 	free(s->rcpt);
+	free(s->rcpt_dsn);
 	buf_free(&s->from);
 	buf_free(&s->msg);
 	buf_free(&s->out);
@@ -172,6 +176,59 @@ static bool next_param(const char **p, char *key, size_t kn, const char **val, s
 	return true;
 }
 
+/* A DSN parameter's value (RFC 3461 xtext and the like): printable
+ * ASCII without spaces, passed on as it came. */
+static bool dsn_value(const char *v, size_t n, size_t max)
+{
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 33 || v[i] > 126)
+			return false;
+	return true;
+}
+
+/* Appends " KEY=value" to a parameter list of size bytes. */
+static void add_param(char *list, size_t size, const char *key, const char *v, size_t n)
+{
+	size_t l = strlen(list);
+	snprintf(list + l, size - l, "%s%s=%.*s", l ? " " : "", key, (int)n, v);
+}
+
+/* Whether a parameter list already has KEY= (prefix, "KEY=") at the
+ * start of one of its entries. */
+static bool has_param(const char *list, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	for (const char *p = list; *p; p++)
+		if ((p == list || p[-1] == ' ') && strncasecmp(p, prefix, n) == 0)
+			return true;
+	return false;
+}
+
+/* NOTIFY's value: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
+static bool notify_value(const char *v, size_t n)
+{
+	if (n == 5 && strncasecmp(v, "NEVER", 5) == 0)
+		return true;
+	while (n) {
+		size_t k = 0;
+		while (k < n && v[k] != ',')
+			k++;
+		if (!((k == 7 && strncasecmp(v, "SUCCESS", 7) == 0) ||
+		      (k == 7 && strncasecmp(v, "FAILURE", 7) == 0) ||
+		      (k == 5 && strncasecmp(v, "DELAY", 5) == 0)))
+			return false;
+		if (k == n)
+			return true;
+		v += k + 1;
+		n -= k + 1;
+		if (n == 0)
+			return false; /* a trailing comma */
+	}
+	return false;
+}
+
 static void cmd_mail(struct smtp_session *s, const char *args)
 {
 	if (!s->greeted) {
@@ -191,7 +248,8 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 	char key[32];
 	const char *val;
 	size_t vn;
-	bool body8 = false;
+	bool body8 = false, smtputf8 = false;
+	char dsn[sizeof(s->dsn)] = "";
 	while (next_param(&p, key, sizeof(key), &val, &vn)) {
 		if (strcasecmp(key, "SIZE") == 0) {
 			char *end;
@@ -218,6 +276,25 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 				errorf(s, "501 5.5.4 Unsupported BODY parameter");
 				return;
 			}
+		} else if (strcasecmp(key, "SMTPUTF8") == 0 && vn == 0 && val[-1] != '=') {
+			/* Not offered, but a before-queue proxy (Postfix's
+			 * smtpd_proxy_filter) repeats its client's MAIL as it came,
+			 * with what the public server offered: taken and passed on
+			 * to a next hop that offers it, like the DSN ones. */
+			smtputf8 = true;
+		} else if ((strcasecmp(key, "RET") == 0 &&
+		            ((vn == 4 && (strncasecmp(val, "FULL", 4) == 0 ||
+		                          strncasecmp(val, "HDRS", 4) == 0)))) ||
+		           (strcasecmp(key, "ENVID") == 0 && dsn_value(val, vn, 100))) {
+			const char *k = strcasecmp(key, "RET") == 0 ? "RET" : "ENVID";
+			if (has_param(dsn, k[0] == 'R' ? "RET=" : "ENVID=")) {
+				errorf(s, "501 5.5.4 Duplicate %s parameter", k);
+				return;
+			}
+			add_param(dsn, sizeof(dsn), k, val, vn);
+		} else if (strcasecmp(key, "RET") == 0 || strcasecmp(key, "ENVID") == 0) {
+			errorf(s, "501 5.5.4 Bad %s parameter", key);
+			return;
 		} else {
 			errorf(s, "555 5.5.4 Unsupported option: %s", key);
 			return;
@@ -225,6 +302,8 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 	}
 	s->in_mail = true;
 	s->body8 = body8;
+	s->smtputf8 = smtputf8;
+	memcpy(s->dsn, dsn, sizeof(dsn));
 	out_line(s, "250 2.1.0 Ok");
 }
 
@@ -278,10 +357,29 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 		errorf(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
-	if (*skip_spaces(p)) {
-		buf_free(&path);
-		errorf(s, "555 5.5.4 Unsupported option");
-		return;
+	char dsn[300] = "", key[32];
+	const char *val;
+	size_t vn;
+	while (next_param(&p, key, sizeof(key), &val, &vn)) {
+		bool notify = strcasecmp(key, "NOTIFY") == 0, orcpt = strcasecmp(key, "ORCPT") == 0;
+		if (!notify && !orcpt) {
+			buf_free(&path);
+			errorf(s, "555 5.5.4 Unsupported option: %s", key);
+			return;
+		}
+		/* ORCPT is addr-type;xtext, at most 500 characters all told */
+		if (notify ? !notify_value(val, vn)
+		           : !dsn_value(val, vn, 250) || !memchr(val, ';', vn)) {
+			buf_free(&path);
+			errorf(s, "501 5.5.4 Bad %s parameter", key);
+			return;
+		}
+		if (has_param(dsn, notify ? "NOTIFY=" : "ORCPT=")) {
+			buf_free(&path);
+			errorf(s, "501 5.5.4 Duplicate %s parameter", key);
+			return;
+		}
+		add_param(dsn, sizeof(dsn), notify ? "NOTIFY" : "ORCPT", val, vn);
 	}
 	const char *addr = path.p;
 	enum smtp_learn learn = learn_match(s->cfg->learn_spam, addr)  ? SMTP_LEARN_SPAM
@@ -295,17 +393,25 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 	} else if (learn == SMTP_LEARN_NONE && !domain_ok(s->cfg, addr)) {
 		errorf(s, "550 5.7.1 <%s>: Relaying denied", addr);
 	} else {
-		if (s->nrcpt == s->rcap) {
+		char *d = dsn[0] ? strdup(dsn) : NULL;
+		if (s->nrcpt == s->rcap && (!dsn[0] || d)) {
 			unsigned cap = s->rcap ? s->rcap * 2 : 4;
 			char **r = realloc(s->rcpt, cap * sizeof(*r));
-			if (!r) {
-				buf_free(&path);
-				out_line(s, "452 4.3.1 Insufficient system resources");
-				return;
+			if (r)
+				s->rcpt = r;
+			char **rd = r ? realloc(s->rcpt_dsn, cap * sizeof(*rd)) : NULL;
+			if (rd) {
+				s->rcpt_dsn = rd;
+				s->rcap = cap;
 			}
-			s->rcpt = r;
-			s->rcap = cap;
 		}
+		if (s->nrcpt == s->rcap || (dsn[0] && !d)) {
+			free(d);
+			buf_free(&path);
+			out_line(s, "452 4.3.1 Insufficient system resources");
+			return;
+		}
+		s->rcpt_dsn[s->nrcpt] = d;
 		s->rcpt[s->nrcpt++] = path.p; /* the buffer is the string */
 		s->learn = learn;
 		out_line(s, "250 2.1.5 Ok");

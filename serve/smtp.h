@@ -42,6 +42,7 @@ struct smtp_session {
 	bool greeted;       /* HELO, EHLO or LHLO seen */
 	bool in_mail;       /* MAIL accepted: a transaction is open */
 	bool body8;         /* MAIL ... BODY=8BITMIME */
+	bool smtputf8;      /* MAIL ... SMTPUTF8 (RFC 6531) */
 	bool skipping;      /* discarding the rest of an over-long line */
 	bool bol;           /* DATA: at the start of a line */
 	bool oversize;      /* DATA: more than max_size bytes arrived */
@@ -54,7 +55,9 @@ struct smtp_session {
 	enum smtp_learn learn;
 	struct buf from;    /* reverse path, without <>, NUL-terminated */
 	char **rcpt;        /* forward paths, without <> */
+	char **rcpt_dsn;    /* each one's NOTIFY= and ORCPT= (RFC 3461), or NULL */
 	unsigned nrcpt, rcap;
+	char dsn[256];      /* MAIL's RET= and ENVID=, "" when none */
 	struct buf msg;     /* the message, dot-unstuffed, LF line ends */
 	struct buf out;     /* replies waiting to be sent */
 };

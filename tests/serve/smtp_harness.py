@@ -466,10 +466,12 @@ def wire(body, lf=False, stuff=True):
     return eol.join(out) + eol + b"." + eol
 
 
-def send_message(c, frm, rcpts, body, params="", lf=False, final_timeout=15.0, nreplies=1):
+def send_message(c, frm, rcpts, body, params="", lf=False, final_timeout=15.0, nreplies=1,
+                 rcpt_params=""):
     """One transaction on an open, greeted connection: a dict of the replies
     (mail, rcpt: [...], data, final; final is a list when NREPLIES > 1 (LMTP)),
-    and 'failed' naming the stage that was refused, if any."""
+    and 'failed' naming the stage that was refused, if any. PARAMS go on
+    MAIL, RCPT_PARAMS on every RCPT."""
     res = {"rcpt": [], "failed": None}
     r = c.cmd("MAIL FROM:<%s>%s" % (frm, (" " + params) if params else ""))
     res["mail"] = r
@@ -477,7 +479,7 @@ def send_message(c, frm, rcpts, body, params="", lf=False, final_timeout=15.0, n
         res["failed"] = "mail"
         return res
     for a in rcpts:
-        res["rcpt"].append(c.cmd("RCPT TO:<%s>" % a))
+        res["rcpt"].append(c.cmd("RCPT TO:<%s>%s" % (a, (" " + rcpt_params) if rcpt_params else "")))
     r = c.cmd("DATA")
     res["data"] = r
     if r.code != 354:
@@ -527,7 +529,9 @@ class Sink:
     (RFC 3030) and takes BDAT; 'pipelining': False leaves PIPELINING out of
     the EHLO reply; 'hold': True keeps the replies to MAIL and RCPT until the
     next other command arrives (BDAT, DATA, ...), so only a client that
-    pipelines them gets anywhere."""
+    pipelines them gets anywhere; 'dsn' and 'smtputf8': True offer DSN (RFC
+    3461) and SMTPUTF8 (RFC 6531); 'eightbit': False leaves 8BITMIME out.
+    Each message also keeps its RCPT commands as sent ('rcpt_cmds')."""
 
     def __init__(self, backlog=1024):
         self.lock = threading.Lock()
@@ -668,7 +672,12 @@ class Sink:
                 w("250-sink.test")
                 if mode.get("pipelining", True):
                     w("250-PIPELINING")
-                w("250-8BITMIME")
+                if mode.get("eightbit", True):
+                    w("250-8BITMIME")
+                if mode.get("dsn"):
+                    w("250-DSN")
+                if mode.get("smtputf8"):
+                    w("250-SMTPUTF8")
                 if mode.get("chunking"):
                     w("250-CHUNKING")
                 w("250 ENHANCEDSTATUSCODES")
@@ -687,7 +696,7 @@ class Sink:
                     continue
                 rest = cmd[cmd.index(">") + 1:].strip() if ">" in cmd else ""
                 env = {"hello": hello, "mail": cmd, "from": _addr(cmd[5:]), "params": rest,
-                       "rcpts": [], "t": time.time(), "bdat": [], "chunks": []}
+                       "rcpts": [], "rcpt_cmds": [], "t": time.time(), "bdat": [], "chunks": []}
                 w_held("250 2.1.0 Ok")
             elif verb == "RCPT":
                 if env is None:
@@ -702,6 +711,7 @@ class Sink:
                     w_held(r)
                     continue
                 env["rcpts"].append(_addr(cmd[5:]))
+                env["rcpt_cmds"].append(cmd)
                 w_held("250 2.1.5 Ok")
             elif verb == "BDAT" and mode.get("chunking"):
                 m = re.fullmatch(r"BDAT +(\d+)( +LAST)? *", cmd, re.I)

@@ -1022,6 +1022,60 @@ def t_headers_envelope():
     c.close()
 
 
+def t_dsn_smtputf8():
+    """A before-queue proxy (Postfix's smtpd_proxy_filter) repeats its
+    client's MAIL and RCPT as they came, with the DSN and SMTPUTF8
+    parameters its public server offers: taken, and passed on to a next hop
+    that offers the same extensions, left out for one that does not. The
+    same for BODY=8BITMIME."""
+    plain, full = Sink(), Sink()
+    full.set_mode({"dsn": True, "smtputf8": True})
+    plain.set_mode({"eightbit": False})
+    mail = "RET=HDRS ENVID=QQ+2Bid.1 SMTPUTF8 BODY=8BITMIME"
+    rcpt = "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bx@example.org"
+    for name, sink in (("plain", plain), ("full", full)):
+        srv = serve("dsn-" + name, ["--next-hop", "127.0.0.1:%d" % sink.port, "--hostname", HOST])
+        c = greeted(srv.port)
+        frm = uid("dsn")
+        res = send_message(c, frm, ["a@example.org", "b@example.org"], simple("dsn"),
+                           params=mail, rcpt_params=rcpt)
+        expect("MAIL with RET, ENVID, SMTPUTF8 (next hop %s)" % name, res["mail"], "250 2.1.0")
+        for r in res["rcpt"]:
+            expect("RCPT with NOTIFY, ORCPT (next hop %s)" % name, r, "250 2.1.5")
+        expect("  ... the message (next hop %s)" % name, final_of(res), "250 2.0.0")
+        m = sink.find(frm)
+        if name == "full":
+            check("  ... MAIL at a next hop with DSN and SMTPUTF8 keeps them",
+                  len(m) == 1 and m[0]["params"] == "BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=QQ+2Bid.1",
+                  m[0]["mail"] if m else "not delivered")
+            check("  ... each RCPT keeps NOTIFY and ORCPT",
+                  len(m) == 1 and all(x.endswith(" " + rcpt) for x in m[0]["rcpt_cmds"])
+                  and len(m[0]["rcpt_cmds"]) == 2, str(m[0]["rcpt_cmds"]) if m else "")
+        else:
+            check("  ... MAIL at a next hop without DSN, SMTPUTF8, 8BITMIME: none of them",
+                  len(m) == 1 and m[0]["params"] == "", m[0]["mail"] if m else "not delivered")
+            check("  ... RCPT without NOTIFY and ORCPT",
+                  len(m) == 1 and all(x.endswith(">") for x in m[0]["rcpt_cmds"]),
+                  str(m[0]["rcpt_cmds"]) if m else "")
+        c.close()
+    c = greeted(MAIN.port)
+    for bad, code in (("RET=SOME", "501 5.5.4"), ("RET=FULL RET=HDRS", "501 5.5.4"),
+                      ("ENVID=a\x01b", "501 5.5.4"), ("SMTPUTF8=YES", "555 5.5.4"),
+                      ("AUTH=<> FOO=1", "555 5.5.4")):
+        expect("MAIL ... %s" % bad, c.cmd("MAIL FROM:<x@example.com> " + bad), code)
+        c.cmd("RSET")
+    c.cmd("MAIL FROM:<x@example.com>")
+    for bad, code in (("NOTIFY=NEVER,SUCCESS", "501 5.5.4"), ("NOTIFY=SUCCESS,", "501 5.5.4"),
+                      ("ORCPT=no-type", "501 5.5.4"), ("NOTIFY=DELAY NOTIFY=DELAY", "501 5.5.4"),
+                      ("XFOO=1", "555 5.5.4")):
+        expect("RCPT ... %s" % bad, c.cmd("RCPT TO:<a@example.org> " + bad), code)
+    expect("RCPT ... NOTIFY=NEVER ORCPT with 'notify=' inside",
+           c.cmd("RCPT TO:<a@example.org> NOTIFY=NEVER ORCPT=rfc822;notify=x@example.org"), "250")
+    c.close()
+    plain.close()
+    full.close()
+
+
 def t_size():
     c = greeted(MAIN.port)
     r = c.cmd("MAIL FROM:<a@example.com> SIZE=%d" % (MAXSIZE * 10))
@@ -1958,7 +2012,7 @@ if MAIN is None:
     finish()
 for t in (t_greeting_ehlo, t_order, t_syntax, t_misc_commands, t_long_lines, t_too_many_errors, t_relay,
           t_max_rcpt, t_pipelining, t_dots, t_split_writes, t_bdat_server, t_bdat_pipelining,
-          t_bdat_errors, t_bdat_client, t_bdat_lmtp_hop, t_headers_envelope, t_size, t_default_allow, t_log_main,
+          t_bdat_errors, t_bdat_client, t_bdat_lmtp_hop, t_headers_envelope, t_dsn_smtputf8, t_size, t_default_allow, t_log_main,
           t_actions_per_verdict,
           t_reject, t_maildir, t_next_hop_failures, t_timeouts, t_many_idle, t_conn_limits, t_access, t_lmtp, t_ipv6,
           t_learn, t_training_live, t_hop_out_of_step, t_client_never_reads, t_out_of_descriptors,
