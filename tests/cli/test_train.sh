@@ -97,6 +97,9 @@ sys.exit(0 if (s["spam"], s["ham"], s["digests"]) == (150, 300, 450) else 1)' \
   < <("$chaff" stats --json --db "$db")
 "$chaff" train --db "$db" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
 check "no class and not an index: refused" test "$rc" -eq 3 -a -s "$dir/err"
+"$chaff" train --db "$dir/never" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
+check "a failed first training into a new database leaves no database behind" \
+  test "$rc" -eq 3 -a ! -e "$dir/never"
 check "no class: nothing trained" test "$(totals "$db")" = "150 300"
 
 # --- classify ---------------------------------------------------------------
