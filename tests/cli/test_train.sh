@@ -337,19 +337,28 @@ check "filter --learn unsure: nothing learned" test "$(totals "$dir/learndb")" =
 # A fault before the output has begun still passes the message on whole:
 # here an abort (as an LMDB assertion on a damaged file raises it) while
 # the filter waits for the database's lock file, held by another process.
-python3 - "$db/lock.mdb" <<'PY' &
-import fcntl, sys, time
+rm -f "$dir/locked" "$dir/unlock"
+python3 - "$db/lock.mdb" "$dir/locked" "$dir/unlock" <<'PY' &
+import fcntl, os, sys, time
 f = open(sys.argv[1], "r+b")
 fcntl.lockf(f, fcntl.LOCK_EX, 1, 0)
-time.sleep(4)
+open(sys.argv[2], "w").close()
+end = time.monotonic() + 60
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.05)
 PY
 locker=$!
-sleep 0.5
+for _ in $(seq 200); do [ -e "$dir/locked" ] && break; sleep 0.05; done
 "$chaff" filter --db "$db" < "$spam" > "$dir/out" 2> "$dir/err" &
 fpid=$!
-sleep 1
+# until it waits for the lock (its wait channel says so), or 10 s
+for _ in $(seq 200); do
+  grep -q lk "/proc/$fpid/wchan" 2> /dev/null && break
+  sleep 0.05
+done
 kill -ABRT "$fpid" 2> /dev/null
 wait "$fpid"; rc=$?
+touch "$dir/unlock"
 wait "$locker"
 check "filter aborted mid-way: exit 3" test "$rc" -eq 3
 check "filter aborted mid-way: the message byte-identical" cmp -s "$spam" "$dir/out"
