@@ -195,7 +195,9 @@ int tokpool_add_ref(struct tokpool *p, const char *data, size_t len, const char 
 
 int tokpool_add(struct tokpool *p, const char *data, size_t len, const char *name, int cls)
 {
-	if (chaff_reserve((void **)&p->data, &p->dcap, p->dlen + len, 1))
+	/* a byte more than needed: the buffer exists even for an empty
+	 * message, whose data is then a valid pointer too */
+	if (chaff_reserve((void **)&p->data, &p->dcap, p->dlen + len + 1, 1))
 		return CHAFF_ENOMEM;
 	struct slot *s = new_slot(p, len, name, cls);
 	if (!s)

@@ -442,7 +442,8 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 			return CHAFF_ENOMEM;
 		b->corr_cap = b->ecap;
 	}
-	memset(b->corr, 0, b->corr_end * sizeof(*b->corr));
+	if (b->corr_end) /* (no array at all while no batch had entries) */
+		memset(b->corr, 0, b->corr_end * sizeof(*b->corr));
 	b->corr_end = 0;
 	for (size_t i = 0; i < b->nm; i++) {
 		const struct queued *m = &b->msgs[i];
