@@ -37,6 +37,11 @@ int cmd_serve(int argc, char **argv);
 const char *cli_db_path(const char *opt);
 /* Opens it with errors logged to stderr; NULL after printing why. */
 chaff_db *cli_db_open(const char *opt, unsigned flags);
+/* Whether anything is at path (a command that finds nothing there and
+ * fails before its first commit removes the database it made). */
+bool cli_db_exists(const char *path);
+/* Removes a database a failed command made: its two files and folder. */
+void cli_db_remove_new(const char *path);
 /*
  * Options of the commands that take only --db (and --json when json is not
  * NULL): returns the index of the first operand, or -1 after a usage

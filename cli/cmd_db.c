@@ -2,6 +2,8 @@
  * Database maintenance: chaff stats, prune, backup and config.
  * (dump and load are in cmd_dump.c.)
  */
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,15 +132,32 @@ int cmd_backup(int argc, char **argv)
 			fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
+	/* a new folder, or an empty one: a backup mixed into other files, or
+	 * over the database itself, is no backup */
+	const char *target = argv[first];
+	DIR *d = opendir(target);
+	if (d) {
+		struct dirent *e;
+		bool empty = true;
+		while (empty && (e = readdir(d)))
+			empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+		closedir(d);
+		if (!empty) {
+			cli_error("%s is not empty: a backup goes into a new or empty folder",
+			          target);
+			return EXIT_FAIL;
+		}
+	} else if (errno != ENOENT) {
+		cli_error("%s: %s", target, errno == ENOTDIR ? "not a folder" : strerror(errno));
+		return EXIT_FAIL;
+	}
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
 	if (!db)
 		return EXIT_FAIL;
-	int rc = chaff_db_backup(db, argv[first]);
+	int rc = chaff_db_backup(db, target);
 	chaff_db_close(db);
-	if (rc != CHAFF_OK) {
-		cli_error("backup to %s failed: %s", argv[first], chaff_strerror(rc));
-		return EXIT_FAIL;
-	}
+	if (rc != CHAFF_OK)
+		return EXIT_FAIL; /* the library has said why */
 	printf("backed up %s to %s\n", cli_db_path(dbpath), argv[first]);
 	return EXIT_OK;
 }

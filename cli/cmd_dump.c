@@ -95,7 +95,7 @@ int cmd_dump(int argc, char **argv)
 		return EXIT_FAIL;
 	struct chaff_db_image img;
 	int rc = chaff_db_image(db, &img);
-	struct sink s = { NULL, stdout, false, 0, 0 };
+	struct sink s = { NULL, file ? NULL : stdout, false, 0, 0 };
 	if (rc == CHAFF_OK && file) {
 		if (ends_with(file, ".gz"))
 			s.gz = gzopen(file, "wb6");
@@ -196,6 +196,86 @@ static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_
 	return magic ? 0 : -1;
 }
 
+/* A decimal number of at most max at *p (digits only: no sign, no
+ * spaces), moving *p past it. */
+static bool number(const char **p, uint64_t max, uint64_t *out)
+{
+	const char *q = *p;
+	uint64_t v = 0;
+	if (*q < '0' || *q > '9')
+		return false;
+	for (; *q >= '0' && *q <= '9'; q++) {
+		if (v > (max - (uint64_t)(*q - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*q - '0');
+	}
+	*p = q;
+	*out = v;
+	return true;
+}
+
+/* n hexadecimal digits at *p into bytes (n even), moving *p past them. */
+static bool hex_bytes(const char **p, size_t n, uint8_t *bytes)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = (*p)[i];
+		int v = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (v < 0)
+			return false;
+		if (i % 2 == 0)
+			bytes[i / 2] = (uint8_t)(v << 4);
+		else
+			bytes[i / 2] |= (uint8_t)v;
+	}
+	*p += n;
+	return true;
+}
+
+/* "token HASH SPAM HAM DAY", the whole line and nothing else. */
+static bool token_line(const char *line, uint64_t *h, struct chaff_record *r)
+{
+	const char *p = line + 6;
+	uint8_t b[8];
+	uint64_t sp, hm, day;
+	if (strncmp(line, "token ", 6) != 0 || !hex_bytes(&p, 16, b) || *p++ != ' ' ||
+	    !number(&p, UINT32_MAX, &sp) || *p++ != ' ' || !number(&p, UINT32_MAX, &hm) ||
+	    *p++ != ' ' || !number(&p, UINT32_MAX, &day) || *p)
+		return false;
+	*h = 0;
+	for (size_t i = 0; i < 8; i++)
+		*h = *h << 8 | b[i];
+	*r = (struct chaff_record){(uint32_t)sp, (uint32_t)hm, (uint32_t)day};
+	return true;
+}
+
+/* "digest HEX32 spam|ham", the whole line. */
+static bool digest_line(const char *line, struct chaff_digest *d, enum chaff_class *cls)
+{
+	const char *p = line + 7;
+	if (strncmp(line, "digest ", 7) != 0 || !hex_bytes(&p, 2 * sizeof(d->bytes), d->bytes) ||
+	    *p++ != ' ')
+		return false;
+	if (strcmp(p, "spam") == 0)
+		*cls = CHAFF_SPAM;
+	else if (strcmp(p, "ham") == 0)
+		*cls = CHAFF_HAM;
+	else
+		return false;
+	return true;
+}
+
+/* "# end N tokens M digests", the whole line. */
+static bool end_line(const char *line, uint64_t *tokens, uint64_t *digests)
+{
+	const char *p = line + 6;
+	return strncmp(line, "# end ", 6) == 0 && number(&p, UINT64_MAX, tokens) &&
+	       strncmp(p, " tokens ", 8) == 0 && (p += 8, number(&p, UINT64_MAX, digests)) &&
+	       strcmp(p, " digests") == 0;
+}
+
 int cmd_load(int argc, char **argv)
 {
 	static const char usage[] = "usage: chaff load [--db DIR] [FILE]   (gzip or plain; stdin "
@@ -223,6 +303,16 @@ int cmd_load(int argc, char **argv)
 		gzclose(in);
 		return EXIT_FAIL;
 	}
+	if (!chaff_params_valid(&img.params)) {
+		cli_error(
+		        "%s: the dump's scoring parameters are out of range (see 'chaff config'); "
+		        "nothing loaded",
+		        file);
+		gzclose(in);
+		return EXIT_FAIL;
+	}
+	const char *path = cli_db_path(dbpath);
+	bool fresh = !cli_db_exists(path); /* made by this run, removed if it fails */
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_CREATE);
 	chaff_loader *l = NULL;
 	int rc = db ? chaff_loader_new(db, &img, &l) : CHAFF_EDB;
@@ -236,31 +326,31 @@ int cmd_load(int argc, char **argv)
 	size_t n = 0, nd = 0;
 	bool ended = false;
 	while (more) {
-		uint64_t h;
+		uint64_t h, et, ed;
 		struct chaff_record r;
-		char hex[40], cls[8];
-		unsigned long long et, ed;
-		if (sscanf(line, "token %16" SCNx64 " %" SCNu32 " %" SCNu32 " %" SCNu32, &h, &r.spam,
-		           &r.ham, &r.day) == 4) {
+		struct chaff_digest d;
+		enum chaff_class cls;
+		if (ended && line[0]) {
+			cli_error("%s:%zu: a line after the end line; nothing loaded", file,
+			          lineno);
+			status = EXIT_FAIL;
+			goto out;
+		} else if (ended) {
+			/* blank lines at the very end are harmless */
+		} else if (token_line(line, &h, &r)) {
 			rc = chaff_loader_put(l, h, &r);
 			n++;
-		} else if (sscanf(line, "digest %39s %7s", hex, cls) == 2 && strlen(hex) == 32 &&
-		           (strcmp(cls, "spam") == 0 || strcmp(cls, "ham") == 0)) {
-			struct chaff_digest d;
-			for (size_t i = 0; i < sizeof(d.bytes); i++) {
-				unsigned v;
-				if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-					v = 0;
-				d.bytes[i] = (uint8_t)v;
-			}
-			rc = chaff_loader_put_digest(l, &d, cls[0] == 's' ? CHAFF_SPAM : CHAFF_HAM);
+		} else if (digest_line(line, &d, &cls)) {
+			rc = chaff_loader_put_digest(l, &d, cls);
 			nd++;
-		} else if (sscanf(line, "# end %llu tokens %llu digests", &et, &ed) == 2) {
+		} else if (end_line(line, &et, &ed)) {
 			ended = et == n && ed == nd;
 			if (!ended) {
-				cli_error("%s:%zu: the dump says %llu tokens and %llu digests, %zu and "
+				cli_error("%s:%zu: the dump says %llu tokens and %llu digests, %zu "
+				          "and "
 				          "%zu were read; nothing loaded",
-				          file, lineno, et, ed, n, nd);
+				          file, lineno, (unsigned long long)et,
+				          (unsigned long long)ed, n, nd);
 				status = EXIT_FAIL;
 				goto out;
 			}
@@ -303,6 +393,8 @@ int cmd_load(int argc, char **argv)
 out:
 	chaff_loader_free(l);
 	chaff_db_close(db);
+	if (status != EXIT_OK && fresh && db)
+		cli_db_remove_new(path);
 	gzclose(in);
 	return status;
 }

@@ -4,12 +4,9 @@
  * to be readable before anything is trained, so a run that cannot read
  * its inputs changes nothing.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -277,18 +274,6 @@ static int parse(int argc, char **argv, struct train *tr, const char **dbpath, b
 	return 0;
 }
 
-/* Removes an empty database this run made: its two files and folder. */
-static void remove_db(const char *path)
-{
-	static const char *const files[] = {"data.mdb", "lock.mdb"};
-	char f[4200];
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(f, sizeof(f), "%s/%s", path, files[i]);
-		unlink(f);
-	}
-	rmdir(path); /* fails, harmlessly, if anything else is there */
-}
-
 static int run(int argc, char **argv, bool untrain)
 {
 	struct train tr = { .cls = -1, .untrain = untrain, .batch_max = 20000 };
@@ -313,8 +298,7 @@ static int run(int argc, char **argv, bool untrain)
 	if (tr.total_bytes >= CLI_BULK_BYTES)
 		cli_bulk_heap();
 	const char *path = cli_db_path(dbpath);
-	struct stat st;
-	bool fresh = stat(path, &st) != 0 && errno == ENOENT; /* this run creates it */
+	bool fresh = !cli_db_exists(path); /* this run creates it */
 	struct chaff_db_options o = { .flags = tr.untrain ? 0 : CHAFF_DB_CREATE,
 		                      .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
 		                      .log = cli_log };
@@ -403,7 +387,7 @@ out:
 	              ds.ham_messages == 0;
 	chaff_db_close(tr.db);
 	if (unmake)
-		remove_db(path);
+		cli_db_remove_new(path);
 	input_close(in);
 	return status;
 }

@@ -3,6 +3,8 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -39,6 +41,23 @@ chaff_db *cli_db_open(const char *opt, unsigned flags)
 	if (rc != CHAFF_OK)
 		return NULL; /* the library has said why, once, through cli_log */
 	return db;
+}
+
+bool cli_db_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 || errno != ENOENT;
+}
+
+void cli_db_remove_new(const char *path)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	char f[4200];
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(f, sizeof(f), "%s/%s", path, files[i]);
+		unlink(f);
+	}
+	rmdir(path); /* fails, harmlessly, if anything else is there */
 }
 
 bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out)

@@ -405,9 +405,13 @@ static int l_backup(struct store *st, const char *dir)
 		return errno == EACCES || errno == EROFS ? CHAFF_EACCES : CHAFF_EIO;
 	}
 	int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
-	if (rc != MDB_SUCCESS)
-		logf_(s, CHAFF_LOG_ERROR, "backup to %s: %s", dir, mdb_strerror(rc));
-	return rc == MDB_SUCCESS ? CHAFF_OK : map_rc(s, rc);
+	if (rc == MDB_SUCCESS)
+		return CHAFF_OK;
+	/* said once, naming the copy (map_rc would name the database) */
+	logf_(s, CHAFF_LOG_ERROR, "backup to %s: %s", dir, mdb_strerror(rc));
+	return rc == EACCES || rc == EROFS || rc == EPERM ? CHAFF_EACCES
+	       : rc == ENOSPC || rc == EDQUOT             ? CHAFF_ENOSPC
+	                                                  : CHAFF_EIO;
 }
 
 static void l_close(struct store *st)
@@ -526,9 +530,16 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	size_t map = map_size ? (size_t)map_size : INITIAL_MAP;
-	if (stat(path, &st) == 0)
+	if (stat(path, &st) == 0) {
 		while (map < (size_t)st.st_size * 2)
 			map *= 2;
+	} else if (errno == ENOENT && !create) {
+		/* a folder, but no database in it: only training makes one (LMDB
+		 * would make an empty one for any writer) */
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, "no database here (train one first)");
+		l_close(&s->base);
+		return CHAFF_ENOTFOUND;
+	}
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_mapsize(s->env, map);
 	unsigned flags = MDB_NOTLS | (readonly ? MDB_RDONLY : 0);

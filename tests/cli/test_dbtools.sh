@@ -258,5 +258,57 @@ check "tokenizer 99: train refused too (exit 3)" test "$rc" -eq 3 -a "$(grep -c 
 check "tokenizer 99: filter passes the message on, exit 3" \
   test "$rc" -eq 3 -a "$(cmp -s "$spam" "$dir/out"; echo $?)" -eq 0
 
+# --- bad targets and damaged dumps --------------------------------------------
+"$chaff" dump --db "$db" "$dir/nodir/x.gz" > "$dir/out" 2> "$dir/err"; rc=$?
+check "dump to a .gz that cannot be made: exit 3, nothing on stdout" \
+  test "$rc" -eq 3 -a ! -s "$dir/out" -a -s "$dir/err"
+bad_load() { # NAME DUMPFILE: refused with a message, and no database made
+  rm -rf "$dir/bad"
+  "$chaff" load --db "$dir/bad" "$2" > /dev/null 2> "$dir/err"; local rc=$?
+  check "load, $1: exit 3, says why, no database left" \
+    test "$rc" -eq 3 -a -s "$dir/err" -a ! -e "$dir/bad"
+}
+sed 's/^param robx .*/param robx 2/' "$dir/dump.txt" > "$dir/d1"
+bad_load "a parameter out of range" "$dir/d1"
+head -c 20000 "$dir/dump.txt" > "$dir/d2"
+bad_load "cut short" "$dir/d2"
+python3 - "$dir/dump.txt" "$dir" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+i = next(k for k, l in enumerate(lines) if l.startswith("token "))
+j = next(k for k, l in enumerate(lines) if l.startswith("digest "))
+f, g = lines[i].split(), lines[j].split()
+def write(name, k, line, extra=None):
+    a = lines[:]
+    a[k] = line
+    if extra:
+        a.insert(len(a) - 1, extra)
+    open(sys.argv[2] + "/" + name, "w").write("\n".join(a))
+write("d3", i, " ".join(f[:2] + ["-1"] + f[3:]))
+write("d4", i, " ".join(f[:2] + ["4294967296"] + f[3:]))
+write("d5", i, " ".join(f[:4]))
+write("d6", j, "digest zz" + g[1][2:] + " " + g[2])
+write("d7", i, lines[i], lines[i])  # a token line after the end line
+PY
+bad_load "a negative count" "$dir/d3"
+bad_load "a count above 32 bits" "$dir/d4"
+bad_load "a token line short of a field" "$dir/d5"
+bad_load "a digest that is not hexadecimal" "$dir/d6"
+bad_load "a line after the end line" "$dir/d7"
+echo hi > "$dir/afile"
+"$chaff" backup --db "$db" "$dir/afile" > /dev/null 2> "$dir/err"; rc=$?
+check "backup onto a file: exit 3, one line" test "$rc" -eq 3 -a "$(wc -l < "$dir/err")" -eq 1
+mkdir -p "$dir/full" && echo notes > "$dir/full/notes.txt"
+"$chaff" backup --db "$db" "$dir/full" > /dev/null 2> "$dir/err"; rc=$?
+check "backup into a folder that is not empty: refused, nothing written" \
+  test "$rc" -eq 3 -a ! -e "$dir/full/data.mdb"
+"$chaff" backup --db "$db" "$db" > /dev/null 2> "$dir/err"; rc=$?
+check "backup onto the database itself: refused" test "$rc" -eq 3
+mkdir -p "$dir/plain" && echo x > "$dir/plain/file"
+"$chaff" prune --db "$dir/plain" --days 1 > /dev/null 2> "$dir/err"; rc=$?
+"$chaff" config --db "$dir/plain" set robs 0.1 > /dev/null 2>> "$dir/err"; rc2=$?
+check "prune, config set in a folder with no database: exit 3, no database made" \
+  test "$rc" -eq 3 -a "$rc2" -eq 3 -a ! -e "$dir/plain/data.mdb"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
