@@ -401,8 +401,9 @@ static int l_backup(struct store *st, const char *dir)
 {
 	struct lstore *s = (struct lstore *)st;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, strerror(errno));
-		return errno == EACCES || errno == EROFS ? CHAFF_EACCES : CHAFF_EIO;
+		int e = errno; /* the log callback may change errno */
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, strerror(e));
+		return e == EACCES || e == EROFS ? CHAFF_EACCES : CHAFF_EIO;
 	}
 	int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
 	if (rc == MDB_SUCCESS)
@@ -536,9 +537,9 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 	} else if (errno == ENOENT && !create) {
 		/* a folder, but no database in it: only training makes one (LMDB
 		 * would make an empty one for any writer) */
-		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, "no database here (train one first)");
+		int crc = map_rc(s, ENOENT);
 		l_close(&s->base);
-		return CHAFF_ENOTFOUND;
+		return crc;
 	}
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_mapsize(s->env, map);
