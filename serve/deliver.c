@@ -137,6 +137,13 @@ static void disconnect(struct hop *h)
 	h->inlen = 0;
 }
 
+/* Whether a reply line ("250-KEYWORD") offers an extension without
+ * parameters. */
+static bool offers(const char *line, const char *keyword)
+{
+	return strlen(line) >= 4 && strcasecmp(line + 4, keyword) == 0;
+}
+
 /* One reply, multi-line or not: its code, and the text of its last line
  * (without the code) in text. 0 when the connection failed or the whole
  * reply did not come within the timeout (h->timed_out says which). */
@@ -159,16 +166,11 @@ static int read_reply(struct hop *h, char *text, size_t textn)
 			size_t ll = strlen(line);
 			if (ll < 3 || line[0] < '1' || line[0] > '5')
 				return 0;
-			if (ll == 14 && strncasecmp(line + 4, "PIPELINING", 10) == 0)
-				h->pipelining = true;
-			if (ll == 12 && strncasecmp(line + 4, "CHUNKING", 8) == 0)
-				h->chunking = true;
-			if (ll == 12 && strncasecmp(line + 4, "8BITMIME", 8) == 0)
-				h->eightbit = true;
-			if (ll == 7 && strncasecmp(line + 4, "DSN", 3) == 0)
-				h->dsn = true;
-			if (ll == 12 && strncasecmp(line + 4, "SMTPUTF8", 8) == 0)
-				h->smtputf8 = true;
+			h->pipelining |= offers(line, "PIPELINING");
+			h->chunking |= offers(line, "CHUNKING");
+			h->eightbit |= offers(line, "8BITMIME");
+			h->dsn |= offers(line, "DSN");
+			h->smtputf8 |= offers(line, "SMTPUTF8");
 			if (line[3] == '-')
 				continue; /* more lines follow */
 			const char *t = line[3] ? line + 4 : "";

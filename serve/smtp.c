@@ -188,22 +188,25 @@ static bool dsn_value(const char *v, size_t n, size_t max)
 	return true;
 }
 
-/* Appends " KEY=value" to a parameter list of size bytes. */
-static void add_param(char *list, size_t size, const char *key, const char *v, size_t n)
+/* Whether a parameter list ("KEY=value KEY=value") has key already. */
+static bool has_param(const char *list, const char *key)
 {
-	size_t l = strlen(list);
-	snprintf(list + l, size - l, "%s%s=%.*s", l ? " " : "", key, (int)n, v);
-}
-
-/* Whether a parameter list already has KEY= (prefix, "KEY=") at the
- * start of one of its entries. */
-static bool has_param(const char *list, const char *prefix)
-{
-	size_t n = strlen(prefix);
+	size_t n = strlen(key);
 	for (const char *p = list; *p; p++)
-		if ((p == list || p[-1] == ' ') && strncasecmp(p, prefix, n) == 0)
+		if ((p == list || p[-1] == ' ') && strncasecmp(p, key, n) == 0 && p[n] == '=')
 			return true;
 	return false;
+}
+
+/* Appends "KEY=value" to a parameter list of size bytes; false when it
+ * has key already. */
+static bool add_param(char *list, size_t size, const char *key, const char *v, size_t n)
+{
+	if (has_param(list, key))
+		return false;
+	size_t l = strlen(list);
+	snprintf(list + l, size - l, "%s%s=%.*s", l ? " " : "", key, (int)n, v);
+	return true;
 }
 
 /* NOTIFY's value: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
@@ -282,19 +285,18 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 			 * with what the public server offered: taken and passed on
 			 * to a next hop that offers it, like the DSN ones. */
 			smtputf8 = true;
-		} else if ((strcasecmp(key, "RET") == 0 &&
-		            ((vn == 4 && (strncasecmp(val, "FULL", 4) == 0 ||
-		                          strncasecmp(val, "HDRS", 4) == 0)))) ||
-		           (strcasecmp(key, "ENVID") == 0 && dsn_value(val, vn, 100))) {
-			const char *k = strcasecmp(key, "RET") == 0 ? "RET" : "ENVID";
-			if (has_param(dsn, k[0] == 'R' ? "RET=" : "ENVID=")) {
-				errorf(s, "501 5.5.4 Duplicate %s parameter", k);
+		} else if (strcasecmp(key, "RET") == 0 || strcasecmp(key, "ENVID") == 0) {
+			bool ret = strcasecmp(key, "RET") == 0;
+			if (ret ? !(vn == 4 && (strncasecmp(val, "FULL", 4) == 0 ||
+			                        strncasecmp(val, "HDRS", 4) == 0))
+			        : !dsn_value(val, vn, 100)) {
+				errorf(s, "501 5.5.4 Bad %s parameter", key);
 				return;
 			}
-			add_param(dsn, sizeof(dsn), k, val, vn);
-		} else if (strcasecmp(key, "RET") == 0 || strcasecmp(key, "ENVID") == 0) {
-			errorf(s, "501 5.5.4 Bad %s parameter", key);
-			return;
+			if (!add_param(dsn, sizeof(dsn), ret ? "RET" : "ENVID", val, vn)) {
+				errorf(s, "501 5.5.4 Duplicate %s parameter", ret ? "RET" : "ENVID");
+				return;
+			}
 		} else {
 			errorf(s, "555 5.5.4 Unsupported option: %s", key);
 			return;
@@ -344,6 +346,23 @@ static bool domain_ok(const struct smtp_config *c, const char *addr)
 	return false;
 }
 
+/* Doubles the room for recipients (their paths and DSN parameters);
+ * -1, with nothing lost, when memory runs out. */
+static int grow_rcpt(struct smtp_session *s)
+{
+	unsigned cap = s->rcap ? s->rcap * 2 : 4;
+	char **r = realloc(s->rcpt, cap * sizeof(*r));
+	if (!r)
+		return -1;
+	s->rcpt = r; /* larger, while rcap still says the old size */
+	char **d = realloc(s->rcpt_dsn, cap * sizeof(*d));
+	if (!d)
+		return -1;
+	s->rcpt_dsn = d;
+	s->rcap = cap;
+	return 0;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	if (!s->in_mail) {
@@ -374,12 +393,11 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 			errorf(s, "501 5.5.4 Bad %s parameter", key);
 			return;
 		}
-		if (has_param(dsn, notify ? "NOTIFY=" : "ORCPT=")) {
+		if (!add_param(dsn, sizeof(dsn), notify ? "NOTIFY" : "ORCPT", val, vn)) {
 			buf_free(&path);
 			errorf(s, "501 5.5.4 Duplicate %s parameter", key);
 			return;
 		}
-		add_param(dsn, sizeof(dsn), notify ? "NOTIFY" : "ORCPT", val, vn);
 	}
 	const char *addr = path.p;
 	enum smtp_learn learn = learn_match(s->cfg->learn_spam, addr)  ? SMTP_LEARN_SPAM
@@ -393,20 +411,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 	} else if (learn == SMTP_LEARN_NONE && !domain_ok(s->cfg, addr)) {
 		errorf(s, "550 5.7.1 <%s>: Relaying denied", addr);
 	} else {
-		char *d = dsn[0] ? strdup(dsn) : NULL;
-		if (s->nrcpt == s->rcap && (!dsn[0] || d)) {
-			unsigned cap = s->rcap ? s->rcap * 2 : 4;
-			char **r = realloc(s->rcpt, cap * sizeof(*r));
-			if (r)
-				s->rcpt = r;
-			char **rd = r ? realloc(s->rcpt_dsn, cap * sizeof(*rd)) : NULL;
-			if (rd) {
-				s->rcpt_dsn = rd;
-				s->rcap = cap;
-			}
-		}
-		if (s->nrcpt == s->rcap || (dsn[0] && !d)) {
-			free(d);
+		char *d = NULL;
+		if ((s->nrcpt == s->rcap && grow_rcpt(s) < 0) || (dsn[0] && !(d = strdup(dsn)))) {
 			buf_free(&path);
 			out_line(s, "452 4.3.1 Insufficient system resources");
 			return;
