@@ -294,7 +294,8 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 				return;
 			}
 			if (!add_param(dsn, sizeof(dsn), ret ? "RET" : "ENVID", val, vn)) {
-				errorf(s, "501 5.5.4 Duplicate %s parameter", ret ? "RET" : "ENVID");
+				errorf(s, "501 5.5.4 Duplicate %s parameter",
+				       ret ? "RET" : "ENVID");
 				return;
 			}
 		} else {
