@@ -26,11 +26,10 @@
  * the limit. So does any C library other than glibc.
  */
 #include "cli.h"
+#include "common/bigmem.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -40,7 +39,6 @@
 enum {
 	STEP = 64 << 20,            /* the one large growth (address space) */
 	LARGE = 4 << 20,            /* blocks from here up are mapped */
-	HUGE_PAGE = 2 << 20,        /* the alignment 2 MB pages need */
 	PROBE = 1 << 20,            /* an allocation that makes the heap grow */
 	DEFAULT_TOP_PAD = 128 << 10 /* glibc's own step */
 };
@@ -84,12 +82,8 @@ void cli_bulk_heap(void)
 	char *hi = sbrk(0);
 	free(probe);
 	mallopt(M_TOP_PAD, DEFAULT_TOP_PAD);
-	if (!probe || lo == (char *)-1 || hi == (char *)-1 || hi <= lo)
-		return;
-	uintptr_t a = ((uintptr_t)lo + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-	uintptr_t b = (uintptr_t)hi & ~(uintptr_t)(HUGE_PAGE - 1);
-	if (b > a)
-		madvise((void *)a, b - a, MADV_HUGEPAGE); /* advice only: THP may be off */
+	if (probe && lo != (char *)-1 && hi != (char *)-1 && hi > lo)
+		chaff_big_advise(lo, (size_t)(hi - lo));
 }
 #else
 void cli_bulk_heap(void)

@@ -56,6 +56,14 @@ void *chaff_big_realloc(void *p, size_t old, size_t n)
 	return q;
 }
 
+void chaff_big_advise(void *p, size_t n)
+{
+	uintptr_t a = ((uintptr_t)p + HUGE - 1) / HUGE * HUGE;
+	uintptr_t b = ((uintptr_t)p + n) / HUGE * HUGE;
+	if (b > a)
+		madvise((void *)a, b - a, MADV_HUGEPAGE); /* without THP, 4 KB pages */
+}
+
 void chaff_big_free(void *p, size_t n)
 {
 	if (p)

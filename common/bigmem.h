@@ -16,6 +16,9 @@ void *chaff_big_alloc(size_t n);
  * part is zeroed. NULL on failure, p untouched. A move copies. */
 void *chaff_big_realloc(void *p, size_t old, size_t n);
 void chaff_big_free(void *p, size_t n);
+/* Asks for 2 MB pages for the whole 2 MB units inside [p, p + n), memory
+ * allocated some other way (the heap of a bulk run); advice only. */
+void chaff_big_advise(void *p, size_t n);
 /* Room for n elements of size bytes at *p, whose capacity is *cap
  * elements: first elements at first, then doubling, as chaff_reserve
  * (common/grow.h) does for malloc'd arrays. CHAFF_OK or CHAFF_ENOMEM
