@@ -40,8 +40,10 @@ chaff_db *cli_db_open(const char *opt, unsigned flags);
 /* Whether anything is at path (a command that finds nothing there and
  * fails before its first commit removes the database it made). */
 bool cli_db_exists(const char *path);
-/* Removes a database a failed command made: its two files and folder. */
-void cli_db_remove_new(const char *path);
+/* Closes db (NULL: nothing), a database at path that this run made and
+ * failed to fill, and removes it, its two files and folder, unless it
+ * holds anything by now. */
+void cli_db_close_unmade(chaff_db *db, const char *path);
 /*
  * Options of the commands that take only --db (and --json when json is not
  * NULL): returns the index of the first operand, or -1 after a usage

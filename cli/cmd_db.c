@@ -158,7 +158,7 @@ int cmd_backup(int argc, char **argv)
 	chaff_db_close(db);
 	if (rc != CHAFF_OK)
 		return EXIT_FAIL; /* the library has said why */
-	printf("backed up %s to %s\n", cli_db_path(dbpath), argv[first]);
+	printf("backed up %s to %s\n", cli_db_path(dbpath), target);
 	return EXIT_OK;
 }
 

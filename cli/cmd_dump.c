@@ -392,9 +392,10 @@ int cmd_load(int argc, char **argv)
 	       (unsigned long long)img.spam_messages, (unsigned long long)img.ham_messages);
 out:
 	chaff_loader_free(l);
-	chaff_db_close(db);
-	if (status != EXIT_OK && fresh && db)
-		cli_db_remove_new(path);
+	if (status != EXIT_OK && fresh)
+		cli_db_close_unmade(db, path);
+	else
+		chaff_db_close(db);
 	gzclose(in);
 	return status;
 }

@@ -379,15 +379,11 @@ out:
 	chaff_batch_free(tr.batch);
 	tokpool_pair_free(&tr.pp);
 	/* A run that failed before its first commit leaves things as they
-	 * were: a database it created (and nobody has trained into since) goes
-	 * again. */
-	struct chaff_db_stats ds;
-	bool unmake = status == EXIT_FAIL && fresh && tr.committed == 0 &&
-	              chaff_db_stats(tr.db, &ds) == CHAFF_OK && ds.spam_messages == 0 &&
-	              ds.ham_messages == 0;
-	chaff_db_close(tr.db);
-	if (unmake)
-		cli_db_remove_new(path);
+	 * were: a database it created goes again. */
+	if (status == EXIT_FAIL && fresh && tr.committed == 0)
+		cli_db_close_unmade(tr.db, path);
+	else
+		chaff_db_close(tr.db);
 	input_close(in);
 	return status;
 }

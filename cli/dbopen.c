@@ -49,8 +49,14 @@ bool cli_db_exists(const char *path)
 	return stat(path, &st) == 0 || errno != ENOENT;
 }
 
-void cli_db_remove_new(const char *path)
+void cli_db_close_unmade(chaff_db *db, const char *path)
 {
+	struct chaff_db_stats st;
+	bool empty = db && chaff_db_stats(db, &st) == CHAFF_OK && st.spam_messages == 0 &&
+	             st.ham_messages == 0 && st.tokens == 0;
+	chaff_db_close(db);
+	if (!empty)
+		return; /* somebody trained into it meanwhile */
 	static const char *const files[] = {"data.mdb", "lock.mdb"};
 	char f[4200];
 	for (size_t i = 0; i < 2; i++) {

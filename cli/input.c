@@ -101,6 +101,15 @@ static int index_label(const char *line, const char **path)
 	return *p ? label : -1;
 }
 
+/* Drops the line end and trailing spaces of an index line; its length. */
+static size_t chomp(char *line)
+{
+	size_t l = strlen(line);
+	while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
+		line[--l] = '\0';
+	return l;
+}
+
 /* Joins an index's folder and a path in it (absolute paths stay). */
 static void index_path(char *out, size_t size, const char *dir, const char *path)
 {
@@ -133,9 +142,7 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 		return 0;
 	}
 	if (strchr(line, ':')) {
-		size_t l = strlen(line);
-		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
-			line[--l] = '\0';
+		chomp(line);
 		struct stat st;
 		index_path(full, sizeof(full), dir, p);
 		if (stat(full, &st) != 0) {
@@ -148,10 +155,7 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 	int rc = 0;
 	do {
 		lineno++;
-		size_t l = strlen(line);
-		while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
-			line[--l] = '\0';
-		if (l == 0)
+		if (chomp(line) == 0)
 			continue;
 		int label = index_label(line, &p);
 		if (label < 0) {
