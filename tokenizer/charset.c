@@ -159,15 +159,7 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 			i += k - 1;
 			continue;
 		}
-		unsigned u = c < 0xA0 ? cp1252_hi[c - 0x80] : c;
-		if (u < 0x800) {
-			out[o++] = (char)(0xC0 | u >> 6);
-			out[o++] = (char)(0x80 | (u & 0x3F));
-		} else {
-			out[o++] = (char)(0xE0 | u >> 12);
-			out[o++] = (char)(0x80 | ((u >> 6) & 0x3F));
-			out[o++] = (char)(0x80 | (u & 0x3F));
-		}
+		o += tok_put_utf8(out + o, c < 0xA0 ? cp1252_hi[c - 0x80] : c);
 	}
 	out[o] = '\0';
 	return (struct span){out, o};

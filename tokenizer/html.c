@@ -64,30 +64,6 @@ static bool invisible(uint32_t cp)
 	return cp == 0xAD || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF;
 }
 
-static size_t put_utf8(char *out, uint32_t u)
-{
-	if (u < 0x80) {
-		out[0] = (char)u;
-		return 1;
-	}
-	if (u < 0x800) {
-		out[0] = (char)(0xC0 | u >> 6);
-		out[1] = (char)(0x80 | (u & 0x3F));
-		return 2;
-	}
-	if (u < 0x10000) {
-		out[0] = (char)(0xE0 | u >> 12);
-		out[1] = (char)(0x80 | ((u >> 6) & 0x3F));
-		out[2] = (char)(0x80 | (u & 0x3F));
-		return 3;
-	}
-	out[0] = (char)(0xF0 | u >> 18);
-	out[1] = (char)(0x80 | ((u >> 12) & 0x3F));
-	out[2] = (char)(0x80 | ((u >> 6) & 0x3F));
-	out[3] = (char)(0x80 | (u & 0x3F));
-	return 4;
-}
-
 static bool is_alpha(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -292,7 +268,7 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 			size_t k = entity(s + i, n - i, &cp);
 			if (k) {
 				if (!invisible(cp))
-					o += put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
+					o += tok_put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
 				i += k;
 				continue;
 			}

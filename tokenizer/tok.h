@@ -106,6 +106,32 @@ void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *pref
                     const char *s, size_t n);
 #define TOK_EMIT_LIT(t, origin, lit) tok_emit((t), (origin), "", 0, lit, sizeof(lit) - 1)
 
+/* Writes code point u as UTF-8 (1 to 4 bytes) at out; returns the length.
+ * The caller keeps u a valid scalar value and leaves room for 4 bytes. */
+static inline size_t tok_put_utf8(char *out, uint32_t u)
+{
+	if (u < 0x80) {
+		out[0] = (char)u;
+		return 1;
+	}
+	if (u < 0x800) {
+		out[0] = (char)(0xC0 | u >> 6);
+		out[1] = (char)(0x80 | (u & 0x3F));
+		return 2;
+	}
+	if (u < 0x10000) {
+		out[0] = (char)(0xE0 | u >> 12);
+		out[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (u & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | u >> 18);
+	out[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+	out[2] = (char)(0x80 | ((u >> 6) & 0x3F));
+	out[3] = (char)(0x80 | (u & 0x3F));
+	return 4;
+}
+
 /* words.c */
 void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix, size_t plen,
                unsigned mode);

@@ -121,30 +121,6 @@ static uint32_t next_cp(const unsigned char *p, size_t n, size_t *k)
 	return 0;
 }
 
-static size_t put_cp(char *out, uint32_t u)
-{
-	if (u < 0x80) {
-		out[0] = (char)u;
-		return 1;
-	}
-	if (u < 0x800) {
-		out[0] = (char)(0xC0 | u >> 6);
-		out[1] = (char)(0x80 | (u & 0x3F));
-		return 2;
-	}
-	if (u < 0x10000) {
-		out[0] = (char)(0xE0 | u >> 12);
-		out[1] = (char)(0x80 | ((u >> 6) & 0x3F));
-		out[2] = (char)(0x80 | (u & 0x3F));
-		return 3;
-	}
-	out[0] = (char)(0xF0 | u >> 18);
-	out[1] = (char)(0x80 | ((u >> 12) & 0x3F));
-	out[2] = (char)(0x80 | ((u >> 6) & 0x3F));
-	out[3] = (char)(0x80 | (u & 0x3F));
-	return 4;
-}
-
 /* Han, Hiragana, Katakana and Thai: scripts written without spaces. */
 static bool spaceless(uint32_t u)
 {
@@ -412,7 +388,7 @@ static size_t word(struct scan *sc, size_t i)
 		if (!k || !word_cp(u))
 			break;
 		if (bl < WORD_BUF)
-			bl += put_cp(buf + bl, uc_tolower(u));
+			bl += tok_put_utf8(buf + bl, uc_tolower(u));
 		else
 			bl += k;
 		j += k;
@@ -433,7 +409,7 @@ static size_t word(struct scan *sc, size_t i)
 		char cls[24];
 		size_t k;
 		uint32_t u = next_cp((const unsigned char *)buf, bl < WORD_BUF ? bl : WORD_BUF, &k);
-		size_t fl = k ? put_cp(cls, u) : 0;
+		size_t fl = k ? tok_put_utf8(cls, u) : 0;
 		int m = snprintf(cls + fl, sizeof(cls) - fl, ":%zu", bl / 10 * 10);
 		chaff_arena_trim(&t->arena, text, 0);
 		tok_emit(t, CHAFF_ORIGIN_BODY, "long:", 5, cls, fl + (size_t)m);
