@@ -5,9 +5,11 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chaff.h"
 
@@ -58,19 +60,20 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "train", cmd_train, "train messages as spam or ham" },
-	{ "untrain", cmd_untrain, "take trained messages back out" },
-	{ "classify", cmd_classify, "score messages: a verdict line each" },
-	{ "filter", cmd_filter, "copy a message through, adding verdict headers" },
-	{ "stats", cmd_stats, "database totals, size and parameters" },
-	{ "config", cmd_config, "get or set scoring parameters" },
-	{ "dump", cmd_dump, "write the database as text (gzip for .gz)" },
-	{ "load", cmd_load, "load a dump into an empty database" },
-	{ "prune", cmd_prune, "drop old or rare tokens" },
-	{ "backup", cmd_backup, "consistent compacted copy of the database" },
-	{ "tokens", cmd_tokens, "print the tokens of messages, or corpus token statistics" },
-	{ "eval", cmd_eval, "measure accuracy on a labelled corpus (TREC index)" },
-	{ "serve", cmd_serve, "SMTP/LMTP front end: score, then reject, tag and pass on, or quarantine" },
+        {"train", cmd_train, "train messages as spam or ham"},
+        {"untrain", cmd_untrain, "take trained messages back out"},
+        {"classify", cmd_classify, "score messages: a verdict line each"},
+        {"filter", cmd_filter, "copy a message through, adding verdict headers"},
+        {"stats", cmd_stats, "database totals, size and parameters"},
+        {"config", cmd_config, "get or set scoring parameters"},
+        {"dump", cmd_dump, "write the database as text (gzip for .gz)"},
+        {"load", cmd_load, "load a dump into an empty database"},
+        {"prune", cmd_prune, "drop old or rare tokens"},
+        {"backup", cmd_backup, "consistent compacted copy of the database"},
+        {"tokens", cmd_tokens, "print the tokens of messages, or corpus token statistics"},
+        {"eval", cmd_eval, "measure accuracy on a labelled corpus (TREC index)"},
+        {"serve", cmd_serve,
+         "SMTP/LMTP front end: score, then reject, tag and pass on, or quarantine"},
 };
 
 static void usage(FILE *f)
@@ -79,6 +82,39 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'chaff COMMAND --help' describes one command.\n");
+}
+
+/* LMDB reads the database as mapped memory and has no checksums: a damaged
+ * file can lead it astray, and a full disk under a sparse file it maps
+ * (a lock file made afresh) faults on the first write. Either ends as a
+ * signal inside the library; this turns it into a one-line error and the
+ * usual exit status instead of a crash. chaff filter installs its own
+ * handler, which also passes the message on. */
+static void on_fault(int sig)
+{
+	static const char segv[] =
+	        "chaff: fatal memory fault (SIGSEGV), most likely reading a damaged database: "
+	        "restore it from a backup ('chaff backup') or rebuild it\n";
+	static const char bus[] = "chaff: fatal bus error (SIGBUS) reading the database's mapped "
+	                          "files: the database is damaged or cut short, or its disk is "
+	                          "full\n";
+	const char *say = sig == SIGBUS ? bus : segv;
+	if (write(STDERR_FILENO, say, strlen(say)) < 0) {
+		/* nothing more to do about it here */
+	}
+	_exit(EXIT_FAIL);
+}
+
+static void catch_faults(void)
+{
+	static char altstack[1 << 16];
+	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sa.sa_flags = sigaltstack(&ss, NULL) == 0 ? SA_ONSTACK : 0;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 int main(int argc, char **argv)
@@ -96,6 +132,7 @@ int main(int argc, char **argv)
 		printf("chaff %s (tokenizer %d)\n", CHAFF_VERSION, CHAFF_TOKENIZER_VERSION);
 		return EXIT_OK;
 	}
+	catch_faults();
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
