@@ -417,6 +417,9 @@ static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *
 	}
 	if (over)
 		tok_limit(t, CHAFF_LIMIT_HEADER);
+	/* the room the limit allowed, less what the header used: a message
+	 * of many short folded headers costs its own size, not 16 KB each */
+	chaff_arena_trim(&t->arena, buf, o + 1);
 	*next = nl;
 	return (struct span){buf, o};
 }
