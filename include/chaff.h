@@ -55,7 +55,7 @@ struct chaff_limits {
 	uint32_t max_parts;         /* MIME parts per message (1000) */
 	uint32_t max_part_bytes;    /* decoded bytes tokenized per part (1 MiB) */
 	uint32_t max_header_bytes;  /* one unfolded header value (16 KiB) */
-	uint32_t max_token_len;     /* bytes; longer words become long: tokens (40) */
+	uint32_t max_token_len;     /* bytes, 2 to 256; longer words become long: tokens (40) */
 	uint32_t max_tokens;        /* tokens per message (20000) */
 	uint32_t max_message_bytes; /* bytes of one message scanned (32 MiB) */
 };

@@ -26,7 +26,9 @@ struct span {
 	size_t n;
 };
 
-enum { CHARSET_CACHE_SIZE = 24, PAIR_WINDOW_MAX = 4 };
+/* WORD_MAX: the longest word kept as it is (the word scanner's buffer),
+ * and so the largest max_token_len a tokenizer accepts. */
+enum { CHARSET_CACHE_SIZE = 24, PAIR_WINDOW_MAX = 4, WORD_MAX = 256 };
 
 struct charset_slot {
 	char name[40]; /* normalised declared name */

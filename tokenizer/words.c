@@ -92,7 +92,7 @@ static inline size_t vec_skip(const char *s)
 /* Two-letter ASCII words ("to", "of", "is") are in every message of both
  * classes: counting them made the ranking worse in cross-validation. In
  * other scripts two letters are often a whole word (Korean "무료"). */
-enum { WORD_BUF = 256, HOST_MAX = 255, LOCAL_MAX = 64, MIN_WORD_CHARS = 3 };
+enum { WORD_BUF = WORD_MAX, HOST_MAX = 255, LOCAL_MAX = 64, MIN_WORD_CHARS = 3 };
 
 /* Decodes one UTF-8 character; *k is 0 for an invalid sequence. Input from
  * the converters is valid UTF-8, but the scanner must not trust that. */

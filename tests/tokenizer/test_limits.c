@@ -167,6 +167,41 @@ static void test_exact_size_buffers(void **state)
 	}
 }
 
+/* max_token_len is checked against the scanner's 256-byte word buffer:
+ * above it a tokenizer is refused; at it a 256-byte word is kept whole and
+ * a longer one, even 70,000 bytes, becomes its length class. */
+static void test_token_length_setting(void **state)
+{
+	(void)state;
+	struct chaff_tokenizer_config cfg;
+	chaff_tokenizer_config_default(&cfg);
+	chaff_tokenizer *t = NULL;
+	cfg.limits.max_token_len = 257;
+	assert_int_equal(chaff_tokenizer_new(&cfg, &t), CHAFF_EINVAL);
+	cfg.limits.max_token_len = 256;
+	assert_int_equal(chaff_tokenizer_new(&cfg, &t), CHAFF_OK);
+	size_t n = 70000;
+	char *msg = malloc(n + 400);
+	size_t o = (size_t)sprintf(msg, "Subject: x\n\n");
+	memset(msg + o, 'a', 256);
+	o += 256;
+	msg[o++] = ' ';
+	memset(msg + o, 'b', n);
+	o += n;
+	msg[o++] = '\n';
+	struct chaff_tokens tk;
+	assert_int_equal(chaff_tokenize(t, msg, o, &tk), CHAFF_OK);
+	bool whole = false, long_class = false;
+	for (size_t i = 0; i < tk.count; i++) {
+		whole |= tk.items[i].len == 256 && tk.items[i].text[0] == 'a';
+		long_class |= strcmp(tk.items[i].text, "long:b:70000") == 0;
+	}
+	assert_true(whole);
+	assert_true(long_class);
+	free(msg);
+	chaff_tokenizer_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_token_cap),
 		cmocka_unit_test(test_unclosed_constructs),
 		cmocka_unit_test(test_exact_size_buffers),
+		cmocka_unit_test(test_token_length_setting),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
