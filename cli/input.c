@@ -382,8 +382,15 @@ static int fill(struct input *in)
 			in->left -= (size_t)r < in->left ? (size_t)r : in->left;
 	} else if (in->fd < 0) {
 		r = gzread(in->gz, in->buf + in->len, (unsigned)want);
-		if (r < 0)
-			errno = EIO;
+		/* zlib ends a stream cut short like a whole one and says so only
+		 * through gzerror: its last message would be taken half. */
+		int zerr = Z_OK;
+		if (r <= 0)
+			gzerror(in->gz, &zerr);
+		if (r < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
+			errno = zerr == Z_ERRNO ? errno : EBADMSG;
+			return -1;
+		}
 	}
 	if (r < 0)
 		return -1;
@@ -400,6 +407,8 @@ static const char *read_error(int e)
 		return "the file was cut short while being read; its last message was left out";
 	if (e == EINVAL)
 		return "not a regular file";
+	if (e == EBADMSG)
+		return "damaged or cut short gzip data";
 	return strerror(e);
 }
 
