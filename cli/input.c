@@ -118,16 +118,20 @@ static void index_path(char *out, size_t size, const char *dir, const char *path
 
 /* A TREC-style index: lines "spam PATH" or "ham PATH", paths relative to
  * the index's folder; gzip-compressed or not. Recognised by its first
- * line. A message cannot start that way, except in the old header syntax
- * that allows a space before the colon ("Spam : yes"): a first line with
- * a colon makes an index only when it names a file that is there (Maildir
- * file names have colons). */
+ * line, when that names a file that is there, or when the second line is
+ * an index line too: a message whose text starts "ham sandwich" is not an
+ * index, nor one in the old header syntax that allows a space before the
+ * colon ("Spam : yes"), which takes the file being there (Maildir file
+ * names have colons). Only regular files are read: a FIFO would block. */
 static int try_index(struct input *in, const char *path, bool *was, char *errbuf, size_t errlen)
 {
 	*was = false;
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0; /* reported when read as a message */
 	gzFile f = gzopen(path, "rb");
 	if (!f)
-		return 0; /* reported when read as a message */
+		return 0;
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
@@ -141,19 +145,18 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 		gzclose(f);
 		return 0;
 	}
-	if (strchr(line, ':')) {
-		chomp(line);
-		struct stat st;
-		index_path(full, sizeof(full), dir, p);
-		if (stat(full, &st) != 0) {
-			gzclose(f);
-			return 0;
-		}
+	chomp(line);
+	index_path(full, sizeof(full), dir, p);
+	if (stat(full, &st) != 0 && (strchr(line, ':') || !gzgets(f, line, sizeof(line)) ||
+	                             index_label(line, &p) < 0 || gzrewind(f) != 0)) {
+		gzclose(f);
+		return 0;
 	}
+	gzrewind(f);
 	*was = true;
 	size_t lineno = 0;
 	int rc = 0;
-	do {
+	while (gzgets(f, line, sizeof(line))) {
 		lineno++;
 		if (chomp(line) == 0)
 			continue;
@@ -169,7 +172,7 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 			rc = -1;
 			break;
 		}
-	} while (gzgets(f, line, sizeof(line)));
+	}
 	gzclose(f);
 	return rc;
 }
@@ -442,7 +445,10 @@ static int open_in_dir(struct input *in, const char *path)
 {
 	const char *name;
 	int dfd = folder(in, path, &name);
-	return dfd < 0 ? open(path, O_RDONLY | O_CLOEXEC) : openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO opens at once and is refused as not a regular
+	 * file, instead of waiting for a writer; regular files ignore it */
+	int fl = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
+	return dfd < 0 ? open(path, fl) : openat(dfd, name, fl);
 }
 
 /* True when data starts as a gzip file does. */
@@ -581,7 +587,8 @@ static void ahead_fill(struct input *in, size_t i)
 	a->n = 0;
 	for (size_t k = 0; k < n; k++) {
 		struct io_uring_sqe *s = io_uring_get_sqe(&a->ring);
-		io_uring_prep_openat(s, dfd, in->paths[i + k].path + dl, O_RDONLY | O_CLOEXEC, 0);
+		io_uring_prep_openat(s, dfd, in->paths[i + k].path + dl,
+		                     O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
 		s->user_data = k;
 	}
 	unsigned submitted;

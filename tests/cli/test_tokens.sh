@@ -150,5 +150,25 @@ else
   echo "skip: $chaff cannot start under a 300 MB address-space limit"
 fi
 
+# Index recognition: a message whose text starts like an index line is a
+# message; an index whose first file is missing is still an index (its
+# second line says so) and the missing file is named.
+printf 'ham sandwich recipe\n\nbread and cheese\n' > "$dir/sandwich.txt"
+"$chaff" tokens "$dir/sandwich.txt" > "$dir/out" 2> "$dir/err"; rc=$?
+check "a message starting 'ham sandwich' is a message [exit $rc $(head -c 120 "$dir/err")]" \
+  test "$rc" -eq 0 -a "$(grep -cx 'cheese' "$dir/out")" -eq 1
+printf 'spam is bad\nreally bad\n' > "$dir/spamis.txt"
+"$chaff" tokens "$dir/spamis.txt" > "$dir/out" 2> "$dir/err"; rc=$?
+check "a message starting 'spam is bad' is a message" test "$rc" -eq 0 -a "$(grep -cx 'really' "$dir/out")" -eq 1
+printf 'spam gone-1.eml\nham gone-2.eml\n' > "$dir/gone.idx"
+"$chaff" tokens "$dir/gone.idx" > /dev/null 2> "$dir/err"; rc=$?
+check "an index of missing files is an index: exit 3 naming them" \
+  test "$rc" -eq 3 -a "$(grep -c 'gone-1.eml' "$dir/err")" -eq 1
+# A FIFO is refused at once as not a regular file, not waited on.
+mkfifo "$dir/fifo"
+timeout 10 "$chaff" tokens "$dir/fifo" > /dev/null 2> "$dir/err"; rc=$?
+check "a FIFO is refused, not waited on [exit $rc $(head -c 120 "$dir/err")]" \
+  test "$rc" -eq 3 -a "$(grep -c 'not a regular file' "$dir/err")" -eq 1
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
