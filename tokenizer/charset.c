@@ -175,12 +175,18 @@ static struct span guess(struct chaff_tokenizer *t, const char *s, size_t n)
 }
 
 /* The cached descriptor for a normalised name, opening it on first use.
- * Returns (iconv_t)-1 when iconv has no such converter. */
+ * Returns (iconv_t)-1 when iconv has no such converter, or when this
+ * message has opened CHARSET_OPENS already: opening one loads a module,
+ * and a message cycling through more charsets than the cache holds would
+ * otherwise pay that for every encoded word. */
 static iconv_t descriptor(struct chaff_tokenizer *t, const char *name, const char *target)
 {
 	for (unsigned i = 0; i < t->ncharsets; i++)
 		if (strcmp(t->charsets[i].name, name) == 0)
 			return t->charsets[i].cd;
+	if (t->opens >= CHARSET_OPENS)
+		return (iconv_t)-1;
+	t->opens++;
 	iconv_t cd = iconv_open("UTF-8", target);
 	/* A full cache evicts its oldest entry; the working set of charsets
 	 * in one mail stream is small. */
@@ -207,39 +213,60 @@ void tok_charsets_close(struct chaff_tokenizer *t)
 	t->ncharsets = 0;
 }
 
+struct outbuf {
+	char *p, *o;       /* the buffer, and where output goes next */
+	size_t room, left; /* its size (less the NUL), and what is free */
+};
+
+/* Doubles b's room, keeping what it holds: false when out of memory. */
+static bool grow_out(struct chaff_tokenizer *t, struct outbuf *b)
+{
+	size_t used = (size_t)(b->o - b->p), room = b->room * 2;
+	char *p = tok_alloc(t, room + 1);
+	if (!p)
+		return false;
+	memcpy(p, b->p, used);
+	*b = (struct outbuf){p, p + used, room, room - used};
+	return true;
+}
+
 /* Runs iconv over the whole input. A byte the converter rejects becomes a
  * space and conversion resumes after it, so one bad byte does not cost the
- * words around it; a truncated final sequence is dropped. */
+ * words around it; a truncated final sequence is dropped. Four bytes out
+ * per byte in covers nearly every charset; the few that write more (one
+ * TSCII byte is up to nine bytes of UTF-8) get more room as they need it. */
 static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n)
 {
-	size_t room = n * 4 + 16;
-	char *out = tok_alloc(t, room + 1);
-	if (!out)
+	struct outbuf b = {NULL, NULL, n * 4 + 16, n * 4 + 16};
+	b.p = b.o = tok_alloc(t, b.room + 1);
+	if (!b.p)
 		return (struct span){"", 0};
 	iconv(cd, NULL, NULL, NULL, NULL);
 	char *in = (char *)s;
 	size_t inleft = n;
-	char *o = out;
-	size_t oleft = room;
 	while (inleft > 0) {
-		size_t r = iconv(cd, &in, &inleft, &o, &oleft);
+		size_t r = iconv(cd, &in, &inleft, &b.o, &b.left);
 		if (r != (size_t)-1)
 			break;
-		if (errno == EILSEQ) {
-			if (oleft == 0)
+		if (errno == E2BIG || (errno == EILSEQ && b.left == 0)) {
+			if (!grow_out(t, &b))
 				break;
-			*o++ = ' ';
-			oleft--;
+		} else if (errno == EILSEQ) {
+			*b.o++ = ' ';
+			b.left--;
 			in++;
 			inleft--;
 			iconv(cd, NULL, NULL, NULL, NULL);
 		} else {
-			break; /* EINVAL: incomplete tail; E2BIG cannot happen at 4x */
+			break; /* EINVAL: an incomplete sequence at the end */
 		}
 	}
-	iconv(cd, NULL, NULL, &o, &oleft); /* flush a stateful encoder */
-	*o = '\0';
-	return (struct span){out, (size_t)(o - out)};
+	/* flush a stateful encoder (its shift back to ASCII) */
+	while (iconv(cd, NULL, NULL, &b.o, &b.left) == (size_t)-1 && errno == E2BIG)
+		if (!grow_out(t, &b))
+			break;
+	*b.o = '\0';
+	return (struct span){b.p, (size_t)(b.o - b.p)};
 }
 
 /* Charsets whose text can be plain ASCII bytes yet mean something else. */

@@ -202,6 +202,45 @@ static void test_token_length_setting(void **state)
 	chaff_tokenizer_free(t);
 }
 
+/* A message may open only so many charset converters (each loads a
+ * module; cycling through more charsets than the cache holds once cost
+ * an open per encoded word): past the eighth, a charset not yet cached is
+ * read as undeclared text, while the cached ones keep converting. */
+static void test_charset_opens(void **state)
+{
+	(void)state;
+	static const char msg[] = "X-A: =?CP1250?q?pr=E1ce?=\n"
+	                          "X-B: =?CP1251?q?x=E1?=\n"
+	                          "X-C: =?CP1253?q?x=E1?=\n"
+	                          "X-D: =?CP1254?q?x=E1?=\n"
+	                          "X-E: =?CP1255?q?x=E1?=\n"
+	                          "X-F: =?CP1256?q?x=E1?=\n"
+	                          "X-G: =?CP1257?q?x=E1?=\n"
+	                          "X-H: =?ISO-8859-2?q?x=E1?=\n"
+	                          "Subject: =?KOI8-R?q?=F3=D4=CF=D0?=\n"
+	                          "X-I: =?CP1250?q?n=E1vod?=\n"
+	                          "\nbody\n";
+	struct chaff_tokens tk = run(msg, sizeof(msg) - 1);
+	assert_token(tk, "x-a:práce");
+	assert_token(tk, "subj:óôïð"); /* KOI8-R, the ninth: read as Windows-1252 */
+	assert_no_token(tk, "subj:стоп");
+	assert_token(tk, "x-i:návod"); /* CP1250 again: cached, converted */
+}
+
+/* TSCII writes up to nine bytes of UTF-8 for one byte: the converter's
+ * output grows past four bytes a byte instead of stopping there. */
+static void test_expanding_charset(void **state)
+{
+	(void)state;
+	char msg[256];
+	size_t o = (size_t)sprintf(msg, "Content-Type: text/plain; charset=tscii\n\n");
+	memset(msg + o, 0x87, 100);
+	o += 100;
+	o += (size_t)sprintf(msg + o, " lastword\n");
+	struct chaff_tokens tk = run(msg, o);
+	assert_token(tk, "lastword");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +253,8 @@ int main(void)
 		cmocka_unit_test(test_unclosed_constructs),
 		cmocka_unit_test(test_exact_size_buffers),
 		cmocka_unit_test(test_token_length_setting),
+		cmocka_unit_test(test_charset_opens),
+		cmocka_unit_test(test_expanding_charset),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
