@@ -233,22 +233,28 @@ static bool type_prefix(const struct mime_info *info, const char *lit, size_t le
 }
 #define TYPE_PREFIX(info, lit) type_prefix((info), lit, sizeof(lit) - 1)
 
+/* A part's body with its transfer encoding undone (the encoding's name
+ * in any case), at most cap bytes of it; *more when there was more. */
+static struct span decoded(struct chaff_tokenizer *t, const struct mime_info *info,
+                           const char *body, const char *end, size_t cap, bool *more)
+{
+	size_t n = (size_t)(end - body);
+	*more = false;
+	if (TOK_IEQ(info->cte.p, info->cte.n, "base64"))
+		return tok_base64(t, body, n, cap, more);
+	if (TOK_IEQ(info->cte.p, info->cte.n, "quoted-printable"))
+		return tok_qp(t, body, n, cap, more);
+	*more = n > cap;
+	return (struct span){body, *more ? cap : n};
+}
+
 /* A text part: transfer decoding, then UTF-8, then HTML to text, then
  * words. At most max_part_bytes of decoded text are read. */
 static void text_part(struct chaff_tokenizer *t, const struct mime_info *info, const char *body,
                       const char *end)
 {
-	size_t n = (size_t)(end - body), cap = t->cfg.limits.max_part_bytes;
-	struct span raw;
-	bool more = false;
-	if (TOK_IEQ(info->cte.p, info->cte.n, "base64")) {
-		raw = tok_base64(t, body, n, cap, &more);
-	} else if (TOK_IEQ(info->cte.p, info->cte.n, "quoted-printable")) {
-		raw = tok_qp(t, body, n, cap, &more);
-	} else {
-		more = n > cap;
-		raw = (struct span){body, more ? cap : n};
-	}
+	bool more;
+	struct span raw = decoded(t, info, body, end, t->cfg.limits.max_part_bytes, &more);
 	if (more)
 		tok_limit(t, CHAFF_LIMIT_PART_BYTES);
 	struct span u = tok_to_utf8(t, info->charset.p, info->charset.n, raw.p, raw.n);
@@ -369,7 +375,11 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 	if (TYPE_PREFIX(&info, "multipart/")) {
 		multipart(t, &info, body, end, depth);
 	} else if (IS_TYPE(&info, "message/rfc822") || IS_TYPE(&info, "message/global")) {
-		tok_entity(t, body, end, depth + 1, true);
+		/* RFC 2046 allows only 7bit, 8bit and binary here; a message
+		 * that was base64-encoded anyway is read decoded */
+		bool more;
+		struct span m = decoded(t, &info, body, end, (size_t)(end - body), &more);
+		tok_entity(t, m.p, m.p + m.n, depth + 1, true);
 	} else if (!info.has_type || TYPE_PREFIX(&info, "text/") ||
 	           TYPE_PREFIX(&info, "message/") || !memchr(info.type.p, '/', info.type.n)) {
 		text_part(t, &info, body, end);
@@ -388,14 +398,8 @@ bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end,
 	if (t->full)
 		return false;
 	if (IS_TYPE(&info, "message/rfc822") || IS_TYPE(&info, "message/global")) {
-		size_t n = (size_t)(end - body);
 		bool more;
-		if (info.cte.n == 6 && memcmp(info.cte.p, "base64", 6) == 0)
-			*out = tok_base64(t, body, n, n, &more);
-		else if (info.cte.n == 16 && memcmp(info.cte.p, "quoted-printable", 16) == 0)
-			*out = tok_qp(t, body, n, n, &more);
-		else
-			*out = (struct span){ body, n };
+		*out = decoded(t, &info, body, end, (size_t)(end - body), &more);
 		return !t->full;
 	}
 	if (!TYPE_PREFIX(&info, "multipart/"))

@@ -166,7 +166,7 @@ struct mime_info {
 	struct span type;    /* "text/plain", lower-cased; empty when absent */
 	struct span charset; /* declared, raw */
 	struct span boundary;
-	struct span cte;      /* lower-cased */
+	struct span cte;      /* as written: compare it without case */
 	struct span filename; /* UTF-8 */
 	bool has_type;
 };

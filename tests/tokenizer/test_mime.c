@@ -110,6 +110,20 @@ static void test_find_attached_message(void **state)
 	assert_int_equal(chaff_attached_message(tok, b64, sizeof(b64) - 1, &inner, &n), CHAFF_OK);
 	assert_int_equal(n, 54);
 	assert_memory_equal(inner, "Subject: Inner Title\nFrom: x@inner.example\n\ninnerbody\n", n);
+	/* the encoding's name in capitals: decoded the same, found and
+	 * tokenized alike */
+	static const char b64up[] =
+		"Subject: fwd\nContent-Type: multipart/mixed; boundary=A\n\n--A\n"
+		"Content-Type: message/rfc822\nContent-Transfer-Encoding: BASE64\n\nU3ViamVjdDogSW5uZXIgVGl0bGUKRnJvbTogeEBpbm5lci5leGFtcGxlCgppbm5lcmJvZHkK\n"
+		"--A--\n";
+	assert_int_equal(chaff_attached_message(tok, b64up, sizeof(b64up) - 1, &inner, &n),
+	                 CHAFF_OK);
+	assert_int_equal(n, 54);
+	assert_memory_equal(inner, "Subject: Inner Title\nFrom: x@inner.example\n\ninnerbody\n", n);
+	struct chaff_tokens tk;
+	assert_int_equal(chaff_tokenize(tok, b64up, sizeof(b64up) - 1, &tk), CHAFF_OK);
+	assert_token(tk, "subj:inner");
+	assert_token(tk, "innerbody");
 	static const char none[] = "Subject: hi\nContent-Type: text/plain\n\nno attachment\n";
 	assert_int_equal(chaff_attached_message(tok, none, sizeof(none) - 1, &inner, &n),
 	                 CHAFF_ENOTFOUND);
