@@ -174,6 +174,46 @@ static struct span guess(struct chaff_tokenizer *t, const char *s, size_t n)
 	return from_cp1252(t, s, n);
 }
 
+/* Text declared UTF-8 that is not all valid UTF-8: when most of its 8-bit
+ * bytes still form UTF-8 characters, a stray bad byte is a separator and
+ * the characters around it stay as they are; when most do not, the text
+ * is really 8-bit (Latin-1 labelled UTF-8) and is read as Windows-1252. */
+static struct span declared_utf8(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t good = 0, bad = 0;
+	for (size_t i = 0; i < n;) {
+		if (p[i] < 0x80) {
+			i += ascii_run(p + i, n - i);
+			continue;
+		}
+		size_t k = utf8_seq(p + i, n - i);
+		if (k)
+			good++;
+		else
+			bad++;
+		i += k ? k : 1;
+	}
+	if (bad == 0)
+		return (struct span){s, n};
+	if (good < bad)
+		return from_cp1252(t, s, n);
+	char *out = tok_alloc(t, n + 1);
+	if (!out)
+		return (struct span){"", 0};
+	for (size_t i = 0; i < n;) {
+		size_t k = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i);
+		if (k) {
+			memcpy(out + i, s + i, k);
+			i += k;
+		} else {
+			out[i++] = ' ';
+		}
+	}
+	out[n] = '\0';
+	return (struct span){out, n};
+}
+
 /* The cached descriptor for a normalised name, opening it on first use.
  * Returns (iconv_t)-1 when iconv has no such converter, or when this
  * message has opened CHARSET_OPENS already: opening one loads a module,
@@ -298,7 +338,7 @@ struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t c
 		if (strcmp(aliases[i].name, name) != 0)
 			continue;
 		if (aliases[i].conv == CONV_UTF8)
-			return guess(t, s, n);
+			return declared_utf8(t, s, n);
 		if (aliases[i].conv == CONV_CP1252)
 			return from_cp1252(t, s, n);
 		target = aliases[i].target;

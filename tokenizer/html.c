@@ -99,7 +99,9 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
 		i++;
 		bool hex = i < n && (s[i] == 'x' || s[i] == 'X');
 		size_t start = hex ? ++i : i;
-		for (; i < n && i - start < 8; i++) {
+		/* every digit is the entity's, however many (leading zeros
+		 * included); a value past the last code point stays there */
+		for (; i < n; i++) {
 			char c = s[i];
 			unsigned d;
 			if (c >= '0' && c <= '9')
@@ -108,7 +110,8 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
 				d = (unsigned)((c | 0x20) - 'a' + 10);
 			else
 				break;
-			v = v * (hex ? 16 : 10) + d;
+			if (v <= 0x10FFFF)
+				v = v * (hex ? 16 : 10) + d;
 		}
 		if (i == start)
 			return 0;

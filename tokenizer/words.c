@@ -141,6 +141,15 @@ static bool word_cp(uint32_t u)
 	return uc_is_alnum(u) || uc_is_general_category(u, UC_CATEGORY_M);
 }
 
+/* Case folding of one character: the lower case of its upper case, which
+ * also makes one letter of the variants that lower-casing keeps apart
+ * (final sigma, the micro sign, long s), as Unicode's simple folding does.
+ * libunistring folds whole strings only, allocating. */
+static uint32_t fold(uint32_t u)
+{
+	return uc_tolower(uc_toupper(u));
+}
+
 /* True when a word character starts at s[i]. */
 static bool word_at(const char *s, size_t n, size_t i)
 {
@@ -187,9 +196,27 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	}
 }
 
-static bool host_char(unsigned char c)
+/* The end of the host name from s[i]: ASCII letters, digits, '-', '.' and
+ * '_', and letters and digits of any script (internationalised names),
+ * but not the quotes, dashes and spaces of typography that text puts
+ * right after a URL or an address. */
+static size_t host_end(const char *s, size_t n, size_t i)
 {
-	return c >= 0x80 || ascii_class[c] == W_ALNUM || c == '-' || c == '.' || c == '_';
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x80) {
+			if (ascii_class[c] != W_ALNUM && c != '-' && c != '.' && c != '_')
+				break;
+			i++;
+			continue;
+		}
+		size_t k;
+		uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
+		if (!k || !uc_is_alnum(u))
+			break;
+		i += k;
+	}
+	return i;
 }
 
 size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
@@ -201,13 +228,11 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 	size_t h = i;
 	size_t e = h;
 	for (;;) {
-		while (e < n && host_char((unsigned char)s[e]))
-			e++;
+		e = host_end(s, n, e);
 		/* user:password@host: the part before '@' is not the host. */
 		size_t q = e;
 		if (q < n && s[q] == ':')
-			while (++q < n && host_char((unsigned char)s[q]))
-				;
+			q = host_end(s, n, q + 1);
 		if (q < n && s[q] == '@' && q > h) {
 			h = e = q + 1;
 			continue;
@@ -246,9 +271,7 @@ static size_t address(struct scan *sc, size_t i)
 		if (c >= 0x80 || ascii_class[c] == W_SEP)
 			return 0;
 	}
-	size_t e = a + 1;
-	while (e < sc->n && host_char((unsigned char)s[e]))
-		e++;
+	size_t e = host_end(s, sc->n, a + 1);
 	while (e > a + 1 && (s[e - 1] == '.' || s[e - 1] == '-'))
 		e--;
 	if (e == a + 1 || !word_at(s, sc->n, a + 1))
@@ -388,7 +411,7 @@ static size_t word(struct scan *sc, size_t i)
 		if (!k || !word_cp(u))
 			break;
 		if (bl < WORD_BUF)
-			bl += tok_put_utf8(buf + bl, uc_tolower(u));
+			bl += tok_put_utf8(buf + bl, fold(u));
 		else
 			bl += k;
 		j += k;

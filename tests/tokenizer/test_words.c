@@ -184,6 +184,37 @@ static void test_hashes_follow_seed(void **state)
 	chaff_tokenizer_free(seeded);
 }
 
+/* Letters that lower-casing keeps apart fold to one; a host ends before
+ * the typography after it but keeps letters of other scripts; declared
+ * UTF-8 with a stray bad byte stays UTF-8; numeric entities read all their
+ * digits. */
+static void test_folding_hosts_and_stray_bytes(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = body(tok, "ΣΟΦΟΣ σοφος µm μm ſuper");
+	assert_int_equal(test_count(&tk, "σοφοσ"), 2);
+	assert_int_equal(test_count(&tk, "μm"), 2);
+	assert_int_equal(test_count(&tk, "super"), 1);
+	tk = body(tok, "see \u201chttp://www.example.com\u201d or http://shop.example.org\u00a0today, "
+	               "joe@example.com\u201d and http://m\u00fcnchen.example.de/x");
+	assert_token(tk, "url:www.example.com");
+	assert_token(tk, "url:shop.example.org");
+	assert_token(tk, "today");
+	assert_token(tk, "email:@example.com");
+	assert_token(tk, "url:m\u00fcnchen.example.de");
+	assert_no_token(tk, "url:www.example.com\u201d");
+	tk = body(tok, "caf\xc3\xa9 na\xc3\xafve \xff gr\xc3\xbc\xc3\x9f");
+	assert_token(tk, "café");
+	assert_token(tk, "naïve");
+	assert_token(tk, "grüß");
+	static const char html[] = "Content-Type: text/html\n\n<p>&#00000000065;BC "
+	                           "&#99999999999;qrs</p>\n";
+	tk = test_tokenize(tok, html);
+	assert_token(tk, "abc");
+	assert_token(tk, "qrs");
+	assert_no_token(tk, "999qrs");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_long_words),          cmocka_unit_test(test_spaceless_scripts),
 		cmocka_unit_test(test_urls),                cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_word_pairs),          cmocka_unit_test(test_hashes_follow_seed),
+		cmocka_unit_test(test_folding_hosts_and_stray_bytes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
