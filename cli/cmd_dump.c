@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,65 +138,6 @@ int cmd_dump(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Reads the header lines into img; returns the first "token" line (in
- * line) or NULL at the end. */
-static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_t cap,
-                        size_t *lineno, bool *more)
-{
-	bool magic = false;
-	*more = false;
-	chaff_params_default(&img->params);
-	while (gzgets(in, line, (int)cap)) {
-		(*lineno)++;
-		line[strcspn(line, "\r\n")] = '\0';
-		if (!magic) {
-			if (strcmp(line, "# chaff dump 1") != 0)
-				return -1;
-			magic = true;
-			continue;
-		}
-		if (strncmp(line, "token ", 6) == 0 || strncmp(line, "digest ", 7) == 0 ||
-		    strncmp(line, "# end ", 6) == 0) {
-			*more = true;
-			return 0;
-		}
-		char name[32], pname[32];
-		double v;
-		unsigned long long u;
-		long long sv;
-		if (sscanf(line, "param %31s %lf", pname, &v) == 2) {
-			const char *const *names = chaff_param_names();
-			double *slots[] = { &img->params.robs, &img->params.robx, &img->params.min_dev,
-				            &img->params.ham_cutoff, &img->params.spam_cutoff,
-				            &img->params.max_tokens };
-			size_t i = 0;
-			while (names[i] && strcmp(names[i], pname) != 0)
-				i++;
-			if (!names[i])
-				return -1;
-			*slots[i] = v;
-		} else if (sscanf(line, "seed %16llx", &u) == 1) {
-			img->seed = u;
-		} else if (sscanf(line, "last_train %lld", &sv) == 1) {
-			img->last_train = sv;
-		} else if (sscanf(line, "%31s %llu", name, &u) == 2) {
-			if (strcmp(name, "tokenizer") == 0)
-				img->tokenizer_version = (uint32_t)u;
-			else if (strcmp(name, "tok_flags") == 0)
-				img->tok_flags = (uint32_t)u;
-			else if (strcmp(name, "spam") == 0)
-				img->spam_messages = u;
-			else if (strcmp(name, "ham") == 0)
-				img->ham_messages = u;
-			else
-				return -1;
-		} else if (line[0] && line[0] != '#') {
-			return -1;
-		}
-	}
-	return magic ? 0 : -1;
-}
-
 /* A decimal number of at most max at *p (digits only: no sign, no
  * spaces), moving *p past it. */
 static bool number(const char **p, uint64_t max, uint64_t *out)
@@ -276,6 +218,119 @@ static bool end_line(const char *line, uint64_t *tokens, uint64_t *digests)
 	       strcmp(p, " digests") == 0;
 }
 
+/* Header fields, each allowed once: bits of a seen mask (the parameters
+ * from bit 8 up, by their place in chaff_param_names). */
+enum {
+	F_SEED = 1u << 0,
+	F_TOKENIZER = 1u << 1,
+	F_FLAGS = 1u << 2,
+	F_SPAM = 1u << 3,
+	F_HAM = 1u << 4,
+	F_LAST = 1u << 5,
+	F_REQUIRED = F_SEED | F_TOKENIZER | F_FLAGS | F_SPAM | F_HAM,
+	F_PARAM0 = 8,
+};
+
+/* "NAME VALUE" of a scoring parameter, the whole rest of the line. */
+static bool param_line(const char *p, struct chaff_db_image *img, unsigned *field)
+{
+	const char *sp = strchr(p, ' ');
+	if (!sp || sp == p)
+		return false;
+	const char *const *names = chaff_param_names();
+	size_t i = 0;
+	while (names[i] && (strlen(names[i]) != (size_t)(sp - p) ||
+	                    memcmp(names[i], p, (size_t)(sp - p)) != 0))
+		i++;
+	char *e;
+	double v = strtod(sp + 1, &e);
+	if (!names[i] || e == sp + 1 || *e || !isfinite(v))
+		return false;
+	*field = 1u << (F_PARAM0 + i);
+	return chaff_params_set(&img->params, names[i], v) == CHAFF_OK;
+}
+
+/* One header line: the whole line must be its field, its value in range,
+ * and no field may come twice. */
+static bool header_line(const char *line, struct chaff_db_image *img, unsigned *seen)
+{
+	static const uint64_t known_flags = CHAFF_TOK_PAIRS | CHAFF_TOK_VERDICT_HEADERS;
+	const char *p;
+	uint64_t u = 0;
+	unsigned f;
+	bool ok;
+	if (strncmp(line, "param ", 6) == 0) {
+		ok = param_line(line + 6, img, &f);
+	} else if (strncmp(line, "seed ", 5) == 0) {
+		p = line + 5;
+		size_t k = strlen(p);
+		uint8_t b[8] = {0};
+		ok = k == 16 && hex_bytes(&p, 16, b);
+		for (size_t i = 0; i < 8; i++)
+			u = u << 8 | b[i];
+		img->seed = u;
+		f = F_SEED;
+	} else if (strncmp(line, "tokenizer ", 10) == 0) {
+		p = line + 10;
+		ok = number(&p, UINT32_MAX, &u) && !*p;
+		img->tokenizer_version = (uint32_t)u;
+		f = F_TOKENIZER;
+	} else if (strncmp(line, "tok_flags ", 10) == 0) {
+		p = line + 10;
+		ok = number(&p, known_flags, &u) && !*p && (u & ~known_flags) == 0;
+		img->tok_flags = (uint32_t)u;
+		f = F_FLAGS;
+	} else if (strncmp(line, "spam ", 5) == 0 || strncmp(line, "ham ", 4) == 0) {
+		bool spam = line[0] == 's';
+		p = line + (spam ? 5 : 4);
+		ok = number(&p, INT64_MAX, &u) && !*p;
+		*(spam ? &img->spam_messages : &img->ham_messages) = u;
+		f = spam ? F_SPAM : F_HAM;
+	} else if (strncmp(line, "last_train ", 11) == 0) {
+		p = line + 11;
+		ok = number(&p, INT64_MAX, &u) && !*p;
+		img->last_train = (int64_t)u;
+		f = F_LAST;
+	} else {
+		return false;
+	}
+	if (!ok || (*seen & f))
+		return false;
+	*seen |= f;
+	return true;
+}
+
+/* Reads the header lines into img, up to the first token, digest or end
+ * line (left in line, *more set). 0, or -1 at a line that is not a header
+ * field as the dump writes it, a field given twice, or a required field
+ * missing (*lineno is then the line that was wrong, or the last). */
+static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_t cap,
+                        size_t *lineno, bool *more)
+{
+	bool magic = false;
+	unsigned seen = 0;
+	*more = false;
+	chaff_params_default(&img->params);
+	while (gzgets(in, line, (int)cap)) {
+		(*lineno)++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!magic) {
+			if (strcmp(line, "# chaff dump 1") != 0)
+				return -1;
+			magic = true;
+			continue;
+		}
+		if (strncmp(line, "token ", 6) == 0 || strncmp(line, "digest ", 7) == 0 ||
+		    strncmp(line, "# end ", 6) == 0) {
+			*more = true;
+			break;
+		}
+		if (line[0] && line[0] != '#' && !header_line(line, img, &seen))
+			return -1;
+	}
+	return magic && (seen & F_REQUIRED) == F_REQUIRED ? 0 : -1;
+}
+
 int cmd_load(int argc, char **argv)
 {
 	static const char usage[] = "usage: chaff load [--db DIR] [FILE]   (gzip or plain; stdin "
@@ -324,6 +379,9 @@ int cmd_load(int argc, char **argv)
 		goto out;
 	}
 	size_t n = 0, nd = 0;
+	uint64_t last_h = 0;
+	struct chaff_digest last_d;
+	memset(&last_d, 0, sizeof(last_d));
 	bool ended = false;
 	while (more) {
 		uint64_t h, et, ed;
@@ -338,9 +396,26 @@ int cmd_load(int argc, char **argv)
 		} else if (ended) {
 			/* blank lines at the very end are harmless */
 		} else if (token_line(line, &h, &r)) {
+			/* a dump lists tokens in key order: a repeat (or a line out
+			 * of place) would be counted once but loaded twice */
+			if (n && h <= last_h) {
+				cli_error("%s:%zu: token %016" PRIx64 " repeated or out of order; "
+				          "nothing loaded",
+				          file, lineno, h);
+				status = EXIT_FAIL;
+				goto out;
+			}
+			last_h = h;
 			rc = chaff_loader_put(l, h, &r);
 			n++;
 		} else if (digest_line(line, &d, &cls)) {
+			if (nd && memcmp(d.bytes, last_d.bytes, sizeof(d.bytes)) <= 0) {
+				cli_error("%s:%zu: digest repeated or out of order; nothing loaded",
+				          file, lineno);
+				status = EXIT_FAIL;
+				goto out;
+			}
+			last_d = d;
 			rc = chaff_loader_put_digest(l, &d, cls);
 			nd++;
 		} else if (end_line(line, &et, &ed)) {

@@ -326,6 +326,21 @@ bad_load "a count above 32 bits" "$dir/d4"
 bad_load "a token line short of a field" "$dir/d5"
 bad_load "a digest that is not hexadecimal" "$dir/d6"
 bad_load "a line after the end line" "$dir/d7"
+# Header fields are read whole and in range, once each.
+hdr_case() { # NAME SED-SCRIPT
+  sed "$2" "$dir/dump.txt" > "$dir/dh"
+  bad_load "$1" "$dir/dh"
+}
+hdr_case "a negative message total" 's/^spam \([0-9]*\)$/spam -5/'
+hdr_case "a total with trailing junk" 's/^spam \([0-9]*\)$/spam \1abc/'
+hdr_case "a tokenizer version past 32 bits" 's/^tokenizer .*/tokenizer 4294967297/'
+hdr_case "unknown tokenizer flags" 's/^tok_flags .*/tok_flags 4294967295/'
+hdr_case "a seed of 18 digits" 's/^seed \(.*\)$/seed \1ab/'
+hdr_case "no seed" '/^seed /d'
+hdr_case "a field given twice" 's/^ham \(.*\)$/ham \1\nham \1/'
+hdr_case "a parameter given twice" 's/^param robs .*/param robs 0.1\nparam robs 0.2/'
+first_token=$(grep -m1 '^token ' "$dir/dump.txt")
+hdr_case "a token given twice" "/^${first_token}\$/p"
 echo hi > "$dir/afile"
 "$chaff" backup --db "$db" "$dir/afile" > /dev/null 2> "$dir/err"; rc=$?
 check "backup onto a file: exit 3, one line" test "$rc" -eq 3 -a "$(wc -l < "$dir/err")" -eq 1
