@@ -239,8 +239,8 @@ static bool param_line(const char *p, struct chaff_db_image *img, unsigned *fiel
 		return false;
 	const char *const *names = chaff_param_names();
 	size_t i = 0;
-	while (names[i] && (strlen(names[i]) != (size_t)(sp - p) ||
-	                    memcmp(names[i], p, (size_t)(sp - p)) != 0))
+	while (names[i] &&
+	       (strlen(names[i]) != (size_t)(sp - p) || memcmp(names[i], p, (size_t)(sp - p)) != 0))
 		i++;
 	char *e;
 	double v = strtod(sp + 1, &e);
