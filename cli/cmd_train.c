@@ -338,10 +338,17 @@ static int run(int argc, char **argv, bool untrain)
 				clear_progress(&tr);
 				cli_error("%s", err);
 			}
-			cli_error("stopped: the %zu messages queued since the last commit were not "
-			          "trained%s",
-			          chaff_batch_size(tr.batch),
-			          tr.committed ? "" : "; the database is as it was");
+			/* read but not committed: in the batch, or still in the
+			 * chunks being tokenized */
+			size_t lost = nread > tr.committed ? nread - tr.committed : 0;
+			if (tr.committed)
+				cli_error("stopped: the first %zu messages were committed, the %zu read "
+				          "after them were not",
+				          tr.committed, lost);
+			else
+				cli_error("stopped: none of the %zu messages read was trained; the "
+				          "database is as it was",
+				          lost);
 			status = EXIT_FAIL;
 			goto out;
 		}

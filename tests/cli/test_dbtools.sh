@@ -258,6 +258,22 @@ printf '\037\213this is not gzip data at all' > "$dir/bad.gz"
 "$chaff" train --spam --db "$dir/in" "$dir/good" "$dir/bad.gz" > /dev/null 2> "$dir/err"; rc=$?
 check "damaged gzip input after good ones: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
 check "damaged gzip input: totals unchanged" test "$(totals "$dir/in")" = "150 300"
+# A run that fails after some batches were committed says how many were
+# and how many read messages were not, on any number of threads; the two
+# add up to what was read.
+pick spam-1 201 260 > "$dir/sixty"
+for threads in 1 2; do
+  rm -rf "$dir/partial"
+  # shellcheck disable=SC2046 # one path per line
+  "$chaff" train --spam --threads $threads --batch 7 --db "$dir/partial" $(cat "$dir/sixty") \
+    "$dir/bad.gz" > /dev/null 2> "$dir/err"; rc=$?
+  committed=$(totals "$dir/partial" | cut -d' ' -f1)
+  said=$(sed -n -e 's/.*the first \([0-9]*\) messages were committed, the \([0-9]*\) read after them were not.*/\1 \2/p' \
+    -e 's/.*none of the \([0-9]*\) messages read was trained.*/0 \1/p' "$dir/err")
+  [ -n "$said" ] || said="-1 -1" # nothing said: fails below
+  check "failed run on $threads thread(s): reports ${committed:-0} committed + the rest of 60 [$said]" \
+    test "$rc" -eq 3 -a "${said% *}" = "${committed:-0}" -a "$(( ${said% *} + ${said#* } ))" -eq 60
+done
 # A gzip file cut short: zlib reads it like a whole one up to the cut, so
 # only its error state tells; the half message at the cut must not be
 # trained as a whole one, and nothing of the run is.
