@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "store.h"
 
@@ -69,6 +70,14 @@ static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, c
 }
 
 /* LMDB and errno codes to chaff's, with the detail logged. */
+/* True when the file system holding dir has (next to) no room left for
+ * an unprivileged writer. */
+static bool disk_full(const char *dir)
+{
+	struct statvfs v;
+	return statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < 64 * 1024;
+}
+
 static int map_rc(struct lstore *s, int rc)
 {
 	switch (rc) {
@@ -76,6 +85,13 @@ static int map_rc(struct lstore *s, int rc)
 	case MDB_NOTFOUND: return CHAFF_ENOTFOUND;
 	case MDB_MAP_FULL: return STORE_FULL;
 	case ENOSPC: return CHAFF_ENOSPC;
+	case EIO:
+		/* LMDB turns a short write, which is how a full disk often
+		 * shows, into EIO: when the database's disk has no room left,
+		 * that is the error to name */
+		if (disk_full(s->dir))
+			return CHAFF_ENOSPC;
+		break;
 	case ENOMEM: return CHAFF_ENOMEM;
 	case ENOENT:
 		logf_(s, CHAFF_LOG_ERROR, "%s: %s", s->dir, "no database here (train one first)");

@@ -27,5 +27,22 @@ check "scores unchanged" cmp -s "$tmp/scores-before" "$tmp/scores-after"
 # and once there is room again, the same training works
 "$chaff" train -q --db "$tmp/db" --spam $(ls "$corpus"/spam-2/*.txt | head -200) > /dev/null
 check "training works again with room" test $? -eq 0
+# A real full file system, where the kernel gives LMDB a short write (which
+# it reports as an I/O error) rather than ENOSPC: a 3 MB tmpfs, when this
+# test may mount one (root outside a locked-down container).
+mnt=$tmp/small
+mkdir -p "$mnt"
+if mount -t tmpfs -o size=3m tmpfs "$mnt" 2> /dev/null; then
+  "$chaff" train -q --db "$mnt/db" --spam "$corpus/spam.mbox" > /dev/null 2>&1
+  "$chaff" stats --db "$mnt/db" --json | sed 's/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/small-before"
+  "$chaff" train -q --db "$mnt/db" --ham "$corpus/ham.mbox" > /dev/null 2> "$tmp/err"; rc=$?
+  check "really full tmpfs: exit 3, one line naming the full disk [$(tr '\n' '|' < "$tmp/err")]" \
+    test "$rc" -eq 3 -a "$(wc -l < "$tmp/err")" -eq 1 -a "$(grep -c 'disk is full' "$tmp/err")" -eq 1
+  "$chaff" stats --db "$mnt/db" --json | sed 's/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/small-after"
+  check "really full tmpfs: the database as it was" cmp -s "$tmp/small-before" "$tmp/small-after"
+  umount "$mnt"
+else
+  echo "skip: cannot mount a tmpfs here"
+fi
 echo "$fails failed"
 [ "$fails" -eq 0 ]
