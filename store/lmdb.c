@@ -547,7 +547,14 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	size_t map = map_size ? (size_t)map_size : INITIAL_MAP;
-	if (stat(path, &st) == 0) {
+	if (stat(path, &st) == 0 && st.st_size == 0 && readonly) {
+		/* LMDB writes its first pages as it makes a file: an empty one
+		 * was cut to nothing (a writer would start it afresh) */
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
+		      "the database file is empty (cut to nothing?); restore a backup or retrain");
+		l_close(&s->base);
+		return CHAFF_ECORRUPT;
+	} else if (stat(path, &st) == 0) {
 		while (map < (size_t)st.st_size * 2)
 			map *= 2;
 	} else if (errno == ENOENT && !create) {

@@ -194,6 +194,16 @@ for args in "dump" "classify ${msgs[*]}" "prune --min-count 2"; do
   sanitizer "$dir/err"
 done
 
+# A data file cut to nothing: readers say so in one line (LMDB alone
+# answered "Bad file descriptor").
+mkdir -p "$dir/zero" && : > "$dir/zero/data.mdb"
+for cmd in classify stats; do
+  if [ $cmd = classify ]; then args=(classify "$spam"); else args=(stats); fi
+  "$chaff" "${args[@]}" --db "$dir/zero" > /dev/null 2> "$dir/err"; rc=$?
+  check "empty data.mdb, $cmd: exit 3, one line saying so [$(tr '\n' '|' < "$dir/err")]" \
+    test "$rc" -eq 3 -a "$(wc -l < "$dir/err")" -eq 1 -a "$(grep -c 'empty' "$dir/err")" -eq 1
+done
+
 # The first 16 KB of a real database: a copy cut short (disk full, an
 # interrupted cp). LMDB maps the file; chaff must notice, not crash.
 mkdir -p "$dir/cut"
