@@ -54,6 +54,7 @@ struct train {
 	size_t nnames, cap;
 	/* what happened */
 	size_t trained[2], moved, already, untrained, refused, committed;
+	size_t skipped; /* read, but empty: never queued */
 	size_t messages, chunk_bytes;
 	uint64_t bytes, total_bytes;
 	double t0, last_progress;
@@ -178,6 +179,19 @@ static int queue(struct train *tr, const struct input_msg *m)
 		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
 	else
 		snprintf(name, sizeof(name), "%s", m->path);
+	/* Nothing but white space (an empty file, or nothing on stdin) is no
+	 * message: a mistake to point out, not a message to learn. */
+	size_t k = 0;
+	while (k < m->len && (m->data[k] == ' ' || m->data[k] == '\t' || m->data[k] == '\r' ||
+	                      m->data[k] == '\n'))
+		k++;
+	if (k == m->len) {
+		clear_progress(tr);
+		cli_warn("%s: empty message, not %strained", name, tr->untrain ? "un" : "");
+		tr->refused++;
+		tr->skipped++;
+		return 0;
+	}
 	/* One thread: each message is tokenized where it was read, at once
 	 * (see run); otherwise it is copied into the chunk. */
 	int rc = tr->pp.p[1] ? tokpool_add(tr->pp.fill, m->data, m->len, name, cls)
@@ -340,7 +354,8 @@ static int run(int argc, char **argv, bool untrain)
 			}
 			/* read but not committed: in the batch, or still in the
 			 * chunks being tokenized */
-			size_t lost = nread > tr.committed ? nread - tr.committed : 0;
+			size_t done = tr.committed + tr.skipped;
+			size_t lost = nread > done ? nread - done : 0;
 			if (tr.committed)
 				cli_error("stopped: the first %zu messages were committed, the %zu read "
 				          "after them were not",
@@ -385,9 +400,9 @@ out:
 	free(tr.classes);
 	chaff_batch_free(tr.batch);
 	tokpool_pair_free(&tr.pp);
-	/* A run that failed before its first commit leaves things as they
-	 * were: a database it created goes again. */
-	if (status == EXIT_FAIL && fresh && tr.committed == 0)
+	/* A run that failed or trained nothing before its first commit
+	 * leaves things as they were: a database it created goes again. */
+	if (fresh && tr.committed == 0)
 		cli_db_close_unmade(tr.db, path);
 	else
 		chaff_db_close(tr.db);

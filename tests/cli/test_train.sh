@@ -186,14 +186,20 @@ check "--set robs=x: refused" test "$rc" -eq 3
 check "--set spam_cutoff=2: refused" test "$rc" -eq 3
 check "--set does not change the database" test "$("$chaff" config --db "$db" get spam_cutoff)" = 0.6
 
-# A message with no tokens at all (an empty file) trains like any other:
-# it has a digest and counts in the totals. (Once, this failed as "out of
-# memory" whenever it was the first message of a batch.)
+# An empty file, or nothing on stdin, is no message: it is pointed out
+# and not trained (exit 1, as for a refused message), and a run that
+# trained nothing leaves no new database behind. Beside a real message it
+# does not stop the run. (A message of no tokens at all is a library
+# case, tests/engine/test_train.c.)
 : > "$dir/empty.eml"
 out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" 2>&1); rc=$?
-check "train an empty message: exit 0, trained" test "$rc" -eq 0 -a "${out#trained 1 spam}" != "$out"
-out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" 2>&1); rc=$?
-check "train an empty message again: already known" test "$rc" -eq 0 -a "${out#*1 already known}" != "$out"
+check "train an empty file: exit 1, warned, nothing trained, no database made" \
+  test "$rc" -eq 1 -a "${out#*empty message, not trained}" != "$out" -a ! -e "$dir/emptydb"
+out=$("$chaff" train --db "$dir/emptydb" --spam < /dev/null 2>&1); rc=$?
+check "train nothing from stdin: exit 1, warned" test "$rc" -eq 1 -a "${out#*-: empty message}" != "$out"
+out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" "$(ls "$corpus"/spam-1/* | head -1)" 2>&1); rc=$?
+check "an empty file beside a message: the message trained" \
+  test "$rc" -eq 1 -a "${out#*trained 1 spam}" != "$out"
 
 # Input: a Maildir's own server files are not messages; an index may name
 # Maildir files (their names have colons) and may be gzip-compressed; a

@@ -337,10 +337,31 @@ static int on_lmdb(void **state)
 	return 0;
 }
 
+/* A message of no tokens, the first of a new batch (no arrays yet): it
+ * trains, with its digest, and counts in the totals. */
+static void test_message_without_tokens(void **state)
+{
+	(void)state;
+	chaff_db *db = open_db();
+	chaff_batch *b;
+	assert_int_equal(chaff_batch_new(db, &b), CHAFF_OK);
+	struct chaff_digest d = digest_of(42);
+	assert_int_equal(chaff_batch_add_hashes(b, NULL, 0, &d, CHAFF_SPAM, 0), CHAFF_OK);
+	enum chaff_learned out[1];
+	assert_int_equal(chaff_batch_commit(b, out), CHAFF_OK);
+	assert_int_equal(out[0], CHAFF_LEARNED_TRAINED);
+	chaff_batch_free(b);
+	struct chaff_db_stats st;
+	assert_int_equal(chaff_db_stats(db, &st), CHAFF_OK);
+	assert_int_equal(st.spam_messages, 1);
+	close_db(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_train_skip_move_untrain),
+		cmocka_unit_test(test_message_without_tokens),
 		cmocka_unit_test(test_counts_never_negative),
 		cmocka_unit_test(test_batch_of_many),
 		cmocka_unit_test(test_digest_identity),
