@@ -37,8 +37,8 @@ static void feed_squeezed(XXH3_state_t *st, const char *s, size_t n)
 		XXH3_128bits_update(st, s + run, n - run);
 }
 
-/* Feeds a body without the '\r' of each CRLF, so line ends do not count. */
-static void feed_body(XXH3_state_t *st, const char *s, size_t n)
+/* Feeds text without the '\r' of each CRLF, so line ends do not count. */
+static void feed_lf(XXH3_state_t *st, const char *s, size_t n)
 {
 	const char *q = s, *e = s + n, *cr;
 	while ((cr = memchr(q, '\r', (size_t)(e - q))) != NULL) {
@@ -47,6 +47,33 @@ static void feed_body(XXH3_state_t *st, const char *s, size_t n)
 		q = cr + 1;
 	}
 	XXH3_128bits_update(st, q, (size_t)(e - q));
+}
+
+/* Feeds a body as feed_lf does, with a line ">From ", quoted by any number
+ * of '>', fed as "From ": mbox formats quote such lines differently
+ * (mboxo, mboxrd) and a message file with an envelope line may not quote
+ * them at all, and a copy of a message should not become another message
+ * by the way it was stored. Bodies with no line starting '>' take the
+ * straight path. */
+static void feed_body(XXH3_state_t *st, const char *s, size_t n)
+{
+	if (!(n && s[0] == '>') && !memmem(s, n, "\n>", 2)) {
+		feed_lf(st, s, n);
+		return;
+	}
+	const char *q = s, *e = s + n, *run = s;
+	while (q < e) {
+		const char *a = q;
+		while (a < e && *a == '>')
+			a++;
+		if (a > q && e - a >= 5 && memcmp(a, "From ", 5) == 0) {
+			feed_lf(st, run, (size_t)(q - run));
+			run = a;
+		}
+		const char *nl = memchr(q, '\n', (size_t)(e - q));
+		q = nl ? nl + 1 : e;
+	}
+	feed_lf(st, run, (size_t)(e - run));
 }
 
 void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)

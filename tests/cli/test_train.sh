@@ -489,6 +489,16 @@ check "without the envelope line: already trained" grep -q 'already trained as h
 sed 's/$/\r/' "$msg" > "$dir/crlf-copy.eml"
 "$chaff" train --ham --db "$db" "$dir/crlf-copy.eml" > /dev/null 2> "$dir/err"
 check "with CRLF line ends: already trained" grep -q 'already trained as ham' "$dir/err"
+# A body line "From " is stored as ">From " in a file with an envelope
+# line and as ">>From " in an mboxrd mbox: one message either way.
+printf 'From a@example.org Mon Jan  1 00:00:00 2024\nSubject: quoting\nMessage-ID: <q1@example.org>\n\nfirst\n>From here on\n' \
+  > "$dir/quoted.eml"
+printf 'From a@example.org Mon Jan  1 00:00:00 2024\nSubject: quoting\nMessage-ID: <q1@example.org>\n\nfirst\n>>From here on\n\n' \
+  > "$dir/quoted.mbox"
+"$chaff" train --ham --db "$db" "$dir/quoted.eml" > /dev/null 2>&1
+"$chaff" train --ham --db "$db" "$dir/quoted.mbox" > /dev/null 2> "$dir/err"
+check "'>From' in a file, '>>From' in an mbox: one message" grep -q 'already trained as ham' "$dir/err"
+"$chaff" untrain --ham --db "$db" "$dir/quoted.eml" > /dev/null 2>&1
 "$chaff" train --spam --db "$db" "$dir/received.eml" > /dev/null 2> "$dir/err"
 check "extra Received line, as spam: moves the original" grep -q 'was trained as ham, moved to spam' "$dir/err"
 check "extra Received line, as spam: ham -1, spam +1" test "$(totals "$db")" = "152 298"
