@@ -37,13 +37,16 @@ int cmd_serve(int argc, char **argv);
 const char *cli_db_path(const char *opt);
 /* Opens it with errors logged to stderr; NULL after printing why. */
 chaff_db *cli_db_open(const char *opt, unsigned flags);
-/* Whether anything is at path (a command that finds nothing there and
- * fails before its first commit removes the database it made). */
-bool cli_db_exists(const char *path);
+/* What was at a database path before a command that may make the
+ * database (and that removes it again when it fails before its first
+ * commit): nothing, a folder with no database in it, or a database (or
+ * something that cannot be told from one). */
+enum cli_db_before { CLI_DB_NOTHING, CLI_DB_FOLDER, CLI_DB_THERE };
+enum cli_db_before cli_db_before(const char *path);
 /* Closes db (NULL: nothing), a database at path that this run made and
- * failed to fill, and removes it, its two files and folder, unless it
- * holds anything by now. */
-void cli_db_close_unmade(chaff_db *db, const char *path);
+ * failed to fill, and removes its two files, and its folder when the run
+ * made that too, unless it holds anything by now. */
+void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before before);
 /*
  * Options of the commands that take only --db (and --json when json is not
  * NULL): returns the index of the first operand, or -1 after a usage

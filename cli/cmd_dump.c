@@ -367,7 +367,8 @@ int cmd_load(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	const char *path = cli_db_path(dbpath);
-	bool fresh = !cli_db_exists(path); /* made by this run, removed if it fails */
+	enum cli_db_before before = cli_db_before(path);
+	bool fresh = before != CLI_DB_THERE; /* made by this run, removed if it fails */
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_CREATE);
 	chaff_loader *l = NULL;
 	int rc = db ? chaff_loader_new(db, &img, &l) : CHAFF_EDB;
@@ -468,7 +469,7 @@ int cmd_load(int argc, char **argv)
 out:
 	chaff_loader_free(l);
 	if (status != EXIT_OK && fresh)
-		cli_db_close_unmade(db, path);
+		cli_db_close_unmade(db, path, before);
 	else
 		chaff_db_close(db);
 	gzclose(in);

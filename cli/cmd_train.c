@@ -312,7 +312,8 @@ static int run(int argc, char **argv, bool untrain)
 	if (tr.total_bytes >= CLI_BULK_BYTES)
 		cli_bulk_heap();
 	const char *path = cli_db_path(dbpath);
-	bool fresh = !cli_db_exists(path); /* this run creates it */
+	enum cli_db_before before = cli_db_before(path);
+	bool fresh = before != CLI_DB_THERE; /* this run creates it */
 	struct chaff_db_options o = { .flags = tr.untrain ? 0 : CHAFF_DB_CREATE,
 		                      .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
 		                      .log = cli_log };
@@ -403,7 +404,7 @@ out:
 	/* A run that failed or trained nothing before its first commit
 	 * leaves things as they were: a database it created goes again. */
 	if (fresh && tr.committed == 0)
-		cli_db_close_unmade(tr.db, path);
+		cli_db_close_unmade(tr.db, path, before);
 	else
 		chaff_db_close(tr.db);
 	input_close(in);

@@ -43,13 +43,19 @@ chaff_db *cli_db_open(const char *opt, unsigned flags)
 	return db;
 }
 
-bool cli_db_exists(const char *path)
+enum cli_db_before cli_db_before(const char *path)
 {
 	struct stat st;
-	return stat(path, &st) == 0 || errno != ENOENT;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT ? CLI_DB_NOTHING : CLI_DB_THERE;
+	char f[4200];
+	snprintf(f, sizeof(f), "%s/data.mdb", path);
+	if (S_ISDIR(st.st_mode) && stat(f, &st) != 0 && errno == ENOENT)
+		return CLI_DB_FOLDER;
+	return CLI_DB_THERE;
 }
 
-void cli_db_close_unmade(chaff_db *db, const char *path)
+void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before before)
 {
 	struct chaff_db_stats st;
 	bool empty = db && chaff_db_stats(db, &st) == CHAFF_OK && st.spam_messages == 0 &&
@@ -63,7 +69,8 @@ void cli_db_close_unmade(chaff_db *db, const char *path)
 		snprintf(f, sizeof(f), "%s/%s", path, files[i]);
 		unlink(f);
 	}
-	rmdir(path); /* fails, harmlessly, if anything else is there */
+	if (before == CLI_DB_NOTHING)
+		rmdir(path); /* fails, harmlessly, if anything else is there */
 }
 
 bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out)

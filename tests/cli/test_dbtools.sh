@@ -352,6 +352,13 @@ bad_load "a count above 32 bits" "$dir/d4"
 bad_load "a token line short of a field" "$dir/d5"
 bad_load "a digest that is not hexadecimal" "$dir/d6"
 bad_load "a line after the end line" "$dir/d7"
+# A failed load into a folder that was there and empty leaves it there,
+# and empty; so does a failed training.
+rm -rf "$dir/emptyfolder" && mkdir "$dir/emptyfolder"
+"$chaff" load --db "$dir/emptyfolder" "$dir/d7" > /dev/null 2>&1; rc=$?
+"$chaff" train --spam --db "$dir/emptyfolder" "$dir/bad.gz" > /dev/null 2>&1; rc2=$?
+check "failed load and train into an empty folder: the folder kept, empty" \
+  test "$rc" -eq 3 -a "$rc2" -eq 3 -a -d "$dir/emptyfolder" -a -z "$(ls -A "$dir/emptyfolder")"
 # Header fields are read whole and in range, once each.
 hdr_case() { # NAME SED-SCRIPT
   sed "$2" "$dir/dump.txt" > "$dir/dh"
