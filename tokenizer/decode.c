@@ -41,6 +41,21 @@ struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_
 	unsigned have = 0;
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 	for (; p < end; p++) {
+		if (*p == '=' && have >= 2) {
+			/* padding ends a group: what follows starts a new one (some
+			 * mailers join separately encoded pieces) */
+			if (o + have - 1 > room) {
+				*more = true;
+				break;
+			}
+			acc <<= 6 * (4 - have);
+			out[o++] = (unsigned char)(acc >> 16);
+			if (have == 3)
+				out[o++] = (unsigned char)(acc >> 8);
+			have = 0;
+			acc = 0;
+			continue;
+		}
 		if (!is_b64(*p))
 			continue;
 		acc = acc << 6 | b64[*p];

@@ -43,6 +43,9 @@ static void test_base64(void **state)
 	SPAN_EQ(b64("SGk", 100, &more), "Hi");
 	/* all padding is nothing, not an error */
 	SPAN_EQ(b64("========", 100, &more), "");
+	/* padding inside: pieces encoded apart and joined decode as pieces */
+	SPAN_EQ(b64("aGVsbG8=\nd29ybGQ=", 100, &more), "helloworld");
+	SPAN_EQ(b64("SGk=SGk=", 100, &more), "HiHi");
 	/* the cap stops decoding and says so */
 	SPAN_EQ(b64("SGVsbG8gd29ybGQ=", 6, &more), "Hello ");
 	assert_true(more);
