@@ -147,8 +147,8 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 	}
 	chomp(line);
 	index_path(full, sizeof(full), dir, p);
-	if ((stat(full, &st) != 0 && (strchr(line, ':') || !gzgets(f, line, sizeof(line)) ||
-	                              index_label(line, &p) < 0)) ||
+	if ((stat(full, &st) != 0 &&
+	     (strchr(line, ':') || !gzgets(f, line, sizeof(line)) || index_label(line, &p) < 0)) ||
 	    gzrewind(f) != 0) {
 		gzclose(f);
 		return 0;
