@@ -49,6 +49,25 @@ static void feed_lf(XXH3_state_t *st, const char *s, size_t n)
 	XXH3_128bits_update(st, q, (size_t)(e - q));
 }
 
+/* True when a line of s is "From " after one or more '>'. Looks at each
+ * 'F' (a search for line starts, or for ">", costs several times more on
+ * HTML and on text of short lines). */
+static bool quoted_from(const char *s, size_t n)
+{
+	const char *p = s, *e = s + n;
+	while ((p = memchr(p, 'F', (size_t)(e - p))) != NULL) {
+		if (p > s && p[-1] == '>' && e - p >= 5 && memcmp(p, "From ", 5) == 0) {
+			const char *a = p - 1;
+			while (a > s && a[-1] == '>')
+				a--;
+			if (a == s || a[-1] == '\n')
+				return true;
+		}
+		p++;
+	}
+	return false;
+}
+
 /* Feeds a body as feed_lf does, with a line ">From ", quoted by any number
  * of '>', fed as "From ": mbox formats quote such lines differently
  * (mboxo, mboxrd) and a message file with an envelope line may not quote
@@ -57,7 +76,7 @@ static void feed_lf(XXH3_state_t *st, const char *s, size_t n)
  * straight path. */
 static void feed_body(XXH3_state_t *st, const char *s, size_t n)
 {
-	if (!(n && s[0] == '>') && !memmem(s, n, "\n>", 2)) {
+	if (!quoted_from(s, n)) {
 		feed_lf(st, s, n);
 		return;
 	}
