@@ -76,14 +76,21 @@ static size_t encoded_word(const char *s, size_t n, struct span *cs, char *enc, 
 struct dec {
 	struct chaff_tokenizer *t;
 	char *out;
-	size_t o;
+	size_t o, cap;
 	char *raw; /* decoded bytes of adjacent words in one charset */
 	size_t rn;
 	struct span cs;
 };
 
+/* Appends to the output, which holds four bytes per byte of the header: a
+ * charset that writes more than that (one TSCII byte is up to twelve bytes
+ * of UTF-8) is cut there, as a header over its limit is. */
 static void put(struct dec *d, const char *s, size_t n)
 {
+	if (n > d->cap - d->o) {
+		n = d->cap - d->o;
+		tok_limit(d->t, CHAFF_LIMIT_HEADER);
+	}
 	memcpy(d->out + d->o, s, n);
 	d->o += n;
 }
@@ -104,7 +111,7 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 {
 	if (n < 8 || !tok_find2(s, n, '=', '?'))
 		return tok_to_utf8(t, NULL, 0, s, n);
-	struct dec d = {t, tok_alloc(t, n * 4 + 16), 0, tok_alloc(t, n + 1), 0, {"", 0}};
+	struct dec d = {t, tok_alloc(t, n * 4 + 17), 0, n * 4 + 16, tok_alloc(t, n + 1), 0, {"", 0}};
 	if (!d.out || !d.raw)
 		return (struct span){"", 0};
 	size_t i = 0, plain = 0;

@@ -241,6 +241,26 @@ static void test_expanding_charset(void **state)
 	assert_token(tk, "lastword");
 }
 
+/* Encoded words in a charset that writes more than four bytes of UTF-8
+ * per byte fill the decoded header to its room and no further (ASan
+ * builds catch a write past it); the rest of the message is read. */
+static void test_expanding_encoded_words(void **state)
+{
+	(void)state;
+	/* base64 of 45 bytes 0x82: TSCII writes 12 bytes of UTF-8 for each */
+	static const char word[] = "=?TSCII?B?goKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKC?=";
+	size_t cap = 64 * sizeof(word) + 64, o = 0;
+	char *msg = malloc(cap);
+	o += (size_t)sprintf(msg, "Subject: ");
+	for (int i = 0; i < 60; i++)
+		o += (size_t)sprintf(msg + o, "%s ", word);
+	o += (size_t)sprintf(msg + o, "\n\nbody\n");
+	struct chaff_tokens tk = run(msg, o);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_HEADER);
+	assert_token(tk, "body");
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_token_length_setting),
 		cmocka_unit_test(test_charset_opens),
 		cmocka_unit_test(test_expanding_charset),
+		cmocka_unit_test(test_expanding_encoded_words),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
