@@ -143,10 +143,13 @@ static bool word_cp(uint32_t u)
 
 /* Case folding of one character: the lower case of its upper case, which
  * also makes one letter of the variants that lower-casing keeps apart
- * (final sigma, the micro sign, long s), as Unicode's simple folding does.
- * libunistring folds whole strings only, allocating. */
+ * (final sigma, the micro sign, long s), as Unicode's simple folding does;
+ * dotless i, which that would make i, is left alone, as that folding
+ * does. libunistring folds whole strings only, allocating. */
 static uint32_t fold(uint32_t u)
 {
+	if (u == 0x131) /* dotless i, a letter of its own in Turkish */
+		return u;
 	return uc_tolower(uc_toupper(u));
 }
 
@@ -197,7 +200,7 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 }
 
 /* The end of the host name from s[i]: ASCII letters, digits, '-', '.' and
- * '_', and letters and digits of any script (internationalised names),
+ * '_', and letters, digits and marks of any script (internationalised names),
  * but not the quotes, dashes and spaces of typography that text puts
  * right after a URL or an address. */
 static size_t host_end(const char *s, size_t n, size_t i)
@@ -212,8 +215,8 @@ static size_t host_end(const char *s, size_t n, size_t i)
 		}
 		size_t k;
 		uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
-		if (!k || !uc_is_alnum(u))
-			break;
+		if (!k || !(uc_is_alnum(u) || uc_is_general_category(u, UC_CATEGORY_M)))
+			break; /* marks: the vowel signs of Indic and Thai names */
 		i += k;
 	}
 	return i;

@@ -202,6 +202,10 @@ static void test_folding_hosts_and_stray_bytes(void **state)
 	assert_token(tk, "today");
 	assert_token(tk, "email:@example.com");
 	assert_token(tk, "url:m\u00fcnchen.example.de");
+	tk = body(tok, "http://\u0939\u093f\u0928\u094d\u0926\u0940.example.in/x k\u0131rm\u0131z\u0131 KIRMIZI");
+	assert_token(tk, "url:\u0939\u093f\u0928\u094d\u0926\u0940.example.in"); /* vowel signs */
+	assert_token(tk, "k\u0131rm\u0131z\u0131"); /* dotless i stays */
+	assert_token(tk, "kirmizi");
 	assert_no_token(tk, "url:www.example.com\u201d");
 	tk = body(tok, "caf\xc3\xa9 na\xc3\xafve \xff gr\xc3\xbc\xc3\x9f");
 	assert_token(tk, "café");
