@@ -215,18 +215,25 @@ static struct span declared_utf8(struct chaff_tokenizer *t, const char *s, size_
 }
 
 /* The cached descriptor for a normalised name, opening it on first use.
- * Returns (iconv_t)-1 when iconv has no such converter, or when this
- * message has opened CHARSET_OPENS already: opening one loads a module,
- * and a message cycling through more charsets than the cache holds would
- * otherwise pay that for every encoded word. */
+ * Returns (iconv_t)-1 when iconv has no such converter, or when the name
+ * would be this message's CHARSET_PER_MESSAGE + 1st: opening a converter
+ * loads a module, and a message cycling through more charsets than the
+ * cache holds would pay that for every encoded word. The count is the
+ * message's own, not the cache's, so a message's tokens never depend on
+ * the messages before it (or on which thread tokenized them). */
 static iconv_t descriptor(struct chaff_tokenizer *t, const char *name, const char *target)
 {
+	unsigned u = 0;
+	while (u < t->nused && strcmp(t->used[u], name) != 0)
+		u++;
+	if (u == t->nused) {
+		if (t->nused == CHARSET_PER_MESSAGE)
+			return (iconv_t)-1;
+		snprintf(t->used[t->nused++], sizeof(t->used[0]), "%s", name);
+	}
 	for (unsigned i = 0; i < t->ncharsets; i++)
 		if (strcmp(t->charsets[i].name, name) == 0)
 			return t->charsets[i].cd;
-	if (t->opens >= CHARSET_OPENS)
-		return (iconv_t)-1;
-	t->opens++;
 	iconv_t cd = iconv_open("UTF-8", target);
 	/* A full cache evicts its oldest entry; the working set of charsets
 	 * in one mail stream is small. */

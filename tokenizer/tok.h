@@ -28,9 +28,9 @@ struct span {
 
 /* WORD_MAX: the longest word kept as it is (the word scanner's buffer),
  * and so the largest max_token_len a tokenizer accepts. */
-/* CHARSET_OPENS: converters one message may open (each loads a module);
- * past that, text in a charset not cached is read as undeclared. */
-enum { CHARSET_CACHE_SIZE = 24, CHARSET_OPENS = 8, PAIR_WINDOW_MAX = 4, WORD_MAX = 256 };
+/* CHARSET_PER_MESSAGE: iconv charsets one message may use (opening one
+ * loads a module); text in any further one is read as undeclared. */
+enum { CHARSET_CACHE_SIZE = 24, CHARSET_PER_MESSAGE = 8, PAIR_WINDOW_MAX = 4, WORD_MAX = 256 };
 
 struct charset_slot {
 	char name[40]; /* normalised declared name */
@@ -61,7 +61,8 @@ struct chaff_tokenizer {
 
 	struct charset_slot charsets[CHARSET_CACHE_SIZE];
 	unsigned ncharsets;
-	unsigned opens; /* converters opened for this message */
+	char used[CHARSET_PER_MESSAGE][40]; /* iconv charsets this message used */
+	unsigned nused;
 
 	pcre2_code *re_auth;
 	pcre2_match_data *md;

@@ -225,6 +225,14 @@ static void test_charset_opens(void **state)
 	assert_token(tk, "subj:óôïð"); /* KOI8-R, the ninth: read as Windows-1252 */
 	assert_no_token(tk, "subj:стоп");
 	assert_token(tk, "x-i:návod"); /* CP1250 again: cached, converted */
+	/* KOI8-R cached by a message before makes no difference: a message's
+	 * tokens never depend on the ones before it */
+	static const char koi[] = "Subject: =?KOI8-R?q?=F3=D4=CF=D0?=\n\nx\n";
+	tk = run(koi, sizeof(koi) - 1);
+	assert_token(tk, "subj:стоп");
+	tk = run(msg, sizeof(msg) - 1);
+	assert_token(tk, "subj:óôïð");
+	assert_no_token(tk, "subj:стоп");
 }
 
 /* TSCII writes up to nine bytes of UTF-8 for one byte: the converter's
