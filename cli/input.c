@@ -119,10 +119,11 @@ static void index_path(char *out, size_t size, const char *dir, const char *path
 /* A TREC-style index: lines "spam PATH" or "ham PATH", paths relative to
  * the index's folder; gzip-compressed or not. Recognised by its first
  * line, when that names a file that is there, or when the second line is
- * an index line too: a message whose text starts "ham sandwich" is not an
- * index, nor one in the old header syntax that allows a space before the
- * colon ("Spam : yes"), which takes the file being there (Maildir file
- * names have colons). Only regular files are read: a FIFO would block. */
+ * an index line too, or when it is the only line and names one path (no
+ * spaces): a message whose text starts "ham sandwich" is not an index,
+ * nor one in the old header syntax that allows a space before the colon
+ * ("Spam : yes"), which takes the file being there (Maildir file names
+ * have colons). Only regular files are read: a FIFO would block. */
 static int try_index(struct input *in, const char *path, bool *was, char *errbuf, size_t errlen)
 {
 	*was = false;
@@ -147,9 +148,18 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 	}
 	chomp(line);
 	index_path(full, sizeof(full), dir, p);
-	if ((stat(full, &st) != 0 &&
-	     (strchr(line, ':') || !gzgets(f, line, sizeof(line)) || index_label(line, &p) < 0)) ||
-	    gzrewind(f) != 0) {
+	bool index = stat(full, &st) == 0;
+	if (!index && !strchr(line, ':')) {
+		/* a missing first file: an index all the same when a second
+		 * index line follows, or when this one line is a plain path (its
+		 * absence is then reported) rather than words */
+		bool one_word = !strpbrk(p, " \t");
+		if (gzgets(f, line, sizeof(line)))
+			index = index_label(line, &p) >= 0;
+		else
+			index = one_word;
+	}
+	if (!index || gzrewind(f) != 0) {
 		gzclose(f);
 		return 0;
 	}

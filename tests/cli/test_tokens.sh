@@ -160,6 +160,14 @@ check "a message starting 'ham sandwich' is a message [exit $rc $(head -c 120 "$
 printf 'spam is bad\nreally bad\n' > "$dir/spamis.txt"
 "$chaff" tokens "$dir/spamis.txt" > "$dir/out" 2> "$dir/err"; rc=$?
 check "a message starting 'spam is bad' is a message" test "$rc" -eq 0 -a "$(grep -cx 'really' "$dir/out")" -eq 1
+printf 'spam gone-0.eml\n' > "$dir/gone1.idx"
+"$chaff" tokens "$dir/gone1.idx" > /dev/null 2> "$dir/err"; rc=$?
+check "a one-line index of a missing file is an index: exit 3 naming it" \
+  test "$rc" -eq 3 -a "$(grep -c 'gone-0.eml' "$dir/err")" -eq 1
+printf 'ham sandwich recipe\n' > "$dir/sandwich1.txt"
+"$chaff" tokens "$dir/sandwich1.txt" > "$dir/out" 2> "$dir/err"; rc=$?
+check "a one-line message 'ham sandwich recipe' is a message" \
+  test "$rc" -eq 0 -a "$(grep -cx 'recipe' "$dir/out")" -eq 1
 printf 'spam gone-1.eml\nham gone-2.eml\n' > "$dir/gone.idx"
 "$chaff" tokens "$dir/gone.idx" > /dev/null 2> "$dir/err"; rc=$?
 check "an index of missing files is an index: exit 3 naming them" \
