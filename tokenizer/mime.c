@@ -376,9 +376,16 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 		multipart(t, &info, body, end, depth);
 	} else if (IS_TYPE(&info, "message/rfc822") || IS_TYPE(&info, "message/global")) {
 		/* RFC 2046 allows only 7bit, 8bit and binary here; a message
-		 * that was base64-encoded anyway is read decoded */
+		 * that was encoded anyway is read decoded, at most a part's
+		 * worth of it: each level of such messages nested in one another
+		 * would otherwise hold a decoded copy of all it contains */
+		bool encoded = TOK_IEQ(info.cte.p, info.cte.n, "base64") ||
+		               TOK_IEQ(info.cte.p, info.cte.n, "quoted-printable");
+		size_t cap = encoded ? t->cfg.limits.max_part_bytes : (size_t)(end - body);
 		bool more;
-		struct span m = decoded(t, &info, body, end, (size_t)(end - body), &more);
+		struct span m = decoded(t, &info, body, end, cap, &more);
+		if (more)
+			tok_limit(t, CHAFF_LIMIT_PART_BYTES);
 		tok_entity(t, m.p, m.p + m.n, depth + 1, true);
 	} else if (!info.has_type || TYPE_PREFIX(&info, "text/") ||
 	           TYPE_PREFIX(&info, "message/") || !memchr(info.type.p, '/', info.type.n)) {

@@ -269,6 +269,28 @@ static void test_expanding_encoded_words(void **state)
 	free(msg);
 }
 
+/* message/rfc822 parts sent quoted-printable, nested: each level decodes
+ * at most a part's worth (1 MiB), not a copy of all it holds. */
+static void test_nested_encoded_messages(void **state)
+{
+	(void)state;
+	static const char level[] =
+	        "Content-Type: message/rfc822\nContent-Transfer-Encoding: quoted-printable\n\n";
+	size_t body = 4u << 20, o = 0;
+	char *msg = malloc(19 * sizeof(level) + body + 64);
+	for (int i = 0; i < 19; i++) {
+		memcpy(msg + o, level, sizeof(level) - 1);
+		o += sizeof(level) - 1;
+	}
+	o += (size_t)sprintf(msg + o, "Subject: deepest\n\n");
+	memset(msg + o, 'x', body);
+	o += body;
+	struct chaff_tokens tk = run(msg, o);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_PART_BYTES);
+	assert_token(tk, "subj:deepest");
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_charset_opens),
 		cmocka_unit_test(test_expanding_charset),
 		cmocka_unit_test(test_expanding_encoded_words),
+		cmocka_unit_test(test_nested_encoded_messages),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
