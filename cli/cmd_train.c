@@ -87,11 +87,9 @@ static int flush(struct train *tr)
 	int rc = chaff_batch_commit(tr->batch, tr->outcome);
 	if (rc != CHAFF_OK) {
 		clear_progress(tr);
-		cli_error("training failed: %s; the last %zu messages were not trained%s",
-		          chaff_strerror(rc), n,
-		          tr->committed ? " (earlier batches were)" : ", nothing was");
+		cli_error("training failed: %s", chaff_strerror(rc));
 		free_names(tr);
-		return -1;
+		return -1; /* the caller says what was committed */
 	}
 	tr->committed += n;
 	for (size_t i = 0; i < n; i++) {
@@ -246,6 +244,22 @@ static int drain(struct train *tr, bool start)
 	return done ? add_chunk(tr, done) : 0;
 }
 
+/* After a failure: what was committed, and what was read and was not
+ * (still in the batch, or in the chunks being tokenized). */
+static void stopped(const struct train *tr, size_t nread)
+{
+	size_t done = tr->committed + tr->skipped;
+	size_t lost = nread > done ? nread - done : 0;
+	if (tr->committed)
+		cli_error("stopped: the first %zu messages were committed, the %zu read after them "
+		          "were not",
+		          tr->committed, lost);
+	else
+		cli_error("stopped: none of the %zu messages read was trained; the database is as "
+		          "it was",
+		          lost);
+}
+
 static int parse(int argc, char **argv, struct train *tr, const char **dbpath, bool *pairs)
 {
 	static const struct option longopts[] = {
@@ -353,24 +367,14 @@ static int run(int argc, char **argv, bool untrain)
 				clear_progress(&tr);
 				cli_error("%s", err);
 			}
-			/* read but not committed: in the batch, or still in the
-			 * chunks being tokenized */
-			size_t done = tr.committed + tr.skipped;
-			size_t lost = nread > done ? nread - done : 0;
-			if (tr.committed)
-				cli_error("stopped: the first %zu messages were committed, the %zu read "
-				          "after them were not",
-				          tr.committed, lost);
-			else
-				cli_error("stopped: none of the %zu messages read was trained; the "
-				          "database is as it was",
-				          lost);
+			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;
 		}
 		if ((tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES ||
 		     !tr.pp.p[1]) &&
 		    drain(&tr, true) < 0) {
+			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;
 		}
@@ -378,6 +382,7 @@ static int run(int argc, char **argv, bool untrain)
 	}
 	/* the last chunk, then the one the workers may still have */
 	if (drain(&tr, true) < 0 || drain(&tr, false) < 0 || flush(&tr) < 0) {
+		stopped(&tr, nread);
 		status = EXIT_FAIL;
 		goto out;
 	}

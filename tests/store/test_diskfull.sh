@@ -20,6 +20,8 @@ rc=$?
 cat "$tmp/err"
 check "full disk: exit 3" test "$rc" -eq 3
 check "full disk: one clear error line" grep -q "disk is full" "$tmp/err"
+check "full disk: says none of the 200 messages read was trained" \
+  grep -q "none of the 200 messages read was trained" "$tmp/err"
 "$chaff" stats --db "$tmp/db" --json | sed 's/"last_train":[0-9]*,//; s/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/after"
 check "totals and tokens unchanged" cmp -s "$tmp/before" "$tmp/after"
 "$chaff" classify --db "$tmp/db" $(ls "$corpus"/spam-2/*.txt | head -20) > "$tmp/scores-after"
@@ -36,8 +38,9 @@ if mount -t tmpfs -o size=3m tmpfs "$mnt" 2> /dev/null; then
   "$chaff" train -q --db "$mnt/db" --spam "$corpus/spam.mbox" > /dev/null 2>&1
   "$chaff" stats --db "$mnt/db" --json | sed 's/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/small-before"
   "$chaff" train -q --db "$mnt/db" --ham "$corpus/ham.mbox" > /dev/null 2> "$tmp/err"; rc=$?
-  check "really full tmpfs: exit 3, one line naming the full disk [$(tr '\n' '|' < "$tmp/err")]" \
-    test "$rc" -eq 3 -a "$(wc -l < "$tmp/err")" -eq 1 -a "$(grep -c 'disk is full' "$tmp/err")" -eq 1
+  check "really full tmpfs: exit 3, the full disk named, then what was not trained [$(tr '\n' '|' < "$tmp/err")]" \
+    test "$rc" -eq 3 -a "$(wc -l < "$tmp/err")" -eq 2 -a "$(grep -c 'disk is full' "$tmp/err")" -eq 1 \
+      -a "$(grep -c 'none of the 4150 messages read was trained' "$tmp/err")" -eq 1
   "$chaff" stats --db "$mnt/db" --json | sed 's/"bytes_[a-z]*":[0-9]*,//g' > "$tmp/small-after"
   check "really full tmpfs: the database as it was" cmp -s "$tmp/small-before" "$tmp/small-after"
   umount "$mnt"
