@@ -177,9 +177,14 @@ static int queue(struct train *tr, const struct input_msg *m)
 		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
 	else
 		snprintf(name, sizeof(name), "%s", m->path);
-	/* Nothing but white space (an empty file, or nothing on stdin) is no
-	 * message: a mistake to point out, not a message to learn. */
+	/* Nothing but white space (an empty file, nothing on stdin, an mbox's
+	 * envelope line alone) is no message: a mistake to point out, not a
+	 * message to learn. */
 	size_t k = 0;
+	if (m->len >= 5 && memcmp(m->data, "From ", 5) == 0) {
+		const char *nl = memchr(m->data, '\n', m->len);
+		k = nl ? (size_t)(nl - m->data) + 1 : m->len;
+	}
 	while (k < m->len && (m->data[k] == ' ' || m->data[k] == '\t' || m->data[k] == '\r' ||
 	                      m->data[k] == '\n'))
 		k++;

@@ -93,8 +93,8 @@ static void usage(FILE *f)
 static void on_fault(int sig)
 {
 	static const char segv[] =
-	        "chaff: fatal memory fault (SIGSEGV), most likely reading a damaged database: "
-	        "restore it from a backup ('chaff backup') or rebuild it\n";
+	        "chaff: fatal memory fault (SIGSEGV); if a database was in use it may be damaged "
+	        "('chaff stats' checks it: restore a backup or retrain), else this is a bug\n";
 	static const char bus[] = "chaff: fatal bus error (SIGBUS) reading the database's mapped "
 	                          "files: the database is damaged or cut short, or its disk is "
 	                          "full\n";

@@ -198,6 +198,12 @@ check "train an empty file: exit 1, warned, nothing trained, no database made" \
 out=$("$chaff" train --db "$dir/emptydb" --spam < /dev/null 2>&1); rc=$?
 check "train nothing from stdin: exit 1, warned" test "$rc" -eq 1 -a "${out#*-: empty message}" != "$out"
 out=$("$chaff" train --db "$dir/emptydb" --spam "$dir/empty.eml" "$(ls "$corpus"/spam-1/* | head -1)" 2>&1); rc=$?
+printf 'From a Mon Jan  1 00:00:00 2024\n\nFrom b Mon Jan  1 00:00:00 2024\nSubject: the real one\n\nbody text\n' \
+  > "$dir/withempty.mbox"
+out2=$("$chaff" train --db "$dir/emptydb2" --spam "$dir/withempty.mbox" 2>&1); rc2=$?
+check "an mbox message that is its envelope line alone: warned, not trained" \
+  test "$rc2" -eq 1 -a "${out2#*withempty.mbox (message 1): empty message}" != "$out2" \
+    -a "${out2#*trained 1 spam}" != "$out2"
 check "an empty file beside a message: the message trained" \
   test "$rc" -eq 1 -a "${out#*trained 1 spam}" != "$out"
 
