@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -71,11 +72,14 @@ static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, c
 
 /* LMDB and errno codes to chaff's, with the detail logged. */
 /* True when the file system holding dir has (next to) no room left for
- * an unprivileged writer. */
+ * this process (root may use the blocks kept for it). */
 static bool disk_full(const char *dir)
 {
 	struct statvfs v;
-	return statvfs(dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < 64 * 1024;
+	if (statvfs(dir, &v) != 0)
+		return false;
+	uint64_t blocks = geteuid() == 0 ? v.f_bfree : v.f_bavail;
+	return blocks * v.f_frsize < 64 * 1024;
 }
 
 static int map_rc(struct lstore *s, int rc)
