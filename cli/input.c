@@ -154,10 +154,10 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 		 * index line follows, or when this one line is a plain path (its
 		 * absence is then reported) rather than words */
 		bool one_word = !strpbrk(p, " \t");
-		if (gzgets(f, line, sizeof(line)))
-			index = index_label(line, &p) >= 0;
-		else
-			index = one_word;
+		bool more;
+		while ((more = gzgets(f, line, sizeof(line)) != NULL) && chomp(line) == 0)
+			; /* blank lines, as the index's reader skips them */
+		index = more ? index_label(line, &p) >= 0 : one_word;
 	}
 	if (!index || gzrewind(f) != 0) {
 		gzclose(f);

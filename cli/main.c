@@ -94,7 +94,8 @@ static void on_fault(int sig)
 {
 	static const char segv[] =
 	        "chaff: fatal memory fault (SIGSEGV); if a database was in use it may be damaged "
-	        "('chaff stats' checks it: restore a backup or retrain), else this is a bug\n";
+	        "('chaff dump > /dev/null' reads all of it; restore a backup or retrain), else "
+	        "this is a bug\n";
 	static const char bus[] = "chaff: fatal bus error (SIGBUS) reading the database's mapped "
 	                          "files: the database is damaged or cut short, or its disk is "
 	                          "full\n";

@@ -215,8 +215,12 @@ static size_t host_end(const char *s, size_t n, size_t i)
 		}
 		size_t k;
 		uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
-		if (!k || !(uc_is_alnum(u) || uc_is_general_category(u, UC_CATEGORY_M)))
-			break; /* marks: the vowel signs of Indic and Thai names */
+		/* marks: the vowel signs of Indic and Thai names; not the ones
+		 * that show nothing (variation selectors, the grapheme joiner),
+		 * which would let a host hide behind one */
+		if (!k || !(uc_is_alnum(u) || (uc_is_general_category(u, UC_CATEGORY_M) &&
+		                               !uc_is_property_default_ignorable_code_point(u))))
+			break;
 		i += k;
 	}
 	return i;

@@ -164,6 +164,10 @@ printf 'spam gone-0.eml\n' > "$dir/gone1.idx"
 "$chaff" tokens "$dir/gone1.idx" > /dev/null 2> "$dir/err"; rc=$?
 check "a one-line index of a missing file is an index: exit 3 naming it" \
   test "$rc" -eq 3 -a "$(grep -c 'gone-0.eml' "$dir/err")" -eq 1
+printf 'spam gone-0.eml\n\n\nham gone-3.eml\n' > "$dir/gone2.idx"
+"$chaff" tokens "$dir/gone2.idx" > /dev/null 2> "$dir/err"; rc=$?
+check "an index with blank lines after a missing first file: still an index" \
+  test "$rc" -eq 3 -a "$(grep -c 'gone-0.eml' "$dir/err")" -eq 1
 printf 'ham sandwich recipe\n' > "$dir/sandwich1.txt"
 "$chaff" tokens "$dir/sandwich1.txt" > "$dir/out" 2> "$dir/err"; rc=$?
 check "a one-line message 'ham sandwich recipe' is a message" \

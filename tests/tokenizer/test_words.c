@@ -206,6 +206,9 @@ static void test_folding_hosts_and_stray_bytes(void **state)
 	assert_token(tk, "url:\u0939\u093f\u0928\u094d\u0926\u0940.example.in"); /* vowel signs */
 	assert_token(tk, "k\u0131rm\u0131z\u0131"); /* dotless i stays */
 	assert_token(tk, "kirmizi");
+	/* an invisible mark after a host does not change its tokens */
+	tk = body(tok, "http://www.spam-shop.com\u034f/buy and http://www.spam-shop.com\ufe0f/x");
+	assert_int_equal(test_count(&tk, "url:www.spam-shop.com"), 2);
 	assert_no_token(tk, "url:www.example.com\u201d");
 	tk = body(tok, "caf\xc3\xa9 na\xc3\xafve \xff gr\xc3\xbc\xc3\x9f");
 	assert_token(tk, "café");
