@@ -1,8 +1,8 @@
 /*
  * The verdict headers that chaff filter and chaff serve add to a message:
- * SpamAssassin's X-Spam-Flag and X-Spam-Status, so existing procmail and
- * Sieve rules work unchanged, and chaff's own X-Chaff-Score and
- * X-Chaff-Verdict.
+ * SpamAssassin's X-Spam-Flag, X-Spam-Status and X-Spam-Level, so existing
+ * procmail and Sieve rules work unchanged, and chaff's own X-Chaff-Score
+ * and X-Chaff-Verdict.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,7 +27,21 @@ static bool owned(const char *line, size_t n)
 		return false;
 	return (k == 11 && strncasecmp(line, "x-spam-flag", 11) == 0) ||
 	       (k == 13 && strncasecmp(line, "x-spam-status", 13) == 0) ||
+	       (k == 12 && strncasecmp(line, "x-spam-level", 12) == 0) ||
 	       (k >= 8 && strncasecmp(line, "x-chaff-", 8) == 0);
+}
+
+/* X-Spam-Level's stars, as SpamAssassin writes one per point of its score
+ * against a usual threshold of 5: here five stars stand for the spam
+ * cutoff (score / spam_cutoff * 5, at most 50), so a rule such as
+ * "^X-Spam-Level: \*\*\*\*\*" matches what chaff calls spam. */
+static const char *stars(const struct chaff_score *s)
+{
+	static const char all[] = "**************************************************";
+	double cut = s->spam_cutoff > 0.01 ? s->spam_cutoff : 0.01;
+	double v = s->score / cut * 5 + 1e-9;
+	size_t n = v >= 50 ? 50 : v > 0 ? (size_t)v : 0;
+	return all + (sizeof(all) - 1 - n);
 }
 
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
@@ -66,10 +80,12 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	const char *verdict = spam ? "spam" : s->verdict == CHAFF_VERDICT_HAM ? "ham" : "unsure";
 	int k = snprintf(h, sizeof(h),
 	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
-	                 "version=chaff-%s%sX-Chaff-Score: %.6f%sX-Chaff-Verdict: %s%s",
+	                 "version=chaff-%s%sX-Spam-Level: %s%sX-Chaff-Score: %.6f%sX-Chaff-Verdict: "
+	                 "%s%s",
 	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
-	                 s->score, s->spam_cutoff, spam ? "SPAM" : s->verdict == CHAFF_VERDICT_HAM ? "HAM" : "UNSURE",
-	                 CHAFF_VERSION, eol, s->score, eol, verdict, eol);
+	                 s->score, s->spam_cutoff,
+	                 spam ? "SPAM" : s->verdict == CHAFF_VERDICT_HAM ? "HAM" : "UNSURE",
+	                 CHAFF_VERSION, eol, stars(s), eol, s->score, eol, verdict, eol);
 	if (write_all(user, h, (size_t)k) < 0)
 		return -1;
 	if (q >= end) /* no body: end the header block */

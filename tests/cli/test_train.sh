@@ -249,35 +249,42 @@ check "filter spam: X-Spam-Status: Yes, score=..." grep -Eqx \
   'X-Spam-Status: Yes, score=[01]\.[0-9]{3} required=0\.600 tests=CHAFF_SPAM version=chaff-.+' \
   <(sed -n "$((n + 2))p" "$dir/out")
 score=$("$chaff" classify --db "$db" "$spam" | cut -d' ' -f2)
+# X-Spam-Level: five stars stand for the spam cutoff, as five points for
+# SpamAssassin's usual threshold
+stars=$(python3 -c "import sys; print('*' * min(50, int(float(sys.argv[1]) / 0.6 * 5 + 1e-9)))" "$score")
+check "filter spam: X-Spam-Level, five stars or more [$stars]" \
+  test "$(sed -n "$((n + 3))p" "$dir/out")" = "X-Spam-Level: $stars" -a "${#stars}" -ge 5
 check "filter spam: X-Chaff-Score as classify scores" \
-  test "$(sed -n "$((n + 3))p" "$dir/out")" = "X-Chaff-Score: $score"
-check "filter spam: X-Chaff-Verdict: spam" test "$(sed -n "$((n + 4))p" "$dir/out")" = "X-Chaff-Verdict: spam"
+  test "$(sed -n "$((n + 4))p" "$dir/out")" = "X-Chaff-Score: $score"
+check "filter spam: X-Chaff-Verdict: spam" test "$(sed -n "$((n + 5))p" "$dir/out")" = "X-Chaff-Verdict: spam"
 check "filter spam: blank line and body byte-identical" \
-  cmp -s <(tail -n +"$((n + 1))" "$spam") <(tail -n +"$((n + 5))" "$dir/out")
+  cmp -s <(tail -n +"$((n + 1))" "$spam") <(tail -n +"$((n + 6))" "$dir/out")
 check "filter spam: procmail rule matches" grep -q '^X-Spam-Status: Yes' "$dir/out"
+check "filter spam: procmail star rule matches" grep -q '^X-Spam-Level: \*\*\*\*\*' "$dir/out"
 n=$(hdrlines "$ham")
 "$chaff" filter --db "$db" < "$ham" > "$dir/out"; rc=$?
 check "filter ham: exit 0" test "$rc" -eq 0
 check "filter ham: no X-Spam-Flag" bash -c '! grep -qi "^X-Spam-Flag" "$1"' _ "$dir/out"
-check "filter ham: exactly the input plus 3 headers at the end of the header block" \
-  cmp -s <(head -n "$n" "$ham"; printf 'X-Spam-Status: No, score=%s required=0.600 tests=CHAFF_HAM version=%s\nX-Chaff-Score: %s\nX-Chaff-Verdict: ham\n' \
+check "filter ham: exactly the input plus 4 headers at the end of the header block" \
+  cmp -s <(head -n "$n" "$ham"; printf 'X-Spam-Status: No, score=%s required=0.600 tests=CHAFF_HAM version=%s\nX-Spam-Level: \nX-Chaff-Score: %s\nX-Chaff-Verdict: ham\n' \
              "$(printf '%.3f' "$("$chaff" classify --db "$db" "$ham" | cut -d' ' -f2)")" \
              "$(sed -n "$((n + 1))s/.*version=//p" "$dir/out")" \
              "$("$chaff" classify --db "$db" "$ham" | cut -d' ' -f2)"
            tail -n +"$((n + 1))" "$ham") "$dir/out"
 check "filter ham: procmail rule does not match" bash -c '! grep -q "^X-Spam-Status: Yes" "$1"' _ "$dir/out"
+check "filter ham: procmail star rule does not match" bash -c '! grep -q "^X-Spam-Level: \*\*\*\*\*" "$1"' _ "$dir/out"
 
 sed 's/$/\r/' "$spam" > "$dir/crlf.eml"
 n=$(hdrlines "$dir/crlf.eml")
 "$chaff" filter --db "$db" < "$dir/crlf.eml" > "$dir/out"; rc=$?
 check "filter CRLF: exit 0" test "$rc" -eq 0
 check "filter CRLF: added header lines end in CRLF" \
-  test "$(sed -n "$((n + 1)),$((n + 4))p" "$dir/out" | grep -c $'\r$')" -eq 4
+  test "$(sed -n "$((n + 1)),$((n + 5))p" "$dir/out" | grep -c $'\r$')" -eq 5
 check "filter CRLF: every header line ends in CRLF" \
-  test "$(head -n "$((n + 5))" "$dir/out" | grep -vc $'\r$')" -eq 0
+  test "$(head -n "$((n + 6))" "$dir/out" | grep -vc $'\r$')" -eq 0
 check "filter CRLF: headers and body byte-identical around them" \
   cmp -s <(head -n "$n" "$dir/crlf.eml"; tail -n +"$((n + 1))" "$dir/crlf.eml") \
-         <(head -n "$n" "$dir/out"; tail -n +"$((n + 5))" "$dir/out")
+         <(head -n "$n" "$dir/out"; tail -n +"$((n + 6))" "$dir/out")
 
 # A CRLF message behind an mbox envelope line written with LF (what a local
 # delivery agent on Unix prepends): the header block is CRLF.
@@ -285,14 +292,14 @@ check "filter CRLF: headers and body byte-identical around them" \
 "$chaff" filter --db "$db" < "$dir/crlf-env.eml" > "$dir/out"
 n=$(hdrlines "$dir/crlf-env.eml")
 check "filter CRLF after an LF envelope line: added header lines end in CRLF" \
-  test "$(sed -n "$((n + 1)),$((n + 4))p" "$dir/out" | grep -c $'\r$')" -eq 4
+  test "$(sed -n "$((n + 1)),$((n + 5))p" "$dir/out" | grep -c $'\r$')" -eq 5
 # A message of headers only, without a final line end: the header lines,
 # ours, and a blank line to end the header block.
 printf 'Subject: no body\nFrom: sender@example.com' > "$dir/nobody.eml"
 "$chaff" filter --db "$db" < "$dir/nobody.eml" > "$dir/out"; rc=$?
 check "filter headers-only message: headers, ours, blank line" test "$rc" -eq 0 -a \
-  "$(sed 's/^\(X-Chaff-Score:\|X-Spam-Status:\) .*/\1/' "$dir/out"; echo .)" = \
-  "$(printf 'Subject: no body\nFrom: sender@example.com\nX-Spam-Status:\nX-Chaff-Score:\nX-Chaff-Verdict: %s\n\n.' \
+  "$(sed 's/^\(X-Chaff-Score:\|X-Spam-Status:\|X-Spam-Level:\).*/\1/' "$dir/out"; echo .)" = \
+  "$(printf 'Subject: no body\nFrom: sender@example.com\nX-Spam-Status:\nX-Spam-Level:\nX-Chaff-Score:\nX-Chaff-Verdict: %s\n\n.' \
      "$(sed -n 's/^X-Chaff-Verdict: //p' "$dir/out")")"
 
 # Verdict headers already in the message (forged, or from an earlier run)
@@ -312,11 +319,12 @@ check "old headers: X-Spam-Flag only if spam (also written 'X-Spam-Flag : YES')"
   test "$(grep -ic '^X-Spam-Flag[[:blank:]]*:' <<<"$hdr")" -eq "$([ "$verdict" = spam ] && echo 1 || echo 0)"
 check "old headers: one X-Chaff-Verdict, one X-Chaff-Score" \
   test "$(grep -ic '^X-Chaff-Verdict[[:blank:]]*:' <<<"$hdr")$(grep -ic '^X-Chaff-Score:' <<<"$hdr")" = 11
-check "old headers: the other headers kept, in order" test "$(grep -iv '^x-spam-flag:\|^x-spam-status:\|^x-chaff-' <<<"$hdr")" = \
+check "old headers: one X-Spam-Level, the new one" \
+  test "$(grep -ic '^X-Spam-Level:' <<<"$hdr")" -eq 1 -a "$(grep -c '^X-Spam-Level: \*\*\*$' <<<"$hdr")" -eq 0
+check "old headers: the other headers kept, in order" test "$(grep -iv '^x-spam-flag:\|^x-spam-status:\|^x-spam-level:\|^x-chaff-' <<<"$hdr")" = \
   "From: sender@example.com
 To: you@example.com
-Subject: old headers
-X-Spam-Level: ***"
+Subject: old headers"
 check "old headers: the body untouched" \
   test "$(sed '1,/^$/d' "$dir/out")" = $'body text\nX-Spam-Status: Yes (a body line)'
 

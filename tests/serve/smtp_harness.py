@@ -794,7 +794,7 @@ class Sink:
 
 
 # --- parsing what arrived -----------------------------------------------------------
-ADDED = ("x-spam-flag", "x-spam-status", "x-chaff-score", "x-chaff-verdict")
+ADDED = ("x-spam-flag", "x-spam-status", "x-spam-level", "x-chaff-score", "x-chaff-verdict")
 
 
 def split_message(data):

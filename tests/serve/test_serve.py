@@ -941,7 +941,7 @@ def added_ok(data, verdict):
     """The added header lines are the last of the header block, in the spec's order."""
     hdr, _ = split_message(data)
     names = [l.split(b":")[0].decode("latin-1").lower() for l in hdr if l[:1] not in (b" ", b"\t")]
-    want = (["x-spam-flag"] if verdict == "spam" else []) + ["x-spam-status", "x-chaff-score", "x-chaff-verdict"]
+    want = (["x-spam-flag"] if verdict == "spam" else []) + ["x-spam-status", "x-spam-level", "x-chaff-score", "x-chaff-verdict"]
     return names[-len(want):] == want and sum(n in want for n in names) == len(want)
 
 
