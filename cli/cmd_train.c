@@ -188,9 +188,13 @@ static int queue(struct train *tr, const struct input_msg *m)
 	while (k < m->len && (m->data[k] == ' ' || m->data[k] == '\t' || m->data[k] == '\r' ||
 	                      m->data[k] == '\n'))
 		k++;
-	if (k == m->len) {
+	const char *why = k == m->len                      ? "empty message"
+	                  : !input_is_mail(m->data, m->len) ? "not a mail message (no header at its "
+	                                                      "start)"
+	                                                    : NULL;
+	if (why) {
 		clear_progress(tr);
-		cli_warn("%s: empty message, not %strained", name, tr->untrain ? "un" : "");
+		cli_warn("%s: %s, not %strained", name, why, tr->untrain ? "un" : "");
 		tr->refused++;
 		tr->skipped++;
 		return 0;

@@ -953,3 +953,22 @@ void input_close(struct input *in)
 	ahead_free(in);
 	free(in);
 }
+
+bool input_is_mail(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+	if (len >= 5 && memcmp(p, "From ", 5) == 0) {
+		const char *nl = memchr(p, '\n', len);
+		p = nl ? nl + 1 : end;
+	}
+	/* a field name: printable ASCII but the colon; then the colon, which
+	 * the old syntax lets white space precede */
+	const char *q = p;
+	while (q < end && *q > ' ' && *q < 127 && *q != ':')
+		q++;
+	if (q == p)
+		return false;
+	while (q < end && (*q == ' ' || *q == '\t'))
+		q++;
+	return q < end && *q == ':';
+}

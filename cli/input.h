@@ -31,6 +31,10 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
  * caller decides whether to go on (the next call moves past it).
  */
 int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t errlen);
+/* True when data starts as a mail message does: a header field ("Name:"),
+ * after an mbox envelope line if there is one. Binary files and bare text
+ * do not. */
+bool input_is_mail(const char *data, size_t len);
 /* Checks before any work that every file can be read, and sums their
  * sizes (compressed size for .gz). 0, or -1 with errbuf saying which. */
 int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen);

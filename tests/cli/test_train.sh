@@ -204,6 +204,15 @@ out2=$("$chaff" train --db "$dir/emptydb2" --spam "$dir/withempty.mbox" 2>&1); r
 check "an mbox message that is its envelope line alone: warned, not trained" \
   test "$rc2" -eq 1 -a "${out2#*withempty.mbox (message 1): empty message}" != "$out2" \
     -a "${out2#*trained 1 spam}" != "$out2"
+# Something that is not a mail message (no header at its start: a binary
+# file, bare text) is scored with a warning, and not trained.
+head -c 3000 /dev/urandom | tr '\n:' 'xy' > "$dir/noise.bin"
+"$chaff" classify --db "$db" "$dir/noise.bin" > "$dir/noise.out" 2> "$dir/noise.err"; rc4=$?
+check "classify a non-mail file: scored (exit 0-2), with a warning" \
+  test "$rc4" -le 2 -a "$(wc -l < "$dir/noise.out")" -eq 1 -a "$(grep -c 'not a mail message' "$dir/noise.err")" -eq 1
+out3=$("$chaff" train --db "$dir/noisedb" --spam "$dir/noise.bin" 2>&1); rc3=$?
+check "train a non-mail file: exit 1, warned, not trained, no database made" \
+  test "$rc3" -eq 1 -a "${out3#*not a mail message}" != "$out3" -a ! -e "$dir/noisedb"
 check "an empty file beside a message: the message trained" \
   test "$rc" -eq 1 -a "${out#*trained 1 spam}" != "$out"
 
