@@ -188,10 +188,11 @@ static int queue(struct train *tr, const struct input_msg *m)
 	while (k < m->len && (m->data[k] == ' ' || m->data[k] == '\t' || m->data[k] == '\r' ||
 	                      m->data[k] == '\n'))
 		k++;
-	const char *why = k == m->len                      ? "empty message"
-	                  : !input_is_mail(m->data, m->len) ? "not a mail message (no header at its "
-	                                                      "start)"
-	                                                    : NULL;
+	const char *why = NULL;
+	if (k == m->len)
+		why = "empty message";
+	else if (!input_is_mail(m->data, m->len))
+		why = "not a mail message (no header at its start)";
 	if (why) {
 		clear_progress(tr);
 		cli_warn("%s: %s, not %strained", name, why, tr->untrain ? "un" : "");
@@ -337,9 +338,9 @@ static int run(int argc, char **argv, bool untrain)
 	const char *path = cli_db_path(dbpath);
 	enum cli_db_before before = cli_db_before(path);
 	bool fresh = before != CLI_DB_THERE; /* this run creates it */
-	struct chaff_db_options o = { .flags = tr.untrain ? 0 : CHAFF_DB_CREATE,
-		                      .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
-		                      .log = cli_log };
+	struct chaff_db_options o = {.flags = tr.untrain ? 0 : CHAFF_DB_CREATE,
+	                             .tok_flags = pairs ? CHAFF_TOK_PAIRS : 0,
+	                             .log = cli_log};
 	int rc = chaff_db_open(path, &o, &tr.db);
 	if (rc != CHAFF_OK) { /* the library has said why */
 		input_close(in);

@@ -964,7 +964,7 @@ bool input_is_mail(const char *data, size_t len)
 	/* a field name: printable ASCII but the colon; then the colon, which
 	 * the old syntax lets white space precede */
 	const char *q = p;
-	while (q < end && *q > ' ' && *q < 127 && *q != ':')
+	while (q<end && * q> ' ' && *q < 127 && *q != ':')
 		q++;
 	if (q == p)
 		return false;
