@@ -186,6 +186,20 @@ check "--set robs=x: refused" test "$rc" -eq 3
 check "--set spam_cutoff=2: refused" test "$rc" -eq 3
 check "--set does not change the database" test "$("$chaff" config --db "$db" get spam_cutoff)" = 0.6
 
+# On a terminal, training shows its progress (messages, MB, rate) on one
+# line that it rewrites, then the summary; without one, only the summary.
+if command -v script > /dev/null; then
+  script -qec "'$chaff' train --db '$dir/progressdb' --ham '$corpus/easy-ham-2'" /dev/null \
+    > "$dir/tty.out" 2>&1; rc=$?
+  check "progress on a terminal: a rewritten line of messages, MB and rate, then the summary" \
+    test "$rc" -eq 0 -a "$(grep -c $'\r\033\\[K[0-9]* messages, [0-9.]* MB, [0-9]* messages/s' "$dir/tty.out")" -ge 1 \
+      -a "$(grep -c 'trained 0 spam and 1400 ham' "$dir/tty.out")" -eq 1
+  "$chaff" train --db "$dir/progressdb2" --ham "$corpus/easy-ham-2" > "$dir/out" 2> "$dir/err"
+  check "no terminal: no progress line" test ! -s "$dir/err"
+else
+  echo "skip: no script(1) to give training a terminal"
+fi
+
 # An empty file, or nothing on stdin, is no message: it is pointed out
 # and not trained (exit 1, as for a refused message), and a run that
 # trained nothing leaves no new database behind. Beside a real message it
