@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Several processes on one database: four loops classify and one reads the
-# totals while a trainer commits batches of 20, and a second trainer started
-# during the first waits for the writer lock and succeeds. Readers never
-# fail and never see half a batch; the final totals are the sum of both
-# trainings.
+# Several processes on one database: four loops classify, a fifth
+# classifies 100 messages at a time (from a copy of the database in
+# memory), and one reads the totals, while a trainer commits batches of 20;
+# a second trainer started during the first waits for the writer lock and
+# succeeds. Readers never fail and never see half a batch; the final
+# totals are the sum of both trainings.
 set -u
 chaff=$1
 . "$(dirname "$0")/../lib.sh"
@@ -52,6 +53,20 @@ classify_loop() {
     echo "$i" > "$dir/c$n.runs"
   done
 }
+# snapshot_loop: 100 messages at a time, enough that classify copies the
+# database into memory first (more than a chunk of 64), while it changes.
+mapfile -t many < <(pick hard-ham-1 1 100)
+snapshot_loop() {
+  local i rc
+  for ((i = 1; i <= 200; i++)); do
+    [ "$i" -gt 5 ] && [ -e "$dir/done" ] && break
+    "$chaff" classify --db "$db" "${many[@]}" > "$dir/c5.out" 2> "$dir/c5.err"; rc=$?
+    if [ "$rc" -ne 0 ] || [ -s "$dir/c5.err" ] || [ "$(wc -l < "$dir/c5.out")" -ne 100 ]; then
+      { echo "run $i: exit $rc"; cat "$dir/c5.err"; } >> "$dir/c5.fail"
+    fi
+    echo "$i" > "$dir/c5.runs"
+  done
+}
 # stats_loop: the totals a reader sees grow by whole batches of 20.
 stats_loop() {
   local i last=200 s h t
@@ -70,6 +85,7 @@ stats_loop() {
 "$chaff" train --batch 20 -q --db "$db" "$dir/a" > "$dir/a.out" 2> "$dir/a.err" &
 pa=$!; pids+=("$pa")
 for n in 1 2 3 4; do classify_loop "$n" & pids+=($!); done
+snapshot_loop & pids+=($!)
 stats_loop & pids+=($!)
 # Start the second trainer once the first has committed a batch.
 for ((i = 0; i < 2000; i++)); do
@@ -101,6 +117,9 @@ for n in 1 2 3 4; do
     test -s "$dir/c$n.runs" -a ! -e "$dir/c$n.fail"
   [ -e "$dir/c$n.fail" ] && head -5 "$dir/c$n.fail"
 done
+check "classify 100 at a time (a copy of the database): $(cat "$dir/c5.runs" 2>/dev/null) runs, all exit 0, 100 lines, no error output" \
+  test -s "$dir/c5.runs" -a ! -e "$dir/c5.fail"
+[ -e "$dir/c5.fail" ] && head -5 "$dir/c5.fail"
 check "stats loop: $(cat "$dir/stats.runs" 2>/dev/null) reads, totals only ever grew by whole batches" \
   test -s "$dir/stats.runs" -a ! -e "$dir/stats.fail"
 [ -e "$dir/stats.fail" ] && head -5 "$dir/stats.fail"
