@@ -141,6 +141,22 @@ out=$("$chaff" prune --db "$dir/l2" --days 30)
 check "prune --days 30 after training today: removed 0 tokens" test "$out" = "removed 0 tokens"
 "$chaff" classify --db "$dir/l2" "${msgs[@]}" > /dev/null; rc=$?
 check "a pruned database still classifies" test "$rc" -eq 0
+# A backup is compacted: after the prune, the copy is smaller than the
+# database file, which LMDB never shrinks.
+"$chaff" backup --db "$dir/l2" "$dir/l2bk" > /dev/null; rc=$?
+check "backup of a pruned database: compacted, smaller than the database file" \
+  test "$rc" -eq 0 -a "$(stat -c %s "$dir/l2bk/data.mdb")" -lt "$(stat -c %s "$dir/l2/data.mdb")"
+# Age every other token of the dump by 100 days (the day is the last
+# field): prune --days 30 removes exactly those.
+awk '$1 == "token" && NR % 2 { $5 = $5 - 100 } { print }' "$dir/dump.txt" > "$dir/aged.txt"
+aged=$(awk '$1 == "token" && NR % 2' "$dir/dump.txt" | wc -l)
+"$chaff" load --db "$dir/aged" "$dir/aged.txt" > /dev/null
+out=$("$chaff" prune --db "$dir/aged" --days 30); rc=$?
+check "prune --days 30: removes the $aged tokens last seen 100 days ago [$out]" \
+  test "$rc" -eq 0 -a "$out" = "removed $aged tokens" -a "$aged" -gt 0
+check "prune --days 30: the others stay, as they were" \
+  cmp -s <(awk '$1 == "token" && !(NR % 2)' "$dir/dump.txt") \
+         <("$chaff" dump --db "$dir/aged" | awk '$1 == "token"')
 
 # --- backup -----------------------------------------------------------------
 out=$("$chaff" backup --db "$db" "$dir/bk"); rc=$?
