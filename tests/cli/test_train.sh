@@ -297,6 +297,25 @@ check "filter ham: exactly the input plus 4 headers at the end of the header blo
 check "filter ham: procmail rule does not match" bash -c '! grep -q "^X-Spam-Status: Yes" "$1"' _ "$dir/out"
 check "filter ham: procmail star rule does not match" bash -c '! grep -q "^X-Spam-Level: \*\*\*\*\*" "$1"' _ "$dir/out"
 
+# The README's procmail recipe, run by procmail itself: the spam lands in
+# Junk/, the ham in the inbox, each with the headers added.
+if command -v procmail > /dev/null; then
+  pm=$dir/procmail
+  mkdir -p "$pm"
+  { printf 'MAILDIR=%s/\nDEFAULT=%s/inbox/\nLOGFILE=%s/log\nPATH=%s:/usr/bin:/bin\nCHAFF_DB=%s\n\n' \
+      "$pm" "$pm" "$pm" "$(dirname "$chaff")" "$db"
+    printf ':0fw\n| %s filter\n\n:0\n* ^X-Spam-Status: Yes\nJunk/\n' "$(basename "$chaff")"; } > "$pm/rc"
+  procmail -m "$pm/rc" < "$spam"; rc1=$?
+  procmail -m "$pm/rc" < "$ham"; rc2=$?
+  check "procmail recipe: spam into Junk/, ham into the inbox" \
+    test "$rc1" -eq 0 -a "$rc2" -eq 0 -a "$(ls "$pm/Junk/new" 2>/dev/null | wc -l)" -eq 1 \
+      -a "$(ls "$pm/inbox/new" 2>/dev/null | wc -l)" -eq 1
+  check "procmail recipe: the delivered spam carries X-Spam-Flag: YES" \
+    grep -q '^X-Spam-Flag: YES' "$pm/Junk/new/"*
+else
+  echo "skip: no procmail"
+fi
+
 sed 's/$/\r/' "$spam" > "$dir/crlf.eml"
 n=$(hdrlines "$dir/crlf.eml")
 "$chaff" filter --db "$db" < "$dir/crlf.eml" > "$dir/out"; rc=$?
