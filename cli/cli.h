@@ -65,6 +65,9 @@ void cli_log(void *user, enum chaff_log_level level, const char *msg);
 bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out);
 
 /* "chaff: <message>" on stderr. */
+/* Runs handler, on a stack of its own, for each of the n signals sigs (a
+ * fault turned into a message and an exit instead of a crash). */
+void cli_catch_faults(void (*handler)(int), const int *sigs, size_t n);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* s as a JSON string: quotes, backslashes and control characters escaped,

@@ -125,15 +125,8 @@ static void deliver_on_fault(int sig)
 
 static void catch_faults(void)
 {
-	static char altstack[1 << 16];
-	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = deliver_on_fault;
-	sa.sa_flags = sigaltstack(&ss, NULL) == 0 ? SA_ONSTACK : 0;
-	static const int sigs[] = { SIGBUS, SIGSEGV, SIGABRT, SIGILL, SIGFPE };
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+	static const int sigs[] = {SIGBUS, SIGSEGV, SIGABRT, SIGILL, SIGFPE};
+	cli_catch_faults(deliver_on_fault, sigs, sizeof(sigs) / sizeof(sigs[0]));
 }
 
 /* The database, for writing when learning. One this user may read but

@@ -106,16 +106,16 @@ static void on_fault(int sig)
 	_exit(EXIT_FAIL);
 }
 
-static void catch_faults(void)
+void cli_catch_faults(void (*handler)(int), const int *sigs, size_t n)
 {
 	static char altstack[1 << 16];
 	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_fault;
+	sa.sa_handler = handler;
 	sa.sa_flags = sigaltstack(&ss, NULL) == 0 ? SA_ONSTACK : 0;
-	sigaction(SIGSEGV, &sa, NULL);
-	sigaction(SIGBUS, &sa, NULL);
+	for (size_t i = 0; i < n; i++)
+		sigaction(sigs[i], &sa, NULL);
 }
 
 int main(int argc, char **argv)
@@ -133,7 +133,8 @@ int main(int argc, char **argv)
 		printf("chaff %s (tokenizer %d)\n", CHAFF_VERSION, CHAFF_TOKENIZER_VERSION);
 		return EXIT_OK;
 	}
-	catch_faults();
+	static const int faults[] = {SIGSEGV, SIGBUS};
+	cli_catch_faults(on_fault, faults, sizeof(faults) / sizeof(faults[0]));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
