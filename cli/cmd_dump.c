@@ -176,19 +176,28 @@ static bool hex_bytes(const char **p, size_t n, uint8_t *bytes)
 	return true;
 }
 
+/* Sixteen hexadecimal digits at *p, as dump writes a 64-bit hash or seed,
+ * moving *p past them. */
+static bool hex_u64(const char **p, uint64_t *out)
+{
+	uint8_t b[8];
+	if (!hex_bytes(p, 16, b))
+		return false;
+	*out = 0;
+	for (size_t i = 0; i < 8; i++)
+		*out = *out << 8 | b[i];
+	return true;
+}
+
 /* "token HASH SPAM HAM DAY", the whole line and nothing else. */
 static bool token_line(const char *line, uint64_t *h, struct chaff_record *r)
 {
 	const char *p = line + 6;
-	uint8_t b[8];
 	uint64_t sp, hm, day;
-	if (strncmp(line, "token ", 6) != 0 || !hex_bytes(&p, 16, b) || *p++ != ' ' ||
+	if (strncmp(line, "token ", 6) != 0 || !hex_u64(&p, h) || *p++ != ' ' ||
 	    !number(&p, UINT32_MAX, &sp) || *p++ != ' ' || !number(&p, UINT32_MAX, &hm) ||
 	    *p++ != ' ' || !number(&p, UINT32_MAX, &day) || *p)
 		return false;
-	*h = 0;
-	for (size_t i = 0; i < 8; i++)
-		*h = *h << 8 | b[i];
 	*r = (struct chaff_record){(uint32_t)sp, (uint32_t)hm, (uint32_t)day};
 	return true;
 }
@@ -263,11 +272,7 @@ static bool header_line(const char *line, struct chaff_db_image *img, unsigned *
 		ok = param_line(line + 6, img, &f);
 	} else if (strncmp(line, "seed ", 5) == 0) {
 		p = line + 5;
-		size_t k = strlen(p);
-		uint8_t b[8] = {0};
-		ok = k == 16 && hex_bytes(&p, 16, b);
-		for (size_t i = 0; i < 8; i++)
-			u = u << 8 | b[i];
+		ok = strlen(p) == 16 && hex_u64(&p, &u);
 		img->seed = u;
 		f = F_SEED;
 	} else if (strncmp(line, "tokenizer ", 10) == 0) {
@@ -422,8 +427,7 @@ int cmd_load(int argc, char **argv)
 		} else if (end_line(line, &et, &ed)) {
 			ended = et == n && ed == nd;
 			if (!ended) {
-				cli_error("%s:%zu: the dump says %llu tokens and %llu digests, %zu "
-				          "and "
+				cli_error("%s:%zu: the dump says %llu tokens and %llu digests, %zu and "
 				          "%zu were read; nothing loaded",
 				          file, lineno, (unsigned long long)et,
 				          (unsigned long long)ed, n, nd);
