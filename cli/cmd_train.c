@@ -180,16 +180,8 @@ static int queue(struct train *tr, const struct input_msg *m)
 	/* Nothing but white space (an empty file, nothing on stdin, an mbox's
 	 * envelope line alone) is no message: a mistake to point out, not a
 	 * message to learn. */
-	size_t k = 0;
-	if (m->len >= 5 && memcmp(m->data, "From ", 5) == 0) {
-		const char *nl = memchr(m->data, '\n', m->len);
-		k = nl ? (size_t)(nl - m->data) + 1 : m->len;
-	}
-	while (k < m->len && (m->data[k] == ' ' || m->data[k] == '\t' || m->data[k] == '\r' ||
-	                      m->data[k] == '\n'))
-		k++;
 	const char *why = NULL;
-	if (k == m->len)
+	if (input_is_blank(m->data, m->len))
 		why = "empty message";
 	else if (!input_is_mail(m->data, m->len))
 		why = "not a mail message (no header at its start)";

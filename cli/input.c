@@ -954,21 +954,35 @@ void input_close(struct input *in)
 	free(in);
 }
 
+/* Where the message's own text starts: past an mbox envelope line. */
+static const char *after_envelope(const char *data, size_t len)
+{
+	if (len < 5 || memcmp(data, "From ", 5) != 0)
+		return data;
+	const char *nl = memchr(data, '\n', len);
+	return nl ? nl + 1 : data + len;
+}
+
 bool input_is_mail(const char *data, size_t len)
 {
-	const char *p = data, *end = data + len;
-	if (len >= 5 && memcmp(p, "From ", 5) == 0) {
-		const char *nl = memchr(p, '\n', len);
-		p = nl ? nl + 1 : end;
-	}
+	const unsigned char *p = (const unsigned char *)after_envelope(data, len);
+	const unsigned char *end = (const unsigned char *)data + len, *q = p;
 	/* a field name: printable ASCII but the colon; then the colon, which
 	 * the old syntax lets white space precede */
-	const char *q = p;
-	while (q<end && * q> ' ' && *q < 127 && *q != ':')
+	while (q < end && *q > ' ' && *q < 127 && *q != ':')
 		q++;
 	if (q == p)
 		return false;
 	while (q < end && (*q == ' ' || *q == '\t'))
 		q++;
 	return q < end && *q == ':';
+}
+
+bool input_is_blank(const char *data, size_t len)
+{
+	const char *end = data + len;
+	for (const char *p = after_envelope(data, len); p < end; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			return false;
+	return true;
 }

@@ -35,6 +35,9 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
  * after an mbox envelope line if there is one. Binary files and bare text
  * do not. */
 bool input_is_mail(const char *data, size_t len);
+/* True when data holds nothing but white space, after an mbox envelope
+ * line if there is one. */
+bool input_is_blank(const char *data, size_t len);
 /* Checks before any work that every file can be read, and sums their
  * sizes (compressed size for .gz). 0, or -1 with errbuf saying which. */
 int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen);
