@@ -70,7 +70,6 @@ static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, c
 	s->log(s->log_user, lvl, msg);
 }
 
-/* LMDB and errno codes to chaff's, with the detail logged. */
 /* True when the file system holding dir has (next to) no room left for
  * this process (root may use the blocks kept for it). */
 static bool disk_full(const char *dir)
@@ -82,6 +81,7 @@ static bool disk_full(const char *dir)
 	return blocks * v.f_frsize < 64 * 1024;
 }
 
+/* LMDB and errno codes to chaff's, with the detail logged. */
 static int map_rc(struct lstore *s, int rc)
 {
 	switch (rc) {
@@ -551,14 +551,15 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
 	size_t map = map_size ? (size_t)map_size : INITIAL_MAP;
-	if (stat(path, &st) == 0 && st.st_size == 0 && readonly) {
+	bool there = stat(path, &st) == 0;
+	if (there && st.st_size == 0 && readonly) {
 		/* LMDB writes its first pages as it makes a file: an empty one
 		 * was cut to nothing (a writer would start it afresh) */
 		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
 		      "the database file is empty (cut to nothing?); restore a backup or retrain");
 		l_close(&s->base);
 		return CHAFF_ECORRUPT;
-	} else if (stat(path, &st) == 0) {
+	} else if (there) {
 		while (map < (size_t)st.st_size * 2)
 			map *= 2;
 	} else if (errno == ENOENT && !create) {
