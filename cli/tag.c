@@ -77,22 +77,19 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	}
 	char h[512];
 	bool spam = s->verdict == CHAFF_VERDICT_SPAM;
-	const char *verdict = spam ? "spam" : s->verdict == CHAFF_VERDICT_HAM ? "ham" : "unsure";
-	int k = snprintf(
-	        h, sizeof(h),
-	        "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
-	        "version=chaff-%s%sX-Spam-Level: %s%sX-Chaff-Score: %.6f%sX-Chaff-Verdict: "
-	        "%s%s",
-	        spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No", s->score,
-	        s->spam_cutoff,
-	        spam                              ? "SPAM"
-	        : s->verdict == CHAFF_VERDICT_HAM ? "HAM"
-	                                          : "UNSURE",
-	        CHAFF_VERSION, eol, stars(s), eol, s->score, eol, verdict, eol);
+	bool ham = s->verdict == CHAFF_VERDICT_HAM;
+	const char *verdict = spam ? "spam" : ham ? "ham" : "unsure";
+	const char *test = spam ? "SPAM" : ham ? "HAM" : "UNSURE";
+	int k = snprintf(h, sizeof(h),
+	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
+	                 "version=chaff-%s%sX-Spam-Level: %s%sX-Chaff-Score: %.6f%s"
+	                 "X-Chaff-Verdict: %s%s",
+	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
+	                 s->score, s->spam_cutoff, test, CHAFF_VERSION, eol, stars(s), eol,
+	                 s->score, eol, verdict, eol);
 	if (write_all(user, h, (size_t)k) < 0)
 		return -1;
 	if (q >= end) /* no body: end the header block */
 		return write_all(user, eol, strlen(eol));
 	return write_all(user, q, (size_t)(end - q));
 }
-
