@@ -281,7 +281,7 @@ static bool grow_out(struct chaff_tokenizer *t, struct outbuf *b)
  * space and conversion resumes after it, so one bad byte does not cost the
  * words around it; a truncated final sequence is dropped. Four bytes out
  * per byte in covers nearly every charset; the few that write more (one
- * TSCII byte is up to nine bytes of UTF-8) get more room as they need it. */
+ * TSCII byte is up to twelve bytes of UTF-8) get more room as they need it. */
 static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n)
 {
 	struct outbuf b = {NULL, NULL, n * 4 + 16, n * 4 + 16};

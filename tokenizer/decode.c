@@ -24,9 +24,23 @@ static inline bool is_b64(unsigned char c)
 	return b64[c] != 0 || c == 'A';
 }
 
-/* Skips every byte outside the alphabet, padding included, and decodes the
- * rest four characters at a time; a final group of two or three characters
- * still yields its one or two bytes. */
+/* Writes the have - 1 bytes that a group of have characters (2 to 4)
+ * holds; returns how many. */
+static size_t group_bytes(unsigned char *out, uint32_t acc, unsigned have)
+{
+	acc <<= 6 * (4 - have);
+	out[0] = (unsigned char)(acc >> 16);
+	if (have > 2)
+		out[1] = (unsigned char)(acc >> 8);
+	if (have > 3)
+		out[2] = (unsigned char)acc;
+	return have - 1;
+}
+
+/* Skips every byte outside the alphabet and decodes the rest four
+ * characters at a time; padding after two or three characters ends that
+ * group early (some mailers join separately encoded pieces), and so does
+ * the end of the input. */
 struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_t cap, bool *more)
 {
 	*more = false;
@@ -41,42 +55,23 @@ struct span tok_base64(struct chaff_tokenizer *t, const char *s, size_t n, size_
 	unsigned have = 0;
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 	for (; p < end; p++) {
-		if (*p == '=' && have >= 2) {
-			/* padding ends a group: what follows starts a new one (some
-			 * mailers join separately encoded pieces) */
-			if (o + have - 1 > room) {
-				*more = true;
-				break;
-			}
-			acc <<= 6 * (4 - have);
-			out[o++] = (unsigned char)(acc >> 16);
-			if (have == 3)
-				out[o++] = (unsigned char)(acc >> 8);
-			have = 0;
-			acc = 0;
-			continue;
+		if (!(*p == '=' && have >= 2)) {
+			if (!is_b64(*p))
+				continue;
+			acc = acc << 6 | b64[*p];
+			if (++have < 4)
+				continue;
 		}
-		if (!is_b64(*p))
-			continue;
-		acc = acc << 6 | b64[*p];
-		if (++have < 4)
-			continue;
-		if (o + 3 > room) {
+		if (o + have - 1 > room) {
 			*more = true;
 			break;
 		}
-		out[o++] = (unsigned char)(acc >> 16);
-		out[o++] = (unsigned char)(acc >> 8);
-		out[o++] = (unsigned char)acc;
+		o += group_bytes(out + o, acc, have);
 		have = 0;
 		acc = 0;
 	}
-	if (!*more && have >= 2 && o + have - 1 <= room) {
-		acc <<= 6 * (4 - have);
-		out[o++] = (unsigned char)(acc >> 16);
-		if (have == 3)
-			out[o++] = (unsigned char)(acc >> 8);
-	}
+	if (!*more && have >= 2 && o + have - 1 <= room)
+		o += group_bytes(out + o, acc, have);
 	out[o] = '\0';
 	return (struct span){(const char *)out, o};
 }

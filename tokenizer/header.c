@@ -157,14 +157,14 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 	return (struct span){d.out, d.o};
 }
 
-static const bool host_bytes[256] = {
+const bool tok_host_bytes[256] = {
         ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
         ['.'] = true,         ['-'] = true,         ['_'] = true,
 };
 
 static bool host_byte(char c)
 {
-	return host_bytes[(unsigned char)c];
+	return tok_host_bytes[(unsigned char)c];
 }
 
 /* A dotted quad of numbers up to 255; *net gets the length of its /24. */

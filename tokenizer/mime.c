@@ -233,17 +233,26 @@ static bool type_prefix(const struct mime_info *info, const char *lit, size_t le
 }
 #define TYPE_PREFIX(info, lit) type_prefix((info), lit, sizeof(lit) - 1)
 
-/* A part's body with its transfer encoding undone (the encoding's name
- * in any case), at most cap bytes of it; *more when there was more. */
+/* The transfer encoding that is undone: 'b' base64, 'q' quoted-printable,
+ * 0 for any other (the name in any case). */
+static char encoding(const struct mime_info *info)
+{
+	return TOK_IEQ(info->cte.p, info->cte.n, "base64")             ? 'b'
+	       : TOK_IEQ(info->cte.p, info->cte.n, "quoted-printable") ? 'q'
+	                                                               : 0;
+}
+
+/* A part's body with its transfer encoding undone, at most cap bytes of
+ * it; *more when there was more. */
 static struct span decoded(struct chaff_tokenizer *t, const struct mime_info *info,
                            const char *body, const char *end, size_t cap, bool *more)
 {
 	size_t n = (size_t)(end - body);
 	*more = false;
-	if (TOK_IEQ(info->cte.p, info->cte.n, "base64"))
-		return tok_base64(t, body, n, cap, more);
-	if (TOK_IEQ(info->cte.p, info->cte.n, "quoted-printable"))
-		return tok_qp(t, body, n, cap, more);
+	switch (encoding(info)) {
+	case 'b': return tok_base64(t, body, n, cap, more);
+	case 'q': return tok_qp(t, body, n, cap, more);
+	}
 	*more = n > cap;
 	return (struct span){body, *more ? cap : n};
 }
@@ -379,9 +388,7 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 		 * that was encoded anyway is read decoded, at most a part's
 		 * worth of it: each level of such messages nested in one another
 		 * would otherwise hold a decoded copy of all it contains */
-		bool encoded = TOK_IEQ(info.cte.p, info.cte.n, "base64") ||
-		               TOK_IEQ(info.cte.p, info.cte.n, "quoted-printable");
-		size_t cap = encoded ? t->cfg.limits.max_part_bytes : (size_t)(end - body);
+		size_t cap = encoding(&info) ? t->cfg.limits.max_part_bytes : (size_t)(end - body);
 		bool more;
 		struct span m = decoded(t, &info, body, end, cap, &more);
 		if (more)

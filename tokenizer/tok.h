@@ -26,10 +26,10 @@ struct span {
 	size_t n;
 };
 
-/* WORD_MAX: the longest word kept as it is (the word scanner's buffer),
- * and so the largest max_token_len a tokenizer accepts. */
 /* CHARSET_PER_MESSAGE: iconv charsets one message may use (opening one
- * loads a module); text in any further one is read as undeclared. */
+ * loads a module); text in any further one is read as undeclared.
+ * WORD_MAX: the longest word kept as it is (the word scanner's buffer),
+ * and so the largest max_token_len a tokenizer accepts. */
 enum { CHARSET_CACHE_SIZE = 24, CHARSET_PER_MESSAGE = 8, PAIR_WINDOW_MAX = 4, WORD_MAX = 256 };
 
 struct charset_slot {
@@ -163,6 +163,8 @@ void tok_charsets_close(struct chaff_tokenizer *t);
 struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n);
 
 /* header.c */
+/* The ASCII bytes of a host name: letters, digits, '.', '-' and '_'. */
+extern const bool tok_host_bytes[256];
 struct mime_info {
 	struct span type;    /* "text/plain", lower-cased; empty when absent */
 	struct span charset; /* declared, raw */

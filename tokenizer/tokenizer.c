@@ -95,7 +95,8 @@ int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg, chaff_tokenize
 		chaff_tokenizer_config_default(&t->cfg);
 	struct chaff_limits *l = &t->cfg.limits;
 	if (t->cfg.pair_window < 1 || t->cfg.pair_window > PAIR_WINDOW_MAX ||
-	    l->max_token_len < 2 || l->max_token_len > WORD_MAX || l->max_tokens < 16 || l->max_header_bytes < 64) {
+	    l->max_token_len < 2 || l->max_token_len > WORD_MAX || l->max_tokens < 16 ||
+	    l->max_header_bytes < 64) {
 		free(t);
 		return CHAFF_EINVAL;
 	}

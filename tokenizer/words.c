@@ -208,7 +208,7 @@ static size_t host_end(const char *s, size_t n, size_t i)
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x80) {
-			if (ascii_class[c] != W_ALNUM && c != '-' && c != '.' && c != '_')
+			if (!tok_host_bytes[c])
 				break;
 			i++;
 			continue;
