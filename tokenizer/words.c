@@ -179,23 +179,27 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 		return;
 	if (n > HOST_MAX)
 		n = HOST_MAX;
+	size_t first = t->ntoks;
 	tok_emit_lower(t, origin, prefix, plen, host, n);
-	bool numeric = true;
-	for (size_t i = 0; i < n; i++)
-		if (!((host[i] >= '0' && host[i] <= '9') || host[i] == '.'))
-			numeric = false;
+	if (t->ntoks == first)
+		return; /* no more tokens taken */
+	/* a dotted number has no parents */
+	bool numeric = host[0] >= '0' && host[0] <= '9';
+	for (size_t i = 1; numeric && i < n; i++)
+		numeric = (host[i] >= '0' && host[i] <= '9') || host[i] == '.';
 	if (numeric)
 		return;
 	/* Parent domains down to two labels: each suffix after a dot that
-	 * still holds a dot itself. */
+	 * still holds a dot itself, copied from the host's lowered token. */
+	const char *low = t->toks[first].text + plen;
 	for (size_t i = 0; i < n; i++) {
-		if (host[i] != '.')
+		if (low[i] != '.')
 			continue;
-		const char *rest = host + i + 1;
+		const char *rest = low + i + 1;
 		size_t rn = n - i - 1;
 		if (!memchr(rest, '.', rn))
 			break;
-		tok_emit_lower(t, origin, prefix, plen, rest, rn);
+		tok_emit(t, origin, prefix, plen, rest, rn);
 	}
 }
 
@@ -455,6 +459,65 @@ static size_t word(struct scan *sc, size_t i)
 	return j;
 }
 
+#ifdef __SSE2__
+/* The common word, whole: ASCII letters and digits only, at most 31 of
+ * them, ended by a byte that cannot continue it or start a URL, and no
+ * '@' close enough to make it an address's local part. Its bytes are
+ * classified once, in two vector compares, and folded by two vector
+ * stores. Returns where scanning resumes, or 0 when the word is not of
+ * that kind and word() must read it. s[i] is an ASCII letter or digit. */
+static size_t plain_word(struct scan *sc, size_t i)
+{
+	const char *s = sc->s + i;
+	size_t left = sc->n - i;
+	if (sc->at) {
+		if (sc->at < s)
+			sc->at = memchr(s, '@', left);
+		if (sc->at && (size_t)(sc->at - s) <= LOCAL_MAX)
+			return 0;
+	}
+	if (left <= 2 * VEC)
+		return 0;
+	const char *p = s;
+	__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + VEC));
+	unsigned d0, d1, a0 = vec_alpha(v0, &d0), a1 = vec_alpha(v1, &d1);
+	uint32_t word = (a0 | d0) | (a1 | d1) << VEC;
+	size_t len = (size_t)__builtin_ctzll(~(uint64_t)word);
+	if (len == 2 * VEC)
+		return 0;
+	/* p[len] and p[len + 1] are there: left > 32 */
+	unsigned char e = (unsigned char)p[len];
+	if (e >= 0x80 || e == ':')
+		return 0;
+	if (ascii_class[e] == W_JOIN) {
+		unsigned char f = (unsigned char)p[len + 1];
+		if (f >= 0x80 || ascii_class[f] == W_ALNUM)
+			return 0;
+	}
+	if (len < MIN_WORD_CHARS)
+		return i + len;
+	struct chaff_tokenizer *t = sc->t;
+	if (len > t->cfg.limits.max_token_len)
+		return 0;
+	char *text = tok_reserve(t, sc->plen + 2 * VEC);
+	if (!text)
+		return sc->n;
+	if (sc->plen)
+		memcpy(text, sc->prefix, sc->plen);
+	char *buf = text + sc->plen;
+	/* a word's letters and digits all fold by setting bit 5 (digits
+	 * have it); what lies past the word is cut off by the commit */
+	__m128i low = _mm_set1_epi8(0x20);
+	_mm_storeu_si128((__m128i *)(void *)buf, _mm_or_si128(v0, low));
+	_mm_storeu_si128((__m128i *)(void *)(buf + VEC), _mm_or_si128(v1, low));
+	tok_commit(t, CHAFF_ORIGIN_BODY, text, sc->plen + len);
+	if ((sc->mode & SCAN_PAIRS) && !t->full)
+		pairs(t, buf, len);
+	return i + len;
+}
+#endif
+
 void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix, size_t plen,
                unsigned mode)
 {
@@ -503,6 +566,15 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 				continue;
 			}
 		}
+#ifdef __SSE2__
+		if (c < 0x80) {
+			size_t e = plain_word(&sc, i);
+			if (e) {
+				i = e;
+				continue;
+			}
+		}
+#endif
 		if (sc.at) {
 			size_t e = address(&sc, i);
 			if (e) {
