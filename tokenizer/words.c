@@ -265,6 +265,9 @@ struct scan {
 	size_t plen;
 	unsigned mode;
 	const char *at; /* next '@' at or after the scan position, or NULL */
+#ifdef __SSE2__
+	__m128i pre; /* the prefix when it is at most 16 bytes, padded */
+#endif
 };
 
 /* An address starting at s[i]: a short local part of address characters,
@@ -483,9 +486,37 @@ static size_t plain_word(struct scan *sc, size_t i)
 	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + VEC));
 	unsigned d0, d1, a0 = vec_alpha(v0, &d0), a1 = vec_alpha(v1, &d1);
 	uint32_t word = (a0 | d0) | (a1 | d1) << VEC;
+	/* a word's letters and digits all fold by setting bit 5 (digits
+	 * have it) */
+	__m128i fold0 = _mm_or_si128(v0, _mm_set1_epi8(0x20));
+	__m128i fold1 = _mm_or_si128(v1, _mm_set1_epi8(0x20));
 	size_t len = (size_t)__builtin_ctzll(~(uint64_t)word);
 	if (len == 2 * VEC)
 		return 0;
+	if (ascii_class[(unsigned char)p[len]] == W_JOIN && (word >> len >> 1 & 1)) {
+		/* "don't", "e-mail", "3.5": a joining character followed by a
+		 * letter or digit belongs to the word */
+		__m128i q = _mm_set1_epi8('\''), h = _mm_set1_epi8('-');
+		__m128i d = _mm_set1_epi8('.'), u = _mm_set1_epi8('_');
+		uint32_t j0 = (uint32_t)_mm_movemask_epi8(
+		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, q), _mm_cmpeq_epi8(v0, h)),
+		                     _mm_or_si128(_mm_cmpeq_epi8(v0, d), _mm_cmpeq_epi8(v0, u))));
+		uint32_t j1 = (uint32_t)_mm_movemask_epi8(
+		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, q), _mm_cmpeq_epi8(v1, h)),
+		                     _mm_or_si128(_mm_cmpeq_epi8(v1, d), _mm_cmpeq_epi8(v1, u))));
+		uint64_t in = word | ((j0 | (uint64_t)j1 << VEC) & word >> 1);
+		len = (size_t)__builtin_ctzll(~in);
+		/* what follows byte 31 is not known; www.example.com is a URL */
+		if (len >= 2 * VEC - 1 ||
+		    ((sc->mode & SCAN_URLS) && len > 4 && p[3] == '.' && (p[0] | 0x20) == 'w' &&
+		     (p[1] | 0x20) == 'w' && (p[2] | 0x20) == 'w'))
+			return 0;
+		/* fold only the letters: '_' would become DEL */
+		__m128i low = _mm_set1_epi8(0x20);
+		__m128i a = _mm_set1_epi8((char)(0x80 - 'a')), z = _mm_set1_epi8((char)(-128 + 26));
+		fold0 = _mm_or_si128(v0, _mm_and_si128(_mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v0, low), a), z), low));
+		fold1 = _mm_or_si128(v1, _mm_and_si128(_mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v1, low), a), z), low));
+	}
 	/* p[len] and p[len + 1] are there: left > 32 */
 	unsigned char e = (unsigned char)p[len];
 	if (e >= 0x80 || e == ':')
@@ -503,14 +534,14 @@ static size_t plain_word(struct scan *sc, size_t i)
 	char *text = tok_reserve(t, sc->plen + 2 * VEC);
 	if (!text)
 		return sc->n;
-	if (sc->plen)
+	if (sc->plen > VEC)
 		memcpy(text, sc->prefix, sc->plen);
+	else if (sc->plen) /* the rest of the 16 bytes is overwritten next */
+		_mm_storeu_si128((__m128i *)(void *)text, sc->pre);
 	char *buf = text + sc->plen;
-	/* a word's letters and digits all fold by setting bit 5 (digits
-	 * have it); what lies past the word is cut off by the commit */
-	__m128i low = _mm_set1_epi8(0x20);
-	_mm_storeu_si128((__m128i *)(void *)buf, _mm_or_si128(v0, low));
-	_mm_storeu_si128((__m128i *)(void *)(buf + VEC), _mm_or_si128(v1, low));
+	/* what lies past the word is cut off by the commit */
+	_mm_storeu_si128((__m128i *)(void *)buf, fold0);
+	_mm_storeu_si128((__m128i *)(void *)(buf + VEC), fold1);
 	tok_commit(t, CHAFF_ORIGIN_BODY, text, sc->plen + len);
 	if ((sc->mode & SCAN_PAIRS) && !t->full)
 		pairs(t, buf, len);
@@ -524,6 +555,13 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 	if (!(t->cfg.flags & CHAFF_TOK_PAIRS))
 		mode &= ~(unsigned)SCAN_PAIRS;
 	struct scan sc = {t, s, n, prefix, plen, mode, NULL};
+#ifdef __SSE2__
+	if (plen && plen <= VEC) {
+		char pre[VEC] = {0};
+		memcpy(pre, prefix, plen);
+		sc.pre = _mm_loadu_si128((const __m128i *)(const void *)pre);
+	}
+#endif
 	if (mode & (SCAN_URLS | SCAN_ADDRS))
 		sc.at = memchr(s, '@', n);
 	size_t i = 0;
