@@ -323,10 +323,6 @@ static int run(int argc, char **argv, bool untrain)
 		input_close(in);
 		return EXIT_FAIL;
 	}
-	/* before the tokenizers and pools allocate: large named input makes
-	 * a bulk run from the start (stdin only after some messages) */
-	if (tr.total_bytes >= CLI_BULK_BYTES)
-		cli_bulk_heap();
 	const char *path = cli_db_path(dbpath);
 	enum cli_db_before before = cli_db_before(path);
 	bool fresh = before != CLI_DB_THERE; /* this run creates it */
@@ -338,6 +334,13 @@ static int run(int argc, char **argv, bool untrain)
 		input_close(in);
 		return EXIT_FAIL;
 	}
+	/* before the tokenizers and pools allocate: large named input makes
+	 * a bulk run from the start (stdin only after some messages). After
+	 * the database is open: LMDB's two-megabyte list of dirty pages is
+	 * then mapped afresh, zero without being written, instead of cleared
+	 * in the heap. */
+	if (tr.total_bytes >= CLI_BULK_BYTES)
+		cli_bulk_heap();
 	struct chaff_tokenizer_config cfg;
 	chaff_db_tokenizer_config(tr.db, &cfg);
 	if (pairs && !(cfg.flags & CHAFF_TOK_PAIRS))
@@ -352,6 +355,9 @@ static int run(int argc, char **argv, bool untrain)
 		status = EXIT_FAIL;
 		goto out;
 	}
+	/* the tables sized for the input at once; only a hint: without the
+	 * room, they grow as messages come */
+	(void)chaff_batch_expect(tr.batch, tr.total_bytes);
 	tr.pp.fill = tr.pp.p[0];
 	tr.t0 = cli_now();
 	struct input_msg m;

@@ -64,7 +64,7 @@ struct chaff_batch {
 	size_t corr_cap;
 	size_t corr_end; /* corr is zero from here on */
 	uint32_t stamp;
-	struct change *changes, *sorted;
+	struct change *changes;
 	size_t ccap;
 	uint64_t *scratch; /* chaff_batch_add's hashes */
 	size_t scap;
@@ -95,7 +95,6 @@ void chaff_batch_free(chaff_batch *b)
 	chaff_big_free(b->table, b->tcap * sizeof(*b->table));
 	chaff_big_free(b->corr, b->corr_cap * sizeof(*b->corr));
 	chaff_big_free(b->changes, b->ccap * sizeof(*b->changes));
-	chaff_big_free(b->sorted, b->ccap * sizeof(*b->sorted));
 	free(b->scratch);
 	free(b);
 }
@@ -198,6 +197,29 @@ static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 	}
 }
 
+/* What the SpamAssassin corpus holds per byte of mail: a distinct token
+ * of a message every 23 bytes, a token new to the batch every 210 (less
+ * as the batch grows); with some room to spare. The hint is capped at what
+ * a batch of the command line's size usually holds. */
+enum { BYTES_PER_ID = 20, BYTES_PER_ENTRY = 160 };
+#define EXPECT_MAX ((uint64_t)256 << 20)
+
+int chaff_batch_expect(chaff_batch *b, uint64_t bytes)
+{
+	if (!b)
+		return CHAFF_EINVAL;
+	if (bytes > EXPECT_MAX)
+		bytes = EXPECT_MAX;
+	size_t ids = (size_t)(bytes / BYTES_PER_ID), ents = (size_t)(bytes / BYTES_PER_ENTRY);
+	if (chaff_big_reserve((void **)&b->ids, &b->icap, ids, sizeof(*b->ids), 1 << 16) ||
+	    chaff_big_reserve((void **)&b->ents, &b->ecap, ents, sizeof(*b->ents), 1 << 14))
+		return CHAFF_ENOMEM;
+	while ((ents + 1) * 2 > b->tcap)
+		if (grow_table(b) != CHAFF_OK)
+			return CHAFF_ENOMEM;
+	return CHAFF_OK;
+}
+
 /* Room for one more message of n tokens (none, for an empty message):
  * CHAFF_OK, or CHAFF_ENOMEM with nothing changed. */
 static int reserve_message(chaff_batch *b, size_t n)
@@ -266,11 +288,11 @@ int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, size_t n,
 	return CHAFF_OK;
 }
 
-/* LSD radix sort by key, a byte per pass: linear in the number of changes,
- * which a batch has hundreds of thousands of. */
-static struct change *sort_changes(struct change *a, struct change *tmp, size_t n)
+/* LSD radix sort of a[0..n) by the key's low seven bytes, a byte per
+ * pass through tmp (room for n). */
+static void sort_low(struct change *a, struct change *tmp, size_t n)
 {
-	for (unsigned shift = 0; shift < 64; shift += 8) {
+	for (unsigned shift = 0; shift < 56; shift += 8) {
 		size_t pos[256] = {0};
 		for (size_t i = 0; i < n; i++)
 			pos[(a[i].key >> shift) & 0xff]++;
@@ -286,7 +308,66 @@ static struct change *sort_changes(struct change *a, struct change *tmp, size_t 
 		a = tmp;
 		tmp = t;
 	}
-	return a; /* after eight passes, the original array again */
+	/* after seven passes the result is in the scratch array */
+	memcpy(tmp, a, n * sizeof(*a));
+}
+
+/*
+ * Sorts the changes by key in place, linear in their number (a batch has
+ * hundreds of thousands): they are moved into 256 stretches by the key's
+ * top byte, each swap putting one in its place, then each stretch (a few
+ * hundred changes of random hashes) is sorted by the rest of the key
+ * through a scratch array as large as the largest stretch. A second array
+ * as large as all the changes was a megabyte or more of fresh memory each
+ * commit. CHAFF_OK or CHAFF_ENOMEM (for the scratch array).
+ */
+static int sort_changes(struct change *a, size_t n)
+{
+	size_t count[256] = {0}, next[256], end[256];
+	for (size_t i = 0; i < n; i++)
+		count[a[i].key >> 56]++;
+	size_t sum = 0, most = 0;
+	for (unsigned k = 0; k < 256; k++) {
+		next[k] = sum;
+		sum += count[k];
+		end[k] = sum;
+		if (count[k] > most)
+			most = count[k];
+	}
+	for (unsigned k = 0; k < 256; k++) {
+		while (next[k] < end[k]) {
+			struct change c = a[next[k]];
+			unsigned d = (unsigned)(c.key >> 56);
+			while (d != k) { /* c goes to stretch d; what was there moves on */
+				struct change t = a[next[d]];
+				a[next[d]++] = c;
+				c = t;
+				d = (unsigned)(c.key >> 56);
+			}
+			a[next[k]++] = c;
+		}
+	}
+	struct change *tmp = malloc((most ? most : 1) * sizeof(*tmp));
+	if (!tmp)
+		return CHAFF_ENOMEM;
+	size_t start = 0;
+	for (unsigned k = 0; k < 256; start = end[k++]) {
+		size_t m = end[k] - start;
+		struct change *s = a + start;
+		if (m <= 16) { /* insertion sort */
+			for (size_t i = 1; i < m; i++) {
+				struct change c = s[i];
+				size_t j = i;
+				for (; j > 0 && s[j - 1].key > c.key; j--)
+					s[j] = s[j - 1];
+				s[j] = c;
+			}
+		} else {
+			sort_low(s, tmp, m);
+		}
+	}
+	free(tmp);
+	return CHAFF_OK;
 }
 
 static uint32_t saturate(uint32_t v, int32_t d)
@@ -392,11 +473,16 @@ static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
  * less than a lookup and an insertion in the middle of the tree per
  * change, and leaves full pages instead of half-full ones: a smaller
  * database, and fewer pages to write at commit. */
-static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n)
+static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n,
+                   uint64_t stored)
 {
 	const struct store_ops *ops = db->st->ops;
 	struct collect old = { 0 };
-	int rc = ops->foreach(t, collect_one, &old);
+	/* sized for the tokens stored at once: no copies as it fills */
+	size_t want = stored < SIZE_MAX / sizeof(*old.a) / 2 ? (size_t)stored + 1024 : 1024;
+	int rc = chaff_big_reserve((void **)&old.a, &old.cap, want, sizeof(*old.a), want);
+	if (rc == CHAFF_OK)
+		rc = ops->foreach (t, collect_one, &old);
 	if (rc == CHAFF_OK)
 		rc = ops->clear(t);
 	uint32_t today = db_today();
@@ -463,17 +549,12 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 			return rc;
 	}
 	if (b->nents > b->ccap) {
-		/* contents are rebuilt by every attempt: fresh arrays will do */
-		size_t old = b->ccap * sizeof(struct change), need = b->nents * sizeof(struct change);
-		struct change *c = chaff_big_alloc(need), *sc = c ? chaff_big_alloc(need) : NULL;
-		if (!sc) {
-			chaff_big_free(c, need);
+		/* contents are rebuilt by every attempt: a fresh array will do */
+		struct change *c = chaff_big_alloc(b->nents * sizeof(*c));
+		if (!c)
 			return CHAFF_ENOMEM;
-		}
-		chaff_big_free(b->changes, old);
-		chaff_big_free(b->sorted, old);
+		chaff_big_free(b->changes, b->ccap * sizeof(*c));
 		b->changes = c;
-		b->sorted = sc;
 		b->ccap = b->nents;
 	}
 	size_t n = 0;
@@ -487,11 +568,16 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 		if (ds || dh)
 			b->changes[n++] = (struct change){e->key, ds, dh};
 	}
-	struct change *ch = sort_changes(b->changes, b->sorted, n);
+	rc = sort_changes(b->changes, n);
+	if (rc != CHAFF_OK)
+		return rc;
+	const struct change *ch = b->changes;
 	uint64_t stored = UINT64_MAX, digests, used, file; /* unknown: change in place */
 	if (n && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
 		stored = UINT64_MAX;
-	rc = n == 0 ? CHAFF_OK : n >= stored / 2 ? rewrite(db, t, ch, n) : apply(db, t, ch, n);
+	rc = n == 0            ? CHAFF_OK
+	     : n >= stored / 2 ? rewrite(db, t, ch, n, stored)
+	                       : apply(db, t, ch, n);
 	if (rc != CHAFF_OK)
 		return rc;
 	bool changed = false; /* a batch of known messages is no training */

@@ -303,6 +303,14 @@ CHAFF_API int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, siz
 /* Messages queued and not yet committed. */
 CHAFF_API size_t chaff_batch_size(const chaff_batch *b);
 /*
+ * A hint, before the first message: about this many bytes of mail will be
+ * queued. The batch sizes its tables for that much at once instead of
+ * growing them step by step, each step a copy into fresh memory. Only a
+ * hint: the tables still grow past it, and a wrong guess costs nothing
+ * else. CHAFF_OK, or CHAFF_ENOMEM (the batch is then as it was).
+ */
+CHAFF_API int chaff_batch_expect(chaff_batch *b, uint64_t bytes);
+/*
  * Applies the batch in one transaction. outcome, when not NULL, receives
  * one enum chaff_learned per queued message, in order. On failure nothing
  * of the batch is applied. Either way the batch is empty afterwards.

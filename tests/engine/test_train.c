@@ -330,6 +330,96 @@ static void test_corrections_stay_in_their_batch(void **state)
 	close_db(db);
 }
 
+/* Tokens with hashes spread over all 64 bits, as real ones are, through
+ * batches of every size from one message up, with and without a size
+ * hint: the store ends with exactly the counts kept here, and gives them
+ * back in rising key order. */
+struct keyed {
+	uint64_t key[4000];
+	uint32_t spam[4000], ham[4000];
+	size_t n;
+	uint64_t last;
+	int ordered;
+};
+
+static int pool_index(const struct keyed *k, uint64_t key)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (k->key[i] == key)
+			return (int)i;
+	return -1;
+}
+
+static int check_rec(void *u, uint64_t key, const struct chaff_record *r)
+{
+	struct keyed *k = u;
+	if (key <= k->last && k->ordered == 1)
+		k->ordered = 0;
+	k->last = key;
+	int i = pool_index(k, key);
+	assert_true(i >= 0);
+	assert_int_equal(r->spam, k->spam[i]);
+	assert_int_equal(r->ham, k->ham[i]);
+	k->spam[i] = k->ham[i] = 0; /* seen */
+	return 0;
+}
+
+static void test_random_keys(void **state)
+{
+	(void)state;
+	static struct keyed k;
+	memset(&k, 0, sizeof(k));
+	k.n = 4000;
+	uint64_t x = 0x9E3779B97F4A7C15u;
+	for (size_t i = 0; i < k.n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k.key[i] = x;
+	}
+	chaff_db *db = open_db();
+	const size_t sizes[] = {1, 7, 300, 2000};
+	int msg = 0;
+	for (size_t s = 0; s < 4; s++) {
+		chaff_batch *b;
+		assert_int_equal(chaff_batch_new(db, &b), CHAFF_OK);
+		if (s % 2)
+			assert_int_equal(chaff_batch_expect(b, (uint64_t)sizes[s] << 12), CHAFF_OK);
+		for (size_t m = 0; m < sizes[s]; m++, msg++) {
+			uint64_t h[60];
+			enum chaff_class cls = msg % 3 ? CHAFF_HAM : CHAFF_SPAM;
+			for (size_t t = 0; t < 60; t++) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				h[t] = k.key[x % k.n];
+			}
+			for (size_t t = 0; t < 60; t++) { /* each distinct token once */
+				size_t u = 0;
+				while (u < t && h[u] != h[t])
+					u++;
+				if (u < t)
+					continue;
+				int i = pool_index(&k, h[t]);
+				if (cls == CHAFF_SPAM)
+					k.spam[i]++;
+				else
+					k.ham[i]++;
+			}
+			struct chaff_digest d = digest_of(msg);
+			assert_int_equal(chaff_batch_add_hashes(b, h, 60, &d, cls, 0), CHAFF_OK);
+		}
+		assert_int_equal(chaff_batch_commit(b, NULL), CHAFF_OK);
+		chaff_batch_free(b);
+	}
+	k.ordered = 1;
+	assert_int_equal(chaff_db_foreach(db, check_rec, &k), CHAFF_OK);
+	assert_int_equal(k.ordered, 1);
+	for (size_t i = 0; i < k.n; i++) /* every token trained was stored */
+		assert_int_equal(k.spam[i] + k.ham[i], 0);
+	close_db(db);
+}
+
 static int on_lmdb(void **state)
 {
 	(void)state;
@@ -360,13 +450,14 @@ static void test_message_without_tokens(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_train_skip_move_untrain),
-		cmocka_unit_test(test_message_without_tokens),
-		cmocka_unit_test(test_counts_never_negative),
-		cmocka_unit_test(test_batch_of_many),
-		cmocka_unit_test(test_digest_identity),
-		cmocka_unit_test(test_rewrite_equals_in_place),
-		cmocka_unit_test(test_corrections_stay_in_their_batch),
+	        cmocka_unit_test(test_train_skip_move_untrain),
+	        cmocka_unit_test(test_message_without_tokens),
+	        cmocka_unit_test(test_counts_never_negative),
+	        cmocka_unit_test(test_batch_of_many),
+	        cmocka_unit_test(test_digest_identity),
+	        cmocka_unit_test(test_rewrite_equals_in_place),
+	        cmocka_unit_test(test_corrections_stay_in_their_batch),
+	        cmocka_unit_test(test_random_keys),
 	};
 	const struct CMUnitTest lmdb_only[] = {
 		cmocka_unit_test(test_readonly_refuses_training),
