@@ -17,9 +17,9 @@
  *    instead of being given back;
  *  - the worker threads allocate from the same heap instead of arenas of
  *    their own in 4 KB pages (they allocate little, and seldom).
- * Commands call it once a run is plainly a bulk one: training named
- * files of 2 MB or more from the start (one such message included),
- * otherwise after 16 messages. A single message of ordinary size, as
+ * Commands call it once a run is plainly a bulk one: training (or
+ * listing the tokens of) named files of 2 MB or more from the start (one
+ * such message included), otherwise after 16 messages. A single message of ordinary size, as
  * procmail or a Sieve filter hands it over, never gets here. A process
  * under a data or address-space limit, or on a system that does not
  * overcommit, keeps the usual heap: the 64 MB step would count against

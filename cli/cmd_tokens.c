@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chaff.h"
 #include "cli.h"
@@ -205,6 +206,13 @@ int cmd_tokens(int argc, char **argv)
 		chaff_tokenizer_free(tok);
 		return EXIT_FAIL;
 	}
+	/* a bulk run: from the start when the first file named is a large
+	 * one (an mbox), else once some messages have come */
+	size_t nread = 0;
+	struct stat first;
+	if (optind < argc && stat(argv[optind], &first) == 0 && S_ISREG(first.st_mode) &&
+	    first.st_size >= CLI_BULK_BYTES)
+		cli_bulk_heap();
 	static struct out out;
 	struct stats st = { 0 };
 	tokmap_init(&st.map);
@@ -218,6 +226,8 @@ int cmd_tokens(int argc, char **argv)
 			status = EXIT_FAIL;
 			continue;
 		}
+		if (++nread == CLI_BULK_MESSAGES)
+			cli_bulk_heap();
 		struct chaff_tokens tk;
 		rc = chaff_tokenize(tok, m.data, m.len, &tk);
 		if (rc != CHAFF_OK) {
