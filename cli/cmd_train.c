@@ -389,7 +389,17 @@ static int run(int argc, char **argv, bool untrain)
 		show_progress(&tr);
 	}
 	/* the last chunk, then the one the workers may still have */
-	if (drain(&tr, true) < 0 || drain(&tr, false) < 0 || flush(&tr) < 0) {
+	if (drain(&tr, true) < 0 || drain(&tr, false) < 0) {
+		stopped(&tr, nread);
+		status = EXIT_FAIL;
+		goto out;
+	}
+	/* The pools are done with: their chunks and the tokenizers' arenas,
+	 * memory already touched, go back to the heap before the last
+	 * commit, whose database pages then reuse it instead of having
+	 * fresh pages zeroed. */
+	tokpool_pair_free(&tr.pp);
+	if (flush(&tr) < 0) {
 		stopped(&tr, nread);
 		status = EXIT_FAIL;
 		goto out;
