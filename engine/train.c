@@ -323,6 +323,8 @@ static void sort_low(struct change *a, struct change *tmp, size_t n)
  */
 static int sort_changes(struct change *a, size_t n)
 {
+	if (n < 2) /* (a may be NULL then) */
+		return CHAFF_OK;
 	size_t count[256] = {0}, next[256], end[256];
 	for (size_t i = 0; i < n; i++)
 		count[a[i].key >> 56]++;

@@ -493,7 +493,8 @@ static size_t plain_word(struct scan *sc, size_t i)
 	size_t len = (size_t)__builtin_ctzll(~(uint64_t)word);
 	if (len == 2 * VEC)
 		return 0;
-	if (ascii_class[(unsigned char)p[len]] == W_JOIN && (word >> len >> 1 & 1)) {
+	if ((unsigned char)p[len] < 0x80 && ascii_class[(unsigned char)p[len]] == W_JOIN &&
+	    (word >> len >> 1 & 1)) {
 		/* "don't", "e-mail", "3.5": a joining character followed by a
 		 * letter or digit belongs to the word */
 		__m128i q = _mm_set1_epi8('\''), h = _mm_set1_epi8('-');
