@@ -192,15 +192,9 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	/* Parent domains down to two labels: each suffix after a dot that
 	 * still holds a dot itself, copied from the host's lowered token. */
 	const char *low = t->toks[first].text + plen;
-	for (size_t i = 0; i < n; i++) {
-		if (low[i] != '.')
-			continue;
-		const char *rest = low + i + 1;
-		size_t rn = n - i - 1;
-		if (!memchr(rest, '.', rn))
-			break;
-		tok_emit(t, origin, prefix, plen, rest, rn);
-	}
+	const char *last = memrchr(low, '.', n);
+	for (const char *d = low; last && (d = memchr(d, '.', (size_t)(last - d))) != NULL; d++)
+		tok_emit(t, origin, prefix, plen, d + 1, n - (size_t)(d + 1 - low));
 }
 
 /* The end of the host name from s[i]: ASCII letters, digits, '-', '.' and
