@@ -20,6 +20,19 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* The sixteen bytes of v with 'A' to 'Z' lowered: x + (0x80 - 'A') maps
+ * them onto the 26 lowest signed bytes. */
+static inline __m128i tok_vec_lower(__m128i v)
+{
+	__m128i up = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - 'A'))),
+	                            _mm_set1_epi8((char)(-128 + 26)));
+	return _mm_or_si128(v, _mm_and_si128(up, _mm_set1_epi8(0x20)));
+}
+#endif
+
 /* A byte range; never NUL-terminated unless said so. */
 struct span {
 	const char *p;

@@ -6,9 +6,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 const unsigned char tok_lower[256] = {
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
@@ -172,15 +169,9 @@ void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *pref
 	char *out = text + plen;
 	size_t i = 0;
 #ifdef __SSE2__
-	/* sixteen bytes at a time: 'A' to 'Z' are the bytes that, moved by
-	 * 0x80 - 'A', fall below -128 + 26 as signed bytes */
-	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-		__m128i up = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - 'A'))),
-		                            _mm_set1_epi8((char)(-128 + 26)));
+	for (; i + 16 <= n; i += 16) /* sixteen bytes at a time */
 		_mm_storeu_si128((__m128i *)(void *)(out + i),
-		                 _mm_or_si128(v, _mm_and_si128(up, _mm_set1_epi8(0x20))));
-	}
+		                 tok_vec_lower(_mm_loadu_si128((const __m128i *)(const void *)(s + i))));
 #endif
 	for (; i < n; i++)
 		out[i] = tok_lc(s[i]);

@@ -69,11 +69,7 @@ static inline unsigned vec_alpha(__m128i v, unsigned *digit)
 static inline size_t vec_fold(const char *s, char *out)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-	__m128i low = _mm_or_si128(v, _mm_set1_epi8(0x20));
-	__m128i a = _mm_add_epi8(low, _mm_set1_epi8((char)(0x80 - 'a')));
-	__m128i isa = _mm_cmplt_epi8(a, _mm_set1_epi8((char)(-128 + 26)));
-	_mm_storeu_si128((__m128i *)(void *)out,
-	                 _mm_or_si128(v, _mm_and_si128(isa, _mm_set1_epi8(0x20))));
+	_mm_storeu_si128((__m128i *)(void *)out, tok_vec_lower(v));
 	unsigned digit, alpha = vec_alpha(v, &digit);
 	return (size_t)__builtin_ctz(~(alpha | digit));
 }
@@ -457,12 +453,13 @@ static size_t word(struct scan *sc, size_t i)
 }
 
 #ifdef __SSE2__
-/* The common word, whole: ASCII letters and digits only, at most 31 of
- * them, ended by a byte that cannot continue it or start a URL, and no
- * '@' close enough to make it an address's local part. Its bytes are
- * classified once, in two vector compares, and folded by two vector
- * stores. Returns where scanning resumes, or 0 when the word is not of
- * that kind and word() must read it. s[i] is an ASCII letter or digit. */
+/* The common word, whole: ASCII letters and digits, perhaps joined by
+ * ' - . _ ("don't", "3.5"), at most 30 bytes, ended by a byte that cannot
+ * continue it or start a URL, and no '@' close enough to make it an
+ * address's local part. Its 32 bytes are classified once, in vector
+ * compares, and it is folded by two vector stores. Returns where scanning
+ * resumes, or 0 when the word is not of that kind and word() must read
+ * it. s[i] is an ASCII letter or digit. */
 static size_t plain_word(struct scan *sc, size_t i)
 {
 	const char *s = sc->s + i;
@@ -475,9 +472,8 @@ static size_t plain_word(struct scan *sc, size_t i)
 	}
 	if (left <= 2 * VEC)
 		return 0;
-	const char *p = s;
-	__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + VEC));
+	__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(s + VEC));
 	unsigned d0, d1, a0 = vec_alpha(v0, &d0), a1 = vec_alpha(v1, &d1);
 	uint32_t word = (a0 | d0) | (a1 | d1) << VEC;
 	/* a word's letters and digits all fold by setting bit 5 (digits
@@ -487,7 +483,7 @@ static size_t plain_word(struct scan *sc, size_t i)
 	size_t len = (size_t)__builtin_ctzll(~(uint64_t)word);
 	if (len == 2 * VEC)
 		return 0;
-	if ((unsigned char)p[len] < 0x80 && ascii_class[(unsigned char)p[len]] == W_JOIN &&
+	if ((unsigned char)s[len] < 0x80 && ascii_class[(unsigned char)s[len]] == W_JOIN &&
 	    (word >> len >> 1 & 1)) {
 		/* "don't", "e-mail", "3.5": a joining character followed by a
 		 * letter or digit belongs to the word */
@@ -503,21 +499,19 @@ static size_t plain_word(struct scan *sc, size_t i)
 		len = (size_t)__builtin_ctzll(~in);
 		/* what follows byte 31 is not known; www.example.com is a URL */
 		if (len >= 2 * VEC - 1 ||
-		    ((sc->mode & SCAN_URLS) && len > 4 && p[3] == '.' && (p[0] | 0x20) == 'w' &&
-		     (p[1] | 0x20) == 'w' && (p[2] | 0x20) == 'w'))
+		    ((sc->mode & SCAN_URLS) && len > 4 && s[3] == '.' && (s[0] | 0x20) == 'w' &&
+		     (s[1] | 0x20) == 'w' && (s[2] | 0x20) == 'w'))
 			return 0;
 		/* fold only the letters: '_' would become DEL */
-		__m128i low = _mm_set1_epi8(0x20);
-		__m128i a = _mm_set1_epi8((char)(0x80 - 'a')), z = _mm_set1_epi8((char)(-128 + 26));
-		fold0 = _mm_or_si128(v0, _mm_and_si128(_mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v0, low), a), z), low));
-		fold1 = _mm_or_si128(v1, _mm_and_si128(_mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v1, low), a), z), low));
+		fold0 = tok_vec_lower(v0);
+		fold1 = tok_vec_lower(v1);
 	}
-	/* p[len] and p[len + 1] are there: left > 32 */
-	unsigned char e = (unsigned char)p[len];
+	/* s[len] and s[len + 1] are there: left > 32 */
+	unsigned char e = (unsigned char)s[len];
 	if (e >= 0x80 || e == ':')
 		return 0;
 	if (ascii_class[e] == W_JOIN) {
-		unsigned char f = (unsigned char)p[len + 1];
+		unsigned char f = (unsigned char)s[len + 1];
 		if (f >= 0x80 || ascii_class[f] == W_ALNUM)
 			return 0;
 	}
