@@ -355,9 +355,11 @@ static int run(int argc, char **argv, bool untrain)
 		status = EXIT_FAIL;
 		goto out;
 	}
-	/* the tables sized for the input at once; only a hint: without the
-	 * room, they grow as messages come */
-	(void)chaff_batch_expect(tr.batch, tr.total_bytes);
+	/* the tables sized for the input at once, or for a batch's worth of
+	 * it (at 64 KB a message, more than mail averages); only a hint:
+	 * without the room, they grow as messages come */
+	uint64_t per_batch = (uint64_t)tr.batch_max << 16;
+	(void)chaff_batch_expect(tr.batch, tr.total_bytes < per_batch ? tr.total_bytes : per_batch);
 	tr.pp.fill = tr.pp.p[0];
 	tr.t0 = cli_now();
 	struct input_msg m;
