@@ -262,12 +262,20 @@ struct scan {
 
 /* An address starting at s[i]: a short local part of address characters,
  * '@', then a host. Returns the end of the address, or 0 when there is none. */
-static size_t address(struct scan *sc, size_t i)
+/* Whether an '@' close enough ahead of s[i] may make a word there an
+ * address's local part; moves sc->at on to the next '@' once passed. */
+static bool at_near(struct scan *sc, size_t i)
 {
 	const char *s = sc->s;
 	if (sc->at && sc->at < s + i)
 		sc->at = memchr(s + i, '@', sc->n - i);
-	if (!sc->at || (size_t)(sc->at - s) - i > LOCAL_MAX)
+	return sc->at && (size_t)(sc->at - s) - i <= LOCAL_MAX;
+}
+
+static size_t address(struct scan *sc, size_t i)
+{
+	const char *s = sc->s;
+	if (!at_near(sc, i))
 		return 0;
 	size_t a = (size_t)(sc->at - s);
 	for (size_t k = i; k < a; k++) {
@@ -463,14 +471,7 @@ static size_t word(struct scan *sc, size_t i)
 static size_t plain_word(struct scan *sc, size_t i)
 {
 	const char *s = sc->s + i;
-	size_t left = sc->n - i;
-	if (sc->at) {
-		if (sc->at < s)
-			sc->at = memchr(s, '@', left);
-		if (sc->at && (size_t)(sc->at - s) <= LOCAL_MAX)
-			return 0;
-	}
-	if (left <= 2 * VEC)
+	if (at_near(sc, i) || sc->n - i <= 2 * VEC)
 		return 0;
 	__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
 	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(s + VEC));
@@ -499,14 +500,13 @@ static size_t plain_word(struct scan *sc, size_t i)
 		len = (size_t)__builtin_ctzll(~in);
 		/* what follows byte 31 is not known; www.example.com is a URL */
 		if (len >= 2 * VEC - 1 ||
-		    ((sc->mode & SCAN_URLS) && len > 4 && s[3] == '.' && (s[0] | 0x20) == 'w' &&
-		     (s[1] | 0x20) == 'w' && (s[2] | 0x20) == 'w'))
+		    ((sc->mode & SCAN_URLS) && len > 4 && TOK_IPREFIX(s, len, "www.")))
 			return 0;
 		/* fold only the letters: '_' would become DEL */
 		fold0 = tok_vec_lower(v0);
 		fold1 = tok_vec_lower(v1);
 	}
-	/* s[len] and s[len + 1] are there: left > 32 */
+	/* s[len] and s[len + 1] are there: more than 32 bytes are left */
 	unsigned char e = (unsigned char)s[len];
 	if (e >= 0x80 || e == ':')
 		return 0;
