@@ -197,6 +197,19 @@ static void correct(chaff_batch *b, const struct queued *m, int dspam, int dham)
 	}
 }
 
+/* Room for nids token ids and nents entries in all, the count table at
+ * most half full: CHAFF_OK or CHAFF_ENOMEM (capacities may have grown). */
+static int reserve_tables(chaff_batch *b, size_t nids, size_t nents)
+{
+	if (chaff_big_reserve((void **)&b->ids, &b->icap, nids, sizeof(*b->ids), 1 << 16) ||
+	    chaff_big_reserve((void **)&b->ents, &b->ecap, nents, sizeof(*b->ents), 1 << 14))
+		return CHAFF_ENOMEM;
+	while ((nents + 1) * 2 > b->tcap)
+		if (grow_table(b) != CHAFF_OK)
+			return CHAFF_ENOMEM;
+	return CHAFF_OK;
+}
+
 /* What the SpamAssassin corpus holds per byte of mail: a distinct token
  * of a message every 23 bytes, a token new to the batch every 210 (less
  * as the batch grows); with some room to spare. The hint is capped at what
@@ -210,22 +223,13 @@ int chaff_batch_expect(chaff_batch *b, uint64_t bytes)
 		return CHAFF_EINVAL;
 	if (bytes > EXPECT_MAX)
 		bytes = EXPECT_MAX;
-	size_t ids = (size_t)(bytes / BYTES_PER_ID), ents = (size_t)(bytes / BYTES_PER_ENTRY);
-	if (chaff_big_reserve((void **)&b->ids, &b->icap, ids, sizeof(*b->ids), 1 << 16) ||
-	    chaff_big_reserve((void **)&b->ents, &b->ecap, ents, sizeof(*b->ents), 1 << 14))
-		return CHAFF_ENOMEM;
-	while ((ents + 1) * 2 > b->tcap)
-		if (grow_table(b) != CHAFF_OK)
-			return CHAFF_ENOMEM;
-	return CHAFF_OK;
+	return reserve_tables(b, (size_t)(bytes / BYTES_PER_ID), (size_t)(bytes / BYTES_PER_ENTRY));
 }
 
 /* Room for one more message of n tokens (none, for an empty message):
  * CHAFF_OK, or CHAFF_ENOMEM with nothing changed. */
 static int reserve_message(chaff_batch *b, size_t n)
 {
-	if (chaff_big_reserve((void **)&b->ids, &b->icap, b->nids + n, sizeof(*b->ids), 1 << 16))
-		return CHAFF_ENOMEM;
 	if (b->nm == b->mcap) {
 		size_t cap = b->mcap ? b->mcap * 2 : 256;
 		struct queued *m = realloc(b->msgs, cap * sizeof(*m));
@@ -242,12 +246,7 @@ static int reserve_message(chaff_batch *b, size_t n)
 	 * entry numbers are 32 bits. */
 	if (b->nents + n >= UINT32_MAX)
 		return CHAFF_ENOMEM;
-	if (chaff_big_reserve((void **)&b->ents, &b->ecap, b->nents + n, sizeof(*b->ents), 1 << 14))
-		return CHAFF_ENOMEM;
-	while ((b->nents + n + 1) * 2 > b->tcap)
-		if (grow_table(b) != CHAFF_OK)
-			return CHAFF_ENOMEM;
-	return CHAFF_OK;
+	return reserve_tables(b, b->nids + n, b->nents + n);
 }
 
 /* Queues a message of n token hashes; reserve_message made room. */
@@ -484,7 +483,7 @@ static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, s
 	size_t want = stored < SIZE_MAX / sizeof(*old.a) / 2 ? (size_t)stored + 1024 : 1024;
 	int rc = chaff_big_reserve((void **)&old.a, &old.cap, want, sizeof(*old.a), want);
 	if (rc == CHAFF_OK)
-		rc = ops->foreach (t, collect_one, &old);
+		rc = ops->foreach(t, collect_one, &old);
 	if (rc == CHAFF_OK)
 		rc = ops->clear(t);
 	uint32_t today = db_today();
