@@ -153,29 +153,31 @@ fi
 # Index recognition: a message whose text starts like an index line is a
 # message; an index whose first file is missing is still an index (its
 # second line says so) and the missing file is named.
-printf 'ham sandwich recipe\n\nbread and cheese\n' > "$dir/sandwich.txt"
-"$chaff" tokens "$dir/sandwich.txt" > "$dir/out" 2> "$dir/err"; rc=$?
-check "a message starting 'ham sandwich' is a message [exit $rc $(head -c 120 "$dir/err")]" \
-  test "$rc" -eq 0 -a "$(grep -cx 'cheese' "$dir/out")" -eq 1
-printf 'spam is bad\nreally bad\n' > "$dir/spamis.txt"
-"$chaff" tokens "$dir/spamis.txt" > "$dir/out" 2> "$dir/err"; rc=$?
-check "a message starting 'spam is bad' is a message" test "$rc" -eq 0 -a "$(grep -cx 'really' "$dir/out")" -eq 1
-printf 'spam gone-0.eml\n' > "$dir/gone1.idx"
-"$chaff" tokens "$dir/gone1.idx" > /dev/null 2> "$dir/err"; rc=$?
-check "a one-line index of a missing file is an index: exit 3 naming it" \
-  test "$rc" -eq 3 -a "$(grep -c 'gone-0.eml' "$dir/err")" -eq 1
-printf 'spam gone-0.eml\n\n\nham gone-3.eml\n' > "$dir/gone2.idx"
-"$chaff" tokens "$dir/gone2.idx" > /dev/null 2> "$dir/err"; rc=$?
-check "an index with blank lines after a missing first file: still an index" \
-  test "$rc" -eq 3 -a "$(grep -c 'gone-0.eml' "$dir/err")" -eq 1
-printf 'ham sandwich recipe\n' > "$dir/sandwich1.txt"
-"$chaff" tokens "$dir/sandwich1.txt" > "$dir/out" 2> "$dir/err"; rc=$?
-check "a one-line message 'ham sandwich recipe' is a message" \
-  test "$rc" -eq 0 -a "$(grep -cx 'recipe' "$dir/out")" -eq 1
-printf 'spam gone-1.eml\nham gone-2.eml\n' > "$dir/gone.idx"
-"$chaff" tokens "$dir/gone.idx" > /dev/null 2> "$dir/err"; rc=$?
-check "an index of missing files is an index: exit 3 naming them" \
-  test "$rc" -eq 3 -a "$(grep -c 'gone-1.eml' "$dir/err")" -eq 1
+# text is written to file, which is then read: as a message holding the
+# token word, or as an index of missing files that names the first.
+read_as_message() { # text file word description
+  printf "%b" "$1" > "$dir/$2"
+  "$chaff" tokens "$dir/$2" > "$dir/out" 2> "$dir/err"; rc=$?
+  check "$4 [exit $rc $(head -c 120 "$dir/err")]" \
+    test "$rc" -eq 0 -a "$(grep -cx "$3" "$dir/out")" -eq 1
+}
+read_as_index() { # text file missing-name description
+  printf "%b" "$1" > "$dir/$2"
+  "$chaff" tokens "$dir/$2" > /dev/null 2> "$dir/err"; rc=$?
+  check "$4" test "$rc" -eq 3 -a "$(grep -c "$3" "$dir/err")" -eq 1
+}
+read_as_message 'ham sandwich recipe\n\nbread and cheese\n' sandwich.txt cheese \
+  "a message starting 'ham sandwich' is a message"
+read_as_message 'spam is bad\nreally bad\n' spamis.txt really \
+  "a message starting 'spam is bad' is a message"
+read_as_index 'spam gone-0.eml\n' gone1.idx gone-0.eml \
+  "a one-line index of a missing file is an index: exit 3 naming it"
+read_as_index 'spam gone-0.eml\n\n\nham gone-3.eml\n' gone2.idx gone-0.eml \
+  "an index with blank lines after a missing first file: still an index"
+read_as_message 'ham sandwich recipe\n' sandwich1.txt recipe \
+  "a one-line message 'ham sandwich recipe' is a message"
+read_as_index 'spam gone-1.eml\nham gone-2.eml\n' gone.idx gone-1.eml \
+  "an index of missing files is an index: exit 3 naming them"
 # A FIFO is refused at once as not a regular file, not waited on.
 mkfifo "$dir/fifo"
 timeout 10 "$chaff" tokens "$dir/fifo" > /dev/null 2> "$dir/err"; rc=$?
