@@ -73,6 +73,22 @@ static int dump_digest(void *u, const struct chaff_digest *d, uint8_t cls)
 	return s->failed ? CHAFF_EIO : 0;
 }
 
+static int dump_head(void *u, const struct chaff_db_image *img)
+{
+	struct sink *s = u;
+	put(s, "# chaff dump 1\nseed %016" PRIx64 "\ntokenizer %" PRIu32 "\ntok_flags %" PRIu32
+	       "\nspam %" PRIu64 "\nham %" PRIu64 "\nlast_train %" PRId64 "\n",
+	    img->seed, img->tokenizer_version, img->tok_flags, img->spam_messages,
+	    img->ham_messages, img->last_train);
+	const char *const *names = chaff_param_names();
+	double vals[] = { img->params.robs,       img->params.robx,
+		          img->params.min_dev,    img->params.ham_cutoff,
+		          img->params.spam_cutoff, img->params.max_tokens };
+	for (size_t i = 0; names[i]; i++)
+		put(s, "param %s %.17g\n", names[i], vals[i]);
+	return s->failed ? CHAFF_EIO : 0;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -94,10 +110,8 @@ int cmd_dump(int argc, char **argv)
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
 	if (!db)
 		return EXIT_FAIL;
-	struct chaff_db_image img;
-	int rc = chaff_db_image(db, &img);
 	struct sink s = { NULL, file ? NULL : stdout, false, 0, 0 };
-	if (rc == CHAFF_OK && file) {
+	if (file) {
 		if (ends_with(file, ".gz"))
 			s.gz = gzopen(file, "wb6");
 		else
@@ -108,22 +122,12 @@ int cmd_dump(int argc, char **argv)
 			return EXIT_FAIL;
 		}
 	}
-	if (rc == CHAFF_OK) {
-		put(&s, "# chaff dump 1\nseed %016" PRIx64 "\ntokenizer %" PRIu32 "\ntok_flags %" PRIu32
-		        "\nspam %" PRIu64 "\nham %" PRIu64 "\nlast_train %" PRId64 "\n",
-		    img.seed, img.tokenizer_version, img.tok_flags, img.spam_messages, img.ham_messages,
-		    img.last_train);
-		const char *const *names = chaff_param_names();
-		double vals[] = { img.params.robs, img.params.robx, img.params.min_dev,
-			          img.params.ham_cutoff, img.params.spam_cutoff, img.params.max_tokens };
-		for (size_t i = 0; names[i]; i++)
-			put(&s, "param %s %.17g\n", names[i], vals[i]);
-		rc = chaff_db_foreach(db, dump_record, &s);
-		if (rc == CHAFF_OK)
-			rc = chaff_db_foreach_digest(db, dump_digest, &s);
-		if (rc == CHAFF_OK)
-			put(&s, "# end %" PRIu64 " tokens %" PRIu64 " digests\n", s.tokens, s.digests);
-	}
+	/* one read transaction: a trainer running meanwhile changes nothing
+	 * of what is written */
+	static const struct chaff_dump_fns fns = { dump_head, dump_record, dump_digest };
+	int rc = chaff_db_dump(db, &fns, &s);
+	if (rc == CHAFF_OK)
+		put(&s, "# end %" PRIu64 " tokens %" PRIu64 " digests\n", s.tokens, s.digests);
 	chaff_db_close(db);
 	if (s.gz && gzclose(s.gz) != Z_OK)
 		s.failed = true;
@@ -196,7 +200,11 @@ static bool token_line(const char *line, uint64_t *h, struct chaff_record *r)
 	uint64_t sp, hm, day;
 	if (strncmp(line, "token ", 6) != 0 || !hex_u64(&p, h) || *p++ != ' ' ||
 	    !number(&p, UINT32_MAX, &sp) || *p++ != ' ' || !number(&p, UINT32_MAX, &hm) ||
-	    *p++ != ' ' || !number(&p, UINT32_MAX, &day) || *p)
+	    *p++ != ' ' || !number(&p, UINT16_MAX, &day) || *p)
+		return false;
+	/* a token counted in neither class is never stored, so never dumped;
+	 * the day is two bytes on disk (days since 1970, to the year 2149) */
+	if (sp == 0 && hm == 0)
 		return false;
 	*r = (struct chaff_record){(uint32_t)sp, (uint32_t)hm, (uint32_t)day};
 	return true;
@@ -464,7 +472,8 @@ int cmd_load(int argc, char **argv)
 	}
 	rc = chaff_loader_commit(l);
 	if (rc != CHAFF_OK) {
-		cli_error("load failed: %s; nothing loaded", chaff_strerror(rc));
+		if (rc != CHAFF_EINVAL) /* the library said why: trained meanwhile */
+			cli_error("load failed: %s; nothing loaded", chaff_strerror(rc));
 		status = EXIT_FAIL;
 		goto out;
 	}

@@ -57,19 +57,9 @@ enum cli_db_before cli_db_before(const char *path)
 
 void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before before)
 {
-	struct chaff_db_stats st;
-	bool empty = db && chaff_db_stats(db, &st) == CHAFF_OK && st.spam_messages == 0 &&
-	             st.ham_messages == 0 && st.tokens == 0;
-	chaff_db_close(db);
-	if (!empty)
-		return; /* somebody trained into it meanwhile */
-	static const char *const files[] = {"data.mdb", "lock.mdb"};
-	char f[4200];
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(f, sizeof(f), "%s/%s", path, files[i]);
-		unlink(f);
-	}
-	if (before == CLI_DB_NOTHING)
+	/* kept when anything was trained into it, or another process has it
+	 * open (perhaps to train into it) */
+	if (chaff_db_close_unmade(db) && before == CLI_DB_NOTHING)
 		rmdir(path); /* fails, harmlessly, if anything else is there */
 }
 

@@ -185,6 +185,10 @@ CHAFF_API int chaff_db_open(const char *dir, const struct chaff_db_options *opt,
 /* An in-memory database with the same behaviour, for tests. */
 CHAFF_API int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out);
 CHAFF_API void chaff_db_close(chaff_db *db);
+/* Closes db and, when it holds no training at all and no other process
+ * has it open, removes its files: for a database that a run created and
+ * then failed to train. Returns 1 when the files were removed, else 0. */
+CHAFF_API int chaff_db_close_unmade(chaff_db *db);
 
 /* Scoring parameters, stored in the database. */
 struct chaff_params {
@@ -257,6 +261,16 @@ struct chaff_db_image {
 	struct chaff_params params;
 };
 CHAFF_API int chaff_db_image(chaff_db *db, struct chaff_db_image *out);
+/* The whole database as one picture, for a dump taken while others
+ * train: image once, then token for every token in hash order, then
+ * digest for every digest, all inside one read transaction. A non-zero
+ * return from a callback stops it and is returned. */
+struct chaff_dump_fns {
+	int (*image)(void *user, const struct chaff_db_image *img);
+	int (*token)(void *user, uint64_t hash, const struct chaff_record *r);
+	int (*digest)(void *user, const struct chaff_digest *d, uint8_t cls);
+};
+CHAFF_API int chaff_db_dump(chaff_db *db, const struct chaff_dump_fns *fns, void *user);
 typedef struct chaff_loader chaff_loader;
 CHAFF_API int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loader **out);
 CHAFF_API int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *r);

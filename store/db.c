@@ -57,6 +57,19 @@ int db_read_totals(chaff_db *db, struct store_txn *t, struct db_totals *out)
 	return rc == CHAFF_ENOTFOUND ? CHAFF_ECORRUPT : rc;
 }
 
+/* Whether the database, as t sees it, holds no training at all: no
+ * messages counted, no tokens, no digests. */
+static int db_is_empty(chaff_db *db, struct store_txn *t, bool *empty)
+{
+	struct db_totals tot;
+	uint64_t tokens, digests, used, file;
+	int rc = db_read_totals(db, t, &tot);
+	if (rc == CHAFF_OK)
+		rc = db->st->ops->info(t, &tokens, &digests, &used, &file);
+	*empty = rc == CHAFF_OK && !tot.spam && !tot.ham && !tokens && !digests;
+	return rc;
+}
+
 int db_write_totals(chaff_db *db, struct store_txn *t, const struct db_totals *tot)
 {
 	int rc = put_u64(db, t, "spam", tot->spam);
@@ -124,13 +137,21 @@ int db_read_params(chaff_db *db, struct store_txn *t, struct chaff_params *out)
 	return rc;
 }
 
-/* Writes the metadata of a new database. */
+/* Writes the metadata of a new database, unless another process wrote
+ * it first: two first trainings may both have found none, and only the
+ * first writer's seed and totals may stand. */
 static int init_meta(chaff_db *db, uint32_t tok_flags)
 {
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, true, &t);
 	if (rc != CHAFF_OK)
 		return rc;
+	uint64_t schema;
+	rc = get_u64(db, t, "schema", &schema);
+	if (rc != CHAFF_ENOTFOUND) {
+		db->st->ops->abort(t);
+		return rc;
+	}
 	uint64_t seed = 0;
 	/* A per-database seed keeps token hashes of one user's database from
 	 * being computed in advance by someone who wants to collide them. */
@@ -176,8 +197,16 @@ static int check_meta(chaff_db *db, const char *where, const struct chaff_db_opt
 		rc = init_meta(db, opt ? opt->tok_flags : 0);
 		if (rc != CHAFF_OK)
 			return rc;
-		schema = CHAFF_SCHEMA_VERSION;
-	} else if (rc != CHAFF_OK) {
+		/* what is there now, ours or the other process's */
+		rc = db->st->ops->begin(db->st, false, &t);
+		if (rc != CHAFF_OK)
+			return rc;
+		rc = get_u64(db, t, "schema", &schema);
+		db->st->ops->abort(t);
+		if (rc != CHAFF_OK)
+			return rc == CHAFF_ENOTFOUND ? CHAFF_ECORRUPT : rc;
+	}
+	if (rc != CHAFF_OK) {
 		return rc;
 	}
 	if (schema != CHAFF_SCHEMA_VERSION) {
@@ -281,6 +310,26 @@ void chaff_db_close(chaff_db *db)
 	if (db->st)
 		db->st->ops->close(db->st);
 	free(db);
+}
+
+int chaff_db_close_unmade(chaff_db *db)
+{
+	if (!db)
+		return 0;
+	const struct store_ops *ops = db->st->ops;
+	bool removed = false;
+	if (ops->alone && ops->alone(db->st)) {
+		struct store_txn *t;
+		bool empty = false;
+		if (ops->begin(db->st, false, &t) == CHAFF_OK) {
+			if (db_is_empty(db, t, &empty) != CHAFF_OK)
+				empty = false;
+			ops->abort(t);
+		}
+		removed = empty && ops->remove(db->st) == CHAFF_OK;
+	}
+	chaff_db_close(db);
+	return removed;
 }
 
 int chaff_db_params(chaff_db *db, struct chaff_params *out)
@@ -477,24 +526,52 @@ int chaff_db_backup(chaff_db *db, const char *dir)
 	return db->st->ops->backup(db->st, dir);
 }
 
-int chaff_db_image(chaff_db *db, struct chaff_db_image *out)
+static int read_image(chaff_db *db, struct store_txn *t, struct chaff_db_image *out)
 {
 	memset(out, 0, sizeof(*out));
-	struct store_txn *t;
-	int rc = db->st->ops->begin(db->st, false, &t);
-	if (rc != CHAFF_OK)
-		return rc;
-	struct db_totals tot;
-	rc = db_read_totals(db, t, &tot);
+	struct db_totals tot = { 0, 0, 0 };
+	int rc = db_read_totals(db, t, &tot);
 	if (rc == CHAFF_OK)
 		rc = db_read_params(db, t, &out->params);
-	db->st->ops->abort(t);
 	out->seed = db->seed;
 	out->tokenizer_version = CHAFF_TOKENIZER_VERSION;
 	out->tok_flags = db->tok_flags;
 	out->spam_messages = tot.spam;
 	out->ham_messages = tot.ham;
 	out->last_train = tot.last_train;
+	return rc;
+}
+
+int chaff_db_image(chaff_db *db, struct chaff_db_image *out)
+{
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK) {
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
+	rc = read_image(db, t, out);
+	db->st->ops->abort(t);
+	return rc;
+}
+
+int chaff_db_dump(chaff_db *db, const struct chaff_dump_fns *fns, void *user)
+{
+	if (!db || !fns || !fns->image || !fns->token || !fns->digest)
+		return CHAFF_EINVAL;
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct chaff_db_image img;
+	rc = read_image(db, t, &img);
+	if (rc == CHAFF_OK)
+		rc = fns->image(user, &img);
+	if (rc == CHAFF_OK)
+		rc = db->st->ops->foreach (t, fns->token, user);
+	if (rc == CHAFF_OK)
+		rc = db->st->ops->digest_foreach(t, fns->digest, user);
+	db->st->ops->abort(t);
 	return rc;
 }
 
@@ -543,11 +620,16 @@ int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loade
 	}
 	if (!chaff_params_valid(&img->params))
 		return CHAFF_EINVAL;
-	struct chaff_db_stats st;
-	int rc = chaff_db_stats(db, &st);
+	struct store_txn *t;
+	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
 		return rc;
-	if (st.tokens || st.spam_messages || st.ham_messages) {
+	bool empty;
+	rc = db_is_empty(db, t, &empty);
+	db->st->ops->abort(t);
+	if (rc != CHAFF_OK)
+		return rc;
+	if (!empty) {
 		db_log(db, CHAFF_LOG_ERROR, "%s", "load needs an empty database");
 		return CHAFF_EINVAL;
 	}
@@ -582,8 +664,20 @@ int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *
 static int load_txn(chaff_db *db, struct store_txn *t, void *u)
 {
 	chaff_loader *l = u;
+	/* asked again where it counts: another process may have trained
+	 * into the database since chaff_loader_new looked */
+	bool empty;
+	int rc = db_is_empty(db, t, &empty);
+	if (rc != CHAFF_OK)
+		return rc;
+	if (!empty) {
+		db_log(db, CHAFF_LOG_ERROR, "%s",
+		       "load needs an empty database, and another process has trained into "
+		       "this one meanwhile; nothing was loaded");
+		return CHAFF_EINVAL;
+	}
 	struct db_totals tot = {l->img.spam_messages, l->img.ham_messages, l->img.last_train};
-	int rc = put_u64(db, t, "seed", l->img.seed);
+	rc = put_u64(db, t, "seed", l->img.seed);
 	if (rc == CHAFF_OK)
 		rc = put_u64(db, t, "tok_flags", l->img.tok_flags);
 	if (rc == CHAFF_OK)

@@ -5,10 +5,12 @@
  * never block, one writer at a time, and a commit is atomic and durable.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -23,6 +25,10 @@ struct lstore {
 	MDB_env *env;
 	MDB_dbi tokens, meta, digests;
 	char *dir;
+	/* The folder, held with a shared flock() while the database is open,
+	 * by every process; -1 when it could not be. l_alone() upgrades it to
+	 * learn that no other process has the database open. */
+	int dirfd;
 	chaff_log_fn log;
 	void *log_user;
 };
@@ -440,8 +446,54 @@ static void l_close(struct store *st)
 	struct lstore *s = (struct lstore *)st;
 	if (s->env)
 		mdb_env_close(s->env);
+	if (s->dirfd >= 0)
+		close(s->dirfd); /* and with it the folder's lock */
 	free(s->dir);
 	free(s);
+}
+
+/* Takes the folder's lock for this process alone, without waiting: true
+ * when no other process has the database open (or is opening it), and
+ * then none can until this one closes it. */
+static bool l_alone(struct store *st)
+{
+	struct lstore *s = (struct lstore *)st;
+	return s->dirfd >= 0 && flock(s->dirfd, LOCK_EX | LOCK_NB) == 0;
+}
+
+/* Removes the database's files; only after l_alone(), before close. */
+static int l_remove(struct store *st)
+{
+	struct lstore *s = (struct lstore *)st;
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	int rc = CHAFF_OK;
+	for (size_t i = 0; i < 2; i++)
+		if (unlinkat(s->dirfd, files[i], 0) != 0 && errno != ENOENT)
+			rc = CHAFF_EIO;
+	return rc;
+}
+
+/* The folder's shared lock, taken before LMDB opens anything in it, so
+ * that a process removing a database it made (l_alone, l_remove) never
+ * does so under another's feet. Without it (a folder that cannot be
+ * opened or locked) the database works as before and is never removed. */
+static void lock_folder(struct lstore *s, bool create)
+{
+	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* a failed first training of another process may just have removed
+	 * the folder it made: a trainer makes it again */
+	for (int tries = 0; s->dirfd < 0 && errno == ENOENT && create && tries < 3; tries++)
+		if (mkdir(s->dir, 0700) == 0 || errno == EEXIST)
+			s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0)
+		return;
+	int rc;
+	while ((rc = flock(s->dirfd, LOCK_SH)) != 0 && errno == EINTR)
+		;
+	if (rc != 0) {
+		close(s->dirfd);
+		s->dirfd = -1;
+	}
 }
 
 static const struct store_ops lmdb_ops = {
@@ -458,6 +510,8 @@ static const struct store_ops lmdb_ops = {
         .digest_get = l_digest_get,
         .digest_put = l_digest_put,
         .digest_del = l_digest_del,
+        .alone = l_alone,
+        .remove = l_remove,
         .digest_foreach = l_digest_foreach,
         .generation = l_generation,
         .txn_generation = l_txn_generation,
@@ -523,11 +577,13 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 		return CHAFF_ENOMEM;
 	}
 	s->base.ops = &lmdb_ops;
+	s->dirfd = -1;
 	s->log = log;
 	s->log_user = log_user;
 	struct stat st;
 	if (stat(dir, &st) != 0) {
-		if (errno != ENOENT || !create || mkdir(dir, 0700) != 0) {
+		/* another process may make the folder at the same moment */
+		if (errno != ENOENT || !create || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
 			int e = errno;
 			logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
 			      e == ENOENT ? "no database here (train one first)" : strerror(e));
@@ -541,6 +597,7 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 		l_close(&s->base);
 		return CHAFF_EINVAL;
 	}
+	lock_folder(s, create);
 	int rc = mdb_env_create(&s->env);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_maxdbs(s->env, 4);

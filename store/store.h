@@ -65,6 +65,13 @@ struct store_ops {
 	int (*grow)(struct store *s);
 	/* A consistent compacted copy into directory dir. */
 	int (*backup)(struct store *s, const char *dir);
+	/* Whether no other process has the store open, tried without
+	 * waiting; when true, none can open it until this one closes. NULL
+	 * for a store no other process can see. */
+	bool (*alone)(struct store *s);
+	/* Removes the store's files: only after alone() said true, and only
+	 * close may follow. */
+	int (*remove)(struct store *s);
 	void (*close)(struct store *s);
 };
 

@@ -361,12 +361,16 @@ write("d4", i, " ".join(f[:2] + ["4294967296"] + f[3:]))
 write("d5", i, " ".join(f[:4]))
 write("d6", j, "digest zz" + g[1][2:] + " " + g[2])
 write("d7", i, lines[i], lines[i])  # a token line after the end line
+write("d8", i, " ".join(f[:4] + ["65536"]))  # a day past two bytes
+write("d9", i, " ".join(f[:2] + ["0", "0"] + f[4:]))  # counted in neither class
 PY
 bad_load "a negative count" "$dir/d3"
 bad_load "a count above 32 bits" "$dir/d4"
 bad_load "a token line short of a field" "$dir/d5"
 bad_load "a digest that is not hexadecimal" "$dir/d6"
 bad_load "a line after the end line" "$dir/d7"
+bad_load "a token's day above 65535" "$dir/d8"
+bad_load "a token counted in neither class" "$dir/d9"
 # A failed load into a folder that was there and empty leaves it there,
 # and empty; so does a failed training.
 rm -rf "$dir/emptyfolder" && mkdir "$dir/emptyfolder"
