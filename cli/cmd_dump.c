@@ -76,14 +76,14 @@ static int dump_digest(void *u, const struct chaff_digest *d, uint8_t cls)
 static int dump_head(void *u, const struct chaff_db_image *img)
 {
 	struct sink *s = u;
-	put(s, "# chaff dump 1\nseed %016" PRIx64 "\ntokenizer %" PRIu32 "\ntok_flags %" PRIu32
-	       "\nspam %" PRIu64 "\nham %" PRIu64 "\nlast_train %" PRId64 "\n",
+	put(s,
+	    "# chaff dump 1\nseed %016" PRIx64 "\ntokenizer %" PRIu32 "\ntok_flags %" PRIu32
+	    "\nspam %" PRIu64 "\nham %" PRIu64 "\nlast_train %" PRId64 "\n",
 	    img->seed, img->tokenizer_version, img->tok_flags, img->spam_messages,
 	    img->ham_messages, img->last_train);
 	const char *const *names = chaff_param_names();
-	double vals[] = { img->params.robs,       img->params.robx,
-		          img->params.min_dev,    img->params.ham_cutoff,
-		          img->params.spam_cutoff, img->params.max_tokens };
+	double vals[] = {img->params.robs,       img->params.robx,        img->params.min_dev,
+	                 img->params.ham_cutoff, img->params.spam_cutoff, img->params.max_tokens};
 	for (size_t i = 0; names[i]; i++)
 		put(s, "param %s %.17g\n", names[i], vals[i]);
 	return s->failed ? CHAFF_EIO : 0;
@@ -124,7 +124,7 @@ int cmd_dump(int argc, char **argv)
 	}
 	/* one read transaction: a trainer running meanwhile changes nothing
 	 * of what is written */
-	static const struct chaff_dump_fns fns = { dump_head, dump_record, dump_digest };
+	static const struct chaff_dump_fns fns = {dump_head, dump_record, dump_digest};
 	int rc = chaff_db_dump(db, &fns, &s);
 	if (rc == CHAFF_OK)
 		put(&s, "# end %" PRIu64 " tokens %" PRIu64 " digests\n", s.tokens, s.digests);

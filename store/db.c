@@ -529,7 +529,7 @@ int chaff_db_backup(chaff_db *db, const char *dir)
 static int read_image(chaff_db *db, struct store_txn *t, struct chaff_db_image *out)
 {
 	memset(out, 0, sizeof(*out));
-	struct db_totals tot = { 0, 0, 0 };
+	struct db_totals tot = {0, 0, 0};
 	int rc = db_read_totals(db, t, &tot);
 	if (rc == CHAFF_OK)
 		rc = db_read_params(db, t, &out->params);
