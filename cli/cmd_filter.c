@@ -27,7 +27,7 @@ static const char filter_usage[] =
 
 static int write_all(const char *p, size_t n)
 {
-	return chaff_write_all(STDOUT_FILENO, p, n) ? 0 : -1;
+	return chaff_write_all_wait(STDOUT_FILENO, p, n) ? 0 : -1;
 }
 
 /* Reads stdin whole. *ok is false when it could not: *oom then says
@@ -49,9 +49,7 @@ static char *read_stdin(size_t *len, bool *ok, bool *oom)
 			buf = nb;
 			cap *= 2;
 		}
-		ssize_t r = read(STDIN_FILENO, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
+		ssize_t r = chaff_read_wait(STDIN_FILENO, buf + n, cap - n);
 		if (r < 0) {
 			*ok = false;
 			break;
@@ -70,9 +68,7 @@ static int copy_rest(void)
 {
 	static char chunk[1 << 16];
 	for (;;) {
-		ssize_t r = read(STDIN_FILENO, chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
+		ssize_t r = chaff_read_wait(STDIN_FILENO, chunk, sizeof(chunk));
 		if (r <= 0)
 			return r < 0 ? -1 : 0;
 		if (write_all(chunk, (size_t)r) < 0)

@@ -31,6 +31,22 @@ static bool owned(const char *line, size_t n)
 	       (k >= 8 && strncasecmp(line, "x-chaff-", 8) == 0);
 }
 
+/* Whether a line (without its line end) is a header field: a name of
+ * visible bytes other than ':', perhaps spaces (old syntax), then ':'.
+ * The header block ends at the first line that is neither this nor a
+ * continuation, blank or not. */
+static bool field_line(const char *line, size_t n)
+{
+	size_t k = 0;
+	while (k < n && line[k] != ':' && (unsigned char)line[k] > ' ' && line[k] != 0x7f)
+		k++;
+	if (k == 0)
+		return false;
+	while (k < n && (line[k] == ' ' || line[k] == '\t'))
+		k++;
+	return k < n && line[k] == ':';
+}
+
 /* X-Spam-Level's stars, as SpamAssassin writes one per point of its score
  * against a usual threshold of 5: here five stars stand for the spam
  * cutoff (score / spam_cutoff * 5, at most 50), so a rule such as
@@ -48,7 +64,7 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
                     cli_write_fn write_all, void *user)
 {
 	const char *end = msg + len, *q = msg;
-	const char *first_nl = memchr(msg, '\n', len);
+	const char *first_nl = len ? memchr(msg, '\n', len) : NULL;
 	/* A leading mbox "From " line stays first. */
 	if (len >= 5 && memcmp(msg, "From ", 5) == 0 && first_nl) {
 		if (write_all(user, msg, (size_t)(first_nl + 1 - msg)) < 0)
@@ -57,23 +73,36 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	}
 	/* New header lines end as the message's own header lines do (the
 	 * envelope line may have been written by other software). */
-	const char *hnl = memchr(q, '\n', (size_t)(end - q));
+	const char *hnl = q < end ? memchr(q, '\n', (size_t)(end - q)) : NULL;
 	const char *eol = hnl && hnl > q && hnl[-1] == '\r' ? "\r\n" : "\n";
 	bool skipping = false;
+	/* set when the header block ends at a line of body text instead of a
+	 * blank line: the new header lines then need one after them */
+	bool unseparated = false, fields = false;
 	while (q < end) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *next = nl ? nl + 1 : end;
 		size_t ll = (size_t)((nl ? nl : end) - q);
-		if (ll == 0 || (ll == 1 && *q == '\r'))
+		if (ll && q[ll - 1] == '\r')
+			ll--;
+		if (ll == 0)
 			break; /* the blank line: the body starts after it */
-		bool cont = *q == ' ' || *q == '\t';
+		bool cont = (*q == ' ' || *q == '\t') && fields;
+		if (!cont && !field_line(q, ll)) {
+			unseparated = true;
+			break;
+		}
 		if (!cont)
 			skipping = owned(q, ll);
-		if (!skipping && write_all(user, q, (size_t)(next - q)) < 0)
+		fields = true;
+		if (skipping)
+			q = next; /* an owned field is left out, line end and all */
+		else if (write_all(user, q, (size_t)(next - q)) < 0)
 			return -1;
-		if (!nl && write_all(user, eol, strlen(eol)) < 0)
+		else if (!nl && write_all(user, eol, strlen(eol)) < 0)
 			return -1; /* a header block without a final line end */
-		q = next;
+		else
+			q = next;
 	}
 	char h[512];
 	bool spam = s->verdict == CHAFF_VERDICT_SPAM;
@@ -89,7 +118,7 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	                 s->score, eol, verdict, eol);
 	if (write_all(user, h, (size_t)k) < 0)
 		return -1;
-	if (q >= end) /* no body: end the header block */
-		return write_all(user, eol, strlen(eol));
-	return write_all(user, q, (size_t)(end - q));
+	if ((q >= end || unseparated) && write_all(user, eol, strlen(eol)) < 0)
+		return -1; /* no body, or none set apart: end the header block */
+	return q < end ? write_all(user, q, (size_t)(end - q)) : 0;
 }

@@ -370,6 +370,48 @@ Subject: old headers"
 check "old headers: the body untouched" \
   test "$(sed '1,/^$/d' "$dir/out")" = $'body text\nX-Spam-Status: Yes (a body line)'
 
+# An owned header as the last line, without a line end, goes whole: no
+# blank line is left in its place, so the new headers stay in the header
+# block.
+printf 'From: x@example.com\nSubject: s\nX-Spam-Status: No, forged' | "$chaff" filter --db "$db" > "$dir/out"; rc=$?
+check "forged last header without a line end: the new headers stay in the header block" \
+  test "$rc" -eq 0 -a "$(sed -n '3p' "$dir/out" | cut -d: -f1)" = X-Spam-Status \
+  -a "$(grep -c '^$' "$dir/out")" -eq 1 -a "$(tail -c 1 "$dir/out" | od -An -c | tr -d ' ')" = '\n'
+# A header block that runs into body text with no blank line ends at the
+# first line that is not a header field: the new headers go before it,
+# with the blank line the message lacked.
+printf 'From: x@example.com\nSubject: s\nbuy now: cheap\nmore text\n' | "$chaff" filter --db "$db" > "$dir/out"; rc=$?
+check "no blank line before the body: new headers before the first body line, then a blank line" \
+  test "$rc" -eq 0 -a "$(sed -n '/^X-Chaff-Verdict: /{n;p;}' "$dir/out" | od -An -c | tr -d ' ')" = '\n' \
+  -a "$(sed '1,/^$/d' "$dir/out")" = $'buy now: cheap\nmore text' \
+  -a "$(sed -n '3p' "$dir/out" | cut -d: -f1)" = X-Spam-Status
+python3 - "$dir/out" <<'PY'
+import email, sys
+m = email.message_from_bytes(open(sys.argv[1], "rb").read())
+sys.exit(0 if m["X-Chaff-Verdict"] and not m.defects else 1)
+PY
+check "no blank line before the body: Python's parser finds the verdict, no defects" test $? -eq 0
+: | "$chaff" filter --db "$db" > "$dir/out"; rc=$?
+check "an empty message: our headers and a blank line, exit 0" \
+  test "$rc" -eq 0 -a "$(head -1 "$dir/out" | cut -d: -f1)" = X-Spam-Status -a "$(tail -1 "$dir/out")" = ""
+# stdin left non-blocking by the parent: the filter waits for the rest of
+# the message instead of passing on what had come so far.
+python3 - "$chaff" "$db" > "$dir/nb.out" <<'PY'
+import fcntl, os, subprocess, sys, time
+r, w = os.pipe()
+fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)
+p = subprocess.Popen([sys.argv[1], "filter", "--db", sys.argv[2]], stdin=r,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(r)
+os.write(w, b"Subject: x\n\nfirst part\n")
+time.sleep(0.5)
+os.write(w, b"second part\n")
+os.close(w)
+out, err = p.communicate()
+print(p.returncode, out.endswith(b"first part\nsecond part\n"), len(err))
+PY
+check "filter on a non-blocking stdin: the whole message, exit 0" test "$(cat "$dir/nb.out")" = "0 True 0"
+
 for bad in missing corrupt spamonly; do
   case $bad in
     missing) b=$dir/nodb ;;
