@@ -8,8 +8,10 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
+#include <unistr.h>
 
 #include "chaff.h"
 
@@ -33,17 +35,32 @@ void cli_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A JSON string is UTF-8: a byte that does not start a valid UTF-8
+ * character (a file name in another charset) is written as U+FFFD. */
 void cli_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
+	const uint8_t *p = (const uint8_t *)s, *end = p + strlen(s);
+	while (p < end) {
+		unsigned char c = *p;
+		if (c == '"' || c == '\\') {
 			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
+			p++;
+		} else if (c < 0x20) {
 			fprintf(f, "\\u%04x", c);
-		else
+			p++;
+		} else if (c < 0x80) {
 			fputc(c, f);
+			p++;
+		} else {
+			ucs4_t u;
+			int n = u8_mbtoucr(&u, p, (size_t)(end - p));
+			if (n > 0)
+				fwrite(p, 1, (size_t)n, f);
+			else
+				fputs("\\ufffd", f);
+			p += n > 0 ? n : 1;
+		}
 	}
 	fputc('"', f);
 }

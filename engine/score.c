@@ -325,14 +325,16 @@ static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_para
 		struct chaff_record r;
 		int rc = sn ? snap_get(sn, tk->hash, &r) : ops->get(t, tk->hash, &r);
 		if (rc == CHAFF_ENOTFOUND)
-			continue; /* f = x, and |x - 0.5| is below any useful min_dev */
-		if (rc != CHAFF_OK)
+			r = (struct chaff_record){0, 0, 0};
+		else if (rc != CHAFF_OK)
 			return rc;
-		double n = (double)r.spam + (double)r.ham;
-		if (n == 0)
-			continue;
-		double bs = r.spam / nspam, gh = r.ham / nham;
-		double pw = bs / (bs + gh);
+		/* a token never seen has f = x (robs > 0): it counts when robx
+		 * is set that far from 0.5, never with the defaults */
+		double n = (double)r.spam + (double)r.ham, pw = 0;
+		if (n > 0) {
+			double bs = r.spam / nspam, gh = r.ham / nham;
+			pw = bs / (bs + gh);
+		}
 		double f = (p->robs * p->robx + n * pw) / (p->robs + n);
 		double strength = fabs(f - 0.5);
 		if (strength < p->min_dev)

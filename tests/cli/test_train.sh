@@ -167,6 +167,13 @@ cp "$(one spam-1 00215)" "$odd"
 check "--json: a path with a quote, a backslash and a tab stays valid JSON" python3 -c '
 import json, sys
 sys.exit(0 if json.loads(open(sys.argv[1]).read())["path"] == sys.argv[2] else 1)' "$dir/out" "$odd"
+latin1=$dir/$'caf\xe9 \xff.eml'
+cp "$(one spam-1 00215)" "$latin1"
+"$chaff" classify --json --db "$db" "$latin1" > "$dir/out"
+check "--json: a path that is not UTF-8 stays valid JSON, its bad bytes as U+FFFD" python3 -c '
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+sys.exit(0 if json.loads(raw.decode("utf-8"))["path"].endswith("caf\ufffd \ufffd.eml") else 1)' "$dir/out"
 out=$("$chaff" classify --explain --db "$db" "$(one spam-1 00215)")
 check "--explain: the verdict line first" grep -Eq '^spam [01]\.[0-9]{6} ' <<<"$(head -1 <<<"$out")"
 check "--explain: a summary line" grep -Eq '^  [0-9]+ distinct tokens, [0-9]+ counted' <<<"$out"

@@ -4,6 +4,7 @@
  * with thousands of tokens, min_dev and max_tokens, verdicts and clues.
  */
 #include <math.h>
+#include <string.h>
 
 #include "test_db_util.h"
 
@@ -206,6 +207,37 @@ static void test_params_validation(void **state)
 /* A snapshot scores exactly as the database it was read from, keeps that
  * state while the database is trained further, and refuses a database
  * larger than its limit. Hash 0 (id -1000) is a key like any other. */
+/* A token never seen has f(w) = x: it counts when robx lies min_dev or
+ * more from 0.5, and is dropped otherwise (as with the defaults). */
+static void test_unseen_token_is_x(void **state)
+{
+	(void)state;
+	totals(5, 5);
+	const int a[] = { 40 };
+	for (int i = 0; i < 4; i++)
+		train_one(db, 800 + i, a, 1, CHAFF_SPAM, 0); /* totals: 9 spam, 5 ham */
+	const int both[] = { 40, 41 };                      /* 41 never seen */
+	struct chaff_params p = params(1.0, 0.95, 0.4, 0);
+	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+	struct chaff_score s = score(both, 2, 5);
+	double f1 = robinson_f(4, 0, 9, 5, 1.0, 0.95), f2 = 0.95;
+	double mh = -log(f1 * f2), ms = -log((1 - f1) * (1 - f2));
+	double h = exp(-mh) * (1 + mh), sq = exp(-ms) * (1 + ms);
+	assert_int_equal(s.used, 2);
+	assert_float_equal(s.score, (1 + h - sq) / 2, 1e-12);
+	/* its clue: no counts, f = x */
+	int k = strcmp(s.clues[0].text, "t41") == 0 ? 0 : 1;
+	assert_string_equal(s.clues[k].text, "t41");
+	assert_int_equal(s.clues[k].spam + s.clues[k].ham, 0);
+	assert_float_equal(s.clues[k].f, 0.95, 1e-12);
+	/* x within min_dev of 0.5: dropped */
+	p = params(1.0, 0.52, 0.4, 0);
+	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+	s = score(both, 2, 5);
+	assert_int_equal(s.used, 1);
+	assert_string_equal(s.clues[0].text, "t40");
+}
+
 static void test_snapshot(void **state)
 {
 	(void)state;
@@ -267,6 +299,7 @@ int main(void)
 		cmocka_unit_test_setup(test_min_dev_and_max_tokens, fresh),
 		cmocka_unit_test_setup(test_thousands_of_tokens, fresh),
 		cmocka_unit_test_setup(test_params_validation, fresh),
+		cmocka_unit_test_setup(test_unseen_token_is_x, fresh),
 		cmocka_unit_test_setup(test_snapshot, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
