@@ -213,10 +213,10 @@ static void test_unseen_token_is_x(void **state)
 {
 	(void)state;
 	totals(5, 5);
-	const int a[] = { 40 };
+	const int a[] = {40};
 	for (int i = 0; i < 4; i++)
 		train_one(db, 800 + i, a, 1, CHAFF_SPAM, 0); /* totals: 9 spam, 5 ham */
-	const int both[] = { 40, 41 };                      /* 41 never seen */
+	const int both[] = {40, 41};                         /* 41 never seen */
 	struct chaff_params p = params(1.0, 0.95, 0.4, 0);
 	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
 	struct chaff_score s = score(both, 2, 5);
@@ -293,14 +293,14 @@ static int fresh(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_empty_database, fresh),
-		cmocka_unit_test_setup(test_one_token_score_is_its_f, fresh),
-		cmocka_unit_test_setup(test_two_tokens_by_hand, fresh),
-		cmocka_unit_test_setup(test_min_dev_and_max_tokens, fresh),
-		cmocka_unit_test_setup(test_thousands_of_tokens, fresh),
-		cmocka_unit_test_setup(test_params_validation, fresh),
-		cmocka_unit_test_setup(test_unseen_token_is_x, fresh),
-		cmocka_unit_test_setup(test_snapshot, fresh),
+	        cmocka_unit_test_setup(test_empty_database, fresh),
+	        cmocka_unit_test_setup(test_one_token_score_is_its_f, fresh),
+	        cmocka_unit_test_setup(test_two_tokens_by_hand, fresh),
+	        cmocka_unit_test_setup(test_min_dev_and_max_tokens, fresh),
+	        cmocka_unit_test_setup(test_thousands_of_tokens, fresh),
+	        cmocka_unit_test_setup(test_params_validation, fresh),
+	        cmocka_unit_test_setup(test_unseen_token_is_x, fresh),
+	        cmocka_unit_test_setup(test_snapshot, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
