@@ -223,7 +223,10 @@ int cmd_classify(int argc, char **argv)
 			snprintf(name, sizeof(name), "%s#%zu", m.path, m.index + 1);
 		else
 			snprintf(name, sizeof(name), "%s", m.path);
-		if (m.len && !input_is_mail(m.data, m.len))
+		if (!m.len)
+			cli_warn("%s: an empty message (no header, no body); scored all the same",
+			         name);
+		else if (!input_is_mail(m.data, m.len))
 			cli_warn("%s: not a mail message (no header at its start); scored as text", name);
 		/* One thread, once the first chunk has decided on the snapshot:
 		 * each message is scored where it was read, at once. */

@@ -8,6 +8,8 @@
  */
 #include "input.h"
 
+#include "cli.h"
+
 #include "common/grow.h"
 
 #include "chaff.h"
@@ -60,6 +62,14 @@ struct input {
 	 * len) instead of buf's. */
 	const char *view;
 	struct ahead *ahead;
+	/* The folders walked so far, by device and inode: a symbolic link
+	 * back to a folder already read (a loop, or a second way into one)
+	 * is not read again. */
+	struct folder_id {
+		dev_t dev;
+		ino_t ino;
+	} *walked;
+	size_t nwalked, wcap;
 };
 
 static int push_label(struct input *in, const char *p, int label)
@@ -213,6 +223,24 @@ static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
 	if (!d) {
 		snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
+	}
+	struct stat ds;
+	if (fstat(dirfd(d), &ds) == 0) {
+		for (size_t i = 0; i < in->nwalked; i++)
+			if (in->walked[i].dev == ds.st_dev && in->walked[i].ino == ds.st_ino) {
+				closedir(d);
+				cli_warn("%s: a folder already read (through a symbolic link); "
+				         "not read again",
+				         dir);
+				return 0;
+			}
+		if (chaff_reserve((void **)&in->walked, &in->wcap, in->nwalked + 1,
+		                  sizeof(*in->walked))) {
+			closedir(d);
+			snprintf(errbuf, errlen, "%s: out of memory", dir);
+			return -1;
+		}
+		in->walked[in->nwalked++] = (struct folder_id){ds.st_dev, ds.st_ino};
 	}
 	char **names = NULL;
 	size_t n = 0, cap = 0;
@@ -945,6 +973,7 @@ void input_close(struct input *in)
 	for (size_t i = 0; i < in->npaths; i++)
 		free(in->paths[i].path);
 	free(in->paths);
+	free(in->walked);
 	free(in->unquoted);
 	free(in->buf);
 	if (in->dirfd >= 0)

@@ -145,6 +145,21 @@ check "missing among others: exit 3, the others classified" \
 "$chaff" classify --db "$dir/spamonly" "$(one spam-1 00215)" > /dev/null 2> "$dir/err"; rc=$?
 check "spam but no ham: exit 3" test "$rc" -eq 3
 check "spam but no ham: 'needs both spam and ham'" grep -q 'needs both spam and ham' "$dir/err"
+# Symbolic links back into a folder already read (loops) are not followed
+# again: each message once, a warning per link, and no endless walk.
+mkdir -p "$dir/loop/sub"
+cp "$(one spam-1 00215)" "$dir/loop/m1"
+cp "$(one easy-ham-1 00002)" "$dir/loop/sub/m2"
+ln -s . "$dir/loop/self"
+ln -s .. "$dir/loop/sub/up"
+timeout 20 "$chaff" classify --db "$db" "$dir/loop" > "$dir/out" 2> "$dir/err"; rc=$?
+check "a folder with symbolic link loops: each message once [exit $rc]" \
+  test "$rc" -eq 0 -a "$(wc -l < "$dir/out")" -eq 2
+check "a folder with symbolic link loops: a warning per looping link" \
+  test "$(grep -c 'a folder already read' "$dir/err")" -eq 2
+: | "$chaff" classify --db "$db" > "$dir/out" 2> "$dir/err"; rc=$?
+check "an empty message on stdin: scored unsure (exit 2), with a warning" \
+  test "$rc" -eq 2 -a "$(grep -c 'an empty message' "$dir/err")" -eq 1
 "$chaff" classify --db "$dir/nodb" "$(one spam-1 00215)" > /dev/null 2> "$dir/err"; rc=$?
 check "missing database: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
 check "missing database: not created by classify" test ! -e "$dir/nodb"
