@@ -36,6 +36,12 @@ struct entry {
 	int label; /* from a TREC index: CHAFF_SPAM, CHAFF_HAM; else -1 */
 };
 
+/* A folder, by device and inode. */
+struct folder_id {
+	dev_t dev;
+	ino_t ino;
+};
+
 struct input {
 	struct entry *paths; /* files to read, in order */
 	size_t npaths, pcap, next;
@@ -62,13 +68,9 @@ struct input {
 	 * len) instead of buf's. */
 	const char *view;
 	struct ahead *ahead;
-	/* The folders walked so far, by device and inode: a symbolic link
-	 * back to a folder already read (a loop, or a second way into one)
-	 * is not read again. */
-	struct folder_id {
-		dev_t dev;
-		ino_t ino;
-	} *walked;
+	/* The folders walked so far: a symbolic link back to a folder
+	 * already read (a loop, or a second way into one) is not read again. */
+	struct folder_id *walked;
 	size_t nwalked, wcap;
 };
 
