@@ -68,7 +68,7 @@ db=$dir/loaded
 # buffers: the loader has found the database empty and is reading the
 # records.
 cut=$(($(wc -l < "$dir/ref.dump") / 2))
-( (head -n "$cut" "$dir/ref.dump"; sleep 2; tail -n +$((cut + 1)) "$dir/ref.dump") |
+( (head -n "$cut" "$dir/ref.dump"; sleep 3; tail -n +$((cut + 1)) "$dir/ref.dump") |
     "$chaff" load --db "$db" > /dev/null 2> "$dir/load.err"; echo $? > "$dir/load.rc" ) &
 sleep 0.7
 "$chaff" train -q --ham --db "$db" "$m2" > /dev/null 2>&1; rc=$?
