@@ -19,9 +19,10 @@
 static const char filter_usage[] =
 	"usage: chaff filter [--db DIR] [--learn]\n"
 	"Copies the message on stdin to stdout with X-Spam-Flag (spam only),\n"
-	"X-Spam-Status, X-Chaff-Score and X-Chaff-Verdict headers added; earlier\n"
-	"X-Spam-Flag, X-Spam-Status and X-Chaff-* headers are removed. On any error\n"
-	"the message is written unchanged and the exit code is 3.\n\n"
+	"X-Spam-Status, X-Spam-Level, X-Chaff-Score and X-Chaff-Verdict headers\n"
+	"added; earlier X-Spam-Flag, X-Spam-Status, X-Spam-Level and X-Chaff-*\n"
+	"headers are removed. On any error the message is written unchanged and\n"
+	"the exit code is 3.\n\n"
 	"  --db DIR   the database (default $CHAFF_DB, else ~/.chaff)\n"
 	"  --learn    train spam and ham verdicts (not unsure ones) into the database\n";
 
