@@ -56,6 +56,11 @@ static size_t encoded_word(const char *s, size_t n, struct span *cs, char *enc, 
 			end = s + k;
 			break;
 		}
+		/* The start of another encoded word ("=?" then a charset; "=?="
+		 * is B padding and the end): this one was never closed, and is
+		 * kept as text rather than swallowing the next. */
+		if (s[k] == '=' && s[k + 1] == '?' && (k + 2 >= n || s[k + 2] != '='))
+			break;
 		if (s[k] == '\n' || s[k] == '\r')
 			break;
 	}

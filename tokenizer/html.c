@@ -91,6 +91,30 @@ static uint32_t named_entity(const char *s, size_t n)
 
 /* Decodes the entity at s[0] == '&'. Returns bytes consumed and the code
  * point in *cp, or 0 when this '&' starts no entity. */
+/* Where a comment whose text starts at p ends, as a browser ends it:
+ * "<!-->" and "<!--->" are empty comments, and "--!>" closes one as "-->"
+ * does (a spammer's text after a comment browsers show must not vanish
+ * here); a comment never closed runs to the end, hidden there too. */
+static size_t comment_end(const char *s, size_t n, size_t p)
+{
+	if (p < n && s[p] == '>')
+		return p + 1;
+	if (p + 1 < n && s[p] == '-' && s[p + 1] == '>')
+		return p + 2;
+	while (p < n) {
+		const char *e = memmem(s + p, n - p, "--", 2);
+		if (!e)
+			return n;
+		size_t k = (size_t)(e - s) + 2;
+		if (k < n && s[k] == '>')
+			return k + 1;
+		if (k + 1 < n && s[k] == '!' && s[k + 1] == '>')
+			return k + 2;
+		p = k - 1;
+	}
+	return n;
+}
+
 static size_t entity(const char *s, size_t n, uint32_t *cp)
 {
 	size_t i = 1;
@@ -278,8 +302,7 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 		} else if (c == '<' && i + 1 < n) {
 			char d = s[i + 1];
 			if (d == '!' && i + 3 < n && s[i + 2] == '-' && s[i + 3] == '-') {
-				const char *e = memmem(s + i + 4, n - i - 4, "-->", 3);
-				i = e ? (size_t)(e - s) + 3 : n;
+				i = comment_end(s, n, i + 4);
 				continue;
 			}
 			if (d == '!' || d == '?') {

@@ -162,6 +162,45 @@ static bool word_at(const char *s, size_t n, size_t i)
 	return k && word_cp(u);
 }
 
+/* Emits prefix + host case-folded, letters of any script included (an
+ * internationalised name's capitals, "MÜNCHEN.de"): the folded length,
+ * which may differ from n, or 0 when no more tokens are taken. */
+static size_t emit_host_folded(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
+                               size_t plen, const char *host, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (unsigned char)host[i] < 0x80)
+		i++;
+	size_t first = t->ntoks;
+	if (i == n) {
+		tok_emit_lower(t, origin, prefix, plen, host, n);
+		return t->ntoks > first ? n : 0;
+	}
+	/* a folded character is at most half as long again as itself */
+	char *text = tok_reserve(t, plen + 2 * n);
+	if (!text)
+		return 0;
+	memcpy(text, prefix, plen);
+	size_t o = plen;
+	for (i = 0; i < n;) {
+		unsigned char c = (unsigned char)host[i];
+		size_t k = 0;
+		uint32_t u = c < 0x80 ? 0 : next_cp((const unsigned char *)host + i, n - i, &k);
+		if (c < 0x80) {
+			text[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+			i++;
+		} else if (k) {
+			o += tok_put_utf8(text + o, fold(u));
+			i += k;
+		} else {
+			text[o++] = (char)c; /* not UTF-8: kept as it is */
+			i++;
+		}
+	}
+	tok_commit(t, origin, text, o);
+	return t->ntoks > first ? o - plen : 0;
+}
+
 void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
               const char *host, size_t n)
 {
@@ -176,8 +215,8 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	if (n > HOST_MAX)
 		n = HOST_MAX;
 	size_t first = t->ntoks;
-	tok_emit_lower(t, origin, prefix, plen, host, n);
-	if (t->ntoks == first)
+	size_t ln = emit_host_folded(t, origin, prefix, plen, host, n);
+	if (ln == 0)
 		return; /* no more tokens taken */
 	/* a dotted number has no parents */
 	bool numeric = host[0] >= '0' && host[0] <= '9';
@@ -188,9 +227,9 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	/* Parent domains down to two labels: each suffix after a dot that
 	 * still holds a dot itself, copied from the host's lowered token. */
 	const char *low = t->toks[first].text + plen;
-	const char *last = memrchr(low, '.', n);
+	const char *last = memrchr(low, '.', ln);
 	for (const char *d = low; last && (d = memchr(d, '.', (size_t)(last - d))) != NULL; d++)
-		tok_emit(t, origin, prefix, plen, d + 1, n - (size_t)(d + 1 - low));
+		tok_emit(t, origin, prefix, plen, d + 1, ln - (size_t)(d + 1 - low));
 }
 
 /* The end of the host name from s[i]: ASCII letters, digits, '-', '.' and
