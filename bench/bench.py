@@ -221,16 +221,26 @@ def run_chaff(train, test, tmp):
     t1 = time.perf_counter()
     warm()
     t2 = time.perf_counter()
-    out = subprocess.run([CHAFF, "classify", "--json", "--clues", "0", "--db", db, test],
-                         capture_output=True, text=True).stdout
+    p = subprocess.run([CHAFF, "classify", "--json", "--clues", "0", "--db", db, test],
+                       capture_output=True, text=True)
     t3 = time.perf_counter()
+    if p.returncode != 0:
+        raise RuntimeError(f"chaff classify exited {p.returncode}: {p.stderr[-300:]!r}")
     truth = dict((p, c) for c, p in read_idx(test))
     rows = []
-    for line in out.splitlines():
+    for line in p.stdout.splitlines():
         r = json.loads(line)
         # ranked by the logit: the score itself rounds to 0 or 1 at the ends
         rows.append((r["logit"], truth[r["path"]], r["verdict"]))
-    return rows, t1 - t0, t3 - t2, dir_size(db)
+    return scored_all("chaff", rows, truth), t1 - t0, t3 - t2, dir_size(db)
+
+
+def scored_all(name, rows, test):
+    """rows, once it is sure that every test message got a score: a
+    message left out would silently shrink the figures."""
+    if len(rows) != len(test):
+        raise RuntimeError(f"{name} scored {len(rows)} of the {len(test)} test messages")
+    return rows
 
 
 def dir_size(d):
@@ -256,15 +266,19 @@ def run_bogofilter(train, test, tmp):
     truth = dict((p, c) for c, p in te)
     rows = []
     files = [p for _, p in te]
+    # the spamicity with 17 decimals, as many as bogofilter's output holds
+    # (its default prints 6, which ties many scores at 0 and 1 and ranks
+    # it worse)
+    fmt = "--spamicity-formats=%0.17f,%0.17f,%0.17f"
     for i in range(0, len(files), 2000):
-        out = subprocess.run(["bogofilter-bdb", "-C", "-d", db, "-v", "-B"] + files[i:i + 2000],
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(["bogofilter-bdb", "-C", "-d", db, "-v", "-B", fmt] +
+                             files[i:i + 2000], capture_output=True, text=True).stdout
         for line in out.splitlines():
             path = line.split(" ", 1)[0]
-            m = re.search(r"X-Bogosity: (\w+),.*spamicity=([0-9.]+)", line)
+            m = re.search(r"X-Bogosity: (\w+),.*spamicity=([0-9.eE+-]+)", line)
             rows.append((float(m.group(2)), truth[path], m.group(1).lower()))
     t3 = time.perf_counter()
-    return rows, t1 - t0, t3 - t2, dir_size(db)
+    return scored_all("bogofilter", rows, te), t1 - t0, t3 - t2, dir_size(db)
 
 
 def run_spamprobe(train, test, tmp):
@@ -285,12 +299,14 @@ def run_spamprobe(train, test, tmp):
         chunk = te[i:i + 2000]
         out = subprocess.run(["spamprobe", "-M", "-d", db, "score"] + [p for _, p in chunk],
                              capture_output=True, text=True).stdout.splitlines()
+        # one line per message, in order: anything else would pair them wrong
+        scored_all("spamprobe", out, chunk)
         for (cls, _), line in zip(chunk, out):
             v, score = line.split()[:2]
             # spamprobe has no unsure band: SPAM or GOOD at its 0.6 threshold
             rows.append((float(score), cls, "spam" if v == "SPAM" else "ham"))
     t3 = time.perf_counter()
-    return rows, t1 - t0, t3 - t2, dir_size(db)
+    return scored_all("spamprobe", rows, te), t1 - t0, t3 - t2, dir_size(db)
 
 
 def bench_accuracy(args):

@@ -76,8 +76,15 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	const char *hnl = q < end ? memchr(q, '\n', (size_t)(end - q)) : NULL;
 	const char *eol = hnl && hnl > q && hnl[-1] == '\r' ? "\r\n" : "\n";
 	bool skipping = false;
-	/* set when the header block ends at a line of body text instead of a
-	 * blank line: the new header lines then need one after them */
+	/* A message with a blank line keeps everything before it as its
+	 * header block, odd lines and all, as the tokenizer reads it. One
+	 * without any ends its header block at the first line that is neither
+	 * a field nor a continuation, and the new header lines then need a
+	 * blank line after them (unseparated). */
+	bool blank = q < end && (*q == '\n' || (*q == '\r' && q + 1 < end && q[1] == '\n'));
+	if (!blank && q < end)
+		blank = memmem(q, (size_t)(end - q), "\n\n", 2) ||
+		        memmem(q, (size_t)(end - q), "\n\r\n", 3);
 	bool unseparated = false, fields = false;
 	while (q < end) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
@@ -88,7 +95,7 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		if (ll == 0)
 			break; /* the blank line: the body starts after it */
 		bool cont = (*q == ' ' || *q == '\t') && fields;
-		if (!cont && !field_line(q, ll)) {
+		if (!blank && !cont && !field_line(q, ll)) {
 			unseparated = true;
 			break;
 		}

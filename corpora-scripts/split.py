@@ -6,9 +6,12 @@
     split.py INDEX --chrono --ratio 0.6667 --out DIR    -> first messages train, last test
 
 Paths in the outputs are absolute. The order of a class is the order of
-SHA-256("<seed>:<path>"), where <path> is written as the index writes it
-(relative paths stay relative), so the same seed gives the same split on
-every machine, in every folder and with every Python version; each class is split on its own (stratified),
+SHA-256("<seed>:<path>"), where <path> is a relative path as the index
+writes it, and an absolute one (as in the indexes this script writes)
+relative to the folder that holds all the index's messages, so the same
+seed gives the same split on every machine, in every folder and with
+every Python version, also when an output of this script is split again
+(as bench/tune.py does); each class is split on its own (stratified),
 so both halves keep the corpus's spam/ham proportion. --chrono keeps the
 index's own order (the corpus's time order where it has one).
 """
@@ -30,12 +33,16 @@ def read_index(path):
             if cls not in ("spam", "ham") or not p:
                 sys.exit(f"{path}:{n}: expected 'spam PATH' or 'ham PATH'")
             out.append((cls, p if os.path.isabs(p) else os.path.join(base, p), p))
-    return out
+    # the key of each message: a relative path as written; an absolute one
+    # (an index this script wrote) relative to the folder holding them all
+    tops = [os.path.dirname(q) for _, q, p in out if os.path.isabs(p)]
+    top = os.path.commonpath(tops) if tops else ""
+    return [(cls, q, os.path.relpath(q, top) if os.path.isabs(p) else p) for cls, q, p in out]
 
 
 def order(items, seed):
-    """Sorted by the hash of the path as the index wrote it, never by
-    where the index happens to lie."""
+    """Sorted by the hash of the path below the messages' common folder,
+    never by where the corpus happens to lie."""
     return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{it[2]}".encode()).digest())
 
 

@@ -475,23 +475,42 @@ static int l_remove(struct store *st)
 
 /* The folder's shared lock, taken before LMDB opens anything in it, so
  * that a process removing a database it made (l_alone, l_remove) never
- * does so under another's feet. Without it (a folder that cannot be
- * opened or locked) the database works as before and is never removed. */
+ * does so under another's feet. Only such a process holds the lock
+ * exclusively, and only for a moment, so the wait is short: past a
+ * second (another user can lock any folder they can read) the database
+ * is opened without the lock, works as before and is never removed.
+ * A folder removed while this process waited is opened anew (made anew
+ * by a trainer). */
 static void lock_folder(struct lstore *s, bool create)
 {
-	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* a failed first training of another process may just have removed
-	 * the folder it made: a trainer makes it again */
-	for (int tries = 0; s->dirfd < 0 && errno == ENOENT && create && tries < 3; tries++)
-		if (mkdir(s->dir, 0700) == 0 || errno == EEXIST)
+	enum { TRIES = 200, PAUSE_US = 5000 };
+	for (int round = 0; round < 3; round++) {
+		s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (s->dirfd < 0 && errno == ENOENT && create &&
+		    (mkdir(s->dir, 0700) == 0 || errno == EEXIST))
 			s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dirfd < 0)
-		return;
-	int rc;
-	while ((rc = flock(s->dirfd, LOCK_SH)) != 0 && errno == EINTR)
-		;
-	if (rc != 0) {
-		close(s->dirfd);
+		if (s->dirfd < 0)
+			return;
+		bool locked = false;
+		for (int i = 0; i < TRIES && !locked; i++) {
+			locked = flock(s->dirfd, LOCK_SH | LOCK_NB) == 0;
+			if (!locked && errno != EWOULDBLOCK && errno != EINTR)
+				break;
+			if (!locked)
+				usleep(PAUSE_US);
+		}
+		struct stat held, now;
+		bool same = locked && fstat(s->dirfd, &held) == 0 && held.st_nlink > 0 &&
+		            stat(s->dir, &now) == 0 && held.st_dev == now.st_dev &&
+		            held.st_ino == now.st_ino;
+		if (same || !locked) {
+			if (!locked) {
+				close(s->dirfd);
+				s->dirfd = -1;
+			}
+			return;
+		}
+		close(s->dirfd); /* removed meanwhile: the path names another folder, or none */
 		s->dirfd = -1;
 	}
 }

@@ -413,6 +413,12 @@ m = email.message_from_bytes(open(sys.argv[1], "rb").read())
 sys.exit(0 if m["X-Chaff-Verdict"] and not m.defects else 1)
 PY
 check "no blank line before the body: Python's parser finds the verdict, no defects" test $? -eq 0
+# With a blank line, everything before it stays the header block, a line
+# that is not a field included, as the tokenizer reads it.
+printf 'Subject: s\nbroken line\nFrom: x@example.com\n\nbodyword\n' | "$chaff" filter --db "$db" > "$dir/out"; rc=$?
+check "an odd line inside the header block: the fields after it stay headers" \
+  test "$rc" -eq 0 -a "$(sed -n '1,3p' "$dir/out" | tr '\n' '|')" = "Subject: s|broken line|From: x@example.com|" \
+  -a "$(sed -n '4p' "$dir/out" | cut -d: -f1)" = X-Spam-Status -a "$(sed '1,/^$/d' "$dir/out")" = bodyword
 : | "$chaff" filter --db "$db" > "$dir/out"; rc=$?
 check "an empty message: our headers and a blank line, exit 0" \
   test "$rc" -eq 0 -a "$(head -1 "$dir/out" | cut -d: -f1)" = X-Spam-Status -a "$(tail -1 "$dir/out")" = ""
@@ -534,7 +540,7 @@ cp -a "$db" "$cdb"
 out=$("$chaff" config --db "$cdb"); rc=$?
 check "config: lists the 6 parameters" test "$rc" -eq 0 -a \
   "$(cut -d' ' -f1 <<<"$out" | tr '\n' ' ')" = "robs robx min_dev ham_cutoff spam_cutoff max_tokens "
-check "config get robs: the default" test "$("$chaff" config --db "$cdb" get robs)" = 0.05
+check "config get robs: the default" test "$("$chaff" config --db "$cdb" get robs)" = 0.1
 "$chaff" config --db "$cdb" set robs 0.02; rc=$?
 check "config set robs 0.02: exit 0" test "$rc" -eq 0
 check "config get robs: 0.02" test "$("$chaff" config --db "$cdb" get robs)" = 0.02
@@ -557,7 +563,7 @@ check "config set robs nan: refused, unchanged" refused robs nan
 check "config set robs '': refused, unchanged" refused robs ''
 check "config set bogus 1: refused" refused bogus 1
 check "config: nothing else changed" test "$("$chaff" config --db "$cdb" | tr '\n' ' ')" = \
-  "robs 0.02 robx 0.52 min_dev 0.4 ham_cutoff 0.3 spam_cutoff 0.6 max_tokens 0 "
+  "robs 0.02 robx 0.52 min_dev 0.4 ham_cutoff 0.3 spam_cutoff 0.6 max_tokens 100 "
 "$chaff" config --db "$cdb" get bogus > /dev/null 2>&1; rc=$?
 check "config get bogus: fails" test "$rc" -ne 0
 "$chaff" config --db "$cdb" set ham_cutoff 0.1 && "$chaff" config --db "$cdb" set spam_cutoff 0.4

@@ -28,6 +28,12 @@ cp "$tmp/index" "$tmp/elsewhere/deeper/index"
 $split "$tmp/elsewhere/deeper/index" --seed 7 --out "$tmp/e" || { echo "split.py failed"; exit 1; }
 check "an index in another folder splits the same way" \
   cmp -s <(sed "s|$tmp/||" "$tmp/a/test.idx") <(sed "s|$tmp/elsewhere/deeper/||" "$tmp/e/test.idx")
+# An output of split.py (absolute paths) split again, as bench/tune.py
+# does, gives the same folds wherever the corpus lies.
+$split "$tmp/a/train.idx" --folds 3 --seed 7 --out "$tmp/ra" &&
+  $split "$tmp/e/train.idx" --folds 3 --seed 7 --out "$tmp/re" || { echo "split.py failed"; exit 1; }
+check "a split of a split does not depend on the corpus's folder" \
+  cmp -s <(sed "s|$tmp/||" "$tmp/ra/fold0.idx") <(sed "s|$tmp/elsewhere/deeper/||" "$tmp/re/fold0.idx")
 $split "$tmp/index" --folds 4 --seed 7 --out "$tmp/f"
 check "four folds partition the index" test "$(cat "$tmp"/f/fold*.idx | sort -u | wc -l)" -eq 90
 check "folds are stratified" test "$(for k in 0 1 2 3; do grep -c '^spam' "$tmp/f/fold$k.idx"; done | sort -u | tr '\n' ' ')" = "7 8 "

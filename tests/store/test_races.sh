@@ -59,6 +59,30 @@ check "its message is in the database, which is still there" \
 : | "$chaff" train --spam --db "$dir/alone" > /dev/null 2>&1
 check "a failed first training alone leaves no database" test ! -e "$dir/alone"
 
+# --- the folder lock held by others ---------------------------------------------
+# Anyone who can read the folder can lock it: an open waits a second at
+# most, then goes on without the lock, so mail is never held up.
+cp -a "$dir/ref" "$dir/held"
+"$chaff" train -q --ham --db "$dir/held" "$m2" > /dev/null
+flock -x "$dir/held" sleep 5 &
+holder=$!
+sleep 0.3
+start=$(date +%s%N)
+printf 'Subject: x\n\nhi\n' | "$chaff" filter --db "$dir/held" > "$dir/held.out" 2>&1; rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+check "filter on a folder another process keeps locked: answers, tagged, exit $rc in $ms ms" \
+  test "$rc" -le 2 -a "$(grep -c '^X-Chaff-Verdict:' "$dir/held.out")" -eq 1 -a "$ms" -lt 4000
+# A folder removed while a trainer waited for its lock (a failed first
+# run removing the database it made) is made anew, and the training lands.
+mkdir "$dir/gone"
+flock -x "$dir/gone" sh -c "sleep 0.8; rmdir '$dir/gone'" &
+sleep 0.2
+"$chaff" train -q --ham --db "$dir/gone" "$m2" > /dev/null 2> "$dir/gone.err"; rc=$?
+wait
+check "a folder removed while the trainer waited: made anew, trained [exit $rc]" \
+  test "$rc" -eq 0 -a "$(field "$dir/gone" messages)" = "0 spam, 1 ham"
+
 # --- a load while a trainer fills the database ----------------------------------
 pick spam-2 1001 1300 > "$dir/spam300"
 "$chaff" train -q --spam --db "$dir/big" $(cat "$dir/spam300") > /dev/null
