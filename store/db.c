@@ -84,12 +84,12 @@ int db_write_totals(chaff_db *db, struct store_txn *t, const struct db_totals *t
  * the training part only (README, "Choosing the defaults"). */
 void chaff_params_default(struct chaff_params *p)
 {
-	p->robs = 0.05;
+	p->robs = 0.1;
 	p->robx = 0.52;
 	p->min_dev = 0.4;
 	p->ham_cutoff = 0.3;
 	p->spam_cutoff = 0.6;
-	p->max_tokens = 0;
+	p->max_tokens = 100;
 }
 
 static const char *const param_names[] = {
