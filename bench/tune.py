@@ -2,13 +2,15 @@
 """Chooses chaff's default parameters by cross-validation inside the
 training part of the seeded split, never looking at the test part.
 
-    python3 bench/tune.py [--seed 1] [--folds 3] [--pairs]
+    python3 bench/tune.py [--seed 1] [--folds 3,4,5] [--pairs]
 
-For each fold a database is trained on the other folds; every parameter
-combination of the grid then scores the held-out fold (chaff classify
---set, no retraining). Reports the combinations with the lowest pooled
-(1-AUC)%, and for the best one the spam caught and ham misfiled at each
-candidate cutoff.
+For each fold count (a cross-validation layout) the training part is split
+into that many folds, and a database is trained on all folds but each;
+every parameter combination of the grid then scores the held-out folds
+(chaff classify --set, no retraining). Reports the combinations with the
+lowest mean (1-AUC)% over the layouts, where the current defaults stand,
+and for the best one the spam caught and ham misfiled at each candidate
+cutoff.
 """
 import argparse
 import itertools
