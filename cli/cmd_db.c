@@ -38,7 +38,14 @@ int cmd_stats(int argc, char **argv)
 	char when[64] = "never";
 	if (st.last_train) {
 		time_t t = (time_t)st.last_train;
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", localtime(&t));
+		struct tm tm;
+		/* a time past what the calendar functions take (a loaded dump
+		 * may carry any number) is shown as the number */
+		if (localtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+		else
+			snprintf(when, sizeof(when), "%lld seconds after 1970",
+			         (long long)st.last_train);
 	}
 	const char *const *names = chaff_param_names();
 	double vals[] = { p.robs, p.robx, p.min_dev, p.ham_cutoff, p.spam_cutoff, p.max_tokens };
@@ -184,11 +191,15 @@ int cmd_config(int argc, char **argv)
 		return EXIT_FAIL;
 	int status = EXIT_OK, rc;
 	if (nargs == 0) {
-		for (const char *const *n = chaff_param_names(); *n; n++) {
+		for (const char *const *n = chaff_param_names(); *n && status == EXIT_OK; n++) {
 			double v;
 			rc = chaff_db_get_param(db, *n, &v);
-			if (rc == CHAFF_OK)
+			if (rc == CHAFF_OK) {
 				printf("%s %g\n", *n, v);
+			} else {
+				cli_error("%s: %s", cli_db_path(dbpath), chaff_strerror(rc));
+				status = EXIT_FAIL;
+			}
 		}
 	} else if (!set) {
 		double v;

@@ -431,7 +431,11 @@ static int l_backup(struct store *st, const char *dir)
 		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, strerror(e));
 		return e == EACCES || e == EROFS ? CHAFF_EACCES : CHAFF_EIO;
 	}
+	/* the copy is as private as the database (0600), also in a folder
+	 * that was there: LMDB makes its file as the umask allows */
+	mode_t mask = umask(077);
 	int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
+	umask(mask);
 	if (rc == MDB_SUCCESS)
 		return CHAFF_OK;
 	/* said once, naming the copy (map_rc would name the database) */

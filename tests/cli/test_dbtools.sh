@@ -171,6 +171,25 @@ check "backup: remembers the trained messages" \
 check "backup without a target: usage error (exit 4)" test "$rc" -eq 4
 "$chaff" backup --db "$db" "$dir/no/such/dir" > /dev/null 2> "$dir/err"; rc=$?
 check "backup into a missing folder's child: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
+mkdir -m 755 "$dir/bkpub"
+(umask 022; "$chaff" backup --db "$db" "$dir/bkpub" > /dev/null); rc=$?
+check "backup into an existing open folder: the copy is private (600), as the database" \
+  test "$rc" -eq 0 -a "$(stat -c %a "$dir/bkpub/data.mdb")" = 600
+# A last training time past the calendar (a loaded dump may carry any
+# number) is shown as a number, not a crash.
+sed 's/^last_train .*/last_train 9223372036854775807/' "$dir/dump.txt" > "$dir/late.txt"
+"$chaff" load --db "$dir/late" "$dir/late.txt" > /dev/null
+"$chaff" stats --db "$dir/late" > "$dir/out" 2>&1; rc=$?
+check "stats with a last training past the calendar: exit 0, the number shown" \
+  test "$rc" -eq 0 -a "$(grep -c '9223372036854775807 seconds after 1970' "$dir/out")" -eq 1
+"$chaff" stats --json --db "$dir/late" > "$dir/out" 2>&1; rc=$?
+check "stats --json with that time: exit 0, valid JSON" \
+  python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$dir/out"
+# Parameters that cannot be read: config lists nothing, says why, exit 3.
+cp -a "$db" "$dir/badparams"
+"$set_meta" "$dir/badparams" params 5
+"$chaff" config --db "$dir/badparams" > "$dir/out" 2> "$dir/err"; rc=$?
+check "config on damaged parameters: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
 
 # --- databases that cannot be used ------------------------------------------
 spam=$(pick spam-1 200 200)
