@@ -674,6 +674,9 @@ static bool start(struct serve_server *srv)
 	 * the signals reach only the signalfd. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* nothing to reload (training shows by itself), and a hangup of the
+	 * terminal it was started from must not kill messages in flight */
+	signal(SIGHUP, SIG_IGN);
 	srv->ep = epoll_create1(EPOLL_CLOEXEC);
 	srv->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	srv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -61,7 +61,7 @@ static void reset_transaction(struct smtp_session *s)
 	s->dsn[0] = '\0';
 	s->in_mail = s->body8 = s->smtputf8 = s->oversize = s->chunking = s->cr_pending = false;
 	s->learn = SMTP_LEARN_NONE;
-	s->msg.len = 0;
+	s->msg.len = s->msg_lfs = 0;
 	if (s->msg.cap > KEEP_MSG_BYTES)
 		buf_free(&s->msg);
 }
@@ -453,20 +453,26 @@ static void cmd_hello(struct smtp_session *s, const char *verb, const char *args
 	out_line(s, "250 ENHANCEDSTATUSCODES");
 }
 
-/* Appends message bytes, counting them against the size limit. */
+/* Appends message bytes, counting them against the size limit as SIZE
+ * counts a message: with CRLF line ends, as it came over the wire. */
 static void data_add(struct smtp_session *s, const char *p, size_t n)
 {
 	if (s->oversize)
 		return;
-	if (s->msg.len + n > s->cfg->max_size) {
+	size_t lfs = 0;
+	for (const char *q = p, *e = p + n; (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+		lfs++;
+	if (s->msg.len + s->msg_lfs + n + lfs > s->cfg->max_size) {
 		s->oversize = true;
-		s->msg.len = 0;
+		s->msg.len = s->msg_lfs = 0;
 		return;
 	}
 	if (!buf_add(&s->msg, p, n)) {
 		s->oversize = true; /* refused below like a message too large */
-		s->msg.len = 0;
+		s->msg.len = s->msg_lfs = 0;
+		return;
 	}
+	s->msg_lfs += lfs;
 }
 
 /* Refuses the message being received: in LMTP once per recipient, as
@@ -504,7 +510,7 @@ static void cmd_bdat(struct smtp_session *s, const char *args)
 		s->bdat_discard = true;
 	} else if (!s->chunking) {
 		s->chunking = true;
-		s->msg.len = 0;
+		s->msg.len = s->msg_lfs = 0;
 	}
 	s->bdat_size = s->bdat_left = size;
 	s->bdat_last = last;
@@ -612,7 +618,7 @@ static void command(struct smtp_session *s, char *line)
 			out_line(s, "354 End data with <CR><LF>.<CR><LF>");
 			s->state = ST_DATA;
 			s->bol = true;
-			s->msg.len = 0;
+			s->msg.len = s->msg_lfs = 0;
 		}
 	} else if (strcasecmp(verb, "RSET") == 0) {
 		reset_transaction(s);

@@ -59,6 +59,7 @@ struct smtp_session {
 	unsigned nrcpt, rcap;
 	char dsn[256];      /* MAIL's RET= and ENVID=, "" when none */
 	struct buf msg;     /* the message, dot-unstuffed, LF line ends */
+	size_t msg_lfs;     /* its LFs: each was a CRLF of its size (RFC 1870) */
 	struct buf out;     /* replies waiting to be sent */
 };
 

@@ -459,6 +459,13 @@ def t_split_writes():
     expect("a 50 kB body line (under --max-size)", final_of(res), "250 2.0.0")
     m = SINK.find(frm)
     check("  ... passed on unchanged", len(m) == 1 and split_message(m[0]["data"])[1] == b"\r\n" + b"w" * 50000 + b"\r\n")
+    # SIZE counts CRLF line ends (RFC 1870): 35,000 empty lines are 70 kB
+    # on the wire, over the limit, though 35 kB once stored with LF ends
+    frm = uid("crlfsize")
+    res = send_message(c, frm, ["a@example.org"], simple("many lines", b"\n" * 35000))
+    expect("35,000 empty lines, 70 kB with CRLF, undeclared (over --max-size %d)" % MAXSIZE,
+           final_of(res), "552 5.3.4")
+    check("  ... not passed on", len(SINK.find(frm)) == 0)
     c.close()
 
 
@@ -1956,6 +1963,10 @@ def t_sigterm():
     busy.cmd("MAIL FROM:<%s>" % frm)
     busy.cmd("RCPT TO:<a@example.org>")
     expect("SIGTERM test: DATA", busy.cmd("DATA"), "354")
+    # SIGHUP is ignored: nothing to reload, and sessions go on
+    os.kill(s.pid, signal.SIGHUP)
+    time.sleep(0.2)
+    expect("after SIGHUP: the server still answers", idle.cmd("NOOP"), "250")
     w = wire(HAM[1][1])
     half = w.index(b"\r\n", len(w) // 2) + 2
     busy.send(w[:half])
