@@ -8,24 +8,6 @@
 #include <stddef.h>
 #include <unistd.h>
 
-/* Writes all n bytes, through short writes and EINTR; false on an error
- * (errno says which). Async-signal-safe: chaff filter's fault handler
- * uses it to pass a message on. */
-static inline bool chaff_write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* Waits until fd can be read (events POLLIN) or written (POLLOUT); false
  * on an error. */
 static inline bool chaff_wait_fd(int fd, short events)
@@ -37,16 +19,19 @@ static inline bool chaff_wait_fd(int fd, short events)
 	return r > 0;
 }
 
-/* As chaff_write_all, but a descriptor left non-blocking (stdout of a
- * filter, as its parent set it up) is waited on instead of failing. Not
- * for sockets with a send timeout, whose EAGAIN means the time is up. */
-static inline bool chaff_write_all_wait(int fd, const void *buf, size_t n)
+/* Writes all n bytes, through short writes and EINTR; with wait, a
+ * descriptor left non-blocking is waited on when full instead of
+ * failing. False on an error (errno says which). Async-signal-safe
+ * (write and poll only): chaff filter's fault handler passes a message
+ * on through it. */
+static inline bool chaff_write_loop(int fd, const void *buf, size_t n, bool wait)
 {
 	const char *p = buf;
 	while (n) {
 		ssize_t w = write(fd, p, n);
-		if (w < 0 && (errno == EINTR || ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-		                                 chaff_wait_fd(fd, POLLOUT))))
+		if (w < 0 &&
+		    (errno == EINTR || (wait && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		                        chaff_wait_fd(fd, POLLOUT))))
 			continue;
 		if (w <= 0)
 			return false;
@@ -54,6 +39,20 @@ static inline bool chaff_write_all_wait(int fd, const void *buf, size_t n)
 		n -= (size_t)w;
 	}
 	return true;
+}
+
+/* Writes all n bytes. A non-blocking descriptor's EAGAIN is an error
+ * here: for a socket with a send timeout, the time is up. */
+static inline bool chaff_write_all(int fd, const void *buf, size_t n)
+{
+	return chaff_write_loop(fd, buf, n, false);
+}
+
+/* As chaff_write_all, but a descriptor left non-blocking (stdout of a
+ * filter, as its parent set it up) is waited on instead of failing. */
+static inline bool chaff_write_all_wait(int fd, const void *buf, size_t n)
+{
+	return chaff_write_loop(fd, buf, n, true);
 }
 
 /* read() through EINTR, and on a non-blocking descriptor waiting for
