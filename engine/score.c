@@ -294,20 +294,17 @@ static int cmp_token_hash(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Strongest first; equal strengths in hash order, so results never depend
- * on the order tokens were found in. */
-static int cmp_strength(const void *a, const void *b)
-{
-	const struct scored *x = a, *y = b;
-	if (x->strength != y->strength)
-		return x->strength > y->strength ? -1 : 1;
-	return x->hash < y->hash ? -1 : x->hash > y->hash;
-}
-
-/* Whether a ranks before b in cmp_strength's order. */
+/* Whether a ranks before b: strongest first, equal strengths in hash
+ * order, so results never depend on the order tokens were found in. */
 static inline bool stronger(const struct scored *a, const struct scored *b)
 {
 	return a->strength != b->strength ? a->strength > b->strength : a->hash < b->hash;
+}
+
+/* stronger() as qsort's comparison. */
+static int cmp_strength(const void *a, const void *b)
+{
+	return stronger(a, b) ? -1 : stronger(b, a);
 }
 
 static inline void swap_scored(struct scored *a, struct scored *b)
