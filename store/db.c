@@ -70,6 +70,19 @@ static int db_is_empty(chaff_db *db, struct store_txn *t, bool *empty)
 	return rc;
 }
 
+/* The same, in a read transaction of its own. */
+static int db_is_empty_now(chaff_db *db, bool *empty)
+{
+	struct store_txn *t;
+	*empty = false;
+	int rc = db->st->ops->begin(db->st, false, &t);
+	if (rc != CHAFF_OK)
+		return rc;
+	rc = db_is_empty(db, t, empty);
+	db->st->ops->abort(t);
+	return rc;
+}
+
 int db_write_totals(chaff_db *db, struct store_txn *t, const struct db_totals *tot)
 {
 	int rc = put_u64(db, t, "spam", tot->spam);
@@ -318,16 +331,9 @@ int chaff_db_close_unmade(chaff_db *db)
 		return 0;
 	const struct store_ops *ops = db->st->ops;
 	bool removed = false;
-	if (ops->alone && ops->alone(db->st)) {
-		struct store_txn *t;
-		bool empty = false;
-		if (ops->begin(db->st, false, &t) == CHAFF_OK) {
-			if (db_is_empty(db, t, &empty) != CHAFF_OK)
-				empty = false;
-			ops->abort(t);
-		}
-		removed = empty && ops->remove(db->st) == CHAFF_OK;
-	}
+	bool empty;
+	if (ops->alone && ops->alone(db->st) && db_is_empty_now(db, &empty) == CHAFF_OK && empty)
+		removed = ops->remove(db->st) == CHAFF_OK;
 	chaff_db_close(db);
 	return removed;
 }
@@ -620,13 +626,8 @@ int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loade
 	}
 	if (!chaff_params_valid(&img->params))
 		return CHAFF_EINVAL;
-	struct store_txn *t;
-	int rc = db->st->ops->begin(db->st, false, &t);
-	if (rc != CHAFF_OK)
-		return rc;
 	bool empty;
-	rc = db_is_empty(db, t, &empty);
-	db->st->ops->abort(t);
+	int rc = db_is_empty_now(db, &empty);
 	if (rc != CHAFF_OK)
 		return rc;
 	if (!empty) {

@@ -504,18 +504,15 @@ static void lock_folder(struct lstore *s, bool create)
 				usleep(PAUSE_US);
 		}
 		struct stat held, now;
-		bool same = locked && fstat(s->dirfd, &held) == 0 && held.st_nlink > 0 &&
-		            stat(s->dir, &now) == 0 && held.st_dev == now.st_dev &&
-		            held.st_ino == now.st_ino;
-		if (same || !locked) {
-			if (!locked) {
-				close(s->dirfd);
-				s->dirfd = -1;
-			}
+		if (locked && fstat(s->dirfd, &held) == 0 && held.st_nlink > 0 &&
+		    stat(s->dir, &now) == 0 && held.st_dev == now.st_dev &&
+		    held.st_ino == now.st_ino)
 			return;
-		}
-		close(s->dirfd); /* removed meanwhile: the path names another folder, or none */
+		close(s->dirfd);
 		s->dirfd = -1;
+		if (!locked)
+			return; /* on without the lock */
+		                /* removed meanwhile: the path names another folder, or none */
 	}
 }
 
