@@ -11,6 +11,9 @@ need_corpus() {
   exit 1
 }
 
+# pick GROUP FIRST LAST: the corpus files FIRST..LAST (1-based, name order)
+pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
+
 check() { # description, then a command that must succeed
   local what=$1; shift
   if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi

@@ -15,7 +15,6 @@ unset CHAFF_DB
 skip_as_root() { echo "ok   $1 (skipped as root)"; }
 # sanitizer ERRFILE: shows a sanitizer report that made an exit code wrong
 sanitizer() { grep -q 'Sanitizer' "$1" && { echo "  sanitizer report:"; grep -E '^(==|SUMMARY| +#[0-9] )' "$1" | head -12; }; true; }
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 totals() {
   "$chaff" stats --db "$1" 2>/dev/null |
     sed -n 's/^messages *\([0-9]*\) spam, \([0-9]*\) ham$/\1 \2/p'

@@ -12,8 +12,6 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export LC_ALL=C
 unset CHAFF_DB
-# pick GROUP FIRST LAST: the corpus files FIRST..LAST (1-based, name order)
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 # one GROUP NUMBER: the corpus file whose name starts with NUMBER
 one() { echo "$corpus/$1/$2".*; }
 # mkmbox FILE...: an mboxrd of the messages on stdout (envelope line added

@@ -76,8 +76,6 @@ ss = [socket.socket() for _ in range(3)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))')
 
-# pick GROUP FIRST LAST: the corpus files FIRST..LAST (1-based, name order)
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 
 # --- the private Postfix instance
 cat > "$etc/main.cf" << EOF

@@ -21,7 +21,6 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"
 }
 trap cleanup EXIT
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 freeport() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # start NAME ARGS...: chaff serve on a free port in the background; sets $port
 start() {

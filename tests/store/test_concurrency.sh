@@ -19,7 +19,6 @@ cleanup() {
 trap cleanup EXIT
 export LC_ALL=C
 unset CHAFF_DB
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 totals() {
   "$chaff" stats --db "$1" 2>/dev/null |
     sed -n 's/^messages *\([0-9]*\) spam, \([0-9]*\) ham$/\1 \2/p'

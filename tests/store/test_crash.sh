@@ -16,7 +16,6 @@ pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 export LC_ALL=C
 unset CHAFF_DB
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 counts() { # DB: "SPAM HAM DIGESTS" as chaff stats shows them
   "$chaff" stats --db "$1" 2>/dev/null | tr '\n' ' ' |
     sed -n 's/.*messages *\([0-9]*\) spam, \([0-9]*\) ham .*digests *\([0-9]*\) .*/\1 \2 \3/p'

@@ -11,7 +11,6 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 export LC_ALL=C
 unset CHAFF_DB
-pick() { ls "$corpus/$1" | sed -n "$2,$3p" | sed "s|^|$corpus/$1/|"; }
 field() { # DB NAME: a line of chaff stats, its value
   "$chaff" stats --db "$1" 2>/dev/null | sed -n "s/^$2  *//p"
 }
