@@ -183,18 +183,15 @@ static size_t emit_host_folded(struct chaff_tokenizer *t, unsigned origin, const
 	memcpy(text, prefix, plen);
 	size_t o = plen;
 	for (i = 0; i < n;) {
-		unsigned char c = (unsigned char)host[i];
 		size_t k = 0;
-		uint32_t u = c < 0x80 ? 0 : next_cp((const unsigned char *)host + i, n - i, &k);
-		if (c < 0x80) {
-			text[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-			i++;
-		} else if (k) {
+		uint32_t u = (unsigned char)host[i] < 0x80
+		                     ? 0
+		                     : next_cp((const unsigned char *)host + i, n - i, &k);
+		if (k) {
 			o += tok_put_utf8(text + o, fold(u));
 			i += k;
-		} else {
-			text[o++] = (char)c; /* not UTF-8: kept as it is */
-			i++;
+		} else { /* ASCII, lowered; a byte that is not UTF-8, kept */
+			text[o++] = tok_lc(host[i++]);
 		}
 	}
 	tok_commit(t, origin, text, o);
