@@ -85,9 +85,11 @@ def main():
         layouts = [layout(tmp, os.path.join(tmp, "train.idx"), a.seed, k, a.pairs) for k in ks]
         # each combination's (1-AUC)% in every layout, and their mean
         combos = list(itertools.product(*GRID.values()))
-        per = {c: [bench.metrics(score_folds(dbs, folds, dict(zip(GRID, c), spam_cutoff=1,
+        def aucs(c):
+            return [bench.metrics(score_folds(dbs, folds, dict(zip(GRID, c), spam_cutoff=1,
                                                                ham_cutoff=0)))["1-auc%"]
-                   for folds, dbs in layouts] for c in combos}
+                    for folds, dbs in layouts]
+        per = {c: aucs(c) for c in combos}
         results = sorted((sum(v) / len(v), c) for c, v in per.items())
         print(f"cross-validation inside the training part (folds {a.folds}, seed {a.seed}"
               f"{', word pairs' if a.pairs else ''}): mean (1-AUC)% over the layouts")
@@ -102,9 +104,7 @@ def main():
                                          capture_output=True, text=True,
                                          check=True).stdout) for k in GRID)
         if cur not in per:
-            per[cur] = [bench.metrics(score_folds(dbs, folds, dict(zip(GRID, cur), spam_cutoff=1,
-                                                                     ham_cutoff=0)))["1-auc%"]
-                        for folds, dbs in layouts]
+            per[cur] = aucs(cur)
         mean = sum(per[cur]) / len(per[cur])
         rank = 1 + sum(1 for auc, _ in results if auc < mean)
         print(f"the defaults, rank {rank} of {len(results)}:")
