@@ -180,6 +180,10 @@ int cmd_classify(int argc, char **argv)
 		cli_error("%s", err);
 		return EXIT_FAIL;
 	}
+	/* many messages named (an index, a folder, an mbox): a bulk run from
+	 * the start, before the pools allocate; else after some messages */
+	if (input_is_bulk(in))
+		cli_bulk_heap();
 	chaff_db *db = cli_db_open(dbpath, CHAFF_DB_READONLY);
 	struct chaff_params params;
 	/* two pools taking turns: the workers score one chunk while this

@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "chaff.h"
 #include "cli.h"
@@ -228,13 +227,11 @@ int cmd_tokens(int argc, char **argv)
 		chaff_tokenizer_free(tok);
 		return EXIT_FAIL;
 	}
-	/* a bulk run: from the start when the first file named is a large
-	 * one (an mbox), else once some messages have come */
-	size_t nread = 0;
-	struct stat first;
-	if (optind < argc && stat(argv[optind], &first) == 0 && S_ISREG(first.st_mode) &&
-	    first.st_size >= CLI_BULK_BYTES)
+	/* many messages named (an index, a folder, an mbox): a bulk run from
+	 * the start; else after some messages */
+	if (input_is_bulk(in))
 		cli_bulk_heap();
+	size_t nread = 0;
 	static struct out out;
 	struct stats st = { 0 };
 	tokmap_init(&st.map);

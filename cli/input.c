@@ -10,6 +10,7 @@
 
 #include "cli.h"
 
+#include "common/bigmem.h"
 #include "common/grow.h"
 
 #include "chaff.h"
@@ -549,7 +550,9 @@ static bool ahead_ready(struct input *in)
 	in->ahead = a;
 	for (size_t k = 0; k < AHEAD; k++)
 		a->fd[k] = -1;
-	a->mem = malloc((size_t)AHEAD * (SLOT + 1));
+	/* 2 MB, filled afresh for every 32 files: in 2 MB pages it is one
+	 * first touch instead of five hundred */
+	a->mem = chaff_big_alloc((size_t)AHEAD * (SLOT + 1));
 	a->ready = a->mem && io_uring_queue_init(2 * AHEAD, &a->ring, 0) == 0;
 	return a->ready;
 }
@@ -717,7 +720,7 @@ static void ahead_free(struct input *in)
 	ahead_close(in->ahead);
 	if (in->ahead->ready)
 		io_uring_queue_exit(&in->ahead->ring);
-	free(in->ahead->mem);
+	chaff_big_free(in->ahead->mem, (size_t)AHEAD * (SLOT + 1));
 	free(in->ahead);
 }
 #else
@@ -939,6 +942,20 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 		if (!ahead_take(in, in->next - 1, &fd) && load(in, e->path, fd, errbuf, errlen) < 0)
 			return -1;
 	}
+}
+
+bool input_is_bulk(const struct input *in)
+{
+	if (in->npaths >= CLI_BULK_MESSAGES)
+		return true;
+	uint64_t total = 0;
+	for (size_t i = 0; i < in->npaths; i++) {
+		struct stat st;
+		if (strcmp(in->paths[i].path, "-") != 0 && stat(in->paths[i].path, &st) == 0 &&
+		    S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+	}
+	return total >= CLI_BULK_BYTES;
 }
 
 int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen)

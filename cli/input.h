@@ -38,6 +38,11 @@ bool input_is_mail(const char *data, size_t len);
 /* True when data holds nothing but white space, after an mbox envelope
  * line if there is one. */
 bool input_is_blank(const char *data, size_t len);
+/* True when the input is plainly many messages (see cli_bulk_heap): it
+ * names at least CLI_BULK_MESSAGES files (an index or a folder does, most
+ * often), or files of at least CLI_BULK_BYTES together (an mbox). Never
+ * for standard input alone. */
+bool input_is_bulk(const struct input *in);
 /* Checks before any work that every file can be read, and sums their
  * sizes (compressed size for .gz). 0, or -1 with errbuf saying which. */
 int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen);
