@@ -44,11 +44,14 @@ struct tokpool {
 	struct hashset *seen; /* per thread: a message's distinct hashes */
 	struct slot *slots;
 	size_t n, scap;
-	atomic_size_t next;
+	atomic_size_t next;     /* the next message to take */
+	atomic_size_t finished; /* messages done */
 	/* the worker threads, started once by the owner pool and shared with
-	 * its twin; the number of them working on this pool's chunk */
+	 * its twin; whether they were given this pool's chunk, and how many
+	 * of them may still look at it (under the crew's lock) */
 	struct crew *crew;
-	unsigned running;
+	bool running;
+	unsigned users;
 };
 
 unsigned tokpool_cores(void)
@@ -274,20 +277,22 @@ static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
 }
 
 struct worker {
-	struct tokpool *p;
 	unsigned id;
 	struct crew *crew;
 };
 
 /* Threads kept for the life of the pool: starting one per chunk cost a
- * clone, a stack and a join each time. They sleep until a chunk is handed
- * to them (gen moves), work on it, and the last one to finish says so. */
+ * clone, a stack and a join each time. The chunks handed to them wait in
+ * a queue, oldest first; a thread that finds no message left in one
+ * chunk goes on to the next, so the workers need not wait for the
+ * slowest message of a chunk before the next one starts. They sleep
+ * only when no queued chunk has a message left. */
+enum { QUEUE = 4 };
 struct crew {
 	pthread_mutex_t mu;
 	pthread_cond_t go, done;
-	struct tokpool *job;
-	unsigned long gen;
-	unsigned n, busy;
+	struct tokpool *queue[QUEUE];
+	unsigned nq, n;
 	bool quit;
 	pthread_t th[64];
 	struct worker w[64];
@@ -305,17 +310,30 @@ static int finish(struct tokpool *p)
 	return rc;
 }
 
-static void *work(void *arg)
+/* Takes the next message of p and does it: false when none was left.
+ * The thread that finishes a crew's chunk last wakes its waiter. */
+static bool one(struct tokpool *p, unsigned id)
 {
-	struct worker *w = arg;
-	struct tokpool *p = w->p;
-	for (;;) {
-		size_t i = atomic_fetch_add(&p->next, 1);
-		if (i >= p->n)
-			break;
-		struct slot *s = &p->slots[i];
-		s->res.rc = p->cl ? score_one(p, p->cl[w->id], s) : work_one(p, w->id, s);
+	size_t i = atomic_fetch_add(&p->next, 1);
+	if (i >= p->n)
+		return false;
+	struct slot *s = &p->slots[i];
+	s->res.rc = p->cl ? score_one(p, p->cl[id], s) : work_one(p, id, s);
+	if (atomic_fetch_add(&p->finished, 1) + 1 == p->n && p->running) {
+		struct crew *c = p->twin ? p->twin->crew : p->crew;
+		pthread_mutex_lock(&c->mu);
+		pthread_cond_broadcast(&c->done);
+		pthread_mutex_unlock(&c->mu);
 	}
+	return true;
+}
+
+/* The oldest queued chunk with a message left, or NULL; under c->mu. */
+static struct tokpool *open_chunk(struct crew *c)
+{
+	for (unsigned k = 0; k < c->nq; k++)
+		if (atomic_load(&c->queue[k]->next) < c->queue[k]->n)
+			return c->queue[k];
 	return NULL;
 }
 
@@ -323,20 +341,20 @@ static void *crew_main(void *arg)
 {
 	struct worker *w = arg;
 	struct crew *c = w->crew;
-	unsigned long seen = 0;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (c->gen == seen && !c->quit)
+		struct tokpool *p;
+		while (!c->quit && !(p = open_chunk(c)))
 			pthread_cond_wait(&c->go, &c->mu);
 		if (c->quit)
 			break;
-		seen = c->gen;
-		struct worker job = {c->job, w->id, c};
+		p->users++; /* its waiter leaves it alone until we are done */
 		pthread_mutex_unlock(&c->mu);
-		work(&job);
+		while (one(p, w->id))
+			;
 		pthread_mutex_lock(&c->mu);
-		if (--c->busy == 0)
-			pthread_cond_signal(&c->done);
+		if (--p->users == 0)
+			pthread_cond_broadcast(&c->done);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
@@ -356,7 +374,7 @@ static struct crew *crew_of(struct tokpool *p, unsigned n)
 	pthread_cond_init(&c->go, NULL);
 	pthread_cond_init(&c->done, NULL);
 	for (unsigned i = 0; i < n; i++) {
-		c->w[i] = (struct worker){NULL, i, c};
+		c->w[i] = (struct worker){i, c};
 		if (pthread_create(&c->th[i], NULL, crew_main, &c->w[i]) != 0)
 			break;
 		c->n++;
@@ -390,24 +408,25 @@ int tokpool_run(struct tokpool *p)
 int tokpool_start(struct tokpool *p)
 {
 	atomic_store(&p->next, 0);
-	p->running = 0;
+	atomic_store(&p->finished, 0);
+	p->running = false;
 	/* threads - 1 workers; the caller is the last thread. A pool of one
 	 * thread, or a message or two (one, from procmail): the caller does
 	 * the work, no thread is worth starting. */
-	unsigned want = p->n < 2 * p->threads ? 0 : p->threads - 1;
-	struct crew *c = want ? crew_of(p, want) : NULL;
+	bool crew = p->n >= 2 * p->threads && p->threads > 1;
+	struct crew *c = crew ? crew_of(p, p->threads - 1) : NULL;
 	if (c) {
 		pthread_mutex_lock(&c->mu);
-		c->job = p;
-		c->gen++;
-		c->busy = c->n;
-		pthread_cond_broadcast(&c->go);
+		if (c->nq < QUEUE) {
+			c->queue[c->nq++] = p;
+			p->running = true;
+			pthread_cond_broadcast(&c->go);
+		}
 		pthread_mutex_unlock(&c->mu);
-		p->running = c->n;
 	}
-	if (p->running == 0) { /* no thread at all: do the work here */
-		struct worker self = {p, p->threads - 1};
-		work(&self);
+	if (!p->running) { /* no thread at all: do the work here */
+		while (one(p, p->threads - 1))
+			;
 	}
 	return CHAFF_OK;
 }
@@ -416,17 +435,33 @@ int tokpool_wait(struct tokpool *p)
 {
 	/* The caller takes the chunk's messages too, until none are left: it
 	 * does its own work for the chunk (reading the next one, counting the
-	 * one before) while the workers start, and then helps them finish. */
+	 * one before) while the workers start, and then helps them finish.
+	 * While the workers finish the last of them, it takes messages of the
+	 * next chunk queued, one at a time, instead of waiting. */
 	if (p->running) {
-		struct worker self = {p, p->threads - 1};
-		work(&self);
+		unsigned self = p->threads - 1;
+		while (one(p, self))
+			;
 		struct crew *c = crew_of(p, 0);
 		pthread_mutex_lock(&c->mu);
-		while (c->busy)
-			pthread_cond_wait(&c->done, &c->mu);
+		while (atomic_load(&p->finished) < p->n || p->users) {
+			struct tokpool *q = atomic_load(&p->finished) < p->n ? open_chunk(c) : NULL;
+			if (q) {
+				pthread_mutex_unlock(&c->mu);
+				one(q, self);
+				pthread_mutex_lock(&c->mu);
+			} else {
+				pthread_cond_wait(&c->done, &c->mu);
+			}
+		}
+		unsigned k = 0;
+		while (c->queue[k] != p)
+			k++;
+		memmove(&c->queue[k], &c->queue[k + 1], (c->nq - k - 1) * sizeof(*c->queue));
+		c->nq--;
 		pthread_mutex_unlock(&c->mu);
 	}
-	p->running = 0;
+	p->running = false;
 	return finish(p);
 }
 
@@ -443,15 +478,17 @@ struct tokpool *tokpool_turn(struct tokpool_pair *pp, bool start)
 		tokpool_run(pp->fill);
 		return pp->fill;
 	}
+	/* the new chunk is queued first: the workers go on to it as soon as
+	 * the one before has no message left */
 	struct tokpool *done = pp->running;
-	if (done)
-		tokpool_wait(done);
 	pp->running = NULL;
 	if (start && tokpool_count(pp->fill)) {
 		tokpool_start(pp->fill);
 		pp->running = pp->fill;
 		pp->fill = pp->fill == pp->p[0] ? pp->p[1] : pp->p[0];
 	}
+	if (done)
+		tokpool_wait(done);
 	return done;
 }
 

@@ -26,10 +26,11 @@ int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_p
 /* Scoring pools: every classifier of p scores against s (see
  * chaff_snapshot_new); only while the pool is not running. */
 void tokpool_use_snapshot(struct tokpool *p, const chaff_snapshot *s);
-/* A second pool that works with of's tokenizers or classifiers (and so
- * must never run at the same time as of, which tokpool_turn ensures): half
- * the memory, and half the pages to fault in, for two pools taking turns.
- * of must outlive it. */
+/* A second pool that works with of's tokenizers or classifiers and its
+ * threads: half the memory, and half the pages to fault in, for two pools
+ * taking turns. Both may be queued at once: a thread does one message at
+ * a time, always with the instances of its own number, so no instance is
+ * used twice at once. of must outlive it. */
 int tokpool_twin(struct tokpool **out, const struct tokpool *of);
 void tokpool_free(struct tokpool *p);
 /* Copies a message and a label for it into the chunk. */
@@ -53,8 +54,9 @@ int tokpool_wait(struct tokpool *p);
 /*
  * Two pools taking turns, for reading and handing on to overlap the
  * workers: the caller fills pp->fill (set it to p[0] to begin); when the
- * chunk is complete (or the input ended), tokpool_turn starts the workers
- * on it and returns the chunk they finished before, in input order, or
+ * chunk is complete (or the input ended), tokpool_turn queues it for the
+ * workers (who go on to it as soon as the chunk before has no message
+ * left) and returns the chunk before, finished, in input order, or
  * NULL. The caller takes the results and resets that pool. Call it once
  * more after the last chunk for the one still running. Without p[1] (one
  * thread) each chunk is done at once and returned. start false: nothing
