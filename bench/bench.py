@@ -79,8 +79,13 @@ def timed_rounds(cmds, runs):
     command once per round) so that the machine's slow spells fall on all
     of them alike; output discarded."""
     times = [[] for _ in cmds]
-    for _ in range(runs):
-        for k, cmd in enumerate(cmds):
+    for r in range(runs):
+        # each round starts one command further on: none always follows
+        # the same one (after a long single-threaded run, this machine's
+        # second core starts slowly)
+        for j in range(len(cmds)):
+            k = (j + r) % len(cmds)
+            cmd = cmds[k]
             warm()
             t0 = time.perf_counter()
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -497,8 +502,16 @@ def speed_rows(corp, tmp, runs, per_process):
     # fast spells fall on all of them alike instead of on whichever ran then.
     times = {k: [] for k in measures}
     rss = {k: 0 for k in measures}
-    for _ in range(runs):
-        for k, make in measures.items():
+    keys = list(measures)
+    for r in range(runs):
+        # each round starts one measure further on, so that no measure
+        # always follows the same one: after a long single-threaded run
+        # (bogofilter -b over the corpus takes two seconds), this
+        # machine's second core starts slowly, and a two-thread run that
+        # always came next paid for it in every round
+        for j in range(len(keys)):
+            k = keys[(j + r) % len(keys)]
+            make = measures[k]
             t = 0.0
             for cmd, stdin in make():
                 secs, peak = run_once(cmd, stdin)
