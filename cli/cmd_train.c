@@ -360,6 +360,7 @@ static int run(int argc, char **argv, bool untrain)
 	 * without the room, they grow as messages come */
 	uint64_t per_batch = (uint64_t)tr.batch_max << 16;
 	(void)chaff_batch_expect(tr.batch, tr.total_bytes < per_batch ? tr.total_bytes : per_batch);
+	chaff_batch_threads(tr.batch, threads);
 	tr.pp.fill = tr.pp.p[0];
 	tr.t0 = cli_now();
 	struct input_msg m;

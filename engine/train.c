@@ -10,6 +10,7 @@
  * order. One transaction per batch makes a batch atomic and keeps the
  * single writer cheap.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,6 +69,7 @@ struct chaff_batch {
 	size_t ccap;
 	uint64_t *scratch; /* chaff_batch_add's hashes */
 	size_t scap;
+	unsigned threads; /* a commit may use this many (chaff_batch_threads) */
 };
 
 int chaff_batch_new(chaff_db *db, chaff_batch **out)
@@ -80,8 +82,15 @@ int chaff_batch_new(chaff_db *db, chaff_batch **out)
 	if (!b)
 		return CHAFF_ENOMEM;
 	b->db = db;
+	b->threads = 1;
 	*out = b;
 	return CHAFF_OK;
+}
+
+void chaff_batch_threads(chaff_batch *b, unsigned threads)
+{
+	if (b)
+		b->threads = threads ? threads : 1;
 }
 
 void chaff_batch_free(chaff_batch *b)
@@ -474,16 +483,65 @@ static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
  * less than a lookup and an insertion in the middle of the tree per
  * change, and leaves full pages instead of half-full ones: a smaller
  * database, and fewer pages to write at commit. */
+static int collect_all(const struct store_ops *ops, struct store_txn *t, uint64_t stored,
+                       struct collect *old)
+{
+	/* sized for the tokens stored at once: no copies as it fills */
+	size_t want = stored < SIZE_MAX / sizeof(*old->a) / 2 ? (size_t)stored + 1024 : 1024;
+	int rc = chaff_big_reserve((void **)&old->a, &old->cap, want, sizeof(*old->a), want);
+	return rc == CHAFF_OK ? ops->foreach(t, collect_one, old) : rc;
+}
+
+/*
+ * The stored tokens read on a second thread, in a read transaction of
+ * their own, while the commit's thread decides the messages and sorts the
+ * changes: the write transaction holds the writer's lock, so no commit
+ * can come between, and the read sees the tokens as the write found them
+ * (it changes none before reading them all back from this copy).
+ */
+struct reader {
+	chaff_db *db;
+	uint64_t stored;
+	struct collect old;
+	int rc;
+	pthread_t th;
+	bool running;
+};
+
+static void *read_stored(void *arg)
+{
+	struct reader *r = arg;
+	const struct store_ops *ops = r->db->st->ops;
+	struct store_txn *t;
+	r->rc = ops->begin(r->db->st, false, &t);
+	if (r->rc != CHAFF_OK)
+		return NULL;
+	r->rc = collect_all(ops, t, r->stored, &r->old);
+	ops->abort(t);
+	return NULL;
+}
+
+/* What the reader found; *old empty and an error when it failed. */
+static int reader_join(struct reader *r, struct collect *old)
+{
+	pthread_join(r->th, NULL);
+	r->running = false;
+	*old = r->old;
+	r->old = (struct collect){ 0 };
+	return r->rc;
+}
+
 static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n,
-                   uint64_t stored)
+                   uint64_t stored, struct reader *rd)
 {
 	const struct store_ops *ops = db->st->ops;
 	struct collect old = { 0 };
-	/* sized for the tokens stored at once: no copies as it fills */
-	size_t want = stored < SIZE_MAX / sizeof(*old.a) / 2 ? (size_t)stored + 1024 : 1024;
-	int rc = chaff_big_reserve((void **)&old.a, &old.cap, want, sizeof(*old.a), want);
-	if (rc == CHAFF_OK)
-		rc = ops->foreach(t, collect_one, &old);
+	int rc = rd && rd->running ? reader_join(rd, &old) : CHAFF_EDB;
+	if (rc != CHAFF_OK) { /* not read, or the reader failed: read them here */
+		chaff_big_free(old.a, old.cap * sizeof(*old.a));
+		old = (struct collect){ 0 };
+		rc = collect_all(ops, t, stored, &old);
+	}
 	if (rc == CHAFF_OK)
 		rc = ops->clear(t);
 	uint32_t today = db_today();
@@ -511,9 +569,35 @@ static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, s
 /* Decides every message in order (each sees the digests of those before
  * it), then applies the summed changes in key order: neighbouring keys
  * share pages. */
+static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b,
+                            struct reader *rd);
+
 static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 {
 	chaff_batch *b = u;
+	const struct store_ops *ops = db->st->ops;
+	/* A batch with as many tokens as the database holds will most likely
+	 * write them anew (see rewrite): the stored ones are read meanwhile. */
+	uint64_t stored = UINT64_MAX, digests, used, file;
+	struct reader rd = { .db = db };
+	if (b->threads > 1 && ops->parallel_reads && b->nents &&
+	    ops->info(t, &stored, &digests, &used, &file) == CHAFF_OK && stored &&
+	    b->nents >= stored / 2) {
+		rd.stored = stored;
+		rd.running = pthread_create(&rd.th, NULL, read_stored, &rd) == 0;
+	}
+	int rc = decide_and_apply(db, t, b, &rd);
+	if (rd.running) { /* (not wanted after all, or an error came first) */
+		struct collect old;
+		reader_join(&rd, &old);
+		chaff_big_free(old.a, old.cap * sizeof(*old.a));
+	}
+	return rc;
+}
+
+static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b,
+                            struct reader *rd)
+{
 	const struct store_ops *ops = db->st->ops;
 	struct db_totals tot;
 	int rc = db_read_totals(db, t, &tot);
@@ -577,7 +661,7 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	if (n && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
 		stored = UINT64_MAX;
 	rc = n == 0            ? CHAFF_OK
-	     : n >= stored / 2 ? rewrite(db, t, ch, n, stored)
+	     : n >= stored / 2 ? rewrite(db, t, ch, n, stored, rd)
 	                       : apply(db, t, ch, n);
 	if (rc != CHAFF_OK)
 		return rc;

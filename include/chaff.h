@@ -325,6 +325,14 @@ CHAFF_API size_t chaff_batch_size(const chaff_batch *b);
  */
 CHAFF_API int chaff_batch_expect(chaff_batch *b, uint64_t bytes);
 /*
+ * How many threads a commit may use (1, the default: only the caller's).
+ * With 2 or more, a commit that writes the tokens anew (a batch that
+ * changes as many tokens as the database holds) reads the stored ones on
+ * a second thread while the caller's thread decides the messages and
+ * sorts the changes. The result is the same either way.
+ */
+CHAFF_API void chaff_batch_threads(chaff_batch *b, unsigned threads);
+/*
  * Applies the batch in one transaction. outcome, when not NULL, receives
  * one enum chaff_learned per queued message, in order. On failure nothing
  * of the batch is applied. Either way the batch is empty afterwards.

@@ -517,6 +517,7 @@ static void lock_folder(struct lstore *s, bool create)
 }
 
 static const struct store_ops lmdb_ops = {
+        .parallel_reads = true, /* MDB_NOTLS, and LMDB's copy-on-write */
         .begin = l_begin,
         .commit = l_commit,
         .abort = l_abort,

@@ -452,6 +452,7 @@ static void m_close(struct store *st)
 }
 
 static const struct store_ops memory_ops = {
+        .parallel_reads = false, /* one set of tables, changed in place */
         .begin = m_begin,
         .commit = m_commit,
         .abort = m_abort,

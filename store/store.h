@@ -23,6 +23,12 @@ struct store_txn;
 typedef int (*store_token_fn)(void *user, uint64_t key, const struct chaff_record *r);
 
 struct store_ops {
+	/* True when a read transaction begun while this handle holds the
+	 * write transaction sees the data as that transaction found it (the
+	 * last commit: no other can come meanwhile), and may run on another
+	 * thread at the same time. */
+	bool parallel_reads;
+
 	/* One write transaction at a time across all processes: a second
 	 * begin(write) waits for the first to end. */
 	int (*begin)(struct store *s, bool write, struct store_txn **out);
