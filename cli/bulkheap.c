@@ -68,6 +68,26 @@ static bool limited(void)
  * from here (a leak checker sees no leak). */
 static void *filler;
 
+/* The allocation that made the heap grow wrote the free top's header
+ * 1 MB in, before the advice, and a 2 MB page can go nowhere a 4 KB page
+ * already is: the first advised stretch would have 4 KB pages only. A
+ * block is taken from the free top, the 2 MB stretches wholly inside it
+ * are given back (to come again as 2 MB pages on their first touch), and
+ * the block is freed. Only memory this block owns is given back: worker
+ * threads may be allocating from the same heap meanwhile. */
+static void give_back_first_pages(void)
+{
+	size_t n = 3 << 20; /* below LARGE: from the heap, not a mapping */
+	char *volatile b = malloc(n); /* volatile: the pair is not elided */
+	if (!b)
+		return;
+	uintptr_t a = ((uintptr_t)b + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+	uintptr_t e = ((uintptr_t)b + n) / HUGE_PAGE * HUGE_PAGE;
+	if (e > a)
+		madvise((void *)a, e - a, MADV_DONTNEED);
+	free(b);
+}
+
 void cli_bulk_heap(void)
 {
 	static bool done;
@@ -88,7 +108,9 @@ void cli_bulk_heap(void)
 	 * memory. Then one allocation larger than the free top makes the heap
 	 * grow by the step, and the heap from the boundary up is advised.
 	 * When the heap did not grow (another allocator serves malloc, as
-	 * under the sanitizers), nothing is advised. */
+	 * under the sanitizers), nothing is advised. Worker threads may be
+	 * allocating meanwhile (a run found to be bulk after some messages):
+	 * they can only make the filler miss the boundary. */
 	char *lo = sbrk(0);
 	size_t keep = mallinfo2().keepcost; /* the free top's size; 0 under sanitizers */
 	uintptr_t top = (uintptr_t)lo - (keep < (uintptr_t)lo ? keep : 0);
@@ -100,13 +122,8 @@ void cli_bulk_heap(void)
 	free(probe);
 	mallopt(M_TOP_PAD, DEFAULT_TOP_PAD);
 	if (probe && lo != (char *)-1 && hi != (char *)-1 && hi > lo && hi > from) {
-		/* The probe wrote the free top's header 1 MB in, before the
-		 * advice: a 2 MB page can go nowhere a 4 KB one already is. All
-		 * from the boundary up is free top (its header lies below), so
-		 * its pages are given back, to come again as 2 MB ones. */
-		size_t len = (size_t)(hi - from) / HUGE_PAGE * HUGE_PAGE;
-		chaff_big_advise(from, len);
-		madvise(from, len, MADV_DONTNEED);
+		chaff_big_advise(from, (size_t)(hi - from) / HUGE_PAGE * HUGE_PAGE);
+		give_back_first_pages();
 	}
 }
 #else

@@ -49,7 +49,7 @@ struct names {
 	size_t used, cap;   /* bytes, this header included */
 };
 
-enum { NAMES_FIRST = 16 << 10, NAMES_BLOCK = 2 << 20 };
+enum { NAMES_FIRST = 16 << 10, NAMES_SECOND = 256 << 10, NAMES_BLOCK = 2 << 20 };
 
 struct input {
 	struct entry *paths; /* files to read, in order */
@@ -88,13 +88,14 @@ struct input {
  * memory. An index or a folder names thousands of files; a name each
  * from malloc faulted the heap in 4 KB page by page (a fifth of a
  * millisecond per thousand names here), where a block of 2 MB is one
- * page. The first block is small: standard input alone needs no more. */
+ * page. The first blocks are small (16 and 256 KB, from malloc):
+ * standard input, or a folder of a few hundred files, needs no more. */
 static char *keep_name(struct input *in, const char *dir, const char *p)
 {
 	size_t dl = strlen(dir), n = dl + strlen(p) + 1;
 	struct names *b = in->names;
 	if (!b || b->cap - b->used < n) {
-		size_t cap = b ? NAMES_BLOCK : NAMES_FIRST;
+		size_t cap = !b ? NAMES_FIRST : b->cap < NAMES_SECOND ? NAMES_SECOND : NAMES_BLOCK;
 		if (cap < n + sizeof(*b))
 			cap = n + sizeof(*b);
 		b = cap < NAMES_BLOCK ? malloc(cap) : chaff_big_alloc(cap);

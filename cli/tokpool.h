@@ -24,7 +24,8 @@ int tokpool_new(struct tokpool **out, const struct chaff_tokenizer_config *cfg, 
 int tokpool_new_scoring(struct tokpool **out, chaff_db *db, const struct chaff_params *params,
                         unsigned threads, size_t nclues);
 /* Scoring pools: every classifier of p scores against s (see
- * chaff_snapshot_new); only while the pool is not running. */
+ * chaff_snapshot_new); only while neither p nor its twin is running (they
+ * share the classifiers). */
 void tokpool_use_snapshot(struct tokpool *p, const chaff_snapshot *s);
 /* A second pool that works with of's tokenizers or classifiers and its
  * threads: half the memory, and half the pages to fault in, for two pools

@@ -11,6 +11,7 @@
  * single writer cheap.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -463,11 +464,14 @@ struct stored {
 struct collect {
 	struct stored *a;
 	size_t n, cap;
+	const atomic_bool *stop; /* when set, the walk stops (a reader not needed) */
 };
 
 static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
 {
 	struct collect *c = u;
+	if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed))
+		return CHAFF_EDB;
 	/* first a megabyte's worth */
 	if (chaff_big_reserve((void **)&c->a, &c->cap, c->n + 1, sizeof(*c->a),
 	                      (1 << 20) / sizeof(*c->a)))
@@ -506,12 +510,17 @@ struct reader {
 	int rc;
 	pthread_t th;
 	bool running;
+	atomic_bool stop; /* the commit did not need the read after all */
 };
 
 static void *read_stored(void *arg)
 {
 	struct reader *r = arg;
+	/* a failure here is the caller's to handle (it reads the tokens
+	 * itself): nothing is logged from this thread */
+	store_quiet_thread(true);
 	const struct store_ops *ops = r->db->st->ops;
+	r->old.stop = &r->stop;
 	struct store_txn *t;
 	r->rc = ops->begin(r->db->st, false, &t);
 	if (r->rc != CHAFF_OK)
@@ -527,6 +536,7 @@ static int reader_join(struct reader *r, struct collect *old)
 	pthread_join(r->th, NULL);
 	r->running = false;
 	*old = r->old;
+	old->stop = NULL;
 	r->old = (struct collect){ 0 };
 	return r->rc;
 }
@@ -580,6 +590,7 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	 * write them anew (see rewrite): the stored ones are read meanwhile. */
 	uint64_t stored = UINT64_MAX, digests, used, file;
 	struct reader rd = { .db = db };
+	atomic_init(&rd.stop, false);
 	if (b->threads > 1 && ops->parallel_reads && b->nents &&
 	    ops->info(t, &stored, &digests, &used, &file) == CHAFF_OK && stored &&
 	    b->nents >= stored / 2) {
@@ -588,6 +599,7 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	}
 	int rc = decide_and_apply(db, t, b, &rd);
 	if (rd.running) { /* (not wanted after all, or an error came first) */
+		atomic_store(&rd.stop, true);
 		struct collect old;
 		reader_join(&rd, &old);
 		chaff_big_free(old.a, old.cap * sizeof(*old.a));

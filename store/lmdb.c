@@ -66,10 +66,17 @@ static void close_cursor(struct store_txn *t)
 	t->cur = NULL;
 }
 
+static _Thread_local bool quiet_thread;
+
+void store_quiet_thread(bool quiet)
+{
+	quiet_thread = quiet;
+}
+
 static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, const char *a,
                   const char *b)
 {
-	if (!s->log)
+	if (!s->log || quiet_thread)
 		return;
 	char msg[512];
 	snprintf(msg, sizeof(msg), fmt, a, b);

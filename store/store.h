@@ -85,6 +85,11 @@ struct store {
 	const struct store_ops *ops;
 };
 
+/* Whether the store's messages (errors it logs) are silenced for the
+ * calling thread alone: for a helper thread whose failures its caller
+ * handles (and reports, if need be) itself. */
+void store_quiet_thread(bool quiet);
+
 int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_size,
                     chaff_log_fn log, void *log_user, struct store **out);
 int store_memory_open(struct store **out);
