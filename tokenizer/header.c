@@ -378,6 +378,35 @@ static bool verdict_header(const char *name, size_t nl)
 	return TOK_IPREFIX(name, nl, "x-spam-") || TOK_IPREFIX(name, nl, "x-chaff-");
 }
 
+/* Headers a mail store or reader writes into a message it keeps: whether
+ * it was read, replied to, flagged, its number in the folder. A filter
+ * never sees them on arriving mail, and a classifier trained on kept mail
+ * would learn the state of the mailbox it came from (its spam unread, its
+ * ham read) instead of anything about the message. */
+static bool store_header(const char *name, size_t nl)
+{
+	static const char *const names[] = {
+	        "status",
+	        "x-status",
+	        "x-keywords",
+	        "x-uid",
+	        "x-uidl",
+	        "x-imap",
+	        "x-imapbase",
+	        "x-mozilla-status",
+	        "x-mozilla-status2",
+	        "x-mozilla-keys",
+	        "x-evolution-source",
+	};
+	if (nl < 5 || nl > 18 ||
+	    !(name[0] == 's' || name[0] == 'S' || name[0] == 'x' || name[0] == 'X'))
+		return false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (tok_ieq(name, nl, names[i], strlen(names[i])))
+			return true;
+	return false;
+}
+
 /* Unfolds a header whose first line is [v, le) and whose continuation
  * lines follow; returns the value (aliasing the input when it was not
  * folded) and sets *next to the line after it. */
@@ -486,7 +515,8 @@ const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *en
 		} else if (TOK_IEQ(q, nlen, "content-disposition")) {
 			tok_content_disposition(t, v.p, v.n, info);
 		}
-		if (top && !t->full && (verdicts || !verdict_header(q, nlen)))
+		if (top && !t->full && (verdicts || !verdict_header(q, nlen)) &&
+		    !store_header(q, nlen))
 			header_tokens(t, q, nlen, v.p, v.n, &saw_msgid);
 		q = next;
 	}
