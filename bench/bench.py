@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -80,11 +81,12 @@ def timed_rounds(cmds, runs):
     of them alike; output discarded."""
     times = [[] for _ in cmds]
     for r in range(runs):
-        # each round starts one command further on: none always follows
+        # each round in its own (seeded) order: no command always follows
         # the same one (after a long single-threaded run, this machine's
         # second core starts slowly)
-        for j in range(len(cmds)):
-            k = (j + r) % len(cmds)
+        order = list(range(len(cmds)))
+        random.Random(r).shuffle(order)
+        for k in order:
             cmd = cmds[k]
             warm()
             t0 = time.perf_counter()
@@ -504,13 +506,14 @@ def speed_rows(corp, tmp, runs, per_process):
     rss = {k: 0 for k in measures}
     keys = list(measures)
     for r in range(runs):
-        # each round starts one measure further on, so that no measure
-        # always follows the same one: after a long single-threaded run
+        # each round in its own (seeded) order, so that no measure always
+        # follows the same one: after a long single-threaded run
         # (bogofilter -b over the corpus takes two seconds), this
         # machine's second core starts slowly, and a two-thread run that
         # always came next paid for it in every round
-        for j in range(len(keys)):
-            k = keys[(j + r) % len(keys)]
+        order = list(keys)
+        random.Random(r).shuffle(order)
+        for k in order:
             make = measures[k]
             t = 0.0
             for cmd, stdin in make():
