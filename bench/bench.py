@@ -442,6 +442,19 @@ def parallel_ceiling(cmd, stdin, runs):
     return n * statistics.median(alone) / statistics.median(together)
 
 
+def paired_ratio(make, a, b, pairs):
+    """Median over back-to-back pairs of (time with a) / (time with b),
+    make(x) giving the commands for the setting x; the pairs alternate
+    which setting runs first."""
+    ratios = []
+    for i in range(pairs):
+        t = {}
+        for x in ((a, b) if i % 2 == 0 else (b, a)):
+            t[x] = sum(run_once(cmd, stdin)[0] for cmd, stdin in make(x))
+        ratios.append(t[a] / t[b])
+    return statistics.median(ratios)
+
+
 def fresh_dir(tmp, name):
     d = os.path.join(tmp, name)
     subprocess.run(["rm", "-rf", d], check=True)
@@ -531,6 +544,17 @@ def speed_rows(corp, tmp, runs, per_process):
     out["chaff, 1 core"]["process"] = out["chaff"]["process"]
     out["chaff, 1 core"]["ceiling"] = parallel_ceiling(
         [CHAFF, "classify"] + one + ["--db", db, index], None, runs)
+    # From one core to all, also in back-to-back pairs: each pair runs the
+    # one-thread and the all-thread command one right after the other (in
+    # turn, which first), so that both meet the machine in the same state.
+    cores = str(os.cpu_count() or 1)
+    out["chaff, 1 core"]["pairs"] = {
+        "train": paired_ratio(lambda t: train_cmds("chaff", "chaff-dbp", t), "1", cores,
+                              max(runs, 7)),
+        "classify": paired_ratio(
+            lambda t: [([CHAFF, "classify", "--threads", t, "--db", db, index], None)],
+            "1", cores, max(runs, 7)),
+    }
     if bogo:
         r = out["bogofilter"]
         r["size"] = dir_size(os.path.join(tmp, "bogo-db"))
@@ -595,7 +619,14 @@ def speed_lines(res, args):
         one, all_ = res["chaff, 1 core"], res["chaff"]
         lines += [f"chaff from 1 to {os.cpu_count()} cores: training "
                   f"{all_['train'] / one['train']:.2f}x, batch classification "
-                  f"{all_['classify'] / one['classify']:.2f}x.", ""]
+                  f"{all_['classify'] / one['classify']:.2f}x (medians of the rounds above)."]
+        if "pairs" in one:
+            p = one["pairs"]
+            lines += [f"In back-to-back pairs (the one-core run and the {os.cpu_count()}-core "
+                      f"run one right after the other, median of the pairs' ratios): "
+                      f"training {p['train']:.2f}x, batch classification "
+                      f"{p['classify']:.2f}x."]
+        lines += [""]
         ceil = [f"chaff classify --threads 1 {one['ceiling']:.2f}x"]
         if base and "ceiling" in base:
             ceil.append(f"bogofilter -b {base['ceiling']:.2f}x")
