@@ -577,7 +577,8 @@ static void loaded(struct input *in, const char *path, const char *data)
  * or refused (old kernels, some container policies), or the process runs
  * out of descriptors, every file is read the plain way.
  */
-enum { AHEAD = 32, SLOT = 64 << 10 };
+/* a slot and its spare byte make 64 KB, and the 32 slots one 2 MB page */
+enum { AHEAD = 32, SLOT = (64 << 10) - 1 };
 
 struct ahead {
 	struct io_uring ring;
