@@ -579,25 +579,25 @@ static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, s
 /* Decides every message in order (each sees the digests of those before
  * it), then applies the summed changes in key order: neighbouring keys
  * share pages. */
-static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b,
+static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b, uint64_t stored,
                             struct reader *rd);
 
 static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 {
 	chaff_batch *b = u;
 	const struct store_ops *ops = db->st->ops;
+	/* the tokens stored (unknown: changes go in place) */
+	uint64_t stored = UINT64_MAX, digests, used, file;
+	if (b->nents && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
+		stored = UINT64_MAX;
 	/* A batch with as many tokens as the database holds will most likely
 	 * write them anew (see rewrite): the stored ones are read meanwhile. */
-	uint64_t stored = UINT64_MAX, digests, used, file;
-	struct reader rd = { .db = db };
+	struct reader rd = { .db = db, .stored = stored };
 	atomic_init(&rd.stop, false);
-	if (b->threads > 1 && ops->parallel_reads && b->nents &&
-	    ops->info(t, &stored, &digests, &used, &file) == CHAFF_OK && stored &&
-	    b->nents >= stored / 2) {
-		rd.stored = stored;
+	if (b->threads > 1 && ops->parallel_reads && b->nents && stored &&
+	    stored != UINT64_MAX && b->nents >= stored / 2)
 		rd.running = pthread_create(&rd.th, NULL, read_stored, &rd) == 0;
-	}
-	int rc = decide_and_apply(db, t, b, &rd);
+	int rc = decide_and_apply(db, t, b, stored, &rd);
 	if (rd.running) { /* (not wanted after all, or an error came first) */
 		atomic_store(&rd.stop, true);
 		struct collect old;
@@ -607,7 +607,7 @@ static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
 	return rc;
 }
 
-static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b,
+static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b, uint64_t stored,
                             struct reader *rd)
 {
 	const struct store_ops *ops = db->st->ops;
@@ -669,9 +669,6 @@ static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b,
 	if (rc != CHAFF_OK)
 		return rc;
 	const struct change *ch = b->changes;
-	uint64_t stored = UINT64_MAX, digests, used, file; /* unknown: change in place */
-	if (n && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
-		stored = UINT64_MAX;
 	rc = n == 0            ? CHAFF_OK
 	     : n >= stored / 2 ? rewrite(db, t, ch, n, stored, rd)
 	                       : apply(db, t, ch, n);
