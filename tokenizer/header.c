@@ -385,26 +385,12 @@ static bool verdict_header(const char *name, size_t nl)
  * ham read) instead of anything about the message. */
 static bool store_header(const char *name, size_t nl)
 {
-	static const char *const names[] = {
-	        "status",
-	        "x-status",
-	        "x-keywords",
-	        "x-uid",
-	        "x-uidl",
-	        "x-imap",
-	        "x-imapbase",
-	        "x-mozilla-status",
-	        "x-mozilla-status2",
-	        "x-mozilla-keys",
-	        "x-evolution-source",
-	};
-	if (nl < 5 || nl > 18 ||
-	    !(name[0] == 's' || name[0] == 'S' || name[0] == 'x' || name[0] == 'X'))
-		return false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (tok_ieq(name, nl, names[i], strlen(names[i])))
-			return true;
-	return false;
+	return TOK_IEQ(name, nl, "status") || TOK_IEQ(name, nl, "x-status") ||
+	       TOK_IEQ(name, nl, "x-keywords") || TOK_IEQ(name, nl, "x-uid") ||
+	       TOK_IEQ(name, nl, "x-uidl") || TOK_IEQ(name, nl, "x-imap") ||
+	       TOK_IEQ(name, nl, "x-imapbase") || TOK_IEQ(name, nl, "x-mozilla-status") ||
+	       TOK_IEQ(name, nl, "x-mozilla-status2") || TOK_IEQ(name, nl, "x-mozilla-keys") ||
+	       TOK_IEQ(name, nl, "x-evolution-source");
 }
 
 /* Unfolds a header whose first line is [v, le) and whose continuation
