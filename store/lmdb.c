@@ -519,7 +519,7 @@ static void lock_folder(struct lstore *s, bool create)
 		s->dirfd = -1;
 		if (!locked)
 			return; /* on without the lock */
-		                /* removed meanwhile: the path names another folder, or none */
+		/* removed meanwhile: the path names another folder, or none */
 	}
 }
 

@@ -89,8 +89,6 @@ static uint32_t named_entity(const char *s, size_t n)
 	return 0;
 }
 
-/* Decodes the entity at s[0] == '&'. Returns bytes consumed and the code
- * point in *cp, or 0 when this '&' starts no entity. */
 /* Where a comment whose text starts at p ends, as a browser ends it:
  * "<!-->" and "<!--->" are empty comments, and "--!>" closes one as "-->"
  * does (a spammer's text after a comment browsers show must not vanish
@@ -115,6 +113,8 @@ static size_t comment_end(const char *s, size_t n, size_t p)
 	return n;
 }
 
+/* Decodes the entity at s[0] == '&'. Returns bytes consumed and the code
+ * point in *cp, or 0 when this '&' starts no entity. */
 static size_t entity(const char *s, size_t n, uint32_t *cp)
 {
 	size_t i = 1;
