@@ -75,18 +75,24 @@ def warm():
                 pass
 
 
+def round_order(items, r):
+    """Round r's order of items, seeded by r: in rounds run this way no
+    measure always follows the same one (after a long single-threaded
+    run, such as bogofilter -b over the corpus, this machine's second
+    core starts slowly, and a two-thread run that always came next would
+    pay for it in every round)."""
+    order = list(items)
+    random.Random(r).shuffle(order)
+    return order
+
+
 def timed_rounds(cmds, runs):
     """Median wall-clock seconds of each command, run in rounds (each
     command once per round) so that the machine's slow spells fall on all
     of them alike; output discarded."""
     times = [[] for _ in cmds]
     for r in range(runs):
-        # each round in its own (seeded) order: no command always follows
-        # the same one (after a long single-threaded run, this machine's
-        # second core starts slowly)
-        order = list(range(len(cmds)))
-        random.Random(r).shuffle(order)
-        for k in order:
+        for k in round_order(range(len(cmds)), r):
             cmd = cmds[k]
             warm()
             t0 = time.perf_counter()
@@ -517,16 +523,8 @@ def speed_rows(corp, tmp, runs, per_process):
     # fast spells fall on all of them alike instead of on whichever ran then.
     times = {k: [] for k in measures}
     rss = {k: 0 for k in measures}
-    keys = list(measures)
     for r in range(runs):
-        # each round in its own (seeded) order, so that no measure always
-        # follows the same one: after a long single-threaded run
-        # (bogofilter -b over the corpus takes two seconds), this
-        # machine's second core starts slowly, and a two-thread run that
-        # always came next paid for it in every round
-        order = list(keys)
-        random.Random(r).shuffle(order)
-        for k in order:
+        for k in round_order(measures, r):
             make = measures[k]
             t = 0.0
             for cmd, stdin in make():
