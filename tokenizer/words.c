@@ -296,8 +296,6 @@ struct scan {
 #endif
 };
 
-/* An address starting at s[i]: a short local part of address characters,
- * '@', then a host. Returns the end of the address, or 0 when there is none. */
 /* Whether an '@' close enough ahead of s[i] may make a word there an
  * address's local part; moves sc->at on to the next '@' once passed. */
 static bool at_near(struct scan *sc, size_t i)
@@ -308,6 +306,8 @@ static bool at_near(struct scan *sc, size_t i)
 	return sc->at && (size_t)(sc->at - s) - i <= LOCAL_MAX;
 }
 
+/* An address starting at s[i]: a short local part of address characters,
+ * '@', then a host. Returns the end of the address, or 0 when there is none. */
 static size_t address(struct scan *sc, size_t i)
 {
 	const char *s = sc->s;
