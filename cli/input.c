@@ -186,8 +186,7 @@ static void index_path(char *out, size_t size, const char *dir, const char *path
  * an index line too, or when it is the only line and names one path (no
  * spaces): a message whose text starts "ham sandwich" is not an index,
  * nor one in the old header syntax that allows a space before the colon
- * ("Spam : yes"), which takes the file being there (Maildir file names
- * have colons). Only regular files are read: a FIFO would block. */
+ * ("Spam : yes"). Only regular files are read: a FIFO would block. */
 static int try_index(struct input *in, const char *path, bool *was, char *errbuf, size_t errlen)
 {
 	*was = false;
@@ -213,10 +212,12 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 	chomp(line);
 	index_path(full, sizeof(full), dir, p);
 	bool index = stat(full, &st) == 0;
-	if (!index && !strchr(line, ':')) {
-		/* a missing first file: an index all the same when a second
-		 * index line follows, or when this one line is a plain path (its
-		 * absence is then reported) rather than words */
+	if (!index && *p != ':') {
+		/* a missing first file (a Maildir message renamed since, its
+		 * path with a colon): an index all the same when a second index
+		 * line follows, or when this one line is a plain path (its
+		 * absence is then reported) rather than words; a path starting
+		 * with a colon is a header in the old syntax ("Spam : yes") */
 		bool one_word = !strpbrk(p, " \t");
 		bool more;
 		while ((more = gzgets(f, line, sizeof(line)) != NULL) && chomp(line) == 0)
@@ -425,8 +426,12 @@ static int read_small(struct input *in, int fd, size_t size)
 			continue;
 		if (r < 0)
 			return -1;
-		if (r == 0)
-			break; /* the file shrank: take what is there */
+		if (r == 0) {
+			/* Another program cut the file short: its message would
+			 * be taken half, so the file is an error, as in fill(). */
+			errno = ESTALE;
+			return -1;
+		}
 		n += (size_t)r;
 	}
 	in->len = n;

@@ -178,6 +178,13 @@ read_as_message 'ham sandwich recipe\n' sandwich1.txt recipe \
   "a one-line message 'ham sandwich recipe' is a message"
 read_as_index 'spam gone-1.eml\nham gone-2.eml\n' gone.idx gone-1.eml \
   "an index of missing files is an index: exit 3 naming them"
+read_as_index 'spam cur/1700000000.M1P2.host:2,S\nham gone-4.eml\n' gonemd.idx \
+  '1700000000.M1P2.host:2,S' \
+  "an index whose first file, a Maildir name with a colon, is missing: still an index"
+read_as_index 'spam cur/1700000000.M1P3.host:2,S\n' gonemd1.idx '1700000000.M1P3.host:2,S' \
+  "a one-line index of a missing Maildir file is an index"
+read_as_message 'Spam : yes\nSpam : no\n\nold syntax\n' oldsyntax.txt syntax \
+  "a message starting with 'Spam : yes' header lines is a message"
 # A FIFO is refused at once as not a regular file, not waited on.
 mkfifo "$dir/fifo"
 timeout 10 "$chaff" tokens "$dir/fifo" > /dev/null 2> "$dir/err"; rc=$?

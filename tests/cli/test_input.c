@@ -1,0 +1,139 @@
+/*
+ * The input reader (cli/input.c) and a file that another program cuts
+ * short while it is being read: an mbox rewritten by a mail client, say.
+ * Its last message would be taken half, so the file is an error, for a
+ * small file read whole as for a large one read in steps.
+ *
+ * read() is wrapped at link time (-Wl,--wrap=read): when armed, the first
+ * read cuts the file to a third of its size before reading, after the
+ * reader has taken the file's size.
+ */
+#include "test_util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cli/input.h"
+
+#include "cli/cli.h"
+
+/* The reader's warnings (cli/main.c is not linked in). */
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+ssize_t __real_read(int fd, void *buf, size_t n);
+
+static const char *cut_path; /* the file to cut at the next read, or NULL */
+static off_t cut_to;
+
+ssize_t __wrap_read(int fd, void *buf, size_t n);
+ssize_t __wrap_read(int fd, void *buf, size_t n)
+{
+	if (cut_path) {
+		if (truncate(cut_path, cut_to) != 0)
+			fail_msg("truncate %s failed", cut_path);
+		cut_path = NULL;
+	}
+	return __real_read(fd, buf, n);
+}
+
+/* An mbox of about size bytes in a new temporary file. */
+static void write_mbox(char *path, size_t size)
+{
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	size_t written = 0;
+	for (int i = 0; written < size; i++) {
+		int k = fprintf(f,
+		                "From sender@example.org Thu Jan  1 00:00:00 2026\n"
+		                "Subject: message %d\n\n"
+		                "Some words of the body of message %d, and a few more.\n\n",
+		                i, i);
+		assert_true(k > 0);
+		written += (size_t)k;
+	}
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Reads path with the file cut at the first read: true when the reader
+ * gave an error naming the cut, after no half message. */
+static bool cut_is_an_error(const char *path, off_t size)
+{
+	char err[512] = "";
+	struct input *in;
+	char *paths[] = { (char *)path };
+	assert_int_equal(input_open(&in, paths, 1, err, sizeof(err)), 0);
+	cut_path = path;
+	cut_to = size / 3;
+	struct input_msg m;
+	int r;
+	bool failed = false;
+	while ((r = input_next(in, &m, err, sizeof(err))) != 0) {
+		if (r < 0) {
+			failed = strstr(err, "cut short") != NULL;
+			break;
+		}
+		/* every message taken is whole: its body line is there */
+		assert_non_null(memmem(m.data, m.len, "a few more.", 11));
+	}
+	cut_path = NULL;
+	input_close(in);
+	return failed;
+}
+
+static void test_small_file_cut_short(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/chaff-input-XXXXXX";
+	write_mbox(path, 4000); /* read whole, at once */
+	bool failed = cut_is_an_error(path, 4000);
+	unlink(path);
+	assert_true(failed);
+}
+
+static void test_large_file_cut_short(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/chaff-input-XXXXXX";
+	write_mbox(path, 3 << 20); /* read in steps */
+	bool failed = cut_is_an_error(path, 3 << 20);
+	unlink(path);
+	assert_true(failed);
+}
+
+static void test_whole_file_reads(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/chaff-input-XXXXXX";
+	write_mbox(path, 4000);
+	char err[512] = "";
+	struct input *in;
+	char *paths[] = { path };
+	assert_int_equal(input_open(&in, paths, 1, err, sizeof(err)), 0);
+	struct input_msg m;
+	int r, n = 0;
+	while ((r = input_next(in, &m, err, sizeof(err))) > 0)
+		n++;
+	input_close(in);
+	unlink(path);
+	assert_int_equal(r, 0);
+	assert_true(n > 10);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_whole_file_reads),
+		cmocka_unit_test(test_small_file_cut_short),
+		cmocka_unit_test(test_large_file_cut_short),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
