@@ -167,6 +167,9 @@ int cmd_filter(int argc, char **argv)
 		default: fputs(filter_usage, stderr); break; /* still pass the mail on */
 		}
 	}
+	/* A reader that goes away early is an error like any other (exit 3
+	 * and a message), not a death by SIGPIPE that says nothing. */
+	signal(SIGPIPE, SIG_IGN);
 	size_t len;
 	bool read_ok, oom;
 	char *msg = read_stdin(&len, &read_ok, &oom);

@@ -54,8 +54,8 @@ static bool field_line(const char *line, size_t n)
 static const char *stars(const struct chaff_score *s)
 {
 	static const char all[] = "**************************************************";
-	double cut = s->spam_cutoff > 0.01 ? s->spam_cutoff : 0.01;
-	double v = s->score / cut * 5 + 1e-9;
+	/* a cutoff of 0 calls everything spam: all the stars */
+	double v = s->spam_cutoff > 0 ? s->score / s->spam_cutoff * 5 + 1e-9 : 50;
 	size_t n = v >= 50 ? 50 : v > 0 ? (size_t)v : 0;
 	return all + (sizeof(all) - 1 - n);
 }

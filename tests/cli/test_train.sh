@@ -420,6 +420,14 @@ check "an odd line inside the header block: the fields after it stay headers" \
 : | "$chaff" filter --db "$db" > "$dir/out"; rc=$?
 check "an empty message: our headers and a blank line, exit 0" \
   test "$rc" -eq 0 -a "$(head -1 "$dir/out" | cut -d: -f1)" = X-Spam-Status -a "$(tail -1 "$dir/out")" = ""
+# A reader that stops early (a pipe closed after 10 bytes of a 1 MB
+# message): an error with exit 3 and a message, not a silent SIGPIPE.
+{ printf 'From: x@example.com\nSubject: long\n\n'; head -c 1000000 /dev/zero | tr '\0' 'a' |
+  fold -w 70; } > "$dir/long.eml"
+"$chaff" filter --db "$db" < "$dir/long.eml" 2> "$dir/err" | head -c 10 > /dev/null
+rc=${PIPESTATUS[0]}
+check "filter, reader gone early: exit 3 [exit $rc]" test "$rc" -eq 3
+check "filter, reader gone early: says so" grep -q "writing the message failed" "$dir/err"
 # stdin left non-blocking by the parent: the filter waits for the rest of
 # the message instead of passing on what had come so far.
 python3 - "$chaff" "$db" > "$dir/nb.out" <<'PY'
@@ -567,6 +575,15 @@ check "config get bogus: fails" test "$rc" -ne 0
 "$chaff" config --db "$cdb" set ham_cutoff 0.1 && "$chaff" config --db "$cdb" set spam_cutoff 0.4
 "$chaff" classify --db "$cdb" "$unsure" > /dev/null; rc=$?
 check "config set ham_cutoff 0.1, spam_cutoff 0.4: the unsure message is now spam" test "$rc" -eq 0
+# Five stars stand for the spam cutoff however low it is set: with both
+# cutoffs 0 every message is spam, a ham scoring near 0 too.
+"$chaff" config --db "$cdb" set ham_cutoff 0 && "$chaff" config --db "$cdb" set spam_cutoff 0
+hs=$("$chaff" classify --db "$cdb" "$ham" | cut -d' ' -f2)
+"$chaff" filter --db "$cdb" < "$ham" > "$dir/out"; rc=$?
+check "spam_cutoff 0: a ham scoring $hs is spam, with all 50 stars" test "$rc" -eq 0 -a \
+  "$(grep -c '^X-Spam-Flag: YES' "$dir/out")" -eq 1 -a \
+  "$(grep '^X-Spam-Level: ' "$dir/out" | tr -cd '*' | wc -c)" -eq 50 -a \
+  "$(python3 -c "import sys; print(float(sys.argv[1]) < 0.01)" "$hs")" = True
 "$chaff" config --db "$dir/nodb" set robs 0.02 > /dev/null 2>&1; rc=$?
 check "config set on a missing database: fails, creates nothing" test "$rc" -ne 0 -a ! -e "$dir/nodb"
 
