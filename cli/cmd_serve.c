@@ -574,11 +574,13 @@ int cmd_serve(int argc, char **argv)
 		lists_free(&l);
 		return EXIT_USAGE;
 	}
-	if ((o.maildir && !maildir_make(o.maildir)) || (o.quarantine && !maildir_make(o.quarantine))) {
-		cli_error("cannot make the Maildir %s: %s", o.maildir && errno ? o.maildir : o.quarantine,
-		          strerror(errno));
-		lists_free(&l);
-		return EXIT_FAIL;
+	const char *folders[] = { o.maildir, o.quarantine };
+	for (size_t i = 0; i < 2; i++) {
+		if (folders[i] && !maildir_make(folders[i])) {
+			cli_error("cannot make the Maildir %s: %s", folders[i], strerror(errno));
+			lists_free(&l);
+			return EXIT_FAIL;
+		}
 	}
 	id_parts(&o);
 	bool learns = cfg.smtp.learn_spam || cfg.smtp.learn_ham;

@@ -198,30 +198,42 @@ static bool has_param(const char *list, const char *key)
 	return false;
 }
 
-/* Appends "KEY=value" to a parameter list of size bytes; false when it
- * has key already. */
-static bool add_param(char *list, size_t size, const char *key, const char *v, size_t n)
+/* Appends "KEY=value" to a parameter list of size bytes: NULL, or the
+ * reason it was refused (the key given twice; no room, which the bounds
+ * on the values keep from happening: a list cut short would be passed on
+ * to the next hop as it is). */
+static const char *add_param(char *list, size_t size, const char *key, const char *v, size_t n)
 {
 	if (has_param(list, key))
-		return false;
+		return "Duplicate";
 	size_t l = strlen(list);
-	snprintf(list + l, size - l, "%s%s=%.*s", l ? " " : "", key, (int)n, v);
-	return true;
+	int k = snprintf(list + l, size - l, "%s%s=%.*s", l ? " " : "", key, (int)n, v);
+	if (k < 0 || (size_t)k >= size - l) {
+		list[l] = '\0';
+		return "Too long";
+	}
+	return NULL;
 }
 
-/* NOTIFY's value: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
+/* NOTIFY's value: NEVER alone, or a list of SUCCESS, FAILURE, DELAY,
+ * each at most once (so that it fits the recipient's parameter list,
+ * which must never be passed on cut short). */
 static bool notify_value(const char *v, size_t n)
 {
 	if (n == 5 && strncasecmp(v, "NEVER", 5) == 0)
 		return true;
+	unsigned seen = 0;
 	while (n) {
 		size_t k = 0;
 		while (k < n && v[k] != ',')
 			k++;
-		if (!((k == 7 && strncasecmp(v, "SUCCESS", 7) == 0) ||
-		      (k == 7 && strncasecmp(v, "FAILURE", 7) == 0) ||
-		      (k == 5 && strncasecmp(v, "DELAY", 5) == 0)))
+		unsigned bit = k == 7 && strncasecmp(v, "SUCCESS", 7) == 0   ? 1
+		               : k == 7 && strncasecmp(v, "FAILURE", 7) == 0 ? 2
+		               : k == 5 && strncasecmp(v, "DELAY", 5) == 0   ? 4
+		                                                             : 0;
+		if (!bit || (seen & bit))
 			return false;
+		seen |= bit;
 		if (k == n)
 			return true;
 		v += k + 1;
@@ -293,9 +305,9 @@ static void cmd_mail(struct smtp_session *s, const char *args)
 				errorf(s, "501 5.5.4 Bad %s parameter", key);
 				return;
 			}
-			if (!add_param(dsn, sizeof(dsn), ret ? "RET" : "ENVID", val, vn)) {
-				errorf(s, "501 5.5.4 Duplicate %s parameter",
-				       ret ? "RET" : "ENVID");
+			const char *why = add_param(dsn, sizeof(dsn), ret ? "RET" : "ENVID", val, vn);
+			if (why) {
+				errorf(s, "501 5.5.4 %s %s parameter", why, ret ? "RET" : "ENVID");
 				return;
 			}
 		} else {
@@ -394,9 +406,10 @@ static void cmd_rcpt(struct smtp_session *s, const char *args)
 			errorf(s, "501 5.5.4 Bad %s parameter", key);
 			return;
 		}
-		if (!add_param(dsn, sizeof(dsn), notify ? "NOTIFY" : "ORCPT", val, vn)) {
+		const char *why = add_param(dsn, sizeof(dsn), notify ? "NOTIFY" : "ORCPT", val, vn);
+		if (why) {
 			buf_free(&path);
-			errorf(s, "501 5.5.4 Duplicate %s parameter", key);
+			errorf(s, "501 5.5.4 %s %s parameter", why, key);
 			return;
 		}
 	}

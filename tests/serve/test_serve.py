@@ -96,7 +96,7 @@ def t_startup_errors():
     busy.listen(1)
     busyport = busy.getsockname()[1]
 
-    def attempt(what, args, want):
+    def attempt(what, args, want, says=None):
         cmd = [CH, "serve"] + args
         if "--listen" not in args:
             cmd += ["--listen", "127.0.0.1:%d" % free_port()]
@@ -108,6 +108,8 @@ def t_startup_errors():
         check("%s: exit %d" % (what, want), r.returncode == want,
               "exit %d, stderr %r" % (r.returncode, r.stderr[-300:]))
         check("%s: says why on stderr" % what, r.stderr.strip() != b"")
+        if says:
+            check("%s: names %s" % (what, says), says.encode() in r.stderr, repr(r.stderr[-300:]))
 
     nh = ["--next-hop", "127.0.0.1:%d" % SINK.port]
     attempt("unknown option", ["--db", DB, "--bogus"] + nh, 4)
@@ -122,6 +124,9 @@ def t_startup_errors():
     check("missing database: not created", not os.path.exists(os.path.join(TMP, "nodb")))
     attempt("empty database folder", ["--db", emptydir] + nh, 3)
     attempt("database with spam but no ham", ["--db", spamonly] + nh, 3)
+    bad_q = "/nonexistent-chaff-test/q"
+    attempt("a --quarantine that cannot be made, beside a good --maildir",
+            ["--db", DB, "--maildir", os.path.join(TMP, "md-ok"), "--quarantine", bad_q], 3, bad_q)
     attempt("port already in use", ["--db", DB, "--listen", "127.0.0.1:%d" % busyport] + nh, 3)
     busy.close()
 
@@ -1065,6 +1070,20 @@ def t_dsn_smtputf8():
                   len(m) == 1 and all(x.endswith(">") for x in m[0]["rcpt_cmds"]),
                   str(m[0]["rcpt_cmds"]) if m else "")
         c.close()
+    # The longest parameters a recipient may carry (every NOTIFY keyword
+    # once, ORCPT of 250 characters) reach the next hop whole.
+    orcpt = "rfc822;" + "x" * (250 - len("rfc822;") - len("@example.org")) + "@example.org"
+    longest = "NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=" + orcpt
+    srv = serve("dsn-full", ["--next-hop", "127.0.0.1:%d" % full.port, "--hostname", HOST])
+    c = greeted(srv.port)
+    frm = uid("dsnlong")
+    res = send_message(c, frm, ["a@example.org"], simple("dsnlong"), rcpt_params=longest)
+    expect("RCPT with every NOTIFY keyword and a 250-character ORCPT", res["rcpt"][0], "250 2.1.5")
+    m = full.find(frm)
+    check("  ... reaches the next hop whole",
+          len(m) == 1 and m[0]["rcpt_cmds"][0].endswith(" " + longest),
+          str(m[0]["rcpt_cmds"])[:200] if m else "not delivered")
+    c.close()
     c = greeted(MAIN.port)
     for bad, code in (("RET=SOME", "501 5.5.4"), ("RET=FULL RET=HDRS", "501 5.5.4"),
                       ("ENVID=a\x01b", "501 5.5.4"), ("SMTPUTF8=YES", "555 5.5.4"),
@@ -1074,6 +1093,8 @@ def t_dsn_smtputf8():
     c.cmd("MAIL FROM:<x@example.com>")
     for bad, code in (("NOTIFY=NEVER,SUCCESS", "501 5.5.4"), ("NOTIFY=SUCCESS,", "501 5.5.4"),
                       ("ORCPT=no-type", "501 5.5.4"), ("NOTIFY=DELAY NOTIFY=DELAY", "501 5.5.4"),
+                      ("NOTIFY=SUCCESS,DELAY,SUCCESS", "501 5.5.4"),
+                      ("NOTIFY=" + ",".join(["SUCCESS"] * 40), "501 5.5.4"),
                       ("XFOO=1", "555 5.5.4")):
         expect("RCPT ... %s" % bad, c.cmd("RCPT TO:<a@example.org> " + bad), code)
     expect("RCPT ... NOTIFY=NEVER ORCPT with 'notify=' inside",
