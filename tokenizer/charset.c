@@ -214,41 +214,56 @@ static struct span declared_utf8(struct chaff_tokenizer *t, const char *s, size_
 	return (struct span){out, n};
 }
 
+static bool listed(char (*list)[40], unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* The cached descriptor for a normalised name, opening it on first use.
  * Returns (iconv_t)-1 when iconv has no such converter, or when the name
- * would be this message's CHARSET_PER_MESSAGE + 1st: opening a converter
- * loads a module, and a message cycling through more charsets than the
- * cache holds would pay that for every encoded word. The count is the
+ * would be this message's CHARSET_PER_MESSAGE + 1st charset or its
+ * UNKNOWN_PER_MESSAGE + 1st unknown name: opening a converter loads a
+ * module, and a message cycling through more charsets than the cache
+ * holds would pay that for every encoded word. The counts are the
  * message's own, not the cache's, so a message's tokens never depend on
  * the messages before it (or on which thread tokenized them). */
 static iconv_t descriptor(struct chaff_tokenizer *t, const char *name, const char *target)
 {
-	unsigned u = 0;
-	while (u < t->nused && strcmp(t->used[u], name) != 0)
-		u++;
-	if (u == t->nused) {
-		if (t->nused == CHARSET_PER_MESSAGE)
-			return (iconv_t)-1;
+	bool counted = listed(t->used, t->nused, name);
+	if (!counted && (t->nused == CHARSET_PER_MESSAGE || t->nunknown == UNKNOWN_PER_MESSAGE ||
+	                 listed(t->unknown, t->nunknown, name)))
+		return (iconv_t)-1;
+	iconv_t cd = (iconv_t)-1;
+	bool cached = false;
+	for (unsigned i = 0; i < t->ncharsets && !cached; i++)
+		if (strcmp(t->charsets[i].name, name) == 0) {
+			cd = t->charsets[i].cd;
+			cached = true;
+		}
+	if (!cached) {
+		cd = iconv_open("UTF-8", target);
+		/* A full cache evicts its oldest entry; the working set of
+		 * charsets in one mail stream is small. */
+		struct charset_slot *slot;
+		if (t->ncharsets < CHARSET_CACHE_SIZE) {
+			slot = &t->charsets[t->ncharsets++];
+		} else {
+			if (t->charsets[0].cd != (iconv_t)-1)
+				iconv_close(t->charsets[0].cd);
+			memmove(&t->charsets[0], &t->charsets[1],
+			        sizeof(t->charsets[0]) * (CHARSET_CACHE_SIZE - 1));
+			slot = &t->charsets[CHARSET_CACHE_SIZE - 1];
+		}
+		snprintf(slot->name, sizeof(slot->name), "%s", name);
+		slot->cd = cd;
+	}
+	if (cd == (iconv_t)-1)
+		snprintf(t->unknown[t->nunknown++], sizeof(t->unknown[0]), "%s", name);
+	else if (!counted)
 		snprintf(t->used[t->nused++], sizeof(t->used[0]), "%s", name);
-	}
-	for (unsigned i = 0; i < t->ncharsets; i++)
-		if (strcmp(t->charsets[i].name, name) == 0)
-			return t->charsets[i].cd;
-	iconv_t cd = iconv_open("UTF-8", target);
-	/* A full cache evicts its oldest entry; the working set of charsets
-	 * in one mail stream is small. */
-	struct charset_slot *slot;
-	if (t->ncharsets < CHARSET_CACHE_SIZE) {
-		slot = &t->charsets[t->ncharsets++];
-	} else {
-		if (t->charsets[0].cd != (iconv_t)-1)
-			iconv_close(t->charsets[0].cd);
-		memmove(&t->charsets[0], &t->charsets[1],
-		        sizeof(t->charsets[0]) * (CHARSET_CACHE_SIZE - 1));
-		slot = &t->charsets[CHARSET_CACHE_SIZE - 1];
-	}
-	snprintf(slot->name, sizeof(slot->name), "%s", name);
-	slot->cd = cd;
 	return cd;
 }
 

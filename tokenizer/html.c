@@ -89,6 +89,35 @@ static uint32_t named_entity(const char *s, size_t n)
 	return 0;
 }
 
+/* Browsers take a name of the Latin-1 set, or amp, lt, gt, quot (and the
+ * upper-case AMP, LT, GT, QUOT, COPY, REG), without its semicolon too, and
+ * in text the longest such name at the front of a run of letters: so
+ * "&nbspFREE" is a space and FREE. The code point, its name's length in
+ * *len, or 0 when the run starts with none of them. */
+static uint32_t legacy_prefix(const char *s, size_t n, size_t *len)
+{
+	static const struct {
+		const char *name;
+		uint32_t cp;
+	} basic[] = {
+	        {"amp", '&'}, {"lt", '<'}, {"gt", '>'},    {"quot", '"'}, {"AMP", '&'},
+	        {"LT", '<'},  {"GT", '>'}, {"QUOT", '"'}, {"COPY", 0xA9}, {"REG", 0xAE},
+	};
+	for (size_t k = n < 6 ? n : 6; k >= 2; k--) {
+		for (size_t i = 0; i < sizeof(basic) / sizeof(basic[0]); i++)
+			if (strlen(basic[i].name) == k && memcmp(basic[i].name, s, k) == 0) {
+				*len = k;
+				return basic[i].cp;
+			}
+		for (size_t i = 0; i < 96; i++)
+			if (strlen(latin1_names[i]) == k && memcmp(latin1_names[i], s, k) == 0) {
+				*len = k;
+				return 0xA0 + (uint32_t)i;
+			}
+	}
+	return 0;
+}
+
 /* Where a comment whose text starts at p ends, as a browser ends it:
  * "<!-->" and "<!--->" are empty comments, and "--!>" closes one as "-->"
  * does (a spammer's text after a comment browsers show must not vanish
@@ -114,8 +143,11 @@ static size_t comment_end(const char *s, size_t n, size_t p)
 }
 
 /* Decodes the entity at s[0] == '&'. Returns bytes consumed and the code
- * point in *cp, or 0 when this '&' starts no entity. */
-static size_t entity(const char *s, size_t n, uint32_t *cp)
+ * point in *cp, or 0 when this '&' starts no entity. In an attribute's
+ * value (attr) a name without its semicolon counts only as a whole run
+ * of letters and digits not followed by '=', as browsers read it there:
+ * "?a=1&copy=2" keeps its parameter. */
+static size_t entity(const char *s, size_t n, uint32_t *cp, bool attr)
 {
 	size_t i = 1;
 	uint32_t v = 0;
@@ -146,8 +178,16 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
 		while (i < n && i - start < 10 && is_alnum(s[i]))
 			i++;
 		v = named_entity(s + start, i - start);
-		if (!v)
+		bool semicolon = i < n && s[i] == ';';
+		if (v && attr && !semicolon && i < n && s[i] == '=')
 			return 0;
+		if (!v) {
+			size_t k;
+			if (attr || !(v = legacy_prefix(s + start, i - start, &k)))
+				return 0;
+			*cp = v;
+			return start + k;
+		}
 	}
 	if (i < n && s[i] == ';')
 		i++;
@@ -188,6 +228,33 @@ static size_t skip_element(const char *s, size_t n, size_t i, const char *name, 
 		}
 	}
 	return n;
+}
+
+/* An attribute's value with its character references decoded, as a
+ * browser follows the link ("http://spam&#46;example" is spam.example):
+ * the value itself when it has none. A character is never longer than
+ * its reference, so the value's length is room enough. */
+static struct span attr_value(struct chaff_tokenizer *t, const char *v, size_t n)
+{
+	if (!memchr(v, '&', n))
+		return (struct span){v, n};
+	char *out = tok_alloc(t, n + 1);
+	if (!out)
+		return (struct span){v, n};
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t k = v[i] == '&' ? entity(v + i, n - i, &cp, true) : 0;
+		if (k) {
+			if (!invisible(cp))
+				o += tok_put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
+			i += k;
+		} else {
+			out[o++] = v[i++];
+		}
+	}
+	out[o] = '\0';
+	return (struct span){out, o};
 }
 
 /* Reads the attributes of a tag from s[i] to its '>', emitting url: tokens
@@ -233,8 +300,9 @@ static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, siz
 		}
 		if (TOK_IEQ(s + an, alen, "href") || TOK_IEQ(s + an, alen, "src") ||
 		    TOK_IEQ(s + an, alen, "action") || TOK_IEQ(s + an, alen, "background")) {
-			const char *val = s + v;
-			size_t vl = vend - v;
+			struct span d = attr_value(t, s + v, vend - v);
+			const char *val = d.p;
+			size_t vl = d.n;
 			while (vl && (*val == ' ' || *val == '\t')) {
 				val++;
 				vl--;
@@ -292,7 +360,7 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 		}
 		if (c == '&') {
 			uint32_t cp;
-			size_t k = entity(s + i, n - i, &cp);
+			size_t k = entity(s + i, n - i, &cp, false);
 			if (k) {
 				if (!invisible(cp))
 					o += tok_put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
@@ -305,13 +373,15 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 				i = comment_end(s, n, i + 4);
 				continue;
 			}
-			if (d == '!' || d == '?') {
+			bool closing = d == '/';
+			if (d == '!' || d == '?' || (closing && i + 2 < n && !is_alpha(s[i + 2]))) {
+				/* "<!x>", "<?x>", "</ x>" and "</>": a bogus comment
+				 * (or nothing), which a browser hides without a
+				 * break, so Vi<!x>agra is one word there */
 				const char *gt = memchr(s + i, '>', n - i);
 				i = gt ? (size_t)(gt - s) + 1 : n;
-				out[o++] = ' ';
 				continue;
 			}
-			bool closing = d == '/';
 			size_t nm = i + 1 + closing;
 			if (nm < n && is_alpha(s[nm])) {
 				size_t ne = nm;

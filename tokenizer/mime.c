@@ -346,11 +346,11 @@ static void attachment_name(struct chaff_tokenizer *t, struct span f)
 	}
 	if (!f.n || f.n > 255)
 		return;
-	tok_emit_lower(t, CHAFF_ORIGIN_MIME, "fname:", 6, f.p, f.n);
+	tok_emit_folded(t, CHAFF_ORIGIN_MIME, "fname:", 6, f.p, f.n);
 	for (size_t i = f.n; i > 0; i--) {
 		if (f.p[i - 1] == '.') {
 			if (i < f.n && f.n - i <= 16)
-				tok_emit_lower(t, CHAFF_ORIGIN_MIME, "fext:", 5, f.p + i, f.n - i);
+				tok_emit_folded(t, CHAFF_ORIGIN_MIME, "fext:", 5, f.p + i, f.n - i);
 			break;
 		}
 	}

@@ -41,9 +41,18 @@ struct span {
 
 /* CHARSET_PER_MESSAGE: iconv charsets one message may use (opening one
  * loads a module); text in any further one is read as undeclared.
+ * UNKNOWN_PER_MESSAGE: names iconv does not know that one message may
+ * look up; they do not count against the charsets, so that a few bogus
+ * names cannot turn the real charset of the body into undeclared text.
  * WORD_MAX: the longest word kept as it is (the word scanner's buffer),
  * and so the largest max_token_len a tokenizer accepts. */
-enum { CHARSET_CACHE_SIZE = 24, CHARSET_PER_MESSAGE = 8, PAIR_WINDOW_MAX = 4, WORD_MAX = 256 };
+enum {
+	CHARSET_CACHE_SIZE = 24,
+	CHARSET_PER_MESSAGE = 8,
+	UNKNOWN_PER_MESSAGE = 32,
+	PAIR_WINDOW_MAX = 4,
+	WORD_MAX = 256
+};
 
 struct charset_slot {
 	char name[40]; /* normalised declared name */
@@ -74,8 +83,9 @@ struct chaff_tokenizer {
 
 	struct charset_slot charsets[CHARSET_CACHE_SIZE];
 	unsigned ncharsets;
-	char used[CHARSET_PER_MESSAGE][40]; /* iconv charsets this message used */
-	unsigned nused;
+	char used[CHARSET_PER_MESSAGE][40];    /* iconv charsets this message used */
+	char unknown[UNKNOWN_PER_MESSAGE][40]; /* names it gave that iconv lacks */
+	unsigned nused, nunknown;
 
 	pcre2_code *re_auth;
 	pcre2_match_data *md;
@@ -154,6 +164,12 @@ static inline size_t tok_put_utf8(char *out, uint32_t u)
 /* words.c */
 void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *prefix, size_t plen,
                unsigned mode);
+/* Emits prefix + s case-folded, letters of any script included (an
+ * internationalised name's capitals, "MÜNCHEN.de", "ÄNDERUNG.ZIP"), bytes
+ * that are not UTF-8 kept: the folded length, which may differ from n, or
+ * 0 when no more tokens are taken. */
+size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+                       const char *s, size_t n);
 /* Emits prefix + host and its parent domains down to two labels. */
 void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
               const char *host, size_t n);

@@ -210,7 +210,7 @@ static const char *start_message(struct chaff_tokenizer *t, const void *msg, siz
 	t->parts = 0;
 	t->full = t->oom = false;
 	t->nprev = 0;
-	t->nused = 0;
+	t->nused = t->nunknown = 0;
 	const char *p = msg ? msg : "";
 	if (*len > t->cfg.limits.max_message_bytes) {
 		*len = t->cfg.limits.max_message_bytes;

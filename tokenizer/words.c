@@ -162,11 +162,8 @@ static bool word_at(const char *s, size_t n, size_t i)
 	return k && word_cp(u);
 }
 
-/* Emits prefix + host case-folded, letters of any script included (an
- * internationalised name's capitals, "MÜNCHEN.de"): the folded length,
- * which may differ from n, or 0 when no more tokens are taken. */
-static size_t emit_host_folded(struct chaff_tokenizer *t, unsigned origin, const char *prefix,
-                               size_t plen, const char *host, size_t n)
+size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+                       const char *host, size_t n)
 {
 	size_t i = 0;
 	while (i < n && (unsigned char)host[i] < 0x80)
@@ -212,7 +209,7 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	if (n > HOST_MAX)
 		n = HOST_MAX;
 	size_t first = t->ntoks;
-	size_t ln = emit_host_folded(t, origin, prefix, plen, host, n);
+	size_t ln = tok_emit_folded(t, origin, prefix, plen, host, n);
 	if (ln == 0)
 		return; /* no more tokens taken */
 	/* a dotted number has no parents */
@@ -290,7 +287,8 @@ struct scan {
 	const char *prefix;
 	size_t plen;
 	unsigned mode;
-	const char *at; /* next '@' at or after the scan position, or NULL */
+	unsigned origin; /* of the words: a header's when there is a prefix */
+	const char *at;  /* next '@' at or after the scan position, or NULL */
 #ifdef __SSE2__
 	__m128i pre; /* the prefix when it is at most 16 bytes, padded */
 #endif
@@ -334,7 +332,7 @@ static size_t address(struct scan *sc, size_t i)
 	if (pl + 1 >= sizeof(pat))
 		return e;
 	if (e - i <= HOST_MAX)
-		tok_emit_lower(t, CHAFF_ORIGIN_ADDRESS, p, pl, s + i, e - i);
+		tok_emit_folded(t, CHAFF_ORIGIN_ADDRESS, p, pl, s + i, e - i);
 	memcpy(pat, p, pl);
 	pat[pl] = '@';
 	tok_host(t, CHAFF_ORIGIN_ADDRESS, pat, pl + 1, s + a + 1, e - a - 1);
@@ -379,10 +377,10 @@ static size_t spaceless_run(struct scan *sc, size_t i)
 		c = i;
 		i += k;
 		if (++count >= 2)
-			tok_emit(sc->t, CHAFF_ORIGIN_BODY, sc->prefix, sc->plen, sc->s + b, i - b);
+			tok_emit(sc->t, sc->origin, sc->prefix, sc->plen, sc->s + b, i - b);
 	}
 	if (count == 1)
-		tok_emit(sc->t, CHAFF_ORIGIN_BODY, sc->prefix, sc->plen, sc->s + c, i - c);
+		tok_emit(sc->t, sc->origin, sc->prefix, sc->plen, sc->s + c, i - c);
 	return i;
 }
 
@@ -477,20 +475,22 @@ static size_t word(struct scan *sc, size_t i)
 		}
 	}
 	if (bl > t->cfg.limits.max_token_len) {
-		char cls[24];
+		/* long:, its first character and its length class, under the
+		 * header's prefix when there is one (subj:long:s:50) */
+		char cls[32] = "long:";
 		size_t k;
 		uint32_t u = next_cp((const unsigned char *)buf, bl < WORD_BUF ? bl : WORD_BUF, &k);
-		size_t fl = k ? tok_put_utf8(cls, u) : 0;
+		size_t fl = 5 + (k ? tok_put_utf8(cls + 5, u) : 0);
 		int m = snprintf(cls + fl, sizeof(cls) - fl, ":%zu", bl / 10 * 10);
 		chaff_arena_trim(&t->arena, text, 0);
-		tok_emit(t, CHAFF_ORIGIN_BODY, "long:", 5, cls, fl + (size_t)m);
+		tok_emit(t, sc->origin, sc->prefix, sc->plen, cls, fl + (size_t)m);
 		return j;
 	}
 	if (wide ? chars < 2 : bl < MIN_WORD_CHARS) {
 		chaff_arena_trim(&t->arena, text, 0);
 		return j;
 	}
-	tok_commit(t, CHAFF_ORIGIN_BODY, text, sc->plen + bl);
+	tok_commit(t, sc->origin, text, sc->plen + bl);
 	if ((sc->mode & SCAN_PAIRS) && !t->full)
 		pairs(t, buf, bl);
 	return j;
@@ -567,7 +567,7 @@ static size_t plain_word(struct scan *sc, size_t i)
 	/* what lies past the word is cut off by the commit */
 	_mm_storeu_si128((__m128i *)(void *)buf, fold0);
 	_mm_storeu_si128((__m128i *)(void *)(buf + VEC), fold1);
-	tok_commit(t, CHAFF_ORIGIN_BODY, text, sc->plen + len);
+	tok_commit(t, sc->origin, text, sc->plen + len);
 	if ((sc->mode & SCAN_PAIRS) && !t->full)
 		pairs(t, buf, len);
 	return i + len;
@@ -579,7 +579,8 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 {
 	if (!(t->cfg.flags & CHAFF_TOK_PAIRS))
 		mode &= ~(unsigned)SCAN_PAIRS;
-	struct scan sc = {t, s, n, prefix, plen, mode, NULL};
+	struct scan sc = {t, s, n, prefix, plen, mode,
+	                  plen ? CHAFF_ORIGIN_HEADER : CHAFF_ORIGIN_BODY, NULL};
 #ifdef __SSE2__
 	if (plen && plen <= VEC) {
 		char pre[VEC] = {0};

@@ -104,6 +104,18 @@ static void test_charsets(void **state)
 	SPAN_EQ(conv("shift_jis", "abc\xff" "def"), "abc def");
 }
 
+/* Names iconv does not know do not use up a message's charsets: after
+ * eight bogus ones in the Subject, the body's koi8-r is still read. */
+static void test_bogus_charsets_spare_the_real_one(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Subject: =?x1?Q?=E9?= =?x2?Q?=E9?= =?x3?Q?=E9?= =?x4?Q?=E9?= =?x5?Q?=E9?= "
+		     "=?x6?Q?=E9?= =?x7?Q?=E9?= =?x8?Q?=E9?= =?x9?Q?=E9?=\n"
+		     "Content-Type: text/plain; charset=koi8-r\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n");
+	assert_token(tk, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");
+}
+
 static struct span w2047(const char *s)
 {
 	return tok_decode_2047(tok, s, strlen(s));
@@ -133,6 +145,9 @@ int main(void)
 		cmocka_unit_test(test_quoted_printable),
 		cmocka_unit_test(test_charsets),
 		cmocka_unit_test(test_rfc2047),
+		/* last: the direct calls above share a message's charset
+		 * counts, which a whole message leaves behind */
+		cmocka_unit_test(test_bogus_charsets_spare_the_real_one),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

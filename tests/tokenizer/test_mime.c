@@ -160,9 +160,56 @@ static void test_html_and_encodings(void **state)
 	assert_no_token(tk, "href");
 }
 
+/* What a browser hides without a break and what it decodes: bogus
+ * comments join a word, character references inside a link name its host,
+ * legacy entities need no semicolon, and a query's "&copy=" stays text. */
+static void test_html_as_a_browser_reads_it(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "Content-Type: text/html\n\n"
+		     "Vi<!x>agra Ci<?x?>alis Le</ x>vitra Xa</>nax "
+		     "<a href=\"http://evil&#46;example&#46;com/\">a</a> "
+		     "<a href='&#104;ttp://spam.example.net/'>b</a> "
+		     "<a href=\"http://q.example.org/?a=1&copy=2\">c</a> "
+		     "&nbspFREE caf&eacutes end</\n");
+	assert_token(tk, "viagra");
+	assert_token(tk, "cialis");
+	assert_token(tk, "levitra");
+	assert_token(tk, "xanax");
+	assert_no_token(tk, "agra");
+	assert_token(tk, "url:evil.example.com");
+	assert_token(tk, "url:example.com");
+	assert_token(tk, "url:spam.example.net");
+	assert_token(tk, "url:q.example.org");
+	assert_token(tk, "free");
+	assert_no_token(tk, "nbspfree");
+	assert_token(tk, "caf\xc3\xa9s");
+	assert_token(tk, "end");
+}
+
+/* File names and extensions fold letters of every script, as the address
+ * tokens do, so that a name in capitals is the same token. */
+static void test_names_fold_every_script(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+		tok, "From: <JOE@B\xc3\x9cRO.example.de>\n"
+		     "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+		     "Content-Type: application/zip; name=\"\xc3\x84NDERUNG.ZIP\"\n\nx\n--b\n"
+		     "Content-Type: application/pdf;\n name*=utf-8''%D0%A1%D0%A7%D0%81%D0%A2.PDF\n\nx\n--b--\n");
+	assert_token(tk, "from:joe@b\xc3\xbcro.example.de");
+	assert_token(tk, "fname:\xc3\xa4nderung.zip");
+	assert_token(tk, "fext:zip");
+	assert_token(tk, "fname:\xd1\x81\xd1\x87\xd1\x91\xd1\x82.pdf");
+	assert_token(tk, "fext:pdf");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_html_as_a_browser_reads_it),
+		cmocka_unit_test(test_names_fold_every_script),
 		cmocka_unit_test(test_boundary_prefix_of_another),
 		cmocka_unit_test(test_missing_boundaries),
 		cmocka_unit_test(test_rfc2231_and_attachments),

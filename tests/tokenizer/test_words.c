@@ -93,6 +93,13 @@ static void test_long_words(void **state)
 		assert_token(tk, want);
 		assert_token(tk, "tail-word");
 	}
+	/* a long word in a header keeps the header's prefix and origin */
+	tk = test_tokenize(tok, "Subject: Supercalifragilisticexpialidocious-extraordinarily\n\nbody\n");
+	assert_token(tk, "subj:long:s:50");
+	assert_no_token(tk, "long:s:50");
+	for (size_t i = 0; i < tk.count; i++)
+		if (strncmp(tk.items[i].text, "subj:", 5) == 0)
+			assert_int_equal(tk.items[i].origin, CHAFF_ORIGIN_HEADER);
 	memset(big, 'b', 100000);
 	strcpy(big + 100000, " the end");
 	tk = body(tok, big);
