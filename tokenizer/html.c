@@ -100,7 +100,7 @@ static uint32_t legacy_prefix(const char *s, size_t n, size_t *len)
 		const char *name;
 		uint32_t cp;
 	} basic[] = {
-	        {"amp", '&'}, {"lt", '<'}, {"gt", '>'},    {"quot", '"'}, {"AMP", '&'},
+	        {"amp", '&'}, {"lt", '<'}, {"gt", '>'},   {"quot", '"'},  {"AMP", '&'},
 	        {"LT", '<'},  {"GT", '>'}, {"QUOT", '"'}, {"COPY", 0xA9}, {"REG", 0xAE},
 	};
 	for (size_t k = n < 6 ? n : 6; k >= 2; k--) {

@@ -579,8 +579,8 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 {
 	if (!(t->cfg.flags & CHAFF_TOK_PAIRS))
 		mode &= ~(unsigned)SCAN_PAIRS;
-	struct scan sc = {t, s, n, prefix, plen, mode,
-	                  plen ? CHAFF_ORIGIN_HEADER : CHAFF_ORIGIN_BODY, NULL};
+	struct scan sc = {
+	        t, s, n, prefix, plen, mode, plen ? CHAFF_ORIGIN_HEADER : CHAFF_ORIGIN_BODY, NULL};
 #ifdef __SSE2__
 	if (plen && plen <= VEC) {
 		char pre[VEC] = {0};
