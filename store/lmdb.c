@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +32,24 @@ struct lstore {
 	int dirfd;
 	chaff_log_fn log;
 	void *log_user;
+	/* LMDB may change the map's size (adopting the size another process
+	 * grew it to, or doubling it) only while this process has no
+	 * transaction open: the map moves, and every open transaction's pages
+	 * with it. The gate counts the open ones (and the calls that read the
+	 * map without one); a resize waits until none is open, and transactions
+	 * wait while one is pending, except that a read may start while this
+	 * process writes (the commit's own reader thread: the writer waits for
+	 * it, and no other process can grow the map while the write is open).
+	 * No thread opens a second transaction while it holds one. */
+	pthread_mutex_t gate;
+	pthread_cond_t gate_cv;
+	unsigned open_txns, open_writes, resizes;
 };
 
 struct store_txn {
 	struct lstore *s;
 	MDB_txn *txn;
+	bool write;
 	/* Write transactions that found no tokens: puts in rising key order
 	 * append, which fills every page (a split in the middle of the tree
 	 * leaves two half-full pages). A first bulk training writes that way. */
@@ -180,6 +194,43 @@ static int unpack(const MDB_val *v, struct chaff_record *r)
 	return p == end ? CHAFF_OK : CHAFF_ECORRUPT;
 }
 
+/* Through the gate (see struct lstore): a transaction, or a look at the
+ * map without one, is about to start. */
+static void gate_enter(struct lstore *s, bool write)
+{
+	pthread_mutex_lock(&s->gate);
+	while (s->resizes && !(s->open_writes && !write))
+		pthread_cond_wait(&s->gate_cv, &s->gate);
+	s->open_txns++;
+	s->open_writes += write;
+	pthread_mutex_unlock(&s->gate);
+}
+
+static void gate_leave(struct lstore *s, bool write)
+{
+	pthread_mutex_lock(&s->gate);
+	s->open_txns--;
+	s->open_writes -= write;
+	if (!s->open_txns)
+		pthread_cond_broadcast(&s->gate_cv);
+	pthread_mutex_unlock(&s->gate);
+}
+
+/* Sets the map's size (0: the size another process grew it to) once this
+ * process has no transaction open; none starts meanwhile. */
+static int gate_resize(struct lstore *s, size_t size)
+{
+	pthread_mutex_lock(&s->gate);
+	s->resizes++;
+	while (s->open_txns)
+		pthread_cond_wait(&s->gate_cv, &s->gate);
+	int rc = mdb_env_set_mapsize(s->env, size);
+	s->resizes--;
+	pthread_cond_broadcast(&s->gate_cv);
+	pthread_mutex_unlock(&s->gate);
+	return rc;
+}
+
 static int l_begin(struct store *st, bool write, struct store_txn **out)
 {
 	struct lstore *s = (struct lstore *)st;
@@ -187,13 +238,19 @@ static int l_begin(struct store *st, bool write, struct store_txn **out)
 	if (!t)
 		return CHAFF_ENOMEM;
 	t->s = s;
+	t->write = write;
+	gate_enter(s, write);
 	int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
-	if (rc == MDB_MAP_RESIZED) {
-		/* Another process grew the map: adopt its size and retry. */
-		mdb_env_set_mapsize(s->env, 0);
+	/* Another process grew the map: adopt its size and retry (again when
+	 * it grew once more meanwhile). */
+	for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 100; tries++) {
+		gate_leave(s, write);
+		gate_resize(s, 0);
+		gate_enter(s, write);
 		rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
 	}
 	if (rc != MDB_SUCCESS) {
+		gate_leave(s, write);
 		free(t);
 		return map_rc(s, rc);
 	}
@@ -211,6 +268,7 @@ static int l_commit(struct store_txn *t)
 	close_cursor(t);
 	int rc = mdb_txn_commit(t->txn);
 	struct lstore *s = t->s;
+	gate_leave(s, t->write);
 	free(t);
 	return map_rc(s, rc);
 }
@@ -219,6 +277,7 @@ static void l_abort(struct store_txn *t)
 {
 	close_cursor(t);
 	mdb_txn_abort(t->txn);
+	gate_leave(t->s, t->write);
 	free(t);
 }
 
@@ -387,10 +446,12 @@ static int l_digest_foreach(struct store_txn *t,
 
 static uint64_t l_generation(struct store *st)
 {
+	struct lstore *s = (struct lstore *)st;
 	MDB_envinfo ei;
-	if (mdb_env_info(((struct lstore *)st)->env, &ei) != MDB_SUCCESS)
-		return 0;
-	return (uint64_t)ei.me_last_txnid;
+	gate_enter(s, false); /* the meta pages are in the map */
+	int rc = mdb_env_info(s->env, &ei);
+	gate_leave(s, false);
+	return rc == MDB_SUCCESS ? (uint64_t)ei.me_last_txnid : 0;
 }
 
 static uint64_t l_txn_generation(struct store_txn *t)
@@ -426,14 +487,17 @@ static int l_grow(struct store *st)
 {
 	struct lstore *s = (struct lstore *)st;
 	MDB_envinfo ei;
+	gate_enter(s, false);
 	mdb_env_info(s->env, &ei);
-	return map_rc(s, mdb_env_set_mapsize(s->env, ei.me_mapsize * 2));
+	gate_leave(s, false);
+	return map_rc(s, gate_resize(s, ei.me_mapsize * 2));
 }
 
 static int l_backup(struct store *st, const char *dir)
 {
 	struct lstore *s = (struct lstore *)st;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	bool made = mkdir(dir, 0700) == 0;
+	if (!made && errno != EEXIST) {
 		int e = errno; /* the log callback may change errno */
 		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir, strerror(e));
 		return e == EACCES || e == EROFS ? CHAFF_EACCES : CHAFF_EIO;
@@ -441,10 +505,23 @@ static int l_backup(struct store *st, const char *dir)
 	/* the copy is as private as the database (0600), also in a folder
 	 * that was there: LMDB makes its file as the umask allows */
 	mode_t mask = umask(077);
+	gate_enter(s, false); /* the copy reads the map */
 	int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
+	gate_leave(s, false);
 	umask(mask);
 	if (rc == MDB_SUCCESS)
 		return CHAFF_OK;
+	/* A copy cut short (a full disk) is no database: it goes, and the
+	 * folder too when this call made it, so that the next try finds the
+	 * place as the first did. (LMDB makes the file only when none is
+	 * there: EEXIST leaves someone else's file alone.) */
+	if (rc != EEXIST) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		unlink(path);
+		if (made)
+			rmdir(dir);
+	}
 	/* said once, naming the copy (map_rc would name the database) */
 	logf_(s, CHAFF_LOG_ERROR, "backup to %s: %s", dir, mdb_strerror(rc));
 	return rc == EACCES || rc == EROFS || rc == EPERM ? CHAFF_EACCES
@@ -459,6 +536,8 @@ static void l_close(struct store *st)
 		mdb_env_close(s->env);
 	if (s->dirfd >= 0)
 		close(s->dirfd); /* and with it the folder's lock */
+	pthread_cond_destroy(&s->gate_cv);
+	pthread_mutex_destroy(&s->gate);
 	free(s->dir);
 	free(s);
 }
@@ -606,6 +685,8 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 	}
 	s->base.ops = &lmdb_ops;
 	s->dirfd = -1;
+	pthread_mutex_init(&s->gate, NULL);
+	pthread_cond_init(&s->gate_cv, NULL);
 	s->log = log;
 	s->log_user = log_user;
 	struct stat st;

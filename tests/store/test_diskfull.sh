@@ -29,6 +29,19 @@ check "scores unchanged" cmp -s "$tmp/scores-before" "$tmp/scores-after"
 # and once there is room again, the same training works
 "$chaff" train -q --db "$tmp/db" --spam $(ls "$corpus"/spam-2/*.txt | head -200) > /dev/null
 check "training works again with room" test $? -eq 0
+# A backup that runs out of room leaves nothing behind: no half copy that
+# looks like a damaged database, and the next try goes ahead.
+CHAFF_TEST_ENOSPC_AFTER=20000 LD_PRELOAD="$shim" "$chaff" backup --db "$tmp/db" "$tmp/bk" \
+  > /dev/null 2> "$tmp/err"; rc=$?
+check "backup on a full disk: fails, exit 3 [$(tr '\n' '|' < "$tmp/err")]" test "$rc" -eq 3
+check "backup on a full disk: no half copy left" test ! -e "$tmp/bk"
+"$chaff" backup --db "$tmp/db" "$tmp/bk" > /dev/null 2> "$tmp/err"; rc=$?
+check "backup with room again: works" test "$rc" -eq 0 -a -s "$tmp/bk/data.mdb"
+mkdir "$tmp/bk2"
+CHAFF_TEST_ENOSPC_AFTER=20000 LD_PRELOAD="$shim" "$chaff" backup --db "$tmp/db" "$tmp/bk2" \
+  > /dev/null 2>&1
+check "backup into an empty folder on a full disk: the folder stays, empty" \
+  test -d "$tmp/bk2" -a -z "$(ls -A "$tmp/bk2")"
 # A real full file system, where the kernel gives LMDB a short write (which
 # it reports as an I/O error) rather than ENOSPC: a 3 MB tmpfs, when this
 # test may mount one (root outside a locked-down container).
