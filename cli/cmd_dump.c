@@ -313,6 +313,27 @@ static bool header_line(const char *line, struct chaff_db_image *img, unsigned *
 	return true;
 }
 
+/* The next line of a dump into line, its line end dropped: 1, 0 at the
+ * end, or -1 for a line no dump has (longer than the buffer, a NUL in it,
+ * a CR anywhere but before its LF), which read in pieces or cut short
+ * would load as something else. */
+static int dump_line(gzFile in, char *line, size_t cap)
+{
+	z_off_t at = gztell(in);
+	if (!gzgets(in, line, (int)cap))
+		return 0;
+	size_t n = strlen(line);
+	if (at >= 0 && gztell(in) - at != (z_off_t)n)
+		return -1; /* a NUL ended the string early */
+	if (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	else if (!gzeof(in))
+		return -1; /* the first piece of a longer line */
+	if (n && line[n - 1] == '\r')
+		line[--n] = '\0';
+	return memchr(line, '\r', n) ? -1 : 1;
+}
+
 /* Reads the header lines into img, up to the first token, digest or end
  * line (left in line, *more set). 0, or -1 at a line that is not a header
  * field as the dump writes it, a field given twice, or a required field
@@ -324,9 +345,11 @@ static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_
 	unsigned seen = 0;
 	*more = false;
 	chaff_params_default(&img->params);
-	while (gzgets(in, line, (int)cap)) {
+	int got;
+	while ((got = dump_line(in, line, cap)) != 0) {
 		(*lineno)++;
-		line[strcspn(line, "\r\n")] = '\0';
+		if (got < 0)
+			return -1;
 		if (!magic) {
 			if (strcmp(line, "# chaff dump 1") != 0)
 				return -1;
@@ -452,10 +475,16 @@ int cmd_load(int argc, char **argv)
 			status = EXIT_FAIL;
 			goto out;
 		}
-		more = gzgets(in, line, sizeof(line)) != NULL;
-		if (more) {
+		int got = dump_line(in, line, sizeof(line));
+		more = got != 0;
+		if (more)
 			lineno++;
-			line[strcspn(line, "\r\n")] = '\0';
+		if (got < 0) {
+			cli_error("%s:%zu: a line longer than a dump writes, or with a NUL or CR "
+			          "inside; nothing loaded",
+			          file, lineno);
+			status = EXIT_FAIL;
+			goto out;
 		}
 	}
 	if (!ended) {

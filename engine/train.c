@@ -387,12 +387,16 @@ static uint32_t saturate(uint32_t v, int32_t d)
 	return r < 0 ? 0 : r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
 }
 
+/* A message total, saturating as the counts do: at INT64_MAX, the most a
+ * dump may carry, so that any database can be dumped and loaded back. */
 static void adjust(uint64_t *total, int sign)
 {
-	if (sign > 0)
-		(*total)++;
-	else if (*total > 0)
+	if (sign > 0) {
+		if (*total < INT64_MAX)
+			(*total)++;
+	} else if (*total > 0) {
 		(*total)--;
+	}
 }
 
 /* The decision for one message, given what its digest says was trained

@@ -517,9 +517,10 @@ static int prune_txn(chaff_db *db, struct store_txn *t, void *u)
 int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *removed)
 {
 	uint32_t today = db_today();
+	/* a token is old when last seen more than days ago; with days at
+	 * today's number or more, none is (not even one of day 0, from a
+	 * loaded dump) and the age test is off */
 	struct prune p = {days && days < today ? today - days : 0, min_count, NULL, 0, 0, 0};
-	if (days && !p.oldest)
-		p.oldest = 1; /* everything is younger than that: nothing is old */
 	int rc = db_write_txn(db, prune_txn, &p);
 	if (removed)
 		*removed = rc == CHAFF_OK ? p.n : 0;

@@ -156,6 +156,13 @@ check "prune --days 30: removes the $aged tokens last seen 100 days ago [$out]" 
 check "prune --days 30: the others stay, as they were" \
   cmp -s <(awk '$1 == "token" && !(NR % 2)' "$dir/dump.txt") \
          <("$chaff" dump --db "$dir/aged" | awk '$1 == "token"')
+# A token last seen on day 0 (1970, which a dump may say) is not older
+# than a number of days beyond today's: prune --days 100000 keeps it.
+awk '$1 == "token" && NR % 2 { $5 = 0 } { print }' "$dir/dump.txt" > "$dir/day0.txt"
+"$chaff" load --db "$dir/day0" "$dir/day0.txt" > /dev/null
+out=$("$chaff" prune --db "$dir/day0" --days 100000); rc=$?
+check "prune --days 100000: a token of day 0 is kept [$out]" \
+  test "$rc" -eq 0 -a "$out" = "removed 0 tokens"
 
 # --- backup -----------------------------------------------------------------
 out=$("$chaff" backup --db "$db" "$dir/bk"); rc=$?
@@ -381,6 +388,17 @@ write("d6", j, "digest zz" + g[1][2:] + " " + g[2])
 write("d7", i, lines[i], lines[i])  # a token line after the end line
 write("d8", i, " ".join(f[:4] + ["65536"]))  # a day past two bytes
 write("d9", i, " ".join(f[:2] + ["0", "0"] + f[4:]))  # counted in neither class
+# Lines no dump writes, which read in pieces or cut at a CR or NUL would
+# load as something else: a long comment whose tail looks like a header
+# field, junk after a CR or a NUL, two token lines run together.
+def write_raw(name, k, line):
+    a = [l.encode() for l in lines]
+    a[k] = line
+    open(sys.argv[2] + "/" + name, "wb").write(b"\n".join(a))
+write_raw("d10", 1, b"# " + b"x" * 509 + b"seed 0000000000000001\n" + lines[1].encode())
+write_raw("d11", i, lines[i].encode() + b"\rgarbage")
+write_raw("d12", i, lines[i].encode() + b"\0 garbage here")
+write_raw("d13", i, lines[i].encode() + b" " * 480 + lines[i + 1].encode())
 PY
 bad_load "a negative count" "$dir/d3"
 bad_load "a count above 32 bits" "$dir/d4"
@@ -389,6 +407,20 @@ bad_load "a digest that is not hexadecimal" "$dir/d6"
 bad_load "a line after the end line" "$dir/d7"
 bad_load "a token's day above 65535" "$dir/d8"
 bad_load "a token counted in neither class" "$dir/d9"
+bad_load "a header comment longer than a line may be" "$dir/d10"
+bad_load "junk after a CR inside a token line" "$dir/d11"
+bad_load "junk after a NUL inside a token line" "$dir/d12"
+bad_load "a token line longer than a dump writes" "$dir/d13"
+# Message totals saturate, as counts do, at the most a dump may carry: a
+# database loaded at the top, trained more, still dumps and loads back.
+sed 's/^spam 150$/spam 9223372036854775807/' "$dir/dump.txt" > "$dir/topdump.txt"
+rm -rf "$dir/top" "$dir/top2"
+"$chaff" load --db "$dir/top" "$dir/topdump.txt" > /dev/null
+"$chaff" train -q --spam --db "$dir/top" "${msgs[0]}" > /dev/null
+"$chaff" dump --db "$dir/top" "$dir/top.txt"
+"$chaff" load --db "$dir/top2" "$dir/top.txt" > /dev/null 2> "$dir/err"; rc=$?
+check "spam total at INT64_MAX, trained once more: saturates, dumps and loads back [$(head -c 200 "$dir/err")]" \
+  test "$rc" -eq 0 -a "$(totals "$dir/top2")" = "9223372036854775807 300"
 # A failed load into a folder that was there and empty leaves it there,
 # and empty; so does a failed training.
 rm -rf "$dir/emptyfolder" && mkdir "$dir/emptyfolder"
