@@ -173,8 +173,13 @@ int cmd_config(int argc, char **argv)
 {
 	static const char usage[] =
 		"usage: chaff config [--db DIR] [get NAME | set NAME VALUE]\n"
-		"Without arguments lists every parameter. Names: robs, robx, min_dev,\n"
-		"ham_cutoff, spam_cutoff, max_tokens.\n";
+		"Without arguments lists every parameter. Names and ranges:\n"
+		"  robs         0.000001 to 100\n"
+		"  robx         above 0, below 1\n"
+		"  min_dev      0 to below 0.5\n"
+		"  ham_cutoff   0 to spam_cutoff\n"
+		"  spam_cutoff  ham_cutoff to 1\n"
+		"  max_tokens   a whole number, 0 (all) to 1000000\n";
 	const char *dbpath = NULL;
 	int first = cli_db_opts(argc, argv, usage, &dbpath, NULL, true);
 	if (first < 0)

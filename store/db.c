@@ -135,7 +135,9 @@ int chaff_params_set(struct chaff_params *p, const char *name, double value)
 
 int chaff_params_valid(const struct chaff_params *p)
 {
-	return isfinite(p->robs) && p->robs > 0 && p->robs <= 100 && p->robx > 0 && p->robx < 1 &&
+	/* robs from 1e-6: with a weight far smaller, s·x rounds and a token
+	 * never seen would no longer score x */
+	return isfinite(p->robs) && p->robs >= 1e-6 && p->robs <= 100 && p->robx > 0 && p->robx < 1 &&
 	       p->min_dev >= 0 && p->min_dev < 0.5 && p->ham_cutoff >= 0 && p->spam_cutoff <= 1 &&
 	       p->ham_cutoff <= p->spam_cutoff && p->max_tokens >= 0 && p->max_tokens <= 1e6 &&
 	       p->max_tokens == floor(p->max_tokens);

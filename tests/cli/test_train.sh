@@ -566,6 +566,8 @@ check "config set min_dev 0.5: refused, unchanged" refused min_dev 0.5
 check "config set max_tokens 2.5: refused, unchanged" refused max_tokens 2.5
 check "config set robs abc (not a number): refused, unchanged" refused robs abc
 check "config set robs nan: refused, unchanged" refused robs nan
+check "config set robs 5e-324 (a never-seen token would score 1): refused, unchanged" \
+  refused robs 5e-324
 check "config set robs '': refused, unchanged" refused robs ''
 check "config set bogus 1: refused" refused bogus 1
 check "config: nothing else changed" test "$("$chaff" config --db "$cdb" | tr '\n' ' ')" = \
