@@ -377,6 +377,12 @@ static int run(int argc, char **argv, bool untrain)
 			if (r < 0) {
 				clear_progress(&tr);
 				cli_error("%s", err);
+				/* The messages read before go into the batch as one
+				 * thread puts them, full batches committed, so that
+				 * what a failed run commits does not depend on the
+				 * number of threads (the last batch stays out). */
+				if (drain(&tr, true) == 0)
+					(void)drain(&tr, false);
 			}
 			stopped(&tr, nread);
 			status = EXIT_FAIL;

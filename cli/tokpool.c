@@ -319,6 +319,7 @@ static bool one(struct tokpool *p, unsigned id)
 		return false;
 	struct slot *s = &p->slots[i];
 	s->res.rc = p->cl ? score_one(p, p->cl[id], s) : work_one(p, id, s);
+	s->res.thread = id;
 	if (atomic_fetch_add(&p->finished, 1) + 1 == p->n && p->running) {
 		struct crew *c = p->twin ? p->twin->crew : p->crew;
 		pthread_mutex_lock(&c->mu);
@@ -412,8 +413,9 @@ int tokpool_start(struct tokpool *p)
 	p->running = false;
 	/* threads - 1 workers; the caller is the last thread. A pool of one
 	 * thread, or a message or two (one, from procmail): the caller does
-	 * the work, no thread is worth starting. */
-	bool crew = p->n >= 2 * p->threads && p->threads > 1;
+	 * the work, no thread is worth starting. (Not "two messages a thread":
+	 * a chunk holds at most 64, and 33 threads or more never started.) */
+	bool crew = p->n > 2 && p->threads > 1;
 	struct crew *c = crew ? crew_of(p, p->threads - 1) : NULL;
 	if (c) {
 		pthread_mutex_lock(&c->mu);

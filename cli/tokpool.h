@@ -79,6 +79,7 @@ struct tokpool_result {
 	int cls;
 	size_t bytes;
 	int rc;
+	unsigned thread; /* which did the work: 0 to threads - 2 a worker, threads - 1 the caller */
 };
 /* Slot i after tokpool_run; valid until tokpool_reset. */
 const struct tokpool_result *tokpool_result(const struct tokpool *p, size_t i);

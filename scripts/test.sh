@@ -4,7 +4,7 @@
 #  2. a clang build with ASan and UBSan: the same tests, plus a libFuzzer
 #     run of the tokenizer (CHAFF_FUZZ_SECONDS, 60 by default);
 #  3. a clang build with ThreadSanitizer: the tests that train and score
-#     on several threads.
+#     on several threads, the worker pool, and the map moving under readers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -24,6 +24,8 @@ cmake --build build-san -j "$jobs"
 
 CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHAFF_WERROR=ON \
   -DCHAFF_SANITIZER=thread > /dev/null
-cmake --build build-tsan -j "$jobs" --target chaff_cli test_train test_score
+cmake --build build-tsan -j "$jobs" --target chaff_cli test_train test_score test_resize \
+  test_tokpool
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-  ctest --output-on-failure -j "$jobs" -R '^(test_cli_threads|test_train|test_score)$')
+  ctest --output-on-failure -j "$jobs" \
+  -R '^(test_cli_threads|test_train|test_score|test_resize|test_tokpool)$')

@@ -64,6 +64,25 @@ for n in 2 3; do
   check "$n threads: the same summary" cmp -s "$tmp/again1" "$tmp/again$n"
 done
 check "scores were written" test "$(wc -l < "$tmp/scores1")" -eq 300
+# A run that stops at a damaged file commits the same whatever the number
+# of threads: the full batches before it, as one thread commits them.
+gzip -c "$corpus/spam.mbox" | head -c 100000 > "$tmp/bad.gz"
+head -999 "$tmp/train.idx" | sed "499a ham $tmp/bad.gz" > "$tmp/bad.idx"
+for b in 7 100; do
+  for n in 1 2 3; do
+    "$chaff" train -q --threads "$n" --batch "$b" --db "$tmp/bad$b-$n" "$tmp/bad.idx" \
+      > /dev/null 2> "$tmp/bad$b-$n.err"
+    echo "exit $? $("$chaff" stats --json --db "$tmp/bad$b-$n" 2> /dev/null |
+      python3 -c 'import json, sys; s = json.load(sys.stdin); print(s["spam"], s["ham"])')" \
+      >> "$tmp/bad$b-$n.err"
+  done
+  for n in 2 3; do
+    check "stopped at a damaged file, --batch $b, $n threads: the same commit and message [$(tr '\n' '|' < "$tmp/bad$b-$n.err")]" \
+      cmp -s "$tmp/bad$b-1.err" "$tmp/bad$b-$n.err"
+  done
+done
+check "stopped at a damaged file: some batches committed first [$(tr '\n' '|' < "$tmp/bad100-1.err")]" \
+  grep -q "the first 500 messages were committed" "$tmp/bad100-1.err"
 # A bulk run reserves a large stretch of heap (cli/bulkheap.c), except
 # under a data limit, where that stretch would make later allocations
 # fail: a mailbox trains on two threads under a 90 MB limit as it does
