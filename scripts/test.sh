@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs dependencies, fetches the corpus, then
 #  1. a gcc build with warnings as errors: all unit, CLI and corpus tests;
-#  2. a clang build with ASan and UBSan: the same tests, plus a libFuzzer
-#     run of the tokenizer (CHAFF_FUZZ_SECONDS, 60 by default);
+#  2. a clang build with ASan and UBSan: the same tests, plus libFuzzer
+#     runs of the tokenizer and of the SMTP state machine
+#     (CHAFF_FUZZ_SECONDS each, 60 by default);
 #  3. a clang build with ThreadSanitizer: the tests that train and score
 #     on several threads, the worker pool, and the map moving under readers.
 set -euo pipefail
