@@ -296,6 +296,11 @@ static void relay_reply(char reply[SERVE_REPLY_MAX], int code, const char *text)
 	if (code == 0)
 		snprintf(reply, SERVE_REPLY_MAX,
 		         "451 4.4.2 Next hop connection lost or timed out, try again later");
+	/* a relayed reply refuses: passed on, a 2xx (252 to RCPT) or a 3xx
+	 * would tell the client its message was taken */
+	else if (code < 400 || code > 599)
+		snprintf(reply, SERVE_REPLY_MAX,
+		         "451 4.4.2 Next hop answered %d unexpectedly, try again later", code);
 	else if (has_esc)
 		snprintf(reply, SERVE_REPLY_MAX, "%d %.*s next hop: %.400s", code,
 		         (int)strcspn(text, " "), text,
@@ -485,12 +490,17 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 			code = 0;
 		else
 			code = read_reply(h, text, sizeof(text));
+	} else if (!bdat && code > 0 && code < 400) {
+		/* DATA answered with anything but 354 or a refusal (250 from a
+		 * broken next hop): the message was never sent */
+		relay_reply(r, code, text);
+		code = -2;
 	}
 	if (code == 250)
 		snprintf(r, sizeof(r), "250 2.0.0 Ok: queued as %s", id);
 	else if (code == -1)
 		snprintf(r, sizeof(r), "451 4.3.0 Insufficient memory, try again later");
-	else
+	else if (code != -2) /* (-2: r says it already) */
 		relay_reply(r, code, text);
 	if (code <= 0)
 		disconnect(h);

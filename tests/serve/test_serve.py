@@ -1292,6 +1292,10 @@ def t_next_hop_failures():
     attempt("refusing RCPT with 450", {"rcpt": "450 4.2.1 mailbox busy"}, 4)
     attempt("refusing RCPT with 550", {"rcpt": "550 5.1.1 no such user"}, 5)
     attempt("refusing DATA with 554", {"data": "554 5.3.0 no thanks"}, 5)
+    # replies a next hop should not give: never passed on as if the
+    # message were taken
+    attempt("answering RCPT with 252", {"rcpt": "252 2.1.5 Cannot VRFY user, but will accept"}, 4)
+    attempt("answering DATA with 250 instead of 354", {"data": "250 2.0.0 fine"}, 4)
     attempt("refusing the message (after the dot) with 452", {"dot": "452 4.3.1 disk full"}, 4)
     attempt("refusing the message (after the dot) with 554", {"dot": "554 5.7.1 policy"}, 5)
     attempt("greeting with 421 and closing", {"greeting": "421 4.3.2 go away"}, 4)
