@@ -292,8 +292,16 @@ static void handle(void *state, struct serve_job *job)
 			w->tagged.len = 0;
 			if (a == REJECT) {
 				char r[SERVE_REPLY_MAX];
-				snprintf(r, sizeof(r), "550 5.7.1 Message rejected as spam (score %.3f)",
-				         sc.score);
+				/* the reason as it is: --on-ham and --on-unsure may
+				 * reject too */
+				if (sc.score >= o->reject_above)
+					snprintf(r, sizeof(r),
+					         "550 5.7.1 Message rejected as spam (score %.3f, at or "
+					         "above %.3f)",
+					         sc.score, o->reject_above);
+				else
+					snprintf(r, sizeof(r), "550 5.7.1 Message rejected as %s (score %.3f)",
+					         verdict, sc.score);
 				fill(job, r);
 				action = "reject";
 			} else if (cli_tag_message(s->msg.p, s->msg.len, &sc, to_buf, &w->tagged) < 0) {

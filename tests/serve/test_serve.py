@@ -939,6 +939,7 @@ def t_actions_per_verdict():
         elif verdict == "unsure":
             check("--on-unsure reject: an unsure message gets 550 5.7.1, not passed on",
                   r.is_("550 5.7.1") and SINK.find(frm) == [] and len(maildir_files(q)) == nq, str(r))
+            check("  ... the reply says unsure, not spam", "rejected as unsure" in r.last, str(r))
         else:
             check("--on-spam pass with those: a spam message passed on",
                   r.is_("250 2.0.0") and len(SINK.find(frm)) == 1, str(r))
