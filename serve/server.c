@@ -364,7 +364,10 @@ static void advance(struct serve_server *srv, struct conn *c)
 		c->busy = true;
 		c->deadline = 0;
 	}
-	if (!c->busy && c->quit_after && c->s.state == ST_CMD) {
+	/* shutting down: an idle client is told so; one whose BDAT chunks
+	 * have begun is a message in flight, and sends the rest (within
+	 * --timeout) */
+	if (!c->busy && c->quit_after && c->s.state == ST_CMD && !(c->s.in_mail && c->s.chunking)) {
 		smtp_reply(&c->s, "421 4.3.2 Service shutting down, closing connection");
 		c->s.state = ST_CLOSED;
 	}

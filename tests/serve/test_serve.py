@@ -1989,6 +1989,15 @@ def t_sigterm():
     busy.cmd("MAIL FROM:<%s>" % frm)
     busy.cmd("RCPT TO:<a@example.org>")
     expect("SIGTERM test: DATA", busy.cmd("DATA"), "354")
+    # a second message in flight, sent in BDAT chunks: its first is in
+    bd = greeted(s.port)
+    frm_bd = uid("termbdat")
+    bd.cmd("MAIL FROM:<%s>" % frm_bd)
+    bd.cmd("RCPT TO:<a@example.org>")
+    raw = HAM[2][1].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    cut = len(raw) // 2
+    bd.send(b"BDAT %d\r\n" % cut + raw[:cut])
+    expect("SIGTERM test: the first BDAT chunk", bd.reply(5), "250")
     # SIGHUP is ignored: nothing to reload, and sessions go on
     os.kill(s.pid, signal.SIGHUP)
     time.sleep(0.2)
@@ -2010,6 +2019,10 @@ def t_sigterm():
         refused = True
     check("  ... new connections are not served", refused)
     check("  ... the server still runs while a message is in flight", s.proc.poll() is None)
+    bd.send(b"BDAT %d LAST\r\n" % (len(raw) - cut) + raw[cut:])
+    expect("  ... the client between BDAT chunks finishes its message", bd.reply(15), "250 2.0.0")
+    check("  ... delivered", len(SINK.find(frm_bd)) == 1)
+    bd.close()
     busy.send(w[half:])
     r = busy.reply(15)
     expect("  ... the client mid-DATA finishes its message", r, "250 2.0.0")
