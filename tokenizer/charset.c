@@ -280,39 +280,33 @@ struct outbuf {
 	size_t room, left; /* its size (less the NUL), and what is free */
 };
 
-/* Doubles b's room, keeping what it holds: false when out of memory. */
-static bool grow_out(struct chaff_tokenizer *t, struct outbuf *b)
-{
-	size_t used = (size_t)(b->o - b->p), room = b->room * 2;
-	char *p = tok_alloc(t, room + 1);
-	if (!p)
-		return false;
-	memcpy(p, b->p, used);
-	*b = (struct outbuf){p, p + used, room, room - used};
-	return true;
-}
-
 /* Runs iconv over the whole input. A byte the converter rejects becomes a
  * space and conversion resumes after it, so one bad byte does not cost the
- * words around it; a truncated final sequence is dropped. Four bytes out
- * per byte in covers nearly every charset; the few that write more (one
- * TSCII byte is up to twelve bytes of UTF-8) get more room as they need it. */
+ * words around it; a truncated final sequence is dropped. The text gets
+ * room for twelve bytes out per byte in, the most any charset writes (one
+ * TSCII byte), up to four times max_part_bytes: a part whose text would
+ * be longer has the rest cut, and the part_bytes limit noted. (Room that
+ * doubled as the text grew let a 1 MB part take 28 MB.) What the text does
+ * not use is given back at once. */
 static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n)
 {
-	struct outbuf b = {NULL, NULL, n * 4 + 16, n * 4 + 16};
+	size_t cap = (size_t)t->cfg.limits.max_part_bytes * 4;
+	size_t room = n <= cap / 12 ? n * 12 + 16 : cap + 16;
+	struct outbuf b = {NULL, NULL, room, room};
 	b.p = b.o = tok_alloc(t, b.room + 1);
 	if (!b.p)
 		return (struct span){"", 0};
 	iconv(cd, NULL, NULL, NULL, NULL);
 	char *in = (char *)s;
 	size_t inleft = n;
+	bool cut = false;
 	while (inleft > 0) {
 		size_t r = iconv(cd, &in, &inleft, &b.o, &b.left);
 		if (r != (size_t)-1)
 			break;
 		if (errno == E2BIG || (errno == EILSEQ && b.left == 0)) {
-			if (!grow_out(t, &b))
-				break;
+			cut = true;
+			break;
 		} else if (errno == EILSEQ) {
 			*b.o++ = ' ';
 			b.left--;
@@ -323,12 +317,14 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 			break; /* EINVAL: an incomplete sequence at the end */
 		}
 	}
-	/* flush a stateful encoder (its shift back to ASCII) */
-	while (iconv(cd, NULL, NULL, &b.o, &b.left) == (size_t)-1 && errno == E2BIG)
-		if (!grow_out(t, &b))
-			break;
+	/* flush a stateful encoder (its shift back to ASCII; nothing in UTF-8) */
+	iconv(cd, NULL, NULL, &b.o, &b.left);
 	*b.o = '\0';
-	return (struct span){b.p, (size_t)(b.o - b.p)};
+	size_t used = (size_t)(b.o - b.p);
+	chaff_arena_trim(&t->arena, b.p, used + 1);
+	if (cut) /* after the trim: the limit's token takes arena room */
+		tok_limit(t, CHAFF_LIMIT_PART_BYTES);
+	return (struct span){b.p, used};
 }
 
 /* Charsets whose text can be plain ASCII bytes yet mean something else. */

@@ -249,6 +249,26 @@ static void test_expanding_charset(void **state)
 	assert_token(tk, "lastword");
 }
 
+/* A whole part's worth (1 MiB) of a byte TSCII writes as twelve bytes
+ * of UTF-8: its text is cut at four times the part limit, the limit is
+ * noted, and the part after it is read. (The room had doubled as the text
+ * grew, 28 MB for the part; ASan catches a write past the room.) */
+static void test_expanding_charset_part(void **state)
+{
+	(void)state;
+	size_t n = 1u << 20, o = 0;
+	char *msg = malloc(n + 512);
+	o += (size_t)sprintf(msg, "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+	                          "Content-Type: text/plain; charset=tscii\n\n");
+	memset(msg + o, 0x82, n);
+	o += n;
+	o += (size_t)sprintf(msg + o, "\n--b\nContent-Type: text/plain\n\nafterword\n--b--\n");
+	struct chaff_tokens tk = run(msg, o);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_PART_BYTES);
+	assert_token(tk, "afterword");
+	free(msg);
+}
+
 /* Encoded words in a charset that writes more than four bytes of UTF-8
  * per byte fill the decoded header to its room and no further (ASan
  * builds catch a write past it); the rest of the message is read. */
@@ -305,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_token_length_setting),
 		cmocka_unit_test(test_charset_opens),
 		cmocka_unit_test(test_expanding_charset),
+		cmocka_unit_test(test_expanding_charset_part),
 		cmocka_unit_test(test_expanding_encoded_words),
 		cmocka_unit_test(test_nested_encoded_messages),
 	};
