@@ -484,13 +484,7 @@ static int collect_one(void *u, uint64_t key, const struct chaff_record *r)
 	return CHAFF_OK;
 }
 
-/* The same result by writing the tokens anew: every stored record is
- * read in key order, the tokens are cleared, and the merge of the two
- * sorted lists is written in rising key order. When a batch changes as
- * many tokens as the database holds (training a mailbox), that costs
- * less than a lookup and an insertion in the middle of the tree per
- * change, and leaves full pages instead of half-full ones: a smaller
- * database, and fewer pages to write at commit. */
+/* Every stored record, in key order, into *old. */
 static int collect_all(const struct store_ops *ops, struct store_txn *t, uint64_t stored,
                        struct collect *old)
 {
@@ -545,6 +539,13 @@ static int reader_join(struct reader *r, struct collect *old)
 	return r->rc;
 }
 
+/* The same result by writing the tokens anew: every stored record is
+ * read in key order, the tokens are cleared, and the merge of the two
+ * sorted lists is written in rising key order. When a batch changes as
+ * many tokens as the database holds (training a mailbox), that costs
+ * less than a lookup and an insertion in the middle of the tree per
+ * change, and leaves full pages instead of half-full ones: a smaller
+ * database, and fewer pages to write at commit. */
 static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, size_t n,
                    uint64_t stored, struct reader *rd)
 {
@@ -583,34 +584,6 @@ static int rewrite(chaff_db *db, struct store_txn *t, const struct change *ch, s
 /* Decides every message in order (each sees the digests of those before
  * it), then applies the summed changes in key order: neighbouring keys
  * share pages. */
-static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b, uint64_t stored,
-                            struct reader *rd);
-
-static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
-{
-	chaff_batch *b = u;
-	const struct store_ops *ops = db->st->ops;
-	/* the tokens stored (unknown: changes go in place) */
-	uint64_t stored = UINT64_MAX, digests, used, file;
-	if (b->nents && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
-		stored = UINT64_MAX;
-	/* A batch with as many tokens as the database holds will most likely
-	 * write them anew (see rewrite): the stored ones are read meanwhile. */
-	struct reader rd = { .db = db, .stored = stored };
-	atomic_init(&rd.stop, false);
-	if (b->threads > 1 && ops->parallel_reads && b->nents && stored &&
-	    stored != UINT64_MAX && b->nents >= stored / 2)
-		rd.running = pthread_create(&rd.th, NULL, read_stored, &rd) == 0;
-	int rc = decide_and_apply(db, t, b, stored, &rd);
-	if (rd.running) { /* (not wanted after all, or an error came first) */
-		atomic_store(&rd.stop, true);
-		struct collect old;
-		reader_join(&rd, &old);
-		chaff_big_free(old.a, old.cap * sizeof(*old.a));
-	}
-	return rc;
-}
-
 static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b, uint64_t stored,
                             struct reader *rd)
 {
@@ -686,6 +659,31 @@ static int decide_and_apply(chaff_db *db, struct store_txn *t, chaff_batch *b, u
 		return CHAFF_OK;
 	tot.last_train = (int64_t)time(NULL);
 	return db_write_totals(db, t, &tot);
+}
+
+static int commit_txn(chaff_db *db, struct store_txn *t, void *u)
+{
+	chaff_batch *b = u;
+	const struct store_ops *ops = db->st->ops;
+	/* the tokens stored (unknown: changes go in place) */
+	uint64_t stored = UINT64_MAX, digests, used, file;
+	if (b->nents && ops->info(t, &stored, &digests, &used, &file) != CHAFF_OK)
+		stored = UINT64_MAX;
+	/* A batch with as many tokens as the database holds will most likely
+	 * write them anew (see rewrite): the stored ones are read meanwhile. */
+	struct reader rd = { .db = db, .stored = stored };
+	atomic_init(&rd.stop, false);
+	if (b->threads > 1 && ops->parallel_reads && b->nents && stored &&
+	    stored != UINT64_MAX && b->nents >= stored / 2)
+		rd.running = pthread_create(&rd.th, NULL, read_stored, &rd) == 0;
+	int rc = decide_and_apply(db, t, b, stored, &rd);
+	if (rd.running) { /* (not wanted after all, or an error came first) */
+		atomic_store(&rd.stop, true);
+		struct collect old;
+		reader_join(&rd, &old);
+		chaff_big_free(old.a, old.cap * sizeof(*old.a));
+	}
+	return rc;
 }
 
 /* Empties the table for the next batch. The table keeps the size of the
