@@ -103,19 +103,23 @@ static uint32_t legacy_prefix(const char *s, size_t n, size_t *len)
 	        {"amp", '&'}, {"lt", '<'}, {"gt", '>'},   {"quot", '"'},  {"AMP", '&'},
 	        {"LT", '<'},  {"GT", '>'}, {"QUOT", '"'}, {"COPY", 0xA9}, {"REG", 0xAE},
 	};
-	for (size_t k = n < 6 ? n : 6; k >= 2; k--) {
-		for (size_t i = 0; i < sizeof(basic) / sizeof(basic[0]); i++)
-			if (strlen(basic[i].name) == k && memcmp(basic[i].name, s, k) == 0) {
-				*len = k;
-				return basic[i].cp;
-			}
-		for (size_t i = 0; i < 96; i++)
-			if (strlen(latin1_names[i]) == k && memcmp(latin1_names[i], s, k) == 0) {
-				*len = k;
-				return 0xA0 + (uint32_t)i;
-			}
+	uint32_t v = 0;
+	*len = 0;
+	for (size_t i = 0; i < sizeof(basic) / sizeof(basic[0]); i++) {
+		size_t k = strlen(basic[i].name);
+		if (k > *len && k <= n && memcmp(basic[i].name, s, k) == 0) {
+			*len = k;
+			v = basic[i].cp;
+		}
 	}
-	return 0;
+	for (size_t i = 0; i < 96; i++) {
+		size_t k = strlen(latin1_names[i]);
+		if (k > *len && k <= n && memcmp(latin1_names[i], s, k) == 0) {
+			*len = k;
+			v = 0xA0 + (uint32_t)i;
+		}
+	}
+	return v;
 }
 
 /* Where a comment whose text starts at p ends, as a browser ends it:
@@ -140,6 +144,13 @@ static size_t comment_end(const char *s, size_t n, size_t p)
 		p = k - 1;
 	}
 	return n;
+}
+
+/* Writes the character an entity names as the text shows it: nothing
+ * for an invisible one, a plain space for a no-break space. Its length. */
+static size_t put_entity(char *out, uint32_t cp)
+{
+	return invisible(cp) ? 0 : tok_put_utf8(out, cp == 0xA0 ? ' ' : cp);
 }
 
 /* Decodes the entity at s[0] == '&'. Returns bytes consumed and the code
@@ -246,8 +257,7 @@ static struct span attr_value(struct chaff_tokenizer *t, const char *v, size_t n
 		uint32_t cp;
 		size_t k = v[i] == '&' ? entity(v + i, n - i, &cp, true) : 0;
 		if (k) {
-			if (!invisible(cp))
-				o += tok_put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
+			o += put_entity(out + o, cp);
 			i += k;
 		} else {
 			out[o++] = v[i++];
@@ -362,8 +372,7 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n)
 			uint32_t cp;
 			size_t k = entity(s + i, n - i, &cp, false);
 			if (k) {
-				if (!invisible(cp))
-					o += tok_put_utf8(out + o, cp == 0xA0 ? ' ' : cp);
+				o += put_entity(out + o, cp);
 				i += k;
 				continue;
 			}
