@@ -275,11 +275,6 @@ void tok_charsets_close(struct chaff_tokenizer *t)
 	t->ncharsets = 0;
 }
 
-struct outbuf {
-	char *p, *o;       /* the buffer, and where output goes next */
-	size_t room, left; /* its size (less the NUL), and what is free */
-};
-
 /* Runs iconv over the whole input. A byte the converter rejects becomes a
  * space and conversion resumes after it, so one bad byte does not cost the
  * words around it; a truncated final sequence is dropped. The text gets
@@ -292,24 +287,24 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 {
 	size_t cap = (size_t)t->cfg.limits.max_part_bytes * 4;
 	size_t room = n <= cap / 12 ? n * 12 + 16 : cap + 16;
-	struct outbuf b = {NULL, NULL, room, room};
-	b.p = b.o = tok_alloc(t, b.room + 1);
-	if (!b.p)
+	char *out = tok_alloc(t, room + 1), *o = out; /* where output goes next */
+	size_t left = room;                           /* and what is free after it */
+	if (!out)
 		return (struct span){"", 0};
 	iconv(cd, NULL, NULL, NULL, NULL);
 	char *in = (char *)s;
 	size_t inleft = n;
 	bool cut = false;
 	while (inleft > 0) {
-		size_t r = iconv(cd, &in, &inleft, &b.o, &b.left);
+		size_t r = iconv(cd, &in, &inleft, &o, &left);
 		if (r != (size_t)-1)
 			break;
-		if (errno == E2BIG || (errno == EILSEQ && b.left == 0)) {
+		if (errno == E2BIG || (errno == EILSEQ && left == 0)) {
 			cut = true;
 			break;
 		} else if (errno == EILSEQ) {
-			*b.o++ = ' ';
-			b.left--;
+			*o++ = ' ';
+			left--;
 			in++;
 			inleft--;
 			iconv(cd, NULL, NULL, NULL, NULL);
@@ -318,13 +313,13 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 		}
 	}
 	/* flush a stateful encoder (its shift back to ASCII; nothing in UTF-8) */
-	iconv(cd, NULL, NULL, &b.o, &b.left);
-	*b.o = '\0';
-	size_t used = (size_t)(b.o - b.p);
-	chaff_arena_trim(&t->arena, b.p, used + 1);
+	iconv(cd, NULL, NULL, &o, &left);
+	*o = '\0';
+	size_t used = (size_t)(o - out);
+	chaff_arena_trim(&t->arena, out, used + 1);
 	if (cut) /* after the trim: the limit's token takes arena room */
 		tok_limit(t, CHAFF_LIMIT_PART_BYTES);
-	return (struct span){b.p, used};
+	return (struct span){out, used};
 }
 
 /* Charsets whose text can be plain ASCII bytes yet mean something else. */

@@ -163,14 +163,14 @@ static bool word_at(const char *s, size_t n, size_t i)
 }
 
 size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
-                       const char *host, size_t n)
+                       const char *s, size_t n)
 {
 	size_t i = 0;
-	while (i < n && (unsigned char)host[i] < 0x80)
+	while (i < n && (unsigned char)s[i] < 0x80)
 		i++;
 	size_t first = t->ntoks;
 	if (i == n) {
-		tok_emit_lower(t, origin, prefix, plen, host, n);
+		tok_emit_lower(t, origin, prefix, plen, s, n);
 		return t->ntoks > first ? n : 0;
 	}
 	/* a folded character is at most half as long again as itself */
@@ -181,14 +181,14 @@ size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *p
 	size_t o = plen;
 	for (i = 0; i < n;) {
 		size_t k = 0;
-		uint32_t u = (unsigned char)host[i] < 0x80
+		uint32_t u = (unsigned char)s[i] < 0x80
 		                     ? 0
-		                     : next_cp((const unsigned char *)host + i, n - i, &k);
+		                     : next_cp((const unsigned char *)s + i, n - i, &k);
 		if (k) {
 			o += tok_put_utf8(text + o, fold(u));
 			i += k;
 		} else { /* ASCII, lowered; a byte that is not UTF-8, kept */
-			text[o++] = tok_lc(host[i++]);
+			text[o++] = tok_lc(s[i++]);
 		}
 	}
 	tok_commit(t, origin, text, o);
