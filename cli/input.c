@@ -174,10 +174,17 @@ static size_t chomp(char *line)
 	return l;
 }
 
+/* The folder an index's path is in: the index's own, or none for an
+ * absolute path. */
+static const char *index_dir(const char *dir, const char *path)
+{
+	return *path == '/' ? "" : dir;
+}
+
 /* Joins an index's folder and a path in it (absolute paths stay). */
 static void index_path(char *out, size_t size, const char *dir, const char *path)
 {
-	snprintf(out, size, "%s%s", *path == '/' ? "" : dir, path);
+	snprintf(out, size, "%s%s", index_dir(dir, path), path);
 }
 
 /* A TREC-style index: lines "spam PATH" or "ham PATH", paths relative to
@@ -242,7 +249,7 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 			rc = -1;
 			break;
 		}
-		if (push_label(in, *p == '/' ? "" : dir, p, label) < 0) {
+		if (push_label(in, index_dir(dir, p), p, label) < 0) {
 			rc = -1;
 			break;
 		}
