@@ -483,6 +483,7 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 	if (!data_too)
 		data = command(h, "DATA\r\n", text, sizeof(text));
 	int code = data; /* with BDAT, already the final reply */
+	bool sent = bdat; /* (with BDAT, the message went with the envelope) */
 	if (code == 354 && !bdat) {
 		if (!wire_form(h, msg, len, true, &wl))
 			code = -1;
@@ -490,19 +491,17 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 			code = 0;
 		else
 			code = read_reply(h, text, sizeof(text));
-	} else if (!bdat && code > 0 && code < 400) {
-		/* DATA answered with anything but 354 or a refusal (250 from a
-		 * broken next hop): the message was never sent */
-		relay_reply(r, code, text);
-		code = -2;
+		sent = code > 0;
 	}
-	if (code == 250)
+	/* a 250 to DATA itself (a broken next hop) took no message: as any
+	 * other reply that is no refusal, relayed as a 451 */
+	if (code == 250 && sent)
 		snprintf(r, sizeof(r), "250 2.0.0 Ok: queued as %s", id);
 	else if (code == -1)
 		snprintf(r, sizeof(r), "451 4.3.0 Insufficient memory, try again later");
-	else if (code != -2) /* (-2: r says it already) */
+	else
 		relay_reply(r, code, text);
-	if (code <= 0)
+	if (code <= 0 || (!sent && code < 400))
 		disconnect(h);
 	else if (code != 250)
 		reset_or_drop(h);
