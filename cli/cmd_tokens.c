@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "chaff.h"
 #include "cli.h"
@@ -93,6 +96,64 @@ static inline void out_line(struct out *o, const char *s, size_t n)
 	copy_short(o->buf + o->n, s, n);
 	o->buf[o->n + n] = '\n';
 	o->n += n + 1;
+}
+
+/* The NULs of d[0..n) turned into line ends; returns how many there were. */
+static size_t nul_to_nl(char *d, size_t n)
+{
+	size_t count = 0, i = 0;
+#ifdef __SSE2__
+	const __m128i zero = _mm_setzero_si128(), nl = _mm_set1_epi8('\n');
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+		__m128i z = _mm_cmpeq_epi8(v, zero);
+		unsigned m = (unsigned)_mm_movemask_epi8(z);
+		if (m) {
+			count += (size_t)__builtin_popcount(m);
+			_mm_storeu_si128(
+			        (__m128i *)(void *)(d + i),
+			        _mm_or_si128(_mm_andnot_si128(z, v), _mm_and_si128(z, nl)));
+		}
+	}
+#endif
+	for (; i < n; i++)
+		if (!d[i]) {
+			d[i] = '\n';
+			count++;
+		}
+	return count;
+}
+
+/*
+ * A message's tokens, a line each. The tokenizer writes each token's text
+ * with its NUL right after the one before, so most of a message's tokens
+ * lie in a few runs of memory: each run is copied whole and its NULs
+ * become line ends, instead of a copy per token. A run whose NULs do not
+ * number its tokens (a token holding a NUL of its own) is printed token
+ * by token.
+ */
+static void out_tokens(struct out *o, const struct chaff_token *tk, size_t count)
+{
+	size_t i = 0;
+	while (i < count) {
+		const char *start = tk[i].text, *end = start + tk[i].len + 1;
+		size_t j = i + 1;
+		while (j < count && tk[j].text == end && (size_t)(end - start) < sizeof(o->buf) / 2)
+			end += tk[j++].len + 1;
+		size_t n = (size_t)(end - start);
+		if (o->n + n > sizeof(o->buf))
+			out_flush(o);
+		if (n <= sizeof(o->buf)) {
+			memcpy(o->buf + o->n, start, n);
+			if (nul_to_nl(o->buf + o->n, n) == j - i) {
+				o->n += n;
+				i = j;
+				continue;
+			}
+		}
+		for (; i < j; i++)
+			out_line(o, tk[i].text, tk[i].len);
+	}
 }
 
 struct stats {
@@ -263,13 +324,15 @@ int cmd_tokens(int argc, char **argv)
 		}
 		if (o.quiet)
 			continue;
+		if (!o.hash) {
+			out_tokens(&out, tk.items, tk.count);
+			continue;
+		}
 		for (size_t i = 0; i < tk.count; i++) {
-			if (o.hash) {
-				char h[24];
-				int k = snprintf(h, sizeof(h), "%016llx ",
-				                 (unsigned long long)tk.items[i].hash);
-				out_put(&out, h, (size_t)k);
-			}
+			char h[24];
+			int k = snprintf(h, sizeof(h), "%016llx ",
+			                 (unsigned long long)tk.items[i].hash);
+			out_put(&out, h, (size_t)k);
 			out_line(&out, tk.items[i].text, tk.items[i].len);
 		}
 	}
