@@ -62,6 +62,30 @@ static struct span quoted(struct chaff_tokenizer *t, const char *s, size_t n, si
 	return (struct span){out, o};
 }
 
+/* An unquoted value's length without a comment that ends it:
+ * "koi8-r (Cyrillic)" is koi8-r (RFC 2045 allows comments between the
+ * tokens of a structured header). Only a comment set off by white space
+ * and closing the value counts, so a file name written without quotes,
+ * "photo (1).jpg", stays whole. */
+static size_t without_comment(const char *v, size_t n)
+{
+	if (n == 0 || v[n - 1] != ')')
+		return n;
+	unsigned depth = 0;
+	for (size_t i = n; i-- > 0;) {
+		if (v[i] == ')')
+			depth++;
+		else if (v[i] == '(' && --depth == 0) {
+			if (i > 0 && !wsp(v[i - 1]))
+				return n;
+			while (i > 0 && wsp(v[i - 1]))
+				i--;
+			return i;
+		}
+	}
+	return n;
+}
+
 /* Reads "; name=value" pairs after the header's first item. */
 static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n, struct param *ps)
 {
@@ -96,7 +120,7 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n, str
 			size_t f = e;
 			while (f > i && wsp(s[f - 1]))
 				f--;
-			v = (struct span){s + i, f - i};
+			v = (struct span){s + i, without_comment(s + i, f - i)};
 			i = e;
 		}
 		/* name, name*, name*N, name*N* */
