@@ -6,6 +6,7 @@
  */
 #include "tok.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -205,7 +206,32 @@ static bool host_name(const char *s, size_t n, const char *last_dot)
 	return c >= 'a' && c <= 'z';
 }
 
-/* Received: each IPv4 address with its /24, bracketed IPv6 addresses, and
+/* An IPv6 address written without brackets at s[0..n), as Exchange
+ * writes a client's: "(2603:10b6:5:1ac::28)". Returns its length, or 0.
+ * Clock times ("16:10:29") have too few groups and no "::". */
+static size_t bare_ipv6(const char *s, size_t n)
+{
+	size_t e = 0;
+	unsigned colons = 0;
+	bool gap = false;
+	while (e < n && e <= 45 &&
+	       (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' || s[e] == '.')) {
+		if (s[e] == ':') {
+			colons++;
+			gap |= e > 0 && s[e - 1] == ':';
+		}
+		e++;
+	}
+	if (e > 45 || (e < n && host_byte(s[e])) || colons < 2 || (!gap && colons != 7))
+		return 0;
+	char buf[46];
+	unsigned char addr[16];
+	memcpy(buf, s, e);
+	buf[e] = '\0';
+	return inet_pton(AF_INET6, buf, addr) == 1 ? e : 0;
+}
+
+/* Received: each IPv4 address with its /24, IPv6 addresses, and
  * dotted host names with their parents. A scanner over runs of host
  * characters: a regular expression doing the same cost a quarter of all
  * tokenizing time, for a header every message has several of. */
@@ -241,6 +267,16 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 			if (s[i] == '.')
 				last_dot = s + i;
 			i++;
+		}
+		if (i < n && s[i] == ':' && (a == 0 || s[a - 1] != ':')) {
+			/* "IPv6:2001:db8::1" or "2001:db8::1", no brackets */
+			size_t at = TOK_IEQ(s + a, i - a, "ipv6") ? i + 1 : a;
+			size_t v6 = bare_ipv6(s + at, n - at);
+			if (v6) {
+				tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + at, v6);
+				i = at + v6;
+				continue;
+			}
 		}
 		size_t e = i;
 		while (e > a && (s[e - 1] == '.' || s[e - 1] == '-'))
