@@ -293,6 +293,11 @@ static bool connect_hop(struct hop *h, char reply[SERVE_REPLY_MAX])
 static void relay_reply(char reply[SERVE_REPLY_MAX], int code, const char *text)
 {
 	bool has_esc = text[0] >= '2' && text[0] <= '5' && text[1] == '.';
+	/* A 421 says that whoever gives it closes the connection: the next
+	 * hop closes its own, chaff keeps the client's, so the client hears
+	 * a plain temporary failure. */
+	if (code == 421)
+		code = 451;
 	if (code == 0)
 		snprintf(reply, SERVE_REPLY_MAX,
 		         "451 4.4.2 Next hop connection lost or timed out, try again later");

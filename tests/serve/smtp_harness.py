@@ -621,6 +621,11 @@ class Sink:
 
         def w(s):
             h.wfile.write((s + "\r\n").encode())
+            if s.startswith("421 ") and not s == mode.get("greeting"):
+                # 421 closes the connection, as a server that gives it does
+                h.wfile.flush()
+                h.connection.shutdown(socket.SHUT_RDWR)
+                raise OSError("closed after 421")
 
         if mode.get("greeting") == "hang":
             return self._hang(h)

@@ -1263,7 +1263,7 @@ def t_next_hop_failures():
     s = serve("hop", ["--next-hop", "127.0.0.1:%d" % sink.port, "--hop-timeout", "2"])
     msg = HAM[0][1]
 
-    def attempt(what, mode, want_class, max_time=None):
+    def attempt(what, mode, want_class, max_time=None, not_code=None):
         sink.set_mode(mode)
         c = greeted(s.port, timeout=15)
         frm = uid("hop")
@@ -1277,6 +1277,8 @@ def t_next_hop_failures():
             check("  ... with a 4.x.x enhanced code", bool(re.match(r"4\d\d 4\.\d+\.\d+", r.last)), str(r))
         if max_time:
             check("  ... within %.0f s (took %.1f s)" % (max_time, el), el < max_time)
+        if not_code:
+            check("  ... not %d" % not_code, r.code != not_code, str(r))
         time.sleep(0.1)
         if want_class == 2:
             m = sink.find(frm)
@@ -1300,6 +1302,11 @@ def t_next_hop_failures():
     attempt("refusing the message (after the dot) with 452", {"dot": "452 4.3.1 disk full"}, 4)
     attempt("refusing the message (after the dot) with 554", {"dot": "554 5.7.1 policy"}, 5)
     attempt("greeting with 421 and closing", {"greeting": "421 4.3.2 go away"}, 4)
+    # a 421 says the one who gives it closes the connection: passed on as
+    # it is, it would tell the client that chaff closes, and chaff does not
+    attempt("closing with 421 after RCPT", {"rcpt": "421 4.3.2 shutting down"}, 4, not_code=421)
+    attempt("closing with 421 after DATA", {"data": "421 4.3.2 shutting down"}, 4, not_code=421)
+    attempt("closing with 421 after the dot", {"dot": "421 4.3.2 shutting down"}, 4, not_code=421)
     attempt("hanging before its greeting (--hop-timeout 2)", {"greeting": "hang"}, 4, max_time=7)
     attempt("hanging after the dot (--hop-timeout 2)", {"dot": "hang"}, 4, max_time=7)
     sink.set_mode({})
