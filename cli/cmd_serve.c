@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "common/io.h"
+#include "input.h"
 #include "serve/deliver.h"
 #include "serve/server.h"
 #include "tag.h"
@@ -238,11 +239,21 @@ static const char *learn(struct worker *w, const struct smtp_session *s, struct 
 		msg = w->inner.p;
 		len = w->inner.len;
 	}
+	char r[SERVE_REPLY_MAX];
+	/* what chaff train refuses, refused for good: sent again, it is the
+	 * same mistake */
+	const char *why = input_is_blank(msg, len)   ? "an empty message"
+	                  : !input_is_mail(msg, len) ? "not a mail message (no header at its start)"
+	                                             : NULL;
+	if (why) {
+		snprintf(r, sizeof(r), "550 5.6.0 Nothing trained: %s", why);
+		fill(job, r);
+		return "learn-refused";
+	}
 	enum chaff_class cls = s->learn == SMTP_LEARN_SPAM ? CHAFF_SPAM : CHAFF_HAM;
 	const char *name = cls == CHAFF_SPAM ? "spam" : "ham";
 	enum chaff_learned outcome;
 	int rc = cli_train_one(w->o->db, tok, msg, len, cls, &outcome);
-	char r[SERVE_REPLY_MAX];
 	if (rc != CHAFF_OK)
 		snprintf(r, sizeof(r), "451 4.3.0 Training failed: %s, try again later",
 		         chaff_strerror(rc));

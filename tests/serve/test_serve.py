@@ -1661,6 +1661,14 @@ def t_learn():
     check("  ... 'trained as ham'", "trained as ham" in r.last, str(r))
     check("  ... ham +1", totals(CH, ldb) == (t0[0], t0[1] + 2), str(totals(CH, ldb)))
 
+    before = totals(CH, ldb)
+    for what, body in (("an empty message", b""), ("a message with no header", b"just some text\r\n"),
+                       ("an empty attached message", wrap(b"", "learn-spam@example.org"))):
+        r = final_of(send_message(c, uid("learn"), ["learn-spam@example.org"], body))
+        expect("%s to learn-spam@: refused" % what, r, "550 5.6.0")
+        check("  ... saying why", "Nothing trained" in r.last, str(r))
+        check("  ... nothing trained", totals(CH, ldb) == before, "%s -> %s" % (before, totals(CH, ldb)))
+
     c.cmd("MAIL FROM:<%s>" % uid("mix"))
     expect("learn address first", c.cmd("RCPT TO:<learn-spam@example.org>"), "250 2.1.5")
     expect("  ... then a normal recipient in the same transaction", c.cmd("RCPT TO:<user@example.org>"), "550 5.5.1")
