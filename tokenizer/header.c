@@ -513,14 +513,10 @@ const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *en
 		const char *ne = c;
 		while (c < le && wsp(*c))
 			c++;
-		if (c >= le || *c != ':' || ne == q) {
-			/* Not a header line. Before any header, there are none
-			 * and this is already the body; later, a stray line. */
-			if (!any)
-				break;
-			q = nl ? nl + 1 : end;
-			continue;
-		}
+		if (c >= le || *c != ':' || ne == q)
+			break; /* not a header line: the body starts here, blank
+			        * line or not (else a message could hide its whole
+			        * body by leaving the blank line out) */
 		any = true;
 		size_t nlen = (size_t)(ne - q);
 		const char *next;

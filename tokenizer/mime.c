@@ -331,6 +331,8 @@ static void multipart(struct chaff_tokenizer *t, const struct mime_info *info, c
                       const char *end, unsigned depth)
 {
 	struct span b = info->boundary.n ? info->boundary : guess_boundary(body, end);
+	enum entity_kind kind =
+	        IS_TYPE(info, "multipart/digest") ? ENTITY_DIGEST_PART : ENTITY_PART;
 	const char *part = NULL, *p = body;
 	bool found = false;
 	while (b.n && p < end && !(t->limits_hit & CHAFF_LIMIT_PARTS)) {
@@ -339,7 +341,7 @@ static void multipart(struct chaff_tokenizer *t, const struct mime_info *info, c
 		bool closing;
 		if (*p == '-' && boundary_line(p, le, b.p, b.n, &closing)) {
 			if (part)
-				tok_entity(t, part, p, depth + 1, false);
+				tok_entity(t, part, p, depth + 1, kind);
 			found = true;
 			part = closing ? NULL : (nl ? nl + 1 : end);
 			if (closing)
@@ -348,7 +350,7 @@ static void multipart(struct chaff_tokenizer *t, const struct mime_info *info, c
 		p = nl ? nl + 1 : end;
 	}
 	if (part) /* no final boundary: the last part runs to the end */
-		tok_entity(t, part, end, depth + 1, false);
+		tok_entity(t, part, end, depth + 1, kind);
 	if (!found) {
 		struct mime_info plain = *info;
 		plain.type = (struct span){"text/plain", 10};
@@ -380,8 +382,16 @@ static void attachment_name(struct chaff_tokenizer *t, struct span f)
 	}
 }
 
+/* Whether the entity holds a message: message/rfc822 (or its RFC 6532
+ * twin), or nothing declared in a digest. */
+static bool holds_message(const struct mime_info *info, enum entity_kind kind)
+{
+	return IS_TYPE(info, "message/rfc822") || IS_TYPE(info, "message/global") ||
+	       (kind == ENTITY_DIGEST_PART && !info->has_type);
+}
+
 void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
-                bool message)
+                enum entity_kind kind)
 {
 	if (depth > t->cfg.limits.max_mime_depth) {
 		tok_limit(t, CHAFF_LIMIT_DEPTH);
@@ -392,7 +402,7 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 		return;
 	}
 	struct mime_info info;
-	const char *body = tok_headers(t, p, end, &info, message);
+	const char *body = tok_headers(t, p, end, &info, kind == ENTITY_MESSAGE);
 	if (t->full)
 		return;
 	if (info.has_type) {
@@ -407,7 +417,7 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 		attachment_name(t, info.filename);
 	if (TYPE_PREFIX(&info, "multipart/")) {
 		multipart(t, &info, body, end, depth);
-	} else if (IS_TYPE(&info, "message/rfc822") || IS_TYPE(&info, "message/global")) {
+	} else if (holds_message(&info, kind)) {
 		/* RFC 2046 allows only 7bit, 8bit and binary here; a message
 		 * that was encoded anyway is read decoded, at most a part's
 		 * worth of it: each level of such messages nested in one another
@@ -417,7 +427,7 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 		struct span m = decoded(t, &info, body, end, cap, &more);
 		if (more)
 			tok_limit(t, CHAFF_LIMIT_PART_BYTES);
-		tok_entity(t, m.p, m.p + m.n, depth + 1, true);
+		tok_entity(t, m.p, m.p + m.n, depth + 1, ENTITY_MESSAGE);
 	} else if (!info.has_type || TYPE_PREFIX(&info, "text/") ||
 	           TYPE_PREFIX(&info, "message/") || !memchr(info.type.p, '/', info.type.n)) {
 		text_part(t, &info, body, end);
@@ -426,8 +436,8 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 
 /* Walks the MIME tree the way tok_entity does, but only looks for a
  * message/rfc822 part: the message a "forward as attachment" carries. */
-bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
-                      struct span *out)
+static bool find_message(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                         enum entity_kind kind, struct span *out)
 {
 	if (depth > t->cfg.limits.max_mime_depth || ++t->parts > t->cfg.limits.max_parts)
 		return false;
@@ -435,7 +445,7 @@ bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end,
 	const char *body = tok_headers(t, p, end, &info, false);
 	if (t->full)
 		return false;
-	if (IS_TYPE(&info, "message/rfc822") || IS_TYPE(&info, "message/global")) {
+	if (holds_message(&info, kind)) {
 		bool more;
 		*out = decoded(t, &info, body, end, (size_t)(end - body), &more);
 		return !t->full;
@@ -443,13 +453,15 @@ bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end,
 	if (!TYPE_PREFIX(&info, "multipart/"))
 		return false;
 	struct span b = info.boundary.n ? info.boundary : guess_boundary(body, end);
+	enum entity_kind sub =
+	        IS_TYPE(&info, "multipart/digest") ? ENTITY_DIGEST_PART : ENTITY_PART;
 	const char *part = NULL;
 	for (const char *q = body; b.n && q < end;) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *le = nl ? nl : end;
 		bool closing;
 		if (*q == '-' && boundary_line(q, le, b.p, b.n, &closing)) {
-			if (part && tok_find_message(t, part, q, depth + 1, out))
+			if (part && find_message(t, part, q, depth + 1, sub, out))
 				return true;
 			if (closing)
 				return false;
@@ -457,5 +469,11 @@ bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end,
 		}
 		q = nl ? nl + 1 : end;
 	}
-	return part && tok_find_message(t, part, end, depth + 1, out);
+	return part && find_message(t, part, end, depth + 1, sub, out);
+}
+
+bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                      struct span *out)
+{
+	return find_message(t, p, end, depth, ENTITY_PART, out);
 }

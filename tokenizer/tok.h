@@ -213,9 +213,12 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n);
 void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n, struct mime_info *info);
 void tok_content_disposition(struct chaff_tokenizer *t, const char *s, size_t n,
                              struct mime_info *info);
-/* One message (message: its headers give header tokens) or MIME part. */
+/* What tok_entity reads: a message (its headers give header tokens), a
+ * MIME part, or a part of a multipart/digest (a message unless its
+ * Content-Type says otherwise, RFC 2046 5.1.5). */
+enum entity_kind { ENTITY_MESSAGE, ENTITY_PART, ENTITY_DIGEST_PART };
 void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
-                bool message);
+                enum entity_kind kind);
 
 /* mime.c: the first message/rfc822 part in the entity at p, decoded. */
 bool tok_find_message(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,

@@ -230,7 +230,7 @@ int chaff_tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff
 	if (!t || !out || (!msg && len))
 		return CHAFF_EINVAL;
 	const char *p = start_message(t, msg, &len);
-	tok_entity(t, p, p + len, 0, true);
+	tok_entity(t, p, p + len, 0, ENTITY_MESSAGE);
 	out->items = t->toks;
 	out->count = t->ntoks;
 	out->limits_hit = t->limits_hit;
