@@ -10,12 +10,21 @@
 enum { P_BOUNDARY, P_CHARSET, P_NAME, P_FILENAME, P_COUNT };
 enum { SEG_MAX = 16 };
 
-/* One parameter, possibly split into RFC 2231 continuations. */
+/* One parameter: its plain form (name=value) and its RFC 2231 form
+ * (name*=, name*0=, name*1*= ...), kept apart, since a sender may give
+ * both (the plain one for older readers). */
 struct param {
+	struct span plain;
+	bool has_plain;
 	struct span seg[SEG_MAX];
 	bool ext[SEG_MAX];
-	unsigned top; /* highest segment index seen + 1 */
+	unsigned top; /* highest RFC 2231 segment index seen + 1 */
 };
+
+static bool has_param(const struct param *p)
+{
+	return p->has_plain || p->top;
+}
 
 static bool wsp(char c)
 {
@@ -129,17 +138,19 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n, str
 		int which = param_index(s + a, base);
 		if (which < 0)
 			continue;
-		unsigned idx = 0;
-		bool ext = false;
-		if (star) {
-			const char *p = star + 1, *end = s + b;
-			const char *digits = p;
-			while (p < end && *p >= '0' && *p <= '9' && idx < 1000)
-				idx = idx * 10 + (unsigned)(*p++ - '0');
-			/* "name*" alone is extended; "name*N" is extended only with a
-			 * second star */
-			ext = p == digits || (p < end && *p == '*');
+		if (!star) {
+			ps[which].plain = v;
+			ps[which].has_plain = true;
+			continue;
 		}
+		unsigned idx = 0;
+		const char *q = star + 1, *qe = s + b;
+		const char *digits = q;
+		while (q < qe && *q >= '0' && *q <= '9' && idx < 1000)
+			idx = idx * 10 + (unsigned)(*q++ - '0');
+		/* "name*" alone is extended; "name*N" is extended only with a
+		 * second star */
+		bool ext = q == digits || (q < qe && *q == '*');
 		if (idx >= SEG_MAX)
 			continue;
 		ps[which].seg[idx] = v;
@@ -149,16 +160,15 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n, str
 	}
 }
 
-/* The value of a parameter: continuations joined, RFC 2231 percent escapes
- * and charset applied, RFC 2047 words in a plain value decoded. */
+/* The value of a parameter: its RFC 2231 form when it has one
+ * (continuations joined, percent escapes and charset applied), else its
+ * plain value with RFC 2047 words decoded. */
 static struct span param_value(struct chaff_tokenizer *t, const struct param *p, bool text)
 {
-	if (p->top == 0)
-		return (struct span){"", 0};
-	if (p->top == 1 && !p->ext[0]) {
-		if (text && tok_find2(p->seg[0].p, p->seg[0].n, '=', '?'))
-			return tok_decode_2047(t, p->seg[0].p, p->seg[0].n);
-		return p->seg[0];
+	if (p->top == 0) {
+		if (text && tok_find2(p->plain.p, p->plain.n, '=', '?'))
+			return tok_decode_2047(t, p->plain.p, p->plain.n);
+		return p->plain;
 	}
 	size_t total = 0;
 	for (unsigned k = 0; k < p->top; k++)
@@ -227,11 +237,11 @@ void tok_content_type(struct chaff_tokenizer *t, const char *s, size_t n, struct
 	struct param ps[P_COUNT];
 	memset(ps, 0, sizeof(ps));
 	parse_params(t, s + i, n - i, ps);
-	if (ps[P_BOUNDARY].top)
+	if (has_param(&ps[P_BOUNDARY]))
 		info->boundary = param_value(t, &ps[P_BOUNDARY], false);
-	if (ps[P_CHARSET].top)
+	if (has_param(&ps[P_CHARSET]))
 		info->charset = param_value(t, &ps[P_CHARSET], false);
-	if (ps[P_NAME].top && !info->filename.n)
+	if (has_param(&ps[P_NAME]) && !info->filename.n)
 		info->filename = param_value(t, &ps[P_NAME], true);
 }
 
@@ -241,7 +251,7 @@ void tok_content_disposition(struct chaff_tokenizer *t, const char *s, size_t n,
 	struct param ps[P_COUNT];
 	memset(ps, 0, sizeof(ps));
 	parse_params(t, s, n, ps);
-	if (ps[P_FILENAME].top) /* filename wins over Content-Type's name */
+	if (has_param(&ps[P_FILENAME])) /* filename wins over Content-Type's name */
 		info->filename = param_value(t, &ps[P_FILENAME], true);
 }
 
