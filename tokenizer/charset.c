@@ -275,14 +275,19 @@ void tok_charsets_close(struct chaff_tokenizer *t)
 	t->ncharsets = 0;
 }
 
-/* Runs iconv over the whole input. A byte the converter rejects becomes a
- * space and conversion resumes after it, so one bad byte does not cost the
- * words around it; a truncated final sequence is dropped. The text gets
- * room for twelve bytes out per byte in, the most any charset writes (one
- * TSCII byte), up to four times max_part_bytes: a part whose text would
- * be longer has the rest cut, and the part_bytes limit noted. (Room that
- * doubled as the text grew let a 1 MB part take 28 MB.) What the text does
- * not use is given back at once. */
+static bool printable(char c)
+{
+	return c > 0x20 && c < 0x7f;
+}
+
+/* Runs iconv over the whole input. A character the converter rejects
+ * becomes a space and conversion resumes after it, so one bad character
+ * does not cost the words around it; a truncated final sequence is
+ * dropped. The text gets room for twelve bytes out per byte in, the most
+ * any charset writes (one TSCII byte), up to four times max_part_bytes: a
+ * part whose text would be longer has the rest cut, and the part_bytes
+ * limit noted. (Room that doubled as the text grew let a 1 MB part take
+ * 28 MB.) What the text does not use is given back at once. */
 static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n)
 {
 	size_t cap = (size_t)t->cfg.limits.max_part_bytes * 4;
@@ -303,11 +308,18 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 			cut = true;
 			break;
 		} else if (errno == EILSEQ) {
+			/* Past the rejected character, keeping the converter's
+			 * state: an ISO-2022 text stays in its two-byte set
+			 * (glibc rejects the NEC extras, such as the circled
+			 * digits, common in Japanese mail), and a UTF-16 text its
+			 * byte order. A printable byte is rejected only inside
+			 * such a set, where it and the next make one character. */
+			bool pair = inleft >= 2 && printable(in[0]) && printable(in[1]);
+			size_t skip = pair ? 2 : 1;
 			*o++ = ' ';
 			left--;
-			in++;
-			inleft--;
-			iconv(cd, NULL, NULL, NULL, NULL);
+			in += skip;
+			inleft -= skip;
 		} else {
 			break; /* EINVAL: an incomplete sequence at the end */
 		}
@@ -322,12 +334,49 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 	return (struct span){out, used};
 }
 
-/* Charsets whose text can be plain ASCII bytes yet mean something else. */
+/* The name without '-' and '_', at most 15 bytes of it. */
+static void bare_name(const char *name, char bare[16])
+{
+	size_t k = 0;
+	for (const char *c = name; *c && k + 1 < 16; c++)
+		if (*c != '-' && *c != '_')
+			bare[k++] = *c;
+	bare[k] = '\0';
+}
+
+/* Charsets whose text can be plain ASCII bytes yet mean something else,
+ * however the name is spelt (iconv takes utf7 and UTF_16 too). */
 static bool ascii_unsafe(const char *name)
 {
-	return strncmp(name, "utf-7", 5) == 0 || strncmp(name, "iso-2022", 8) == 0 ||
-	       strncmp(name, "utf-16", 6) == 0 || strncmp(name, "utf-32", 6) == 0 ||
-	       strncmp(name, "ucs-", 4) == 0 || strncmp(name, "hz", 2) == 0;
+	char bare[16];
+	bare_name(name, bare);
+	static const char *const prefix[] = {"utf7", "iso2022", "utf16",   "utf32",
+	                                     "ucs2", "ucs4",    "unicode", "hz"};
+	for (size_t i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+		if (strncmp(bare, prefix[i], strlen(prefix[i])) == 0)
+			return true;
+	return false;
+}
+
+/* UTF-16 (or UCS-2) by a name that does not say its byte order: with a
+ * byte-order mark, the mark decides; without one RFC 2781 says big-endian
+ * but Windows writes little-endian, and the side the zero bytes of its
+ * Latin letters fall on tells which. NULL for any other name. */
+static const char *utf16_order(const char *name, const char *s, size_t n)
+{
+	char bare[16];
+	bare_name(name, bare);
+	if (strcmp(bare, "utf16") != 0 && strcmp(bare, "ucs2") != 0 && strcmp(bare, "unicode") != 0)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	if (n >= 2 && ((p[0] == 0xFE && p[1] == 0xFF) || (p[0] == 0xFF && p[1] == 0xFE)))
+		return "utf-16";
+	size_t even = 0, odd = 0;
+	for (size_t i = 0; i + 1 < n && i < 4096; i += 2) {
+		even += p[i] == 0;
+		odd += p[i + 1] == 0;
+	}
+	return odd > even ? "utf-16le" : "utf-16be";
 }
 
 struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t clen, const char *s,
@@ -363,7 +412,8 @@ struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t c
 		if (name[11] >= '0' && name[11] <= '8')
 			target = cp[name[11] - '0'];
 	}
-	iconv_t cd = descriptor(t, name, target);
+	const char *order = utf16_order(name, s, n);
+	iconv_t cd = order ? descriptor(t, order, order) : descriptor(t, name, target);
 	if (cd == (iconv_t)-1)
 		return guess(t, s, n);
 	return run_iconv(t, cd, s, n);
