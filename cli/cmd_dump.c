@@ -6,7 +6,7 @@
  *
  *     # chaff dump 1
  *     seed 9f3c0a1b2c3d4e5f
- *     tokenizer 4
+ *     tokenizer 5
  *     tok_flags 0
  *     spam 1896
  *     ham 4150

@@ -78,7 +78,7 @@ enum chaff_tokenizer_flag {
 };
 
 /* Bump when any change alters the tokens of some message. */
-#define CHAFF_TOKENIZER_VERSION 4
+#define CHAFF_TOKENIZER_VERSION 5
 
 struct chaff_tokenizer_config {
 	struct chaff_limits limits;

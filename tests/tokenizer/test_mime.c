@@ -133,8 +133,9 @@ static void test_find_attached_message(void **state)
 	                 CHAFF_OK);
 	assert_memory_equal(inner, "Subject: x\n\ny\n", n);
 	/* a digest's part without a Content-Type is a message */
-	static const char digest[] = "Subject: d\nContent-Type: multipart/digest; boundary=D\n\n--D\n"
-	                             "\nSubject: in digest\n\nz\n--D--\n";
+	static const char digest[] =
+	        "Subject: d\nContent-Type: multipart/digest; boundary=D\n\n--D\n"
+	        "\nSubject: in digest\n\nz\n--D--\n";
 	assert_int_equal(chaff_attached_message(tok, digest, sizeof(digest) - 1, &inner, &n),
 	                 CHAFF_OK);
 	assert_int_equal(n, strlen("Subject: in digest\n\nz\n"));
