@@ -38,7 +38,8 @@ static bool owned(const char *line, size_t n)
 static bool field_line(const char *line, size_t n)
 {
 	size_t k = 0;
-	while (k < n && line[k] != ':' && (unsigned char)line[k] > ' ' && line[k] != 0x7f)
+	while (k < n && line[k] != ':' && (unsigned char)line[k] > ' ' &&
+	       (unsigned char)line[k] < 0x7f)
 		k++;
 	if (k == 0)
 		return false;
@@ -50,14 +51,37 @@ static bool field_line(const char *line, size_t n)
 /* X-Spam-Level's stars, as SpamAssassin writes one per point of its score
  * against a usual threshold of 5: here five stars stand for the spam
  * cutoff (score / spam_cutoff * 5, at most 50), so a rule such as
- * "^X-Spam-Level: \*\*\*\*\*" matches what chaff calls spam. */
+ * "^X-Spam-Level: \*\*\*\*\*" matches what chaff calls spam. The verdict
+ * settles the side of five: a score a hair below the cutoff must not round
+ * up to it. */
 static const char *stars(const struct chaff_score *s)
 {
 	static const char all[] = "**************************************************";
 	/* a cutoff of 0 calls everything spam: all the stars */
-	double v = s->spam_cutoff > 0 ? s->score / s->spam_cutoff * 5 + 1e-9 : 50;
+	double v = s->spam_cutoff > 0 ? s->score / s->spam_cutoff * 5 : 50;
 	size_t n = v >= 50 ? 50 : v > 0 ? (size_t)v : 0;
+	if (s->verdict == CHAFF_VERDICT_SPAM && n < 5)
+		n = 5;
+	else if (s->verdict != CHAFF_VERDICT_SPAM && n > 4)
+		n = 4;
 	return all + (sizeof(all) - 1 - n);
+}
+
+/* The new header lines, each ended by eol; returns their length. */
+static size_t verdict_headers(char *h, size_t cap, const struct chaff_score *s, const char *eol)
+{
+	bool spam = s->verdict == CHAFF_VERDICT_SPAM;
+	bool ham = s->verdict == CHAFF_VERDICT_HAM;
+	const char *verdict = spam ? "spam" : ham ? "ham" : "unsure";
+	const char *test = spam ? "SPAM" : ham ? "HAM" : "UNSURE";
+	int k = snprintf(h, cap,
+	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
+	                 "version=chaff-%s%sX-Spam-Level: %s%sX-Chaff-Score: %.6f%s"
+	                 "X-Chaff-Verdict: %s%s",
+	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
+	                 s->score, s->spam_cutoff, test, CHAFF_VERSION, eol, stars(s), eol,
+	                 s->score, eol, verdict, eol);
+	return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
 }
 
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
@@ -75,17 +99,20 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 	 * envelope line may have been written by other software). */
 	const char *hnl = q < end ? memchr(q, '\n', (size_t)(end - q)) : NULL;
 	const char *eol = hnl && hnl > q && hnl[-1] == '\r' ? "\r\n" : "\n";
-	bool skipping = false;
-	/* A message with a blank line keeps everything before it as its
-	 * header block, odd lines and all, as the tokenizer reads it. One
-	 * without any ends its header block at the first line that is neither
-	 * a field nor a continuation, and the new header lines then need a
-	 * blank line after them (unseparated). */
+	char h[512];
+	size_t hl = verdict_headers(h, sizeof(h), s, eol);
+	/* The new header lines go where the tokenizer's header block ends: at
+	 * the blank line, or at the first line that is neither a field nor a
+	 * continuation, so that the tokenizer reads them as headers (and
+	 * ignores them). A message with no blank line at all then needs one
+	 * after them. Earlier copies of them are left out up to the blank
+	 * line, since a mail reader may still take lines past an odd one for
+	 * header fields. */
 	bool blank = q < end && (*q == '\n' || (*q == '\r' && q + 1 < end && q[1] == '\n'));
 	if (!blank && q < end)
 		blank = memmem(q, (size_t)(end - q), "\n\n", 2) ||
 		        memmem(q, (size_t)(end - q), "\n\r\n", 3);
-	bool unseparated = false, fields = false;
+	bool put = false, skipping = false, fields = false;
 	while (q < end) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *next = nl ? nl + 1 : end;
@@ -95,12 +122,21 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		if (ll == 0)
 			break; /* the blank line: the body starts after it */
 		bool cont = (*q == ' ' || *q == '\t') && fields;
-		if (!blank && !cont && !field_line(q, ll)) {
-			unseparated = true;
-			break;
+		bool field = !cont && field_line(q, ll);
+		if (!cont && !field && !put) {
+			if (write_all(user, h, hl) < 0)
+				return -1;
+			put = true;
+			if (!blank) /* no blank line anywhere: the body starts here */
+				return write_all(user, eol, strlen(eol)) < 0 ||
+				                       write_all(user, q, (size_t)(end - q)) < 0
+				               ? -1
+				               : 0;
 		}
-		if (!cont)
+		if (field)
 			skipping = owned(q, ll);
+		else if (!cont)
+			skipping = false;
 		fields = true;
 		if (skipping)
 			q = next; /* an owned field is left out, line end and all */
@@ -111,21 +147,9 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		else
 			q = next;
 	}
-	char h[512];
-	bool spam = s->verdict == CHAFF_VERDICT_SPAM;
-	bool ham = s->verdict == CHAFF_VERDICT_HAM;
-	const char *verdict = spam ? "spam" : ham ? "ham" : "unsure";
-	const char *test = spam ? "SPAM" : ham ? "HAM" : "UNSURE";
-	int k = snprintf(h, sizeof(h),
-	                 "%s%sX-Spam-Status: %s, score=%.3f required=%.3f tests=CHAFF_%s "
-	                 "version=chaff-%s%sX-Spam-Level: %s%sX-Chaff-Score: %.6f%s"
-	                 "X-Chaff-Verdict: %s%s",
-	                 spam ? "X-Spam-Flag: YES" : "", spam ? eol : "", spam ? "Yes" : "No",
-	                 s->score, s->spam_cutoff, test, CHAFF_VERSION, eol, stars(s), eol,
-	                 s->score, eol, verdict, eol);
-	if (write_all(user, h, (size_t)k) < 0)
+	if (!put && write_all(user, h, hl) < 0)
 		return -1;
-	if ((q >= end || unseparated) && write_all(user, eol, strlen(eol)) < 0)
-		return -1; /* no body, or none set apart: end the header block */
+	if (q >= end && write_all(user, eol, strlen(eol)) < 0)
+		return -1; /* no body: end the header block */
 	return q < end ? write_all(user, q, (size_t)(end - q)) : 0;
 }

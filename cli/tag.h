@@ -11,9 +11,10 @@ typedef int (*cli_write_fn)(void *user, const char *p, size_t n);
 
 /*
  * Writes msg through write_all with the header block rebuilt: earlier
- * X-Spam-Flag, X-Spam-Status and X-Chaff-* headers dropped (a sender may
- * forge them), then ours appended at the end of the block, in the
- * message's own line ending. A leading mbox "From " line stays first.
+ * X-Spam-Flag, X-Spam-Status, X-Spam-Level and X-Chaff-* headers dropped
+ * (a sender may forge them), ours put where the tokenizer's header block
+ * ends, in the message's own line ending. A leading mbox "From " line
+ * stays first.
  * Returns 0, or the first negative value write_all returned.
  */
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,

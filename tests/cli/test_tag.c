@@ -1,0 +1,97 @@
+/*
+ * The verdict headers (cli/tag.c): X-Spam-Level's stars agree with the
+ * verdict at the cutoff's edge, and the headers go where the tokenizer's
+ * header block ends.
+ */
+#include "test_util.h"
+
+#include "cli/tag.h"
+
+struct sink {
+	char buf[4096];
+	size_t n;
+};
+
+static int put(void *user, const char *p, size_t n)
+{
+	struct sink *s = user;
+	if (s->n + n >= sizeof(s->buf))
+		return -1;
+	memcpy(s->buf + s->n, p, n);
+	s->n += n;
+	s->buf[s->n] = '\0';
+	return 0;
+}
+
+/* The X-Spam-Level value chaff writes for this score. */
+static const char *level(double score, double cutoff, enum chaff_verdict v, struct sink *s)
+{
+	static const char msg[] = "Subject: s\n\nbody\n";
+	struct chaff_score sc = {.score = score, .spam_cutoff = cutoff, .ham_cutoff = 0, .verdict = v};
+	s->n = 0;
+	assert_int_equal(cli_tag_message(msg, sizeof(msg) - 1, &sc, put, s), 0);
+	char *l = strstr(s->buf, "X-Spam-Level: ");
+	assert_non_null(l);
+	l += strlen("X-Spam-Level: ");
+	l[strcspn(l, "\n")] = '\0';
+	return l;
+}
+
+static void test_stars_follow_the_verdict(void **state)
+{
+	(void)state;
+	struct sink s;
+	/* a hair below the cutoff is not spam: four stars, not five */
+	assert_string_equal(level(0.6 - 1e-12, 0.6, CHAFF_VERDICT_UNSURE, &s), "****");
+	assert_string_equal(level(0.9990606653, 0.9990606654, CHAFF_VERDICT_UNSURE, &s), "****");
+	/* at the cutoff it is: five */
+	assert_string_equal(level(0.6, 0.6, CHAFF_VERDICT_SPAM, &s), "*****");
+	assert_string_equal(level(0.3, 0.6, CHAFF_VERDICT_HAM, &s), "**");
+	assert_string_equal(level(1.0, 0.1, CHAFF_VERDICT_SPAM, &s),
+	                    "**************************************************");
+	/* a cutoff of 0 calls everything spam */
+	assert_string_equal(level(0.0, 0.0, CHAFF_VERDICT_SPAM, &s),
+	                    "**************************************************");
+}
+
+/* The message with the headers added, and where the first of them is. */
+static const char *tagged(const char *msg, struct sink *s)
+{
+	struct chaff_score sc = {.score = 0.1, .spam_cutoff = 0.6, .ham_cutoff = 0.3,
+	                         .verdict = CHAFF_VERDICT_HAM};
+	s->n = 0;
+	assert_int_equal(cli_tag_message(msg, strlen(msg), &sc, put, s), 0);
+	const char *h = strstr(s->buf, "X-Spam-Status: ");
+	assert_non_null(h);
+	return h;
+}
+
+static void test_headers_where_the_tokenizer_ends_the_block(void **state)
+{
+	(void)state;
+	struct sink s;
+	const char *h = tagged("Subject: s\nFrom: a@b\n\nbody\n", &s);
+	assert_int_equal(h - s.buf, strlen("Subject: s\nFrom: a@b\n"));
+	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\nbody\n"));
+	/* an odd line before the blank line: before it, nothing added after */
+	h = tagged("Subject: s\nodd line\nX-Spam-Status: Yes, forged\nFrom: a@b\n\nbody\n", &s);
+	assert_int_equal(h - s.buf, strlen("Subject: s\n"));
+	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\nodd line\nFrom: a@b\n\nbody\n"));
+	assert_null(strstr(s.buf, "forged"));
+	/* no blank line at all: a blank line after the new headers */
+	h = tagged("Subject: s\nbody text: here\nmore\n", &s);
+	assert_int_equal(h - s.buf, strlen("Subject: s\n"));
+	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\nbody text: here\nmore\n"));
+	/* an 8-bit byte in a name is no field, for the tokenizer either */
+	h = tagged("Subject: s\nN\xc3\xa4me: x\n\nbody\n", &s);
+	assert_int_equal(h - s.buf, strlen("Subject: s\n"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stars_follow_the_verdict),
+		cmocka_unit_test(test_headers_where_the_tokenizer_ends_the_block),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
