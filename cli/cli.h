@@ -70,9 +70,13 @@ bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long
 void cli_catch_faults(void (*handler)(int), const int *sigs, size_t n);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* s as a JSON string: quotes, backslashes and control characters escaped,
- * UTF-8 passed through. */
+/* s as a JSON string: quotes, backslashes and control characters escaped
+ * (NUL as \u0000), UTF-8 passed through; _strn for n bytes of s. */
 void cli_json_str(FILE *f, const char *s);
+void cli_json_strn(FILE *f, const char *s, size_t n);
+/* v in the fewest significant digits that read back as v exactly (0.1,
+ * not 0.10000000000000001), in buf; returns buf. */
+const char *cli_num(char buf[32], double v);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 /* Sets the process's heap up for a bulk run: a large first stretch in

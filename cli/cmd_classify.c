@@ -45,7 +45,7 @@ static void print_json(const char *name, const struct chaff_score *s)
 	       s->used);
 	for (size_t i = 0; i < s->nclues; i++) {
 		printf("%s{\"token\":", i ? "," : "");
-		cli_json_str(stdout, s->clues[i].text);
+		cli_json_strn(stdout, s->clues[i].text, s->clues[i].len);
 		printf(",\"spam\":%u,\"ham\":%u,\"f\":%.6f}", s->clues[i].spam, s->clues[i].ham,
 		       s->clues[i].f);
 	}
@@ -56,9 +56,12 @@ static void print_explain(const struct chaff_score *s)
 {
 	printf("  %u distinct tokens, %u counted; S=%.4f H=%.4f\n", s->tokens, s->used,
 	       s->spam_prob, s->ham_prob);
-	for (size_t i = 0; i < s->nclues; i++)
-		printf("  %8.6f  spam %6u  ham %6u  %s\n", s->clues[i].f, s->clues[i].spam,
-		       s->clues[i].ham, s->clues[i].text);
+	for (size_t i = 0; i < s->nclues; i++) {
+		printf("  %8.6f  spam %6u  ham %6u  ", s->clues[i].f, s->clues[i].spam,
+		       s->clues[i].ham);
+		fwrite(s->clues[i].text, 1, s->clues[i].len, stdout);
+		putchar('\n');
+	}
 }
 
 /* The database's parameters with --set NAME=VALUE options applied. */

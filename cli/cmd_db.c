@@ -60,8 +60,9 @@ int cmd_stats(int argc, char **argv)
 		       (unsigned long long)st.digests, (unsigned long long)st.bytes_used,
 		       (unsigned long long)st.bytes_file, (long long)st.last_train,
 		       st.tokenizer_version, st.tok_flags & CHAFF_TOK_PAIRS ? "true" : "false");
+		char num[32];
 		for (size_t i = 0; names[i]; i++)
-			printf("%s\"%s\":%g", i ? "," : "", names[i], vals[i]);
+			printf("%s\"%s\":%s", i ? "," : "", names[i], cli_num(num, vals[i]));
 		printf("}}\n");
 		return EXIT_OK;
 	}
@@ -75,8 +76,9 @@ int cmd_stats(int argc, char **argv)
 	printf("last training   %s\n", when);
 	printf("tokenizer       version %u%s\n", st.tokenizer_version,
 	       st.tok_flags & CHAFF_TOK_PAIRS ? ", word pairs" : "");
+	char num[32];
 	for (size_t i = 0; names[i]; i++)
-		printf("%-15s %g\n", names[i], vals[i]);
+		printf("%-15s %s\n", names[i], cli_num(num, vals[i]));
 	return EXIT_OK;
 }
 
@@ -200,7 +202,8 @@ int cmd_config(int argc, char **argv)
 			double v;
 			rc = chaff_db_get_param(db, *n, &v);
 			if (rc == CHAFF_OK) {
-				printf("%s %g\n", *n, v);
+				char num[32];
+				printf("%s %s\n", *n, cli_num(num, v));
 			} else {
 				cli_error("%s: %s", cli_db_path(dbpath), chaff_strerror(rc));
 				status = EXIT_FAIL;
@@ -210,7 +213,8 @@ int cmd_config(int argc, char **argv)
 		double v;
 		rc = chaff_db_get_param(db, a[1], &v);
 		if (rc == CHAFF_OK) {
-			printf("%g\n", v);
+			char num[32];
+			printf("%s\n", cli_num(num, v));
 		} else {
 			cli_error("%s: %s", a[1],
 			          rc == CHAFF_ENOTFOUND ? "no such parameter" : chaff_strerror(rc));

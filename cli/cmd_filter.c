@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "common/io.h"
+#include "input.h"
 #include "tag.h"
 
 static const char filter_usage[] =
@@ -197,6 +198,12 @@ int cmd_filter(int argc, char **argv)
 		if (cli_tag_message(msg, len, &s, write_out, NULL) < 0) {
 			cli_error("writing the message failed: %s", strerror(errno));
 			status = EXIT_FAIL;
+		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE &&
+		           (input_is_blank(msg, len) || !input_is_mail(msg, len))) {
+			cli_warn("not learned: %s, as chaff train refuses it",
+			         input_is_blank(msg, len)
+			                 ? "an empty message"
+			                 : "not a mail message (no header at its start)");
 		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE) {
 			pending.sent = true;
 			learn(db, cl, msg, len,

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -39,8 +40,13 @@ void cli_warn(const char *fmt, ...)
  * character (a file name in another charset) is written as U+FFFD. */
 void cli_json_str(FILE *f, const char *s)
 {
+	cli_json_strn(f, s, strlen(s));
+}
+
+void cli_json_strn(FILE *f, const char *s, size_t n)
+{
 	fputc('"', f);
-	const uint8_t *p = (const uint8_t *)s, *end = p + strlen(s);
+	const uint8_t *p = (const uint8_t *)s, *end = p + n;
 	while (p < end) {
 		unsigned char c = *p;
 		if (c == '"' || c == '\\') {
@@ -54,15 +60,29 @@ void cli_json_str(FILE *f, const char *s)
 			p++;
 		} else {
 			ucs4_t u;
-			int n = u8_mbtoucr(&u, p, (size_t)(end - p));
-			if (n > 0)
-				fwrite(p, 1, (size_t)n, f);
+			int k = u8_mbtoucr(&u, p, (size_t)(end - p));
+			if (k > 0)
+				fwrite(p, 1, (size_t)k, f);
 			else
 				fputs("\\ufffd", f);
-			p += n > 0 ? n : 1;
+			p += k > 0 ? k : 1;
 		}
 	}
 	fputc('"', f);
+}
+
+const char *cli_num(char buf[32], double v)
+{
+	if (v == floor(v) && fabs(v) < 1e15) { /* 100, not 1e+02 */
+		snprintf(buf, 32, "%.0f", v);
+		return buf;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, 32, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
 }
 
 double cli_now(void)
@@ -135,6 +155,19 @@ void cli_catch_faults(void (*handler)(int), const int *sigs, size_t n)
 		sigaction(sigs[i], &sa, NULL);
 }
 
+/* A command's exit status, made EXIT_FAIL when what it printed did not
+ * get out (a full disk, a closed pipe): `v=$(chaff config get robs)` or
+ * `chaff stats --json > f` must not succeed with nothing written. A
+ * command that already said so has returned EXIT_FAIL. */
+static int output_checked(int status)
+{
+	if (status != EXIT_FAIL && (fflush(stdout) != 0 || ferror(stdout))) {
+		cli_error("writing output failed");
+		return EXIT_FAIL;
+	}
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -154,7 +187,7 @@ int main(int argc, char **argv)
 	cli_catch_faults(on_fault, faults, sizeof(faults) / sizeof(faults[0]));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+			return output_checked(commands[i].run(argc - 1, argv + 1));
 	cli_error("unknown command '%s' (try 'chaff --help')", name);
 	return EXIT_USAGE;
 }

@@ -260,13 +260,13 @@ static int score_one(struct tokpool *p, chaff_classifier *cl, struct slot *s)
 		return rc;
 	size_t tl = 0;
 	for (size_t i = 0; i < sc->nclues; i++)
-		tl += strlen(sc->clues[i].text) + 1;
+		tl += sc->clues[i].len + 1;
 	if (chaff_reserve((void **)&s->clues, &s->ccap, sc->nclues, sizeof(*s->clues)) ||
 	    chaff_reserve((void **)&s->text, &s->tcap, tl, 1))
 		return CHAFF_ENOMEM;
 	char *t = s->text;
 	for (size_t i = 0; i < sc->nclues; i++) {
-		size_t n = strlen(sc->clues[i].text) + 1;
+		size_t n = sc->clues[i].len + 1;
 		memcpy(t, sc->clues[i].text, n);
 		s->clues[i] = sc->clues[i];
 		s->clues[i].text = t;

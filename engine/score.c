@@ -482,8 +482,8 @@ int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, si
 	if (chaff_reserve((void **)&c->clues, &c->ccap, nclues + 1, sizeof(*c->clues)))
 		return CHAFF_ENOMEM;
 	for (size_t i = 0; i < nclues; i++)
-		c->clues[i] = (struct chaff_clue){c->sc[i].tok->text, c->sc[i].spam, c->sc[i].ham,
-		                                  c->sc[i].f};
+		c->clues[i] = (struct chaff_clue){c->sc[i].tok->text, c->sc[i].tok->len,
+		                                  c->sc[i].spam, c->sc[i].ham, c->sc[i].f};
 	out->clues = c->clues;
 	out->nclues = nclues;
 	return CHAFF_OK;

@@ -347,7 +347,8 @@ enum chaff_verdict { CHAFF_VERDICT_SPAM = 0, CHAFF_VERDICT_HAM = 1, CHAFF_VERDIC
 
 /* One token that moved the score, for explanations. */
 struct chaff_clue {
-	const char *text;
+	const char *text;   /* NUL-terminated, but may hold a NUL of its own */
+	uint32_t len;       /* bytes of text, without the final NUL */
 	uint32_t spam, ham; /* its counts */
 	double f;           /* Robinson's f(w) */
 };

@@ -187,6 +187,21 @@ check "--json: a path that is not UTF-8 stays valid JSON, its bad bytes as U+FFF
 import json, sys
 raw = open(sys.argv[1], "rb").read()
 sys.exit(0 if json.loads(raw.decode("utf-8"))["path"].endswith("caf\ufffd \ufffd.eml") else 1)' "$dir/out"
+# A token may hold a NUL (here from a Message-ID): --json and --explain
+# show it whole, through the thread pool too (a folder of messages).
+mkdir -p "$dir/nulbox"
+for i in 1 2 3; do
+  printf 'Subject: s%s\nMessage-ID: <x@a\000b%s.com>\n\nhello world\n' "$i" "$i" > "$dir/nulbox/$i.eml"
+done
+"$chaff" classify --json --clues 1000 --set min_dev=0 --db "$db" "$dir/nulbox" > "$dir/out"
+check "--json: a token holding a NUL is whole, as \\u0000" python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+want = {"msgid:a\x00b%d.com" % i for i in (1, 2, 3)}
+got = {c["token"] for r in rows for c in r["clues"] if c["token"].startswith("msgid:")}
+sys.exit(0 if len(rows) == 3 and got == want else 1)' "$dir/out"
+check "--explain: the same token whole" grep -qaP 'msgid:a\x00b1\.com$' \
+  <("$chaff" classify --explain --clues 1000 --set min_dev=0 --db "$db" "$dir/nulbox/1.eml")
 out=$("$chaff" classify --explain --db "$db" "$(one spam-1 00215)")
 check "--explain: the verdict line first" grep -Eq '^spam [01]\.[0-9]{6} ' <<<"$(head -1 <<<"$out")"
 check "--explain: a summary line" grep -Eq '^  [0-9]+ distinct tokens, [0-9]+ counted' <<<"$out"
@@ -478,6 +493,17 @@ check "filter --learn spam: spam total +1" test "$(totals "$dir/learndb")" = "15
 check "filter --learn ham: ham total +1" test "$rc" -eq 0 -a "$(totals "$dir/learndb")" = "151 301"
 "$chaff" filter --learn --db "$dir/learndb" < "$unsure" > /dev/null
 check "filter --learn unsure: nothing learned" test "$(totals "$dir/learndb")" = "151 301"
+# What chaff train refuses, --learn does not learn, whatever the verdict:
+# with ham_cutoff 0.55 a text of unknown words (score 0.5) is ham.
+"$chaff" config --db "$dir/learndb" set ham_cutoff 0.55
+for what in "no header" "empty"; do
+  if [ "$what" = empty ]; then : > "$dir/text"; else printf 'zqxjv wordless\nplain text\n' > "$dir/text"; fi
+  "$chaff" filter --learn --db "$dir/learndb" < "$dir/text" > "$dir/out" 2> "$dir/err"; rc=$?
+  check "filter --learn, $what: tagged ham, exit 0, a warning" test "$rc" -eq 0 -a \
+    "$(grep -c '^X-Chaff-Verdict: ham' "$dir/out")" -eq 1 -a -s "$dir/err"
+  check "filter --learn, $what: nothing learned" test "$(totals "$dir/learndb")" = "151 301"
+done
+"$chaff" config --db "$dir/learndb" set ham_cutoff 0.3
 
 # A fault before the output has begun still passes the message on whole:
 # here an abort (as an LMDB assertion on a damaged file raises it) while
@@ -595,6 +621,22 @@ check "spam_cutoff 0: a ham scoring $hs is spam, with all 50 stars" test "$rc" -
   "$(python3 -c "import sys; print(float(sys.argv[1]) < 0.01)" "$hs")" = True
 "$chaff" config --db "$dir/nodb" set robs 0.02 > /dev/null 2>&1; rc=$?
 check "config set on a missing database: fails, creates nothing" test "$rc" -ne 0 -a ! -e "$dir/nodb"
+# What get prints, set takes back unchanged: in as few digits as that needs.
+"$chaff" config --db "$cdb" set spam_cutoff 0.9999999 && "$chaff" config --db "$cdb" set robx 0.5234567
+check "config get: 0.9999999 as set (not rounded to 1)" \
+  test "$("$chaff" config --db "$cdb" get spam_cutoff)" = 0.9999999
+check "config get: 0.5234567 as set" test "$("$chaff" config --db "$cdb" get robx)" = 0.5234567
+check "stats --json: the same digits" grep -q '"spam_cutoff":0.9999999,' <("$chaff" stats --json --db "$cdb")
+check "config get max_tokens: 100, not 1e+02" test "$("$chaff" config --db "$cdb" get max_tokens)" = 100
+# Output that does not get out (a full disk, a closed pipe) is an error.
+for args in "stats" "stats --json" "config" "config get robs"; do
+  # shellcheck disable=SC2086
+  set -- $args
+  "$chaff" "$1" --db "$cdb" "${@:2}" > /dev/full 2> "$dir/err"; rc=$?
+  check "$args > /dev/full: exit 3, says so" test "$rc" -eq 3 -a "$(cat "$dir/err")" = "chaff: writing output failed"
+done
+"$chaff" train --db "$dir/fulldb" --spam "$spam" > /dev/full 2> "$dir/err"; rc=$?
+check "train with its summary going to /dev/full: exit 3" test "$rc" -eq 3
 
 # --- digests: already trained, moved, re-delivered copies, untrain ----------
 msg=$(pick spam-1 1 1)
