@@ -14,7 +14,7 @@
 
 /* Windows-1252 bytes 0x80..0x9F; the rest of the range is Latin-1. Five
  * bytes are undefined and map to U+FFFD's stand-in, a space. */
-static const uint16_t cp1252_hi[32] = {
+const uint16_t tok_cp1252_hi[32] = {
         0x20AC, 0x0020, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
         0x2039, 0x0152, 0x0020, 0x017D, 0x0020, 0x0020, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
         0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x0020, 0x017E, 0x0178,
@@ -159,7 +159,7 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 			i += k - 1;
 			continue;
 		}
-		o += tok_put_utf8(out + o, c < 0xA0 ? cp1252_hi[c - 0x80] : c);
+		o += tok_put_utf8(out + o, c < 0xA0 ? tok_cp1252_hi[c - 0x80] : c);
 	}
 	out[o] = '\0';
 	return (struct span){out, o};

@@ -7,6 +7,7 @@
 #include "tok.h"
 
 #include <string.h>
+#include <unictype.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -49,19 +50,20 @@ static const char *const block_tags[11] = {
         [1] = "p",
         [2] = "brtdthtrliulolh1h2h3h4h5h6hrdddtdl",
         [3] = "divpreimgnav",
-        [4] = "bodyhtmlheadformmetalink",
-        [5] = "tabletbodytheadtfoottitleframeinput",
-        [6] = "centeroptionselectiframebuttonheaderfooter",
-        [7] = "addresssectionarticlecaption",
-        [8] = "textarea",
-        [10] = "blockquote",
+        [4] = "bodyhtmlheadformmetalinkmainmenu",
+        [5] = "tabletbodytheadtfoottitleframeinputaside",
+        [6] = "centeroptionselectiframebuttonheaderfooterfigurelegenddialoghgroupsearch",
+        [7] = "addresssectionarticlecaptiondetailssummary",
+        [8] = "textareafieldset",
+        [10] = "blockquotefigcaption",
 };
 
-/* Characters that vanish rather than separate: soft hyphen and zero-width
- * characters, favourite tools for splitting a word invisibly. */
+/* Characters that vanish rather than separate: those Unicode calls
+ * default-ignorable (soft hyphen, zero-width characters, direction marks,
+ * the grapheme joiner), favourite tools for splitting a word invisibly. */
 static bool invisible(uint32_t cp)
 {
-	return cp == 0xAD || (cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF;
+	return uc_is_property_default_ignorable_code_point(cp);
 }
 
 static bool is_alpha(char c)
@@ -184,6 +186,8 @@ static size_t entity(const char *s, size_t n, uint32_t *cp, bool attr)
 			return 0;
 		if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
 			v = ' ';
+		else if (v >= 0x80 && v <= 0x9F) /* as browsers read them */
+			v = tok_cp1252_hi[v - 0x80];
 	} else {
 		size_t start = i;
 		while (i < n && i - start < 10 && is_alnum(s[i]))
@@ -225,7 +229,8 @@ static bool block_tag(const char *name, size_t n)
 	return false;
 }
 
-/* Position after the next "</name" (case-insensitive) and its '>', or n. */
+/* Position after the next "</name" (case-insensitive, ended as a tag's
+ * name ends: "</scriptx>" does not close a script) and its '>', or n. */
 static size_t skip_element(const char *s, size_t n, size_t i, const char *name, size_t nl)
 {
 	while (i < n) {
@@ -233,7 +238,11 @@ static size_t skip_element(const char *s, size_t n, size_t i, const char *name, 
 		if (!lt)
 			return n;
 		i = (size_t)(lt - s) + 1;
-		if (i < n && s[i] == '/' && tok_iprefix(s + i + 1, n - i - 1, name, nl)) {
+		size_t after = i + 1 + nl;
+		if (i < n && s[i] == '/' && tok_iprefix(s + i + 1, n - i - 1, name, nl) &&
+		    (after >= n || s[after] == '>' || s[after] == '/' || s[after] == ' ' ||
+		     s[after] == '\t' || s[after] == '\n' || s[after] == '\r' ||
+		     s[after] == '\f')) {
 			const char *gt = memchr(s + i, '>', n - i);
 			return gt ? (size_t)(gt - s) + 1 : n;
 		}
@@ -265,6 +274,64 @@ static struct span attr_value(struct chaff_tokenizer *t, const char *v, size_t n
 	}
 	out[o] = '\0';
 	return (struct span){out, o};
+}
+
+/* The length of a URL scheme's slashes: browsers take "http:\\host" and
+ * "http:/host" for "http://host". */
+static size_t slashes(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (s[i] == '/' || s[i] == '\\'))
+		i++;
+	return i;
+}
+
+/* A link's value (href, src, ...) as a browser follows it, entities
+ * already decoded: white space and control characters around it dropped,
+ * and tabs and line ends inside it; then its url: tokens, or for mailto:
+ * its addresses (not the subject and body it may carry). */
+static void link(struct chaff_tokenizer *t, struct span d)
+{
+	const char *val = d.p;
+	size_t vl = d.n;
+	while (vl && (unsigned char)*val <= ' ') {
+		val++;
+		vl--;
+	}
+	while (vl && (unsigned char)val[vl - 1] <= ' ')
+		vl--;
+	if (memchr(val, '\t', vl) || memchr(val, '\n', vl) || memchr(val, '\r', vl)) {
+		char *c = tok_alloc(t, vl + 1);
+		if (!c)
+			return;
+		size_t o = 0;
+		for (size_t i = 0; i < vl; i++)
+			if (val[i] != '\t' && val[i] != '\n' && val[i] != '\r')
+				c[o++] = val[i];
+		c[o] = '\0';
+		val = c;
+		vl = o;
+	}
+	size_t skip = 0;
+	if (TOK_IPREFIX(val, vl, "mailto:")) {
+		size_t e = 7;
+		while (e < vl && val[e] != '?' && val[e] != '#')
+			e++;
+		tok_words(t, val + 7, e - 7, "", 0, SCAN_URLS);
+		return;
+	}
+	if (TOK_IPREFIX(val, vl, "http:"))
+		skip = 5;
+	else if (TOK_IPREFIX(val, vl, "https:"))
+		skip = 6;
+	else if (TOK_IPREFIX(val, vl, "ftp:"))
+		skip = 4;
+	if (skip || slashes(val, vl) >= 2)
+		skip += slashes(val + skip, vl - skip);
+	else if (!TOK_IPREFIX(val, vl, "www."))
+		return; /* a relative link, or another scheme */
+	if (skip < vl)
+		tok_url(t, val + skip, vl - skip);
 }
 
 /* Reads the attributes of a tag from s[i] to its '>', emitting url: tokens
@@ -309,23 +376,8 @@ static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, siz
 			vend = i;
 		}
 		if (TOK_IEQ(s + an, alen, "href") || TOK_IEQ(s + an, alen, "src") ||
-		    TOK_IEQ(s + an, alen, "action") || TOK_IEQ(s + an, alen, "background")) {
-			struct span d = attr_value(t, s + v, vend - v);
-			const char *val = d.p;
-			size_t vl = d.n;
-			while (vl && (*val == ' ' || *val == '\t')) {
-				val++;
-				vl--;
-			}
-			if (TOK_IPREFIX(val, vl, "mailto:"))
-				tok_words(t, val + 7, vl - 7, "", 0, SCAN_URLS);
-			else if (TOK_IPREFIX(val, vl, "http://") ||
-			         TOK_IPREFIX(val, vl, "https://") ||
-			         TOK_IPREFIX(val, vl, "ftp://") || TOK_IPREFIX(val, vl, "//") ||
-			         TOK_IPREFIX(val, vl, "www."))
-				tok_url(t, val[0] == '/' ? val + 2 : val,
-				        val[0] == '/' ? vl - 2 : vl);
-		}
+		    TOK_IEQ(s + an, alen, "action") || TOK_IEQ(s + an, alen, "background"))
+			link(t, attr_value(t, s + v, vend - v));
 	}
 	return n;
 }

@@ -194,6 +194,9 @@ struct span tok_html_text(struct chaff_tokenizer *t, const char *s, size_t n);
 /* header.c */
 /* The ASCII bytes of a host name: letters, digits, '.', '-' and '_'. */
 extern const bool tok_host_bytes[256];
+/* charset.c: Windows-1252 bytes 0x80..0x9F as code points (a space for
+ * the five it leaves undefined). */
+extern const uint16_t tok_cp1252_hi[32];
 struct mime_info {
 	struct span type;    /* "text/plain", lower-cased; empty when absent */
 	struct span charset; /* declared, raw */

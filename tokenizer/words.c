@@ -117,10 +117,12 @@ static uint32_t next_cp(const unsigned char *p, size_t n, size_t *k)
 	return 0;
 }
 
-/* Han, Hiragana, Katakana and Thai: scripts written without spaces. */
+/* Han, Hiragana, Katakana and Thai: scripts written without spaces (with
+ * Han's iteration and number marks, 々 〇 〡..〩 〸..〻). */
 static bool spaceless(uint32_t u)
 {
-	return (u >= 0x4E00 && u <= 0x9FFF) || (u >= 0x3400 && u <= 0x4DBF) ||
+	return (u >= 0x4E00 && u <= 0x9FFF) || (u >= 0x3400 && u <= 0x4DBF) || u == 0x3005 ||
+	       u == 0x3007 || (u >= 0x3021 && u <= 0x3029) || (u >= 0x3038 && u <= 0x303B) ||
 	       (u >= 0x3040 && u <= 0x30FF) || (u >= 0x31F0 && u <= 0x31FF) ||
 	       (u >= 0xF900 && u <= 0xFAFF) || (u >= 0x20000 && u <= 0x3134F) ||
 	       (u >= 0xFF66 && u <= 0xFF9F) || (u >= 0x0E01 && u <= 0x0E5B);
@@ -226,31 +228,82 @@ void tok_host(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 		tok_emit(t, origin, prefix, plen, d + 1, ln - (size_t)(d + 1 - low));
 }
 
-/* The end of the host name from s[i]: ASCII letters, digits, '-', '.' and
- * '_', and letters, digits and marks of any script (internationalised names),
- * but not the quotes, dashes and spaces of typography that text puts
- * right after a URL or an address. */
+/* The length of the host name character at s[i], or 0: ASCII letters,
+ * digits, '-', '.' and '_', and letters, digits and marks of any script
+ * (internationalised names), but not the quotes, dashes and spaces of
+ * typography that text puts right after a URL or an address. */
+static size_t host_char(const char *s, size_t n, size_t i)
+{
+	unsigned char c = (unsigned char)s[i];
+	if (c < 0x80)
+		return tok_host_bytes[c];
+	size_t k;
+	uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
+	/* marks: the vowel signs of Indic and Thai names; not the ones that
+	 * show nothing (variation selectors, the grapheme joiner), which
+	 * would let a host hide behind one */
+	if (!k || !(uc_is_alnum(u) || (uc_is_general_category(u, UC_CATEGORY_M) &&
+	                               !uc_is_property_default_ignorable_code_point(u))))
+		return 0;
+	return k;
+}
+
+/* The end of the host name from s[i]. */
 static size_t host_end(const char *s, size_t n, size_t i)
 {
-	while (i < n) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x80) {
-			if (!tok_host_bytes[c])
-				break;
-			i++;
-			continue;
-		}
-		size_t k;
-		uint32_t u = next_cp((const unsigned char *)s + i, n - i, &k);
-		/* marks: the vowel signs of Indic and Thai names; not the ones
-		 * that show nothing (variation selectors, the grapheme joiner),
-		 * which would let a host hide behind one */
-		if (!k || !(uc_is_alnum(u) || (uc_is_general_category(u, UC_CATEGORY_M) &&
-		                               !uc_is_property_default_ignorable_code_point(u))))
-			break;
+	size_t k;
+	while (i < n && (k = host_char(s, n, i)) != 0)
 		i += k;
-	}
 	return i;
+}
+
+/* Bytes that may stand in a URL's user-info (RFC 3986: unreserved,
+ * percent escapes, sub-delims and ':'), besides letters and digits. */
+static bool userinfo_byte(unsigned char c)
+{
+	return c < 0x80 && (ascii_class[c] == W_ALNUM || strchr("-._~%!$&'()*+,;=:", c));
+}
+
+/* The full stops that IDNA maps to '.': ideographic, full-width and
+ * half-width (a host written "evil。example。com" goes to evil.example.com). */
+static size_t dot_variant(const unsigned char *p, size_t n)
+{
+	if (n >= 3 && p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x82)
+		return 3; /* U+3002 */
+	if (n >= 3 && p[0] == 0xEF &&
+	    ((p[1] == 0xBC && p[2] == 0x8E) || (p[1] == 0xBD && p[2] == 0xA1)))
+		return 3; /* U+FF0E, U+FF61 */
+	return 0;
+}
+
+/* The host at s[0..n) as a browser reads it, into out (room for
+ * HOST_MAX bytes): percent escapes decoded, IDNA's other full stops made
+ * '.'; *used gets the bytes of s it took. Returns its length. */
+static size_t read_host(const char *s, size_t n, char *out, size_t *used)
+{
+	size_t i = 0, o = 0;
+	while (i < n && o < HOST_MAX) {
+		const unsigned char *p = (const unsigned char *)s + i;
+		size_t k;
+		if (p[0] == '%' && n - i > 2 && tok_hexval(p[1]) >= 0 && tok_hexval(p[2]) >= 0) {
+			unsigned char d = (unsigned char)(tok_hexval(p[1]) << 4 | tok_hexval(p[2]));
+			if (d < 0x80 && !tok_host_bytes[d])
+				break;
+			out[o++] = (char)d; /* a byte of UTF-8 too, checked when folded */
+			i += 3;
+		} else if (p[0] >= 0x80 && (k = dot_variant(p, n - i)) != 0) {
+			out[o++] = '.';
+			i += k;
+		} else if ((k = host_char(s, n, i)) != 0 && o + k <= HOST_MAX) {
+			memcpy(out + o, p, k);
+			o += k;
+			i += k;
+		} else {
+			break;
+		}
+	}
+	*used = i;
+	return o;
 }
 
 size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
@@ -259,21 +312,27 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 	const char *sep = n >= 3 ? memchr(s, ':', n < 12 ? n : 12) : NULL;
 	if (sep && (size_t)(sep - s) + 3 <= n && sep[1] == '/' && sep[2] == '/')
 		i = (size_t)(sep - s) + 3;
+	/* user:password@host: the host follows the last '@' of the
+	 * authority, whatever the user-info holds ("www.paypal.com%20x@evil") */
 	size_t h = i;
-	size_t e = h;
-	for (;;) {
-		e = host_end(s, n, e);
-		/* user:password@host: the part before '@' is not the host. */
-		size_t q = e;
-		if (q < n && s[q] == ':')
-			q = host_end(s, n, q + 1);
-		if (q < n && s[q] == '@' && q > h) {
-			h = e = q + 1;
-			continue;
+	for (size_t k = i; k < n && (userinfo_byte((unsigned char)s[k]) || s[k] == '@'); k++)
+		if (s[k] == '@')
+			h = k + 1;
+	if (h < n && s[h] == '[') { /* an IPv6 literal */
+		size_t e = h + 1;
+		while (e < n && e - h <= 46 &&
+		       (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' || s[e] == '.'))
+			e++;
+		if (e < n && s[e] == ']' && e > h + 1) {
+			tok_emit_lower(t, CHAFF_ORIGIN_URL, "url:", 4, s + h + 1, e - h - 1);
+			return e + 1;
 		}
-		break;
 	}
-	tok_host(t, CHAFF_ORIGIN_URL, "url:", 4, s + h, e - h);
+	char host[HOST_MAX];
+	size_t used;
+	size_t hn = read_host(s + h, n - h, host, &used);
+	size_t e = h + used;
+	tok_host(t, CHAFF_ORIGIN_URL, "url:", 4, host, hn);
 	if (e < n && s[e] == ':')
 		while (++e < n && s[e] >= '0' && s[e] <= '9')
 			;
@@ -454,6 +513,13 @@ static size_t word(struct scan *sc, size_t i)
 		}
 		size_t k;
 		uint32_t u = next_cp((const unsigned char *)s + j, n - j, &k);
+		if (k && uc_is_property_default_ignorable_code_point(u)) {
+			/* shows nothing, splits nothing: "via\u200Bgra" */
+			j += k;
+			if (!word_at(s, n, j))
+				break;
+			continue;
+		}
 		if (!k || !word_cp(u))
 			break;
 		if (bl < WORD_BUF)
