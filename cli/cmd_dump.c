@@ -313,20 +313,33 @@ static bool header_line(const char *line, struct chaff_db_image *img, unsigned *
 	return true;
 }
 
+enum { DAMAGED = -2 };
+
+/* Whether zlib stopped at damaged or cut-short compressed data, which
+ * gzgets reports as it reports the end. */
+static bool gz_damaged(gzFile in)
+{
+	int zerr;
+	gzerror(in, &zerr);
+	return zerr != Z_OK && zerr != Z_STREAM_END;
+}
+
 /* The next line of a dump into line, its line end dropped: 1, 0 at the
- * end, or -1 for a line no dump has (longer than the buffer, a NUL in it,
- * a CR anywhere but before its LF), which read in pieces or cut short
- * would load as something else. */
+ * end, DAMAGED where the compressed data is, or -1 for a line no dump has
+ * (longer than the buffer, a NUL in it, a CR anywhere but before its LF),
+ * which read in pieces or cut short would load as something else. */
 static int dump_line(gzFile in, char *line, size_t cap)
 {
 	z_off_t at = gztell(in);
 	if (!gzgets(in, line, (int)cap))
-		return 0;
+		return gz_damaged(in) ? DAMAGED : 0;
 	size_t n = strlen(line);
 	if (at >= 0 && gztell(in) - at != (z_off_t)n)
 		return -1; /* a NUL ended the string early */
 	if (n && line[n - 1] == '\n')
 		line[--n] = '\0';
+	else if (gz_damaged(in))
+		return DAMAGED; /* a line cut where the data broke off */
 	else if (!gzeof(in))
 		return -1; /* the first piece of a longer line */
 	if (n && line[n - 1] == '\r')
@@ -349,7 +362,7 @@ static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_
 	while ((got = dump_line(in, line, cap)) != 0) {
 		(*lineno)++;
 		if (got < 0)
-			return -1;
+			return got;
 		if (!magic) {
 			if (strcmp(line, "# chaff dump 1") != 0)
 				return -1;
@@ -389,7 +402,13 @@ int cmd_load(int argc, char **argv)
 	char line[512];
 	size_t lineno = 0;
 	bool more;
-	if (parse_header(in, &img, line, sizeof(line), &lineno, &more) < 0) {
+	int hdr = parse_header(in, &img, line, sizeof(line), &lineno, &more);
+	if (hdr == DAMAGED) {
+		cli_error("%s: damaged or cut short compressed data; nothing loaded", file);
+		gzclose(in);
+		return EXIT_FAIL;
+	}
+	if (hdr < 0) {
 		cli_error("%s:%zu: not a chaff dump (or a damaged one); nothing loaded", file, lineno);
 		gzclose(in);
 		return EXIT_FAIL;
@@ -479,6 +498,11 @@ int cmd_load(int argc, char **argv)
 		more = got != 0;
 		if (more)
 			lineno++;
+		if (got == DAMAGED) {
+			cli_error("%s: damaged or cut short compressed data; nothing loaded", file);
+			status = EXIT_FAIL;
+			goto out;
+		}
 		if (got < 0) {
 			cli_error("%s:%zu: a line longer than a dump writes, or with a NUL or CR "
 			          "inside; nothing loaded",
@@ -489,13 +513,6 @@ int cmd_load(int argc, char **argv)
 	}
 	if (!ended) {
 		cli_error("%s: the dump is cut short (no end line); nothing loaded", file);
-		status = EXIT_FAIL;
-		goto out;
-	}
-	int zerr;
-	gzerror(in, &zerr);
-	if (zerr != Z_OK && zerr != Z_STREAM_END) {
-		cli_error("%s: damaged compressed data; nothing loaded", file);
 		status = EXIT_FAIL;
 		goto out;
 	}

@@ -254,6 +254,14 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 			break;
 		}
 	}
+	/* gzgets ends at damaged or cut-short data as at the end: an index
+	 * read only so far must not pass for the whole */
+	int zerr = Z_OK;
+	gzerror(f, &zerr);
+	if (rc == 0 && zerr != Z_OK && zerr != Z_STREAM_END) {
+		snprintf(errbuf, errlen, "%s: damaged or cut short gzip data", path);
+		rc = -1;
+	}
 	gzclose(f);
 	return rc;
 }
@@ -565,9 +573,16 @@ static void loaded(struct input *in, const char *path, const char *data)
 {
 	in->cur = path;
 	in->loaded = true;
-	/* A file that starts with a "From " line is an mbox; a single message
-	 * saved with its envelope line is an mbox of one. */
-	in->mbox = in->len >= 5 && memcmp(data, "From ", 5) == 0;
+	/* A file that starts with a "From " line, perhaps after blank lines,
+	 * is an mbox; a single message saved with its envelope line is an
+	 * mbox of one. The blank lines are no message. */
+	size_t k = 0;
+	while (k < in->len &&
+	       (data[k] == '\n' || (data[k] == '\r' && k + 1 < in->len && data[k + 1] == '\n')))
+		k += data[k] == '\r' ? 2 : 1;
+	in->mbox = in->len - k >= 5 && memcmp(data + k, "From ", 5) == 0;
+	if (in->mbox)
+		in->pos = k;
 }
 
 #ifdef CHAFF_HAVE_URING

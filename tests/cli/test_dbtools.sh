@@ -101,6 +101,19 @@ for g in garbage.txt garbage.bin cut.gz cut.txt badline.txt; do
     test ! -e "$dir/g" -o "$(totals "$dir/g") $(tokens "$dir/g")" = "0 0 0"
 done
 check "l1: still the same scores after the failed loads" same_scores "$dir/l1"
+# Damaged compressed data is named as such, wherever the damage is: its
+# checksum (the lines all read), or a cut at any point.
+python3 -c '
+import sys
+b = bytearray(open(sys.argv[1], "rb").read()); b[-6] ^= 0xff
+open(sys.argv[2], "wb").write(b)' "$dir/dump.gz" "$dir/crc.gz"
+head -c 300 "$dir/dump.gz" > "$dir/cut300.gz"
+for g in crc.gz cut.gz cut300.gz; do
+  rm -rf "$dir/g"
+  "$chaff" load --db "$dir/g" "$dir/$g" > /dev/null 2> "$dir/err"; rc=$?
+  check "load $g: exit 3, 'damaged or cut short compressed data' [$(cat "$dir/err")]" \
+    test "$rc" -eq 3 -a "$(grep -c 'damaged or cut short compressed data; nothing loaded' "$dir/err")" -eq 1
+done
 # A plain dump cut short at a line end (an interrupted 'chaff dump > FILE'):
 # the header promises 150 spam and 300 ham, most token lines are missing.
 head -n 500 "$dir/dump.txt" > "$dir/cut-at-line.txt"
@@ -336,6 +349,17 @@ check "gzip input cut short: exit 3, says so [$(head -c 160 "$dir/err")]" \
 check "gzip input cut short: totals unchanged" test "$(totals "$dir/in")" = "150 300"
 "$chaff" classify --db "$dir/in" "$dir/whole.gz" > /dev/null 2> "$dir/err"; rc=$?
 check "the same gzip file whole: read without complaint" test "$rc" -ne 3 -a ! -s "$dir/err"
+# An index cut short at a line end (no half path to stumble on): the lines
+# read so far must not pass for the whole index.
+pick spam-1 201 260 | sed 's/^/spam /' | gzip > "$dir/idx.gz"
+head -c $(( $(stat -c %s "$dir/idx.gz") - 9 )) "$dir/idx.gz" > "$dir/idxcut.gz" # the trailer lost
+for cmd in train classify tokens; do
+  args=(--db "$dir/in"); [ "$cmd" = tokens ] && args=(-q)
+  "$chaff" "$cmd" "${args[@]}" "$dir/idxcut.gz" > /dev/null 2> "$dir/err"; rc=$?
+  check "gzip index cut short, $cmd: exit 3, says so [$(head -c 160 "$dir/err")]" \
+    test "$rc" -eq 3 -a "$(grep -c 'cut short' "$dir/err")" -ge 1
+done
+check "gzip index cut short: totals unchanged" test "$(totals "$dir/in")" = "150 300"
 "$chaff" train --spam --db "$dir/in" /dev/null/x > /dev/null 2> "$dir/err"; rc=$?
 check "an input path through a non-folder: exit 3 (exit $rc)" test "$rc" -eq 3
 sanitizer "$dir/err"

@@ -289,6 +289,13 @@ gzip -c "$dir/md.idx" > "$dir/md.idx.gz"
 out=$("$chaff" train --db "$dir/mddb3" "$dir/md.idx.gz" 2>&1); rc=$?
 check "gzip-compressed index: read as an index" \
   test "$rc" -eq 0 -a "${out#trained 2 spam}" != "$out"
+# An mbox that starts with a blank line is still an mbox.
+{ printf '\n'; pick spam-1 1 2 | while read -r f; do cat "$f"; echo; done; } > "$dir/blank-first.mbox"
+out=$("$chaff" train --db "$dir/mddb5" --spam "$dir/blank-first.mbox" 2>&1); rc=$?
+check "an mbox starting with a blank line: both messages trained [$out]" \
+  test "$rc" -eq 0 -a "${out#trained 2 spam}" != "$out"
+check "  ... and classified as two" \
+  test "$("$chaff" classify --db "$db" "$dir/blank-first.mbox" | grep -c 'blank-first.mbox#')" -eq 2
 { printf 'Spam : yes\nSubject: first line like an index line\n\nbody\n'; } > "$dir/spamcolon.eml"
 out=$("$chaff" train --db "$dir/mddb4" --spam "$dir/spamcolon.eml" 2>&1); rc=$?
 check "a message starting 'Spam : yes' is a message, not an index" \
