@@ -257,8 +257,10 @@ def scored_all(name, rows, test):
 
 
 def dir_size(d):
+    """The data files' bytes: not LMDB's lock file nor Berkeley DB's
+    environment regions (__db.001 ...), which hold locks and caches."""
     return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
-               if f != "lock.mdb")
+               if f != "lock.mdb" and not f.startswith("__db."))
 
 
 def run_bogofilter(train, test, tmp):
