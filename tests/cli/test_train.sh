@@ -221,8 +221,9 @@ check "--set robs=x: refused" test "$rc" -eq 3
 check "--set spam_cutoff=2: refused" test "$rc" -eq 3
 check "--set does not change the database" test "$("$chaff" config --db "$db" get spam_cutoff)" = 0.6
 
-# On a terminal, training shows its progress (messages, MB, rate) on one
-# line that it rewrites, then the summary; without one, only the summary.
+# On a terminal, training shows its progress (messages, MB, rate and the
+# time left) on one line that it rewrites, then the summary; without one,
+# only the summary.
 if command -v script > /dev/null; then
   script -qec "'$chaff' train --db '$dir/progressdb' --ham '$corpus/easy-ham-2'" /dev/null \
     > "$dir/tty.out" 2>&1; rc=$?
@@ -231,6 +232,13 @@ if command -v script > /dev/null; then
       -a "$(grep -c 'trained 0 spam and 1400 ham' "$dir/tty.out")" -eq 1
   "$chaff" train --db "$dir/progressdb2" --ham "$corpus/easy-ham-2" > "$dir/out" 2> "$dir/err"
   check "no terminal: no progress line" test ! -s "$dir/err"
+  # a commit per message makes the run slow enough for more lines where
+  # a disk syncs slowly: each line once the rate is known says the time left
+  script -qec "'$chaff' train --batch 1 --db '$dir/progressdb3' --ham '$corpus/easy-ham-2'" /dev/null \
+    > "$dir/tty.out" 2>&1
+  tr '\r' '\n' < "$dir/tty.out" | grep -E '^.\[K[0-9]+ messages, .* [1-9][0-9]* messages/s' > "$dir/lines"
+  check "progress lines with a rate also give the time left [$(wc -l < "$dir/lines") lines]" \
+    bash -c '! grep -vE "messages/s, [0-9]+:[0-9]{2} left$" "$1"' _ "$dir/lines"
 else
   echo "skip: no script(1) to give training a terminal"
 fi

@@ -202,6 +202,66 @@ static void test_token_length_setting(void **state)
 	chaff_tokenizer_free(t);
 }
 
+/* Every limit is a setting: a depth of 2 stops at the third level, the
+ * other limits left at their defaults, and a part limit of 3 at the fourth
+ * part. */
+static void test_limit_settings(void **state)
+{
+	(void)state;
+	static const char nested[] = "Content-Type: multipart/mixed; boundary=a\n\n--a\n"
+	                             "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+	                             "Content-Type: multipart/mixed; boundary=c\n\n--c\n"
+	                             "\ndeepest\n--c--\n--b--\n--a--\n";
+	struct chaff_tokenizer_config cfg;
+	chaff_tokenizer_config_default(&cfg);
+	cfg.limits.max_mime_depth = 2;
+	chaff_tokenizer *t = NULL;
+	assert_int_equal(chaff_tokenizer_new(&cfg, &t), CHAFF_OK);
+	struct chaff_tokens tk;
+	assert_int_equal(chaff_tokenize(t, nested, sizeof(nested) - 1, &tk), CHAFF_OK);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_DEPTH);
+	assert_token(tk, "limit:depth");
+	assert_no_token(tk, "deepest");
+	chaff_tokenizer_free(t);
+	/* the default depth reads it */
+	tk = run(nested, sizeof(nested) - 1);
+	assert_token(tk, "deepest");
+	assert_false(tk.limits_hit & CHAFF_LIMIT_DEPTH);
+	static const char parts[] = "Content-Type: multipart/mixed; boundary=p\n\n"
+	                            "--p\n\none\n--p\n\ntwo\n--p\n\nthree\n--p\n\nfour\n--p--\n";
+	chaff_tokenizer_config_default(&cfg);
+	cfg.limits.max_parts = 3;
+	assert_int_equal(chaff_tokenizer_new(&cfg, &t), CHAFF_OK);
+	assert_int_equal(chaff_tokenize(t, parts, sizeof(parts) - 1, &tk), CHAFF_OK);
+	assert_true(tk.limits_hit & CHAFF_LIMIT_PARTS);
+	assert_token(tk, "two");
+	assert_no_token(tk, "four");
+	chaff_tokenizer_free(t);
+}
+
+/* A 20 MB attachment is never decoded: its type and name are its only
+ * tokens, and no part limit is hit (nothing of it was read as text). */
+static void test_large_attachment(void **state)
+{
+	(void)state;
+	size_t n = 20u << 20;
+	char *msg = malloc(n + 512);
+	size_t o = (size_t)sprintf(msg, "Subject: report\nContent-Type: multipart/mixed; boundary=z\n\n"
+	                                "--z\nContent-Type: text/plain\n\nsee attached\n--z\n"
+	                                "Content-Type: application/pdf; name=\"big.pdf\"\n"
+	                                "Content-Transfer-Encoding: base64\n\n");
+	for (size_t i = 0; i < n; i++)
+		msg[o++] = (i % 77 == 76) ? '\n' : "QUJDRGVmZ2hpams"[i % 15];
+	o += (size_t)sprintf(msg + o, "\n--z--\n");
+	struct chaff_tokens tk = run(msg, o);
+	assert_true(tk.count < 30);
+	assert_int_equal(tk.limits_hit, 0);
+	assert_token(tk, "fname:big.pdf");
+	assert_token(tk, "fext:pdf");
+	assert_token(tk, "attached");
+	free(msg);
+}
+
 /* A message may open only so many charset converters (each loads a
  * module; cycling through more charsets than the cache holds once cost
  * an open per encoded word): past the eighth, a charset not yet cached is
@@ -323,6 +383,8 @@ int main(void)
 		cmocka_unit_test(test_unclosed_constructs),
 		cmocka_unit_test(test_exact_size_buffers),
 		cmocka_unit_test(test_token_length_setting),
+		cmocka_unit_test(test_limit_settings),
+		cmocka_unit_test(test_large_attachment),
 		cmocka_unit_test(test_charset_opens),
 		cmocka_unit_test(test_expanding_charset),
 		cmocka_unit_test(test_expanding_charset_part),
