@@ -538,6 +538,14 @@ def speed_rows(corp, tmp, runs, per_process):
         r = out.setdefault(name, {})
         r[what] = n / statistics.median(ts)
         r[what + "_rss"] = rss[(name, what)]
+    # Classification's memory does not grow with the number of messages:
+    # the peak for the corpus once and for it four times over.
+    index4 = os.path.join(tmp, "all4.idx")
+    with open(index4, "w") as f:
+        f.write(open(index).read() * 4)
+    out["chaff, 1 core"]["rss_by_count"] = [
+        (k * n, run_once([CHAFF, "classify", "--threads", "1", "--db", db, ix])[1])
+        for k, ix in ((1, index), (4, index4))]
     out["chaff"]["size"] = dir_size(os.path.join(tmp, "chaff-db"))
     out["chaff, 1 core"]["size"] = dir_size(os.path.join(tmp, "chaff-db1"))
     out["chaff"]["process"] = spawn_rate([CHAFF, "classify", "--db", db], sample_list, runs)
@@ -627,6 +635,11 @@ def speed_lines(res, args):
                       f"training {p['train']:.2f}x, batch classification "
                       f"{p['classify']:.2f}x."]
         lines += [""]
+        if "rss_by_count" in one:
+            (n1, r1), (n4, r4) = one["rss_by_count"]
+            lines += [f"Peak RSS of chaff classify --threads 1: {r1 / 1024:.1f} MB for the "
+                      f"{n1:,} messages, {r4 / 1024:.1f} MB for them four times over "
+                      f"({n4:,} messages).", ""]
         ceil = [f"chaff classify --threads 1 {one['ceiling']:.2f}x"]
         if base and "ceiling" in base:
             ceil.append(f"bogofilter -b {base['ceiling']:.2f}x")
