@@ -12,7 +12,8 @@ echo "postfix postfix/main_mailer_type select No configuration" | run debconf-se
 run apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-dev python3 gzip ca-certificates \
   liblmdb-dev lmdb-utils libpcre2-dev zlib1g-dev libxxhash-dev libunistring-dev liburing-dev \
-  libcmocka-dev bogofilter bogofilter-bdb spamprobe time swaks postfix procmail > /dev/null
+  libcmocka-dev bogofilter bogofilter-bdb spamprobe time swaks postfix procmail dovecot-sieve \
+  > /dev/null
 # npm fetches the corpus; keep an npm that is already there.
 command -v npm > /dev/null || run apt-get install -y -qq --no-install-recommends npm > /dev/null
 echo "dependencies installed"

@@ -328,7 +328,7 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 			return e + 1;
 		}
 	}
-	char host[HOST_MAX];
+	char host[HOST_MAX] = {0}; /* zeroed: gcc cannot tell only hn bytes are read */
 	size_t used;
 	size_t hn = read_host(s + h, n - h, host, &used);
 	size_t e = h + used;
