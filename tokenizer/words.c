@@ -88,7 +88,13 @@ static inline size_t vec_skip(const char *s)
 /* Two-letter ASCII words ("to", "of", "is") are in every message of both
  * classes: counting them made the ranking worse in cross-validation. In
  * other scripts two letters are often a whole word (Korean "무료"). */
-enum { WORD_BUF = WORD_MAX, HOST_MAX = 255, LOCAL_MAX = 64, MIN_WORD_CHARS = 3 };
+enum {
+	WORD_BUF = WORD_MAX,
+	HOST_MAX = 255,
+	LOCAL_MAX = 64,
+	MIN_WORD_CHARS = 3,
+	USERINFO_MAX = 512
+};
 
 /* Decodes one UTF-8 character; *k is 0 for an invalid sequence. Input from
  * the converters is valid UTF-8, but the scanner must not trust that. */
@@ -313,9 +319,13 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 	if (sep && (size_t)(sep - s) + 3 <= n && sep[1] == '/' && sep[2] == '/')
 		i = (size_t)(sep - s) + 3;
 	/* user:password@host: the host follows the last '@' of the
-	 * authority, whatever the user-info holds ("www.paypal.com%20x@evil") */
+	 * authority, whatever the user-info holds ("www.paypal.com%20x@evil").
+	 * The search is bounded: in a long run of such bytes each URL found
+	 * would otherwise read the rest of the run again. */
 	size_t h = i;
-	for (size_t k = i; k < n && (userinfo_byte((unsigned char)s[k]) || s[k] == '@'); k++)
+	for (size_t k = i;
+	     k < n && k - i < USERINFO_MAX && (userinfo_byte((unsigned char)s[k]) || s[k] == '@');
+	     k++)
 		if (s[k] == '@')
 			h = k + 1;
 	if (h < n && s[h] == '[') { /* an IPv6 literal */
@@ -331,7 +341,8 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 	char host[HOST_MAX] = {0}; /* zeroed: gcc cannot tell only hn bytes are read */
 	size_t used;
 	size_t hn = read_host(s + h, n - h, host, &used);
-	size_t e = h + used;
+	/* a host longer than HOST_MAX is read whole, its token cut */
+	size_t e = hn == HOST_MAX ? host_end(s, n, h + used) : h + used;
 	tok_host(t, CHAFF_ORIGIN_URL, "url:", 4, host, hn);
 	if (e < n && s[e] == ':')
 		while (++e < n && s[e] >= '0' && s[e] <= '9')

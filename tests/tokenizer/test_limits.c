@@ -239,6 +239,25 @@ static void test_limit_settings(void **state)
 	chaff_tokenizer_free(t);
 }
 
+/* A megabyte of "www.a," and of "http://a,": each URL's search for a
+ * user-info '@' is bounded, so the run costs linear time (unbounded, each
+ * URL read the rest of the run again: 25 s here). */
+static void test_url_runs(void **state)
+{
+	(void)state;
+	static const char *const units[] = {"www.a,", "http://a,", "http://a%b!c;d="};
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+		size_t ul = strlen(units[u]), n = 1u << 20;
+		char *msg = malloc(n + ul + 32);
+		size_t o = (size_t)sprintf(msg, "Subject: x\n\n");
+		while (o < n)
+			o += (size_t)sprintf(msg + o, "%s", units[u]);
+		struct chaff_tokens tk = run(msg, o);
+		assert_true(tk.count > 0);
+		free(msg);
+	}
+}
+
 /* A 20 MB attachment is never decoded: its type and name are its only
  * tokens, and no part limit is hit (nothing of it was read as text). */
 static void test_large_attachment(void **state)
@@ -385,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_token_length_setting),
 		cmocka_unit_test(test_limit_settings),
 		cmocka_unit_test(test_large_attachment),
+		cmocka_unit_test(test_url_runs),
 		cmocka_unit_test(test_charset_opens),
 		cmocka_unit_test(test_expanding_charset),
 		cmocka_unit_test(test_expanding_charset_part),
