@@ -288,7 +288,16 @@ static bool printable(char c)
  * part whose text would be longer has the rest cut, and the part_bytes
  * limit noted. (Room that doubled as the text grew let a 1 MB part take
  * 28 MB.) What the text does not use is given back at once. */
-static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n)
+/* What becomes of a converter's state past a rejected character. */
+enum recover {
+	RESET,      /* back to the start (UTF-7: else its base64 runs on) */
+	KEEP_SHIFT, /* ISO-2022: stay in the two-byte set, where a printable
+	             * byte and the next make one character */
+	KEEP_UNITS, /* UTF-16: keep the byte order, skip a whole code unit */
+};
+
+static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *s, size_t n,
+                             enum recover how)
 {
 	size_t cap = (size_t)t->cfg.limits.max_part_bytes * 4;
 	size_t room = n <= cap / 12 ? n * 12 + 16 : cap + 16;
@@ -308,18 +317,20 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 			cut = true;
 			break;
 		} else if (errno == EILSEQ) {
-			/* Past the rejected character, keeping the converter's
-			 * state: an ISO-2022 text stays in its two-byte set
-			 * (glibc rejects the NEC extras, such as the circled
-			 * digits, common in Japanese mail), and a UTF-16 text its
-			 * byte order. A printable byte is rejected only inside
-			 * such a set, where it and the next make one character. */
-			bool pair = inleft >= 2 && printable(in[0]) && printable(in[1]);
-			size_t skip = pair ? 2 : 1;
+			/* Past the rejected character. An ISO-2022 text keeps its
+			 * two-byte set (glibc rejects the NEC extras, such as the
+			 * circled digits, common in Japanese mail: reset to ASCII,
+			 * the rest of the run was read as ASCII), a UTF-16 text
+			 * its byte order; any other converter starts afresh. */
+			bool pair = how == KEEP_UNITS ||
+			            (how == KEEP_SHIFT && printable(in[0]) && printable(in[1]));
+			size_t skip = pair && inleft >= 2 ? 2 : 1;
 			*o++ = ' ';
 			left--;
 			in += skip;
 			inleft -= skip;
+			if (how == RESET)
+				iconv(cd, NULL, NULL, NULL, NULL);
 		} else {
 			break; /* EINVAL: an incomplete sequence at the end */
 		}
@@ -416,5 +427,10 @@ struct span tok_to_utf8(struct chaff_tokenizer *t, const char *charset, size_t c
 	iconv_t cd = order ? descriptor(t, order, order) : descriptor(t, name, target);
 	if (cd == (iconv_t)-1)
 		return guess(t, s, n);
-	return run_iconv(t, cd, s, n);
+	char bare[16];
+	bare_name(order ? order : name, bare);
+	enum recover how = strncmp(bare, "iso2022", 7) == 0 ? KEEP_SHIFT
+	                   : strncmp(bare, "utf16", 5) == 0 ? KEEP_UNITS
+	                                                    : RESET;
+	return run_iconv(t, cd, s, n, how);
 }

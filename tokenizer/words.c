@@ -547,8 +547,10 @@ static size_t word(struct scan *sc, size_t i)
 		             TOK_IEQ(buf, bl, "ftp"))) ||
 		           (bl > 4 && bl <= WORD_BUF && memcmp(buf, "www.", 4) == 0);
 		if (url) {
+			/* (a URL always takes its first byte: the scan must go on) */
 			chaff_arena_trim(&t->arena, text, 0);
-			return i + tok_url(t, s + i, n - i);
+			size_t took = tok_url(t, s + i, n - i);
+			return i + (took ? took : 1);
 		}
 	}
 	if (bl > t->cfg.limits.max_token_len) {
@@ -702,7 +704,9 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 				i = spaceless_run(&sc, i);
 				continue;
 			}
-			if (!word_cp(u)) {
+			/* a character that shows nothing starts no word (in
+			 * one, word() passes over it) */
+			if (!word_cp(u) || uc_is_property_default_ignorable_code_point(u)) {
 				i += k;
 				continue;
 			}
