@@ -97,10 +97,9 @@ struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t ca
 			i++;
 			continue;
 		}
-		if (i + 2 < n && tok_hexval((unsigned char)s[i + 1]) >= 0 &&
-		    tok_hexval((unsigned char)s[i + 2]) >= 0) {
-			out[o++] = (char)(tok_hexval((unsigned char)s[i + 1]) << 4 |
-			                  tok_hexval((unsigned char)s[i + 2]));
+		int b = tok_hexpair(s + i, n - i);
+		if (b >= 0) {
+			out[o++] = (char)b;
 			i += 3;
 			continue;
 		}

@@ -21,12 +21,11 @@ static size_t decode_q(const char *s, size_t n, char *out)
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
+		int b = c == '=' ? tok_hexpair(s + i, n - i) : -1;
 		if (c == '_') {
 			out[o++] = ' ';
-		} else if (c == '=' && i + 2 < n && tok_hexval((unsigned char)s[i + 1]) >= 0 &&
-		           tok_hexval((unsigned char)s[i + 2]) >= 0) {
-			out[o++] = (char)(tok_hexval((unsigned char)s[i + 1]) << 4 |
-			                  tok_hexval((unsigned char)s[i + 2]));
+		} else if (b >= 0) {
+			out[o++] = (char)b;
 			i += 2;
 		} else {
 			out[o++] = c;
@@ -211,17 +210,14 @@ static bool host_name(const char *s, size_t n, const char *last_dot)
  * Clock times ("16:10:29") have too few groups and no "::". */
 static size_t bare_ipv6(const char *s, size_t n)
 {
-	size_t e = 0;
+	size_t e = tok_ip6_run(s, n, 46);
 	unsigned colons = 0;
 	bool gap = false;
-	while (e < n && e <= 45 &&
-	       (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' || s[e] == '.')) {
-		if (s[e] == ':') {
+	for (size_t k = 0; k < e; k++)
+		if (s[k] == ':') {
 			colons++;
-			gap |= e > 0 && s[e - 1] == ':';
+			gap |= k > 0 && s[k - 1] == ':';
 		}
-		e++;
-	}
 	if (e > 45 || (e < n && host_byte(s[e])) || colons < 2 || (!gap && colons != 7))
 		return 0;
 	char buf[46];
@@ -244,14 +240,8 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 			size_t a = i + 1;
 			if (TOK_IPREFIX(s + a, n - a, "ipv6:"))
 				a += 5;
-			size_t e = a;
-			bool colon = false;
-			while (e < n && (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' ||
-			                 s[e] == '.')) {
-				colon |= s[e] == ':';
-				e++;
-			}
-			if (colon && e < n && s[e] == ']' && e - a <= 45) {
+			size_t e = a + tok_ip6_run(s + a, n - a, 46);
+			if (memchr(s + a, ':', e - a) && e < n && s[e] == ']' && e - a <= 45) {
 				tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "rcvd:", 5, s + a, e - a);
 				i = e + 1;
 				continue;

@@ -198,10 +198,9 @@ static struct span param_value(struct chaff_tokenizer *t, const struct param *p,
 			}
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (s[i] == '%' && i + 2 < n && tok_hexval((unsigned char)s[i + 1]) >= 0 &&
-			    tok_hexval((unsigned char)s[i + 2]) >= 0) {
-				out[o++] = (char)(tok_hexval((unsigned char)s[i + 1]) << 4 |
-				                  tok_hexval((unsigned char)s[i + 2]));
+			int b = s[i] == '%' ? tok_hexpair(s + i, n - i) : -1;
+			if (b >= 0) {
+				out[o++] = (char)b;
 				i += 2;
 			} else {
 				out[o++] = s[i];

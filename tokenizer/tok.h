@@ -257,6 +257,28 @@ static inline int tok_hexval(unsigned char c)
 	return -1;
 }
 
+/* The byte an escape's two hex digits after s[0] name ("=4A" in
+ * quoted-printable and RFC 2047, "%4A" in URLs and RFC 2231), or -1 when
+ * s[0..n) holds no such escape. */
+static inline int tok_hexpair(const char *s, size_t n)
+{
+	if (n < 3)
+		return -1;
+	int hi = tok_hexval((unsigned char)s[1]), lo = tok_hexval((unsigned char)s[2]);
+	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
+
+/* The length of the run of hex digits, ':' and '.' at s[0..n) (an IPv6
+ * address's characters), read no further than max bytes. */
+static inline size_t tok_ip6_run(const char *s, size_t n, size_t max)
+{
+	size_t e = 0;
+	while (e < n && e < max &&
+	       (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' || s[e] == '.'))
+		e++;
+	return e;
+}
+
 /* Case-insensitive ASCII comparison of s[0..n) with a lower-case literal. */
 static inline bool tok_ieq(const char *s, size_t n, const char *lit, size_t litlen)
 {

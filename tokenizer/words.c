@@ -291,8 +291,8 @@ static size_t read_host(const char *s, size_t n, char *out, size_t *used)
 	while (i < n && o < HOST_MAX) {
 		const unsigned char *p = (const unsigned char *)s + i;
 		size_t k;
-		if (p[0] == '%' && n - i > 2 && tok_hexval(p[1]) >= 0 && tok_hexval(p[2]) >= 0) {
-			unsigned char d = (unsigned char)(tok_hexval(p[1]) << 4 | tok_hexval(p[2]));
+		int d = p[0] == '%' ? tok_hexpair(s + i, n - i) : -1;
+		if (d >= 0) {
 			if (d < 0x80 && !tok_host_bytes[d])
 				break;
 			out[o++] = (char)d; /* a byte of UTF-8 too, checked when folded */
@@ -329,10 +329,7 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 		if (s[k] == '@')
 			h = k + 1;
 	if (h < n && s[h] == '[') { /* an IPv6 literal */
-		size_t e = h + 1;
-		while (e < n && e - h <= 46 &&
-		       (tok_hexval((unsigned char)s[e]) >= 0 || s[e] == ':' || s[e] == '.'))
-			e++;
+		size_t e = h + 1 + tok_ip6_run(s + h + 1, n - h - 1, 46);
 		if (e < n && s[e] == ']' && e > h + 1) {
 			tok_emit_lower(t, CHAFF_ORIGIN_URL, "url:", 4, s + h + 1, e - h - 1);
 			return e + 1;
