@@ -199,11 +199,9 @@ int cmd_filter(int argc, char **argv)
 			cli_error("writing the message failed: %s", strerror(errno));
 			status = EXIT_FAIL;
 		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE &&
-		           (input_is_blank(msg, len) || !input_is_mail(msg, len))) {
+		           input_refusal(msg, len)) {
 			cli_warn("not learned: %s, as chaff train refuses it",
-			         input_is_blank(msg, len)
-			                 ? "an empty message"
-			                 : "not a mail message (no header at its start)");
+			         input_refusal(msg, len));
 		} else if (autolearn && s.verdict != CHAFF_VERDICT_UNSURE) {
 			pending.sent = true;
 			learn(db, cl, msg, len,

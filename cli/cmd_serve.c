@@ -242,9 +242,7 @@ static const char *learn(struct worker *w, const struct smtp_session *s, struct 
 	char r[SERVE_REPLY_MAX];
 	/* what chaff train refuses, refused for good: sent again, it is the
 	 * same mistake */
-	const char *why = input_is_blank(msg, len)   ? "an empty message"
-	                  : !input_is_mail(msg, len) ? "not a mail message (no header at its start)"
-	                                             : NULL;
+	const char *why = input_refusal(msg, len);
 	if (why) {
 		snprintf(r, sizeof(r), "550 5.6.0 Nothing trained: %s", why);
 		fill(job, r);

@@ -177,14 +177,7 @@ static int queue(struct train *tr, const struct input_msg *m)
 		snprintf(name, sizeof(name), "%s (message %zu)", m->path, m->index + 1);
 	else
 		snprintf(name, sizeof(name), "%s", m->path);
-	/* Nothing but white space (an empty file, nothing on stdin, an mbox's
-	 * envelope line alone) is no message: a mistake to point out, not a
-	 * message to learn. */
-	const char *why = NULL;
-	if (input_is_blank(m->data, m->len))
-		why = "empty message";
-	else if (!input_is_mail(m->data, m->len))
-		why = "not a mail message (no header at its start)";
+	const char *why = input_refusal(m->data, m->len);
 	if (why) {
 		clear_progress(tr);
 		cli_warn("%s: %s, not %strained", name, why, tr->untrain ? "un" : "");

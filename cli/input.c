@@ -1111,3 +1111,15 @@ bool input_is_blank(const char *data, size_t len)
 			return false;
 	return true;
 }
+
+const char *input_refusal(const char *data, size_t len)
+{
+	/* Nothing but white space (an empty file, nothing on stdin, an mbox's
+	 * envelope line alone) is no message: a mistake to point out, not a
+	 * message to learn. */
+	if (input_is_blank(data, len))
+		return "empty message";
+	if (!input_is_mail(data, len))
+		return "not a mail message (no header at its start)";
+	return NULL;
+}

@@ -38,6 +38,10 @@ bool input_is_mail(const char *data, size_t len);
 /* True when data holds nothing but white space, after an mbox envelope
  * line if there is one. */
 bool input_is_blank(const char *data, size_t len);
+/* Why data is no message to learn ("empty message", or "not a mail
+ * message ..."), or NULL when it is one: what chaff train, filter --learn
+ * and serve's training addresses all refuse. */
+const char *input_refusal(const char *data, size_t len);
 /* True when the input is plainly many messages (see cli_bulk_heap): it
  * names at least CLI_BULK_MESSAGES files (an index or a folder does, most
  * often), or files of at least CLI_BULK_BYTES together (an mbox). Never
