@@ -103,18 +103,22 @@ static size_t nul_to_nl(char *d, size_t n)
 {
 	size_t count = 0, i = 0;
 #ifdef __SSE2__
+	/* NULs are counted by summing the compare's low bits (psadbw): the
+	 * baseline x86-64 has no popcount instruction, and libgcc's was 2% of
+	 * printing the corpus */
 	const __m128i zero = _mm_setzero_si128(), nl = _mm_set1_epi8('\n');
+	const __m128i one = _mm_set1_epi8(1);
+	__m128i sums = zero;
 	for (; i + 16 <= n; i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
 		__m128i z = _mm_cmpeq_epi8(v, zero);
-		unsigned m = (unsigned)_mm_movemask_epi8(z);
-		if (m) {
-			count += (size_t)__builtin_popcount(m);
-			_mm_storeu_si128(
-			        (__m128i *)(void *)(d + i),
-			        _mm_or_si128(_mm_andnot_si128(z, v), _mm_and_si128(z, nl)));
-		}
+		sums = _mm_add_epi64(sums, _mm_sad_epu8(_mm_and_si128(z, one), zero));
+		_mm_storeu_si128((__m128i *)(void *)(d + i),
+		                 _mm_or_si128(_mm_andnot_si128(z, v), _mm_and_si128(z, nl)));
 	}
+	/* each half holds at most n / 2, and n is below 4 GB */
+	count = (size_t)(uint32_t)_mm_cvtsi128_si32(sums) +
+	        (size_t)(uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
 #endif
 	for (; i < n; i++)
 		if (!d[i]) {
