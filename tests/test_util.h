@@ -15,6 +15,22 @@
 
 #include "chaff.h"
 
+/* A test file's tokenizer with the default configuration, `tok`, made
+ * and freed by the group's setup and teardown. */
+#define TEST_DEFAULT_TOKENIZER                                                 \
+	static chaff_tokenizer *tok;                                           \
+	static int setup(void **state)                                         \
+	{                                                                      \
+		(void)state;                                                   \
+		return chaff_tokenizer_new(NULL, &tok);                        \
+	}                                                                      \
+	static int teardown(void **state)                                      \
+	{                                                                      \
+		(void)state;                                                   \
+		chaff_tokenizer_free(tok);                                     \
+		return 0;                                                      \
+	}
+
 /* Reads a whole file; NULL when it cannot be read. Caller frees. */
 static inline char *test_read_file(const char *path, size_t *len)
 {

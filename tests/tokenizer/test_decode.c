@@ -3,20 +3,7 @@
 
 #include "tokenizer/tok.h"
 
-static chaff_tokenizer *tok;
-
-static int setup(void **state)
-{
-	(void)state;
-	return chaff_tokenizer_new(NULL, &tok);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	chaff_tokenizer_free(tok);
-	return 0;
-}
+TEST_DEFAULT_TOKENIZER
 
 #define SPAN_EQ(sp, lit)                                                        \
 	do {                                                                    \

@@ -1,20 +1,7 @@
 /* Header tokens, header by header (docs/tokens.md, "Header tokens"). */
 #include "test_util.h"
 
-static chaff_tokenizer *tok;
-
-static int setup(void **state)
-{
-	(void)state;
-	return chaff_tokenizer_new(NULL, &tok);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	chaff_tokenizer_free(tok);
-	return 0;
-}
+TEST_DEFAULT_TOKENIZER
 
 static void test_subject_and_unfolding(void **state)
 {

@@ -4,20 +4,7 @@
  */
 #include "test_util.h"
 
-static chaff_tokenizer *tok;
-
-static int setup(void **state)
-{
-	(void)state;
-	return chaff_tokenizer_new(NULL, &tok);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	chaff_tokenizer_free(tok);
-	return 0;
-}
+TEST_DEFAULT_TOKENIZER
 
 static struct chaff_tokens run(const char *msg, size_t len)
 {

@@ -1,20 +1,7 @@
 /* The MIME walk: boundaries, nesting, parameters, parts that are not text. */
 #include "test_util.h"
 
-static chaff_tokenizer *tok;
-
-static int setup(void **state)
-{
-	(void)state;
-	return chaff_tokenizer_new(NULL, &tok);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	chaff_tokenizer_free(tok);
-	return 0;
-}
+TEST_DEFAULT_TOKENIZER
 
 static void test_boundary_prefix_of_another(void **state)
 {
