@@ -311,6 +311,17 @@ static int run(int argc, char **argv, bool untrain)
 		cli_error("%s; nothing was trained", err);
 		return EXIT_FAIL;
 	}
+	/* a usage error, known before a batch is committed: with an index
+	 * beside it, a file without a class would otherwise stop the run
+	 * after the index's messages, at a point that depends on --threads */
+	const char *unlabelled = tr.cls < 0 ? input_unlabelled(in) : NULL;
+	if (unlabelled) {
+		cli_error("%s: no class for its messages: use --spam or --ham (only an index "
+		          "names each message's class); nothing was trained",
+		          strcmp(unlabelled, "-") == 0 ? "standard input" : unlabelled);
+		input_close(in);
+		return EXIT_USAGE;
+	}
 	if (input_check(in, &tr.total_bytes, err, sizeof(err)) < 0) {
 		cli_error("%s; nothing was trained", err);
 		input_close(in);
@@ -370,13 +381,13 @@ static int run(int argc, char **argv, bool untrain)
 			if (r < 0) {
 				clear_progress(&tr);
 				cli_error("%s", err);
-				/* The messages read before go into the batch as one
-				 * thread puts them, full batches committed, so that
-				 * what a failed run commits does not depend on the
-				 * number of threads (the last batch stays out). */
-				if (drain(&tr, true) == 0)
-					(void)drain(&tr, false);
 			}
+			/* The messages read before go into the batch as one
+			 * thread puts them, full batches committed, so that
+			 * what a failed run commits does not depend on the
+			 * number of threads (the last batch stays out). */
+			if (drain(&tr, true) == 0)
+				(void)drain(&tr, false);
 			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;

@@ -1022,6 +1022,14 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 	}
 }
 
+const char *input_unlabelled(const struct input *in)
+{
+	for (size_t i = 0; i < in->npaths; i++)
+		if (in->paths[i].label < 0)
+			return in->paths[i].path;
+	return NULL;
+}
+
 bool input_is_bulk(const struct input *in)
 {
 	if (in->npaths >= CLI_BULK_MESSAGES)

@@ -50,6 +50,10 @@ bool input_is_bulk(const struct input *in);
 /* Checks before any work that every file can be read, and sums their
  * sizes (compressed size for .gz). 0, or -1 with errbuf saying which. */
 int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen);
+/* The first path whose messages have no class of their own (anything
+ * but the lines of an index; "-" for standard input), or NULL when an
+ * index names every one. */
+const char *input_unlabelled(const struct input *in);
 /* Bytes read so far from files (compressed size for .gz). */
 size_t input_bytes(const struct input *in);
 void input_close(struct input *in);

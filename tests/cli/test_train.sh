@@ -94,10 +94,18 @@ s = json.load(sys.stdin)
 sys.exit(0 if (s["spam"], s["ham"], s["digests"]) == (150, 300, 450) else 1)' \
   < <("$chaff" stats --json --db "$db")
 "$chaff" train --db "$db" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
-check "no class and not an index: refused" test "$rc" -eq 3 -a -s "$dir/err"
+check "no class and not an index: a usage error" test "$rc" -eq 4 -a -s "$dir/err"
 "$chaff" train --db "$dir/never" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
 check "a failed first training into a new database leaves no database behind" \
-  test "$rc" -eq 3 -a ! -e "$dir/never"
+  test "$rc" -eq 4 -a ! -e "$dir/never"
+# an index beside a file without a class: refused before the index's
+# messages are trained, on any number of threads
+for t in 1 2; do
+  "$chaff" train -q --batch 10 --threads $t --db "$db" "$dir/trec/index" \
+    "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
+  check "index and a file without a class, $t threads: usage error naming the file" \
+    test "$rc" -eq 4 -a "$(grep -c "00400.*no class" "$dir/err")" -eq 1
+done
 check "no class: nothing trained" test "$(totals "$db")" = "150 300"
 
 # --- classify ---------------------------------------------------------------
