@@ -695,7 +695,10 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 		if (errno != ENOENT || !create || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
 			int e = errno;
 			logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
-			      e == ENOENT ? "no database here (train one first)" : strerror(e));
+			      e != ENOENT ? strerror(e)
+			      : create    ? "cannot make the database: the folder it would be in "
+			                    "does not exist"
+			                  : "no database here (train one first)");
 			l_close(&s->base);
 			return e == ENOENT   ? CHAFF_ENOTFOUND
 			       : e == EACCES ? CHAFF_EACCES

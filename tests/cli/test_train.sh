@@ -98,6 +98,9 @@ check "no class and not an index: a usage error" test "$rc" -eq 4 -a -s "$dir/er
 "$chaff" train --db "$dir/never" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
 check "a failed first training into a new database leaves no database behind" \
   test "$rc" -eq 4 -a ! -e "$dir/never"
+"$chaff" train --spam --db "$dir/no/such/db" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
+check "training into a folder whose parent is missing: says so, exit 3" \
+  test "$rc" -eq 3 -a "$(grep -c "folder it would be in does not exist" "$dir/err")" -eq 1
 # an index beside a file without a class: refused before the index's
 # messages are trained, on any number of threads
 for t in 1 2; do
