@@ -3,7 +3,7 @@
 
     python3 bench/bench.py [all]          tokenizer, throughput, accuracy, chart
     python3 bench/bench.py tokenize [--runs N] [--corpus DIR]
-    python3 bench/bench.py speed [--runs N] [--per-process N]
+    python3 bench/bench.py speed [--speed-runs N] [--per-process N]
     python3 bench/bench.py accuracy [--seed S] [--corpus DIR]
     python3 bench/bench.py serve [--speed-runs N] [--conns N]
 

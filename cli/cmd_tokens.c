@@ -30,7 +30,7 @@ static const char usage_text[] =
 	"  -q, --quiet             tokenize only, print nothing (timing)\n";
 
 struct opts {
-	bool hash, stats, json, quiet;
+	bool hash, stats, json, quiet, top_given;
 	unsigned top;
 };
 
@@ -263,11 +263,25 @@ static int parse(int argc, char **argv, struct opts *o, struct chaff_tokenizer_c
 				return -1;
 			}
 			o->top = (unsigned)v;
+			o->top_given = true;
 			break;
 		}
 		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);
 		default: fputs(usage_text, stderr); return -1;
 		}
+	}
+	/* options that would be silently ignored are refused */
+	const char *clash = o->stats && o->quiet  ? "--stats and -q"
+	                    : o->stats && o->hash ? "--stats and --hash"
+	                    : o->quiet && o->hash ? "-q and --hash"
+	                                          : NULL;
+	if (clash) {
+		cli_error("%s do not go together", clash);
+		return -1;
+	}
+	if (!o->stats && (o->json || o->top_given)) {
+		cli_error("%s only goes with --stats", o->json ? "--json" : "--top");
+		return -1;
 	}
 	return 0;
 }

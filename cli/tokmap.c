@@ -70,7 +70,7 @@ static int better(const struct tokmap_entry *a, const struct tokmap_entry *b)
 size_t tokmap_top(const struct tokmap *m, struct tokmap_entry *out, size_t k)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < m->cap; i++) {
+	for (size_t i = 0; i < m->cap && k; i++) {
 		const struct tokmap_entry *e = &m->slots[i];
 		if (!e->hash)
 			continue;

@@ -50,6 +50,15 @@ cp "$dir/one.eml" "$dir/md/cur/1"; cp "$dir/one.eml" "$dir/md/new/2"; cp "$dir/o
 out=$("$chaff" tokens --stats --json "$dir/md")
 check "maildir: cur and new, not tmp" grep -q '"messages":2,' <<<"$out"
 
+out=$("$chaff" tokens --stats --top 0 "$dir/md"); rc=$?
+check "--stats --top 0: no common tokens, exit 0 [exit $rc]" \
+  bash -c '[ "$1" -eq 0 ] && grep -q "^messages *2$" <<<"$2"' _ "$rc" "$out"
+for opts in "--stats -q" "--stats --hash" "-q --hash" "--json" "--top 5"; do
+  "$chaff" tokens $opts "$dir/one.eml" > "$dir/out" 2> "$dir/err"; rc=$?
+  check "tokens $opts: refused, not ignored [exit $rc]" \
+    test "$rc" -eq 4 -a ! -s "$dir/out" -a "$(wc -l < "$dir/err")" -eq 1
+done
+
 out=$("$chaff" tokens --hash "$dir/one.eml" | head -1)
 check "--hash prints 16 hex digits first" grep -Eq '^[0-9a-f]{16} ' <<<"$out"
 
