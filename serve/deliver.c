@@ -475,14 +475,15 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 	                      : accepted == 0 || (nreply == 1 && accepted < nrcpt) ? first_refusal
 	                                                                           : NULL;
 	if (refusal) {
-		if (data == 354) { /* cannot happen with a correct next hop */
+		for (unsigned i = 0; i < nreply; i++)
+			if (nreply == 1 || mail != 250 || !reply[i][0])
+				memcpy(reply[i], refusal, SERVE_REPLY_MAX);
+		/* a 354 after the refusal (a next hop that breaks RFC 2920)
+		 * waits for a message it must not get: hang up instead */
+		if (data == 354)
 			disconnect(h);
-		} else {
-			for (unsigned i = 0; i < nreply; i++)
-				if (nreply == 1 || mail != 250 || !reply[i][0])
-					memcpy(reply[i], refusal, SERVE_REPLY_MAX);
+		else
 			reset_or_drop(h);
-		}
 		return true;
 	}
 	if (!data_too)

@@ -1,7 +1,8 @@
 /*
  * SMTP and LMTP, server side, as a state machine without I/O (smtp.h).
  *
- * Lines end at LF; a CR before it is dropped, so bare LF clients work. In
+ * Lines end at LF; a CR before it is dropped, so bare LF clients work, but
+ * only CR LF . CR LF ends DATA. In
  * DATA the message is kept with LF line ends, dot-unstuffed, and counted
  * against the size limit as it arrives: an oversized message is read to
  * its end and refused with 552, never held in memory whole.
@@ -630,7 +631,7 @@ static void command(struct smtp_session *s, char *line)
 		else {
 			out_line(s, "354 End data with <CR><LF>.<CR><LF>");
 			s->state = ST_DATA;
-			s->bol = true;
+			s->bol = s->crlf = true;
 			s->msg.len = s->msg_lfs = 0;
 		}
 	} else if (strcasecmp(verb, "RSET") == 0) {
@@ -665,18 +666,27 @@ static size_t data(struct smtp_session *s, const char *p, size_t n, bool *done)
 		if (s->bol && *q == '.') {
 			if (left < 2 || (q[1] == '\r' && left < 3))
 				return i; /* "." or ".\r": wait for what follows */
-			if (q[1] == '\n' || (q[1] == '\r' && q[2] == '\n')) {
+			bool lone = q[1] == '\n' || (q[1] == '\r' && q[2] == '\n');
+			if (lone && q[1] == '\r' && s->crlf) {
 				*done = true;
-				return i + (q[1] == '\n' ? 2 : 3);
+				return i + 3;
 			}
-			i++; /* a stuffed dot */
-			q++;
-			left--;
+			/* Only CR LF . CR LF ends the data (RFC 5321 4.1.1.4). A
+			 * lone dot next to a bare LF is a line of the message:
+			 * ending there would let a sender whose mail passed an
+			 * earlier server whole smuggle the rest in as commands of
+			 * their own (another MAIL FROM) */
+			if (!lone) {
+				i++; /* a stuffed dot */
+				q++;
+				left--;
+			}
 		}
 		const char *nl = memchr(q, '\n', left);
 		if (nl) {
 			size_t len = (size_t)(nl - q);
-			if (len && q[len - 1] == '\r')
+			s->crlf = len && q[len - 1] == '\r';
+			if (s->crlf)
 				len--;
 			data_add(s, q, len);
 			data_add(s, "\n", 1);

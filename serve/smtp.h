@@ -45,6 +45,7 @@ struct smtp_session {
 	bool smtputf8;      /* MAIL ... SMTPUTF8 (RFC 6531) */
 	bool skipping;      /* discarding the rest of an over-long line */
 	bool bol;           /* DATA: at the start of a line */
+	bool crlf;          /* DATA: the last line ended with CR LF */
 	bool oversize;      /* DATA: more than max_size bytes arrived */
 	bool chunking;      /* this transaction sends BDAT chunks (RFC 3030) */
 	bool bdat_last;     /* the chunk being read is the last */

@@ -454,7 +454,9 @@ def connect(port, host="127.0.0.1", source=None, timeout=5.0):
 
 
 def wire(body, lf=False, stuff=True):
-    """BODY (LF line ends) as a client sends it after DATA, dot included."""
+    """BODY (LF line ends) as a client sends it after DATA, dot included;
+    with LF, its lines end in bare LF, but the end of data is CR LF . CR LF,
+    the only one that ends it."""
     if not body.endswith(b"\n"):
         body += b"\n"
     out = []
@@ -463,7 +465,7 @@ def wire(body, lf=False, stuff=True):
             line = b"." + line
         out.append(line)
     eol = b"\n" if lf else b"\r\n"
-    return eol.join(out) + eol + b"." + eol
+    return eol.join(out) + b"\r\n.\r\n"
 
 
 def send_message(c, frm, rcpts, body, params="", lf=False, final_timeout=15.0, nreplies=1,

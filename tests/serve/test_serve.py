@@ -376,11 +376,11 @@ def t_dots():
           len(m) == 1 and split_message(m[0]["data"])[1] == b"\r\n.x\r\n" and m[0]["raw"].endswith(b"\r\n..x\r\n"),
           repr(m[0]["raw"]) if m else "not delivered")
 
-    # bare LF line ends, final "\n.\n"
+    # bare LF line ends, then CR LF . CR LF
     frm = uid()
     msg = simple("bare LF", b"line one\n.dotted\nline three\n")
     res = send_message(c, frm, ["a@example.org"], msg, lf=True)
-    expect("bare LF line ends and a final '\\n.\\n'", final_of(res), "250 2.0.0")
+    expect("bare LF line ends, then CR LF . CR LF", final_of(res), "250 2.0.0")
     m = SINK.find(frm)
     check("  ... the next hop gets CRLF line ends only",
           len(m) == 1 and b"\n" not in m[0]["raw"].replace(b"\r\n", b""), repr(m[0]["raw"][:200]) if m else "")
@@ -390,12 +390,31 @@ def t_dots():
     frm = uid()
     c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
     [c.reply() for _ in range(3)]
-    c.send(b"Subject: mixed\r\nFrom: a@example.com\r\n\r\nlf line\nanother\n.\r\n")
+    c.send(b"Subject: mixed\r\nFrom: a@example.com\r\n\r\nlf line\nanother\r\n.\r\n")
     expect("mixed CRLF and LF line ends", c.reply(15), "250 2.0.0")
     m = SINK.find(frm)
     check("  ... arrives with CRLF throughout",
           len(m) == 1 and split_message(m[0]["data"])[1] == b"\r\nlf line\r\nanother\r\n",
           repr(m[0]["data"]) if m else "")
+
+    # A lone dot next to a bare LF does not end the data (RFC 5321
+    # 4.1.1.4): what follows is the message's, not a second transaction a
+    # sender could smuggle past a server that let the bare LF through.
+    frm, evil = uid(), uid()
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
+    [c.reply() for _ in range(3)]
+    for end in (b"\n.\n", b"\n.\r\n", b"\r\n.\n"):
+        c.send(b"Subject: smuggle\r\n\r\nhello" + end)
+        c.send(("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % evil).encode())
+        c.send(b"Subject: smuggled\r\n\r\npay now\r\n")
+    c.send(b".\r\n")
+    expect("'\\n.\\n', '\\n.\\r\\n' and '\\r\\n.\\n' do not end the data: one reply",
+           c.reply(15), "250 2.0.0")
+    check("  ... and nothing else is answered", c.reply(1).code is None)
+    m, e = SINK.find(frm), SINK.find(evil)
+    check("  ... one message at the next hop, holding the would-be commands",
+          len(m) == 1 and not e and m[0]["data"].count(("MAIL FROM:<%s>" % evil).encode()) == 3,
+          repr(m[0]["data"][-300:]) if m else "not delivered")
 
     # a long body line, 8-bit bytes, BODY=8BITMIME passed on
     frm = uid()
@@ -1299,6 +1318,10 @@ def t_next_hop_failures():
     # message were taken
     attempt("answering RCPT with 252", {"rcpt": "252 2.1.5 Cannot VRFY user, but will accept"}, 4)
     attempt("answering DATA with 250 instead of 354", {"data": "250 2.0.0 fine"}, 4)
+    # a 354 to the pipelined DATA after refusing every recipient (RFC 2920
+    # says 503): the refusal goes back, not an empty line
+    attempt("answering DATA with 354 after refusing RCPT with 550",
+            {"rcpt": "550 5.1.1 no such user", "data": "354 go ahead"}, 5)
     attempt("refusing the message (after the dot) with 452", {"dot": "452 4.3.1 disk full"}, 4)
     attempt("refusing the message (after the dot) with 554", {"dot": "554 5.7.1 policy"}, 5)
     attempt("greeting with 421 and closing", {"greeting": "421 4.3.2 go away"}, 4)
