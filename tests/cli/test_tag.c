@@ -82,6 +82,14 @@ static void test_headers_where_the_tokenizer_ends_the_block(void **state)
 	h = tagged("Subject: s\nbody text: here\nmore\n", &s);
 	assert_int_equal(h - s.buf, strlen("Subject: s\n"));
 	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\nbody text: here\nmore\n"));
+	/* a line led by white space where the block ends stays out of the
+	 * new headers, blank line or not: it would continue the last one */
+	tagged(" ham\nSubject: s\n\nbody\n", &s);
+	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\n ham\nSubject: s\n\nbody\n"));
+	tagged("\tham\nSubject: s\nbody\n", &s);
+	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\n\tham\nSubject: s\nbody\n"));
+	tagged("From x  Mon Jan  1 00:00:00 2000\n\tham\nSubject: a\n\nb\n", &s);
+	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\n\tham\nSubject: a\n\nb\n"));
 	/* an 8-bit byte in a name is no field, for the tokenizer either */
 	h = tagged("Subject: s\nN\xc3\xa4me: x\n\nbody\n", &s);
 	assert_int_equal(h - s.buf, strlen("Subject: s\n"));
