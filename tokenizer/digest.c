@@ -112,15 +112,20 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 			p = nl ? nl + 1 : end;
 			break;
 		}
-		const char *colon = memchr(p, ':', (size_t)(le - p));
+		/* the header block ends where the tokenizer ends it: a copy
+		 * that gained a blank line there (chaff filter adds one) is
+		 * the same message */
+		const char *colon, *ne = tok_field(p, le, &colon);
+		if (!ne)
+			break;
 		/* the header's extent: its continuation lines too */
 		const char *next = nl ? nl + 1 : end;
 		while (next < end && (*next == ' ' || *next == '\t')) {
 			const char *n2 = memchr(next, '\n', (size_t)(end - next));
 			next = n2 ? n2 + 1 : end;
 		}
-		if (colon && identity_header(p, (size_t)(colon - p))) {
-			for (const char *c = p; c < colon; c++) {
+		if (identity_header(p, (size_t)(ne - p))) {
+			for (const char *c = p; c < ne; c++) {
 				char lc = tok_lc(*c);
 				XXH3_128bits_update(&st, &lc, 1);
 			}

@@ -478,11 +478,6 @@ static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *
 	return (struct span){buf, o};
 }
 
-static bool name_char(char c)
-{
-	return c > ' ' && c < 127 && c != ':';
-}
-
 const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *end,
                         struct mime_info *info, bool top)
 {
@@ -497,13 +492,9 @@ const char *tok_headers(struct chaff_tokenizer *t, const char *p, const char *en
 			q = nl ? nl + 1 : end;
 			break; /* the blank line before the body */
 		}
-		const char *c = q;
-		while (c < le && name_char(*c))
-			c++;
-		const char *ne = c;
-		while (c < le && wsp(*c))
-			c++;
-		if (c >= le || *c != ':' || ne == q)
+		const char *c;
+		const char *ne = tok_field(q, le, &c);
+		if (!ne)
 			break; /* not a header line: the body starts here, blank
 			        * line or not (else a message could hide its whole
 			        * body by leaving the blank line out) */

@@ -247,6 +247,24 @@ static inline const char *tok_find2(const char *s, size_t n, char a, char b)
 }
 
 /* Value of a hex digit in either case, or -1. */
+/* The line q..le as a header field: the end of its name (the colon
+ * follows, perhaps after blanks) and *colon set, or NULL when it is no
+ * field. A header block ends at its first line that is neither a field
+ * nor a continuation, for the tokenizer and for the digest alike. */
+static inline const char *tok_field(const char *q, const char *le, const char **colon)
+{
+	const char *c = q;
+	while (c<le && * c> ' ' && *c < 127 && *c != ':')
+		c++;
+	const char *ne = c;
+	while (c < le && (*c == ' ' || *c == '\t'))
+		c++;
+	if (ne == q || c >= le || *c != ':')
+		return NULL;
+	*colon = c;
+	return ne;
+}
+
 static inline int tok_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')

@@ -151,6 +151,31 @@ static void test_digest_identity(void **state)
 	assert_memory_equal(&d[7], &d[8], sizeof(d[0]));     /* ... kept, CRLF or not */
 }
 
+/* The digest's header block ends where the tokenizer's does: at the first
+ * line that is no header field, blank or not. chaff filter puts a blank
+ * line there; the tagged copy must be the message that was learned. */
+static void test_digest_header_block_ends_as_tokenizer(void **state)
+{
+	(void)state;
+	const char *m[] = {
+		"From: a@example.com\nSubject: cheap\nbody text\nmore\n",
+		"From: a@example.com\nSubject: cheap\n\nbody text\nmore\n",
+		"From: a@example.com\nSubject: cheap\nX-Chaff-Verdict: spam\n\nbody text\nmore\n",
+		/* a line led by white space before any field: all of it is body */
+		" ham\nSubject: cheap\n\nbody\n",
+		"X-Chaff-Verdict: spam\n\n ham\nSubject: cheap\n\nbody\n",
+		/* other body */
+		"From: a@example.com\nSubject: cheap\nbody text\nless\n",
+	};
+	struct chaff_digest d[6];
+	for (int i = 0; i < 6; i++)
+		chaff_message_digest(m[i], strlen(m[i]), &d[i]);
+	assert_memory_equal(&d[0], &d[1], sizeof(d[0]));
+	assert_memory_equal(&d[0], &d[2], sizeof(d[0]));
+	assert_memory_equal(&d[3], &d[4], sizeof(d[0]));
+	assert_memory_not_equal(&d[0], &d[5], sizeof(d[0]));
+}
+
 static void test_readonly_refuses_training(void **state)
 {
 	(void)state;
@@ -455,6 +480,7 @@ int main(void)
 	        cmocka_unit_test(test_counts_never_negative),
 	        cmocka_unit_test(test_batch_of_many),
 	        cmocka_unit_test(test_digest_identity),
+	        cmocka_unit_test(test_digest_header_block_ends_as_tokenizer),
 	        cmocka_unit_test(test_rewrite_equals_in_place),
 	        cmocka_unit_test(test_corrections_stay_in_their_batch),
 	        cmocka_unit_test(test_random_keys),
