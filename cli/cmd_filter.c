@@ -157,7 +157,7 @@ int cmd_filter(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dbpath = NULL;
-	bool autolearn = false;
+	bool autolearn = false, bad_usage = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -165,8 +165,13 @@ int cmd_filter(int argc, char **argv)
 		case 'd': dbpath = optarg; break;
 		case 'l': autolearn = true; break;
 		case 'h': fputs(filter_usage, stdout); return EXIT_OK;
-		default: fputs(filter_usage, stderr); break; /* still pass the mail on */
+		default: bad_usage = true; break;
 		}
+	}
+	if (optind < argc) {
+		cli_error("'%s': chaff filter reads the message on stdin, not from a file",
+		          argv[optind]);
+		bad_usage = true;
 	}
 	/* A reader that goes away early is an error like any other (exit 3
 	 * and a message), not a death by SIGPIPE that says nothing. */
@@ -181,6 +186,16 @@ int cmd_filter(int argc, char **argv)
 		free(msg);
 		if (w == 0 && oom && copy_rest() < 0)
 			cli_error("copying the message failed: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (bad_usage) {
+		/* a mistyped recipe is an error to see (exit 3), but the mail
+		 * still goes on, unchanged, as on any other error */
+		fputs(filter_usage, stderr);
+		cli_error("usage error; passing the message on unchanged");
+		if (write_all(msg, len) < 0)
+			cli_error("writing the message failed: %s", strerror(errno));
+		free(msg);
 		return EXIT_FAIL;
 	}
 	pending.msg = msg;

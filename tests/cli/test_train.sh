@@ -357,6 +357,12 @@ check "filter ham: exactly the input plus 4 headers at the end of the header blo
            tail -n +"$((n + 1))" "$ham") "$dir/out"
 check "filter ham: procmail rule does not match" bash -c '! grep -q "^X-Spam-Status: Yes" "$1"' _ "$dir/out"
 check "filter ham: procmail star rule does not match" bash -c '! grep -q "^X-Spam-Level: \*\*\*\*\*" "$1"' _ "$dir/out"
+# a mistyped option or a file operand: exit 3, the mail passed on unchanged
+for bad in "--lean" "$ham"; do
+  "$chaff" filter --db "$db" "$bad" < "$ham" > "$dir/out" 2> "$dir/err"; rc=$?
+  check "filter with a usage error ($(basename -- "$bad")): exit 3, message unchanged" \
+    bash -c '[ "$1" -eq 3 ] && cmp -s "$2" "$3" && grep -q "usage error" "$4"' _ "$rc" "$ham" "$dir/out" "$dir/err"
+done
 
 # The README's procmail recipe, run by procmail itself: the spam lands in
 # Junk/, the ham in the inbox, each with the headers added.

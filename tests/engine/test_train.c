@@ -158,14 +158,14 @@ static void test_digest_header_block_ends_as_tokenizer(void **state)
 {
 	(void)state;
 	const char *m[] = {
-		"From: a@example.com\nSubject: cheap\nbody text\nmore\n",
-		"From: a@example.com\nSubject: cheap\n\nbody text\nmore\n",
-		"From: a@example.com\nSubject: cheap\nX-Chaff-Verdict: spam\n\nbody text\nmore\n",
-		/* a line led by white space before any field: all of it is body */
-		" ham\nSubject: cheap\n\nbody\n",
-		"X-Chaff-Verdict: spam\n\n ham\nSubject: cheap\n\nbody\n",
-		/* other body */
-		"From: a@example.com\nSubject: cheap\nbody text\nless\n",
+	        "From: a@example.com\nSubject: cheap\nbody text\nmore\n",
+	        "From: a@example.com\nSubject: cheap\n\nbody text\nmore\n",
+	        "From: a@example.com\nSubject: cheap\nX-Chaff-Verdict: spam\n\nbody text\nmore\n",
+	        /* a line led by white space before any field: all of it is body */
+	        " ham\nSubject: cheap\n\nbody\n",
+	        "X-Chaff-Verdict: spam\n\n ham\nSubject: cheap\n\nbody\n",
+	        /* other body */
+	        "From: a@example.com\nSubject: cheap\nbody text\nless\n",
 	};
 	struct chaff_digest d[6];
 	for (int i = 0; i < 6; i++)
