@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -168,8 +170,31 @@ static int output_checked(int status)
 	return status;
 }
 
+/*
+ * A standard descriptor the caller left closed would otherwise be the
+ * next file opened: a database's lock or data file would then take the
+ * message chaff filter writes, or the error text. Each gets /dev/null in
+ * its place, open so that it reads as nothing (stdin, an empty message)
+ * or refuses writes (stdout: the write fails and says so, where output
+ * that vanished would lose mail) or takes them (stderr).
+ */
+static void hold_standard_fds(void)
+{
+	static const int modes[] = {O_RDONLY, O_RDONLY, O_WRONLY};
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		int got = open("/dev/null", modes[fd]);
+		if (got >= 0 && got != fd) { /* cannot happen: the lowest is free */
+			close(got);
+			_exit(EXIT_FAIL);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	hold_standard_fds();
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -357,6 +357,14 @@ check "filter ham: exactly the input plus 4 headers at the end of the header blo
            tail -n +"$((n + 1))" "$ham") "$dir/out"
 check "filter ham: procmail rule does not match" bash -c '! grep -q "^X-Spam-Status: Yes" "$1"' _ "$dir/out"
 check "filter ham: procmail star rule does not match" bash -c '! grep -q "^X-Spam-Level: \*\*\*\*\*" "$1"' _ "$dir/out"
+# stdout and stderr left closed by the caller: no database file takes
+# their place (and the message or an error text), and the lost output is an
+# error
+"$chaff" dump --db "$db" > "$dir/before.dump"
+"$chaff" filter --learn --db "$db" < "$ham" >&- 2>&-; rc=$?
+"$chaff" dump --db "$db" > "$dir/after.dump"
+check "filter with stdout and stderr closed: exit 3, database unchanged [exit $rc]" \
+  bash -c '[ "$1" -eq 3 ] && cmp -s "$2" "$3"' _ "$rc" "$dir/before.dump" "$dir/after.dump"
 # a mistyped option or a file operand: exit 3, the mail passed on unchanged
 for bad in "--lean" "$ham"; do
   "$chaff" filter --db "$db" "$bad" < "$ham" > "$dir/out" 2> "$dir/err"; rc=$?
