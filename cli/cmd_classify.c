@@ -277,6 +277,10 @@ int cmd_classify(int argc, char **argv)
 	}
 	if (failed)
 		return EXIT_FAIL;
+	if (done == 0 && nread == 0) { /* an empty folder or index */
+		cli_error("no message found to classify");
+		return EXIT_FAIL; /* not 0, which for one message means spam */
+	}
 	if (done == 1)
 		return last == CHAFF_VERDICT_SPAM ? 0 : last == CHAFF_VERDICT_HAM ? 1 : 2;
 	return EXIT_OK;

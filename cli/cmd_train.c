@@ -430,6 +430,10 @@ static int run(int argc, char **argv, bool untrain)
 	       secs > 0 ? (double)tr.messages / secs : 0);
 	if (tr.refused)
 		status = 1;
+	if (nread == 0) { /* an empty folder or index: likely the wrong path */
+		cli_warn("no message found; nothing was %strained", tr.untrain ? "un" : "");
+		status = 1;
+	}
 out:
 	free_names(&tr);
 	free(tr.names);

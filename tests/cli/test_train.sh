@@ -101,6 +101,15 @@ check "a failed first training into a new database leaves no database behind" \
 "$chaff" train --spam --db "$dir/no/such/db" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
 check "training into a folder whose parent is missing: says so, exit 3" \
   test "$rc" -eq 3 -a "$(grep -c "folder it would be in does not exist" "$dir/err")" -eq 1
+# an empty folder: nothing found is said, and is no success (classify's 0
+# would read as "spam")
+mkdir -p "$dir/emptyfolder"
+"$chaff" train --spam --db "$db" "$dir/emptyfolder" > /dev/null 2> "$dir/err"; rc=$?
+check "train of an empty folder: warns, exit 1 [exit $rc]" \
+  test "$rc" -eq 1 -a "$(grep -c "no message found" "$dir/err")" -eq 1
+"$chaff" classify --db "$db" "$dir/emptyfolder" > /dev/null 2> "$dir/err"; rc=$?
+check "classify of an empty folder: error, exit 3 [exit $rc]" \
+  test "$rc" -eq 3 -a "$(grep -c "no message found" "$dir/err")" -eq 1
 # an index beside a file without a class: refused before the index's
 # messages are trained, on any number of threads
 for t in 1 2; do
