@@ -16,7 +16,7 @@ const char *chaff_strerror(int rc)
 	case CHAFF_ENOSPC: return "the disk is full";
 	case CHAFF_EACCES: return "permission denied or read-only";
 	case CHAFF_ECORRUPT: return "the database is damaged";
-	case CHAFF_EEMPTY: return "nothing trained yet";
+	case CHAFF_EEMPTY: return "the database needs both spam and ham trained first";
 	}
 	return "unknown error";
 }
