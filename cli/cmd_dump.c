@@ -23,11 +23,14 @@
  * fail to load instead of loading in part.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "cli.h"
@@ -89,6 +92,17 @@ static int dump_head(void *u, const struct chaff_db_image *img)
 	return s->failed ? CHAFF_EIO : 0;
 }
 
+/* Whether the closed file at path made it to the disk (fsync). */
+static bool synced(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -111,13 +125,29 @@ int cmd_dump(int argc, char **argv)
 	if (!db)
 		return EXIT_FAIL;
 	struct sink s = { NULL, file ? NULL : stdout, false, 0, 0 };
+	/* A regular file is written beside itself and renamed over at the
+	 * end, so that a dump that fails half-way (a full disk) leaves the
+	 * file as it was, perhaps a good earlier dump, not a broken one. */
+	char tmp[4200] = "";
+	struct stat st;
+	bool replace = file && (stat(file, &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode));
+	if (replace && snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >= (int)sizeof(tmp)) {
+		cli_error("%s: name too long", file);
+		chaff_db_close(db);
+		return EXIT_FAIL;
+	}
 	if (file) {
-		if (ends_with(file, ".gz"))
-			s.gz = gzopen(file, "wb6");
-		else
-			s.f = fopen(file, "w");
+		int fd = replace ? mkstemp(tmp) : open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		if (fd >= 0 && ends_with(file, ".gz"))
+			s.gz = gzdopen(fd, "wb6");
+		else if (fd >= 0)
+			s.f = fdopen(fd, "w");
 		if (!s.gz && !s.f) {
 			cli_error("%s: %s", file, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			if (replace && fd >= 0)
+				unlink(tmp);
 			chaff_db_close(db);
 			return EXIT_FAIL;
 		}
@@ -135,8 +165,14 @@ int cmd_dump(int argc, char **argv)
 		s.failed = true;
 	if (!file && fflush(stdout) != 0)
 		s.failed = true;
+	if (replace && rc == CHAFF_OK && !s.failed && (!synced(tmp) || rename(tmp, file) != 0))
+		s.failed = true;
 	if (rc != CHAFF_OK || s.failed) {
-		cli_error("dump failed: %s", s.failed ? "writing the output failed" : chaff_strerror(rc));
+		if (replace)
+			unlink(tmp);
+		cli_error("dump failed: %s%s",
+		          s.failed ? "writing the output failed" : chaff_strerror(rc),
+		          replace ? "; the file is as it was" : "");
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;

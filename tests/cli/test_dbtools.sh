@@ -50,6 +50,18 @@ check "dump FILE: exit 0, the same text" test "$rc" -eq 0 -a "$(cmp -s "$dir/dum
 check "dump FILE.gz: exit 0" test "$rc" -eq 0
 check "dump FILE.gz: gzip -t passes" gzip -t "$dir/dump.gz"
 check "dump FILE.gz: the same text compressed" cmp -s "$dir/dump.txt" <(gzip -dc "$dir/dump.gz")
+# a dump that fails half-way (here the file size limit, as a full disk
+# would) leaves the file it was to replace as it was, and nothing beside it
+mkdir -p "$dir/dumps" && cp "$dir/dump.gz" "$dir/dumps/keep.gz"
+echo "not a dump" > "$dir/dumps/keep.txt"
+for f in keep.gz keep.txt; do
+  (trap '' XFSZ; ulimit -f 8; "$chaff" dump --db "$db" "$dir/dumps/$f") > /dev/null 2> "$dir/err"; rc=$?
+  check "dump FILE failing half-way ($f): exit 3, says the file is as it was [exit $rc]" \
+    test "$rc" -eq 3 -a "$(grep -c "the file is as it was" "$dir/err")" -eq 1
+done
+check "  ... the earlier files unchanged, no temporary file left" \
+  bash -c 'cmp -s "$1/dump.gz" "$1/dumps/keep.gz" && [ "$(cat "$1/dumps/keep.txt")" = "not a dump" ] &&
+           [ "$(ls "$1/dumps" | wc -l)" -eq 2 ]' _ "$dir"
 "$chaff" dump --db "$dir/nodb" > "$dir/out" 2> "$dir/err"; rc=$?
 check "dump of a missing database: exit 3, says so" test "$rc" -eq 3 -a -s "$dir/err"
 
