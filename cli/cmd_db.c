@@ -111,8 +111,13 @@ int cmd_prune(int argc, char **argv)
 		default: fputs(usage, stderr); return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || (!days && !min)) {
+	if (optind != argc) {
 		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!days && min <= 1) {
+		cli_error("prune wants --days N (1 or more) or --min-count K (2 or more): with "
+		          "neither, nothing would be removed");
 		return EXIT_USAGE;
 	}
 	chaff_db *db = cli_db_open(dbpath, 0);

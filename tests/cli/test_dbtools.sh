@@ -145,6 +145,11 @@ check "load of a dump from tokenizer 99: refused, names the version" \
 # --- prune ------------------------------------------------------------------
 "$chaff" prune --db "$dir/l2" > /dev/null 2>&1; rc=$?
 check "prune without options: usage error (exit 4)" test "$rc" -eq 4
+for opts in "--days 0" "--min-count 1"; do
+  "$chaff" prune --db "$dir/l2" $opts > /dev/null 2> "$dir/err"; rc=$?
+  check "prune $opts: removes nothing, so a usage error saying why (exit 4)" \
+    test "$rc" -eq 4 -a "$(grep -c "nothing would be removed" "$dir/err")" -eq 1
+done
 "$chaff" prune --db "$dir/l2" --min-count x > /dev/null 2>&1; rc=$?
 check "prune --min-count x: usage error (exit 4)" test "$rc" -eq 4
 check "prune with a usage error: nothing removed" test "$(tokens "$dir/l2")" -eq "$orig_tokens"
