@@ -12,6 +12,11 @@
 # ..._spam, 20030228_easy_ham_2, ..._spam_2) from DIR instead of npm.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+case "${1:-}" in
+  -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; echo "usage: $0 [--tarballs DIR] [DEST]"; exit 0 ;;
+  --tarballs) ;;
+  -*) echo "$0: unknown option '$1' (usage: $0 [--tarballs DIR] [DEST])" >&2; exit 4 ;;
+esac
 tarballs=
 if [ "${1:-}" = --tarballs ]; then
   tarballs=${2:?--tarballs needs a folder}
