@@ -511,7 +511,8 @@ static void cmd_bdat(struct smtp_session *s, const char *args)
 	char *end;
 	unsigned long long size = strtoull(p, &end, 10);
 	const char *rest = skip_spaces(end);
-	bool last = strncasecmp(rest, "LAST", 4) == 0 && !*skip_spaces(rest + 4);
+	/* "LAST" is a word of its own: "BDAT 10LAST" is no command */
+	bool last = rest > end && strncasecmp(rest, "LAST", 4) == 0 && !*skip_spaces(rest + 4);
 	if (end == p || !isdigit((unsigned char)*p) || (*rest && !last) || size > (1ull << 40)) {
 		out_line(s, "501 5.5.4 Syntax: BDAT count [LAST]");
 		replyf(s, "421 4.7.0 %s Error: cannot find the end of that chunk", s->cfg->hostname);

@@ -302,6 +302,18 @@ static void test_bdat(void **state)
 	assert_int_equal(ev, SMTP_CLOSE);
 }
 
+/* LAST is a word of its own: "BDAT 10LAST" is a count that cannot be read */
+static void test_bdat_last_is_a_word(void **state)
+{
+	struct fixture *f = *state;
+	enum smtp_event ev;
+	cmd(f, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\n");
+	assert_string_equal(feed(f, "BDAT 10LAST\r\n0123456789", &ev, NULL),
+	                    "501 5.5.4 Syntax: BDAT count [LAST]\r\n"
+	                    "421 4.7.0 mx.test Error: cannot find the end of that chunk\r\n");
+	assert_int_equal(ev, SMTP_CLOSE);
+}
+
 static void test_lmtp(void **state)
 {
 	struct fixture *f = *state;
@@ -342,6 +354,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_greeting_and_ehlo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bdat_last_is_a_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_parameters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_and_learn, setup, teardown),
