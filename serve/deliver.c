@@ -381,6 +381,45 @@ static char *envelope(const struct hop *h, const struct hop_envelope *v, bool da
 	return e;
 }
 
+static bool all_ascii(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+/*
+ * Why this next hop cannot take the message as it is, or NULL. chaff
+ * converts nothing, and a server that takes 8-bit or UTF-8 mail it
+ * cannot pass on must refuse it rather than send it as it is (RFC 6152
+ * section 3, RFC 6531 section 3.2): 8-bit text declared BODY=8BITMIME for
+ * a next hop without 8BITMIME, UTF-8 addresses or header fields declared
+ * SMTPUTF8 for one without SMTPUTF8. Undeclared 8-bit text goes on as it
+ * came.
+ */
+static const char *unsendable(const struct hop *h, const struct hop_envelope *v, const char *msg,
+                              size_t len)
+{
+	if (v->smtputf8 && !h->smtputf8) {
+		bool ascii = all_ascii(v->from, strlen(v->from));
+		for (unsigned i = 0; ascii && i < v->nrcpt; i++)
+			ascii = all_ascii(v->rcpt[i], strlen(v->rcpt[i]));
+		if (!ascii)
+			return "553 5.6.7 Non-ASCII addresses not permitted: the next hop does not "
+			       "offer SMTPUTF8";
+		const char *body = memmem(msg, len, "\n\n", 2);
+		if (!all_ascii(msg, body ? (size_t)(body - msg) : len))
+			return "554 5.6.9 UTF-8 header fields cannot be passed on: the next hop "
+			       "does "
+			       "not offer SMTPUTF8";
+	}
+	if (v->body8 && !h->eightbit && !all_ascii(msg, len))
+		return "554 5.6.3 Conversion required but not supported: the next hop does not "
+		       "offer 8BITMIME";
+	return NULL;
+}
+
 /* One attempt. Returns false when the connection failed in a way that a
  * fresh connection may not (a reused one the next hop had dropped).
  *
@@ -396,6 +435,12 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 {
 	unsigned nrcpt = v->nrcpt;
 	char text[SERVE_REPLY_MAX], r[SERVE_REPLY_MAX];
+	const char *cannot = unsendable(h, v, msg, len);
+	if (cannot) { /* nothing sent: the connection stays as it was */
+		for (unsigned i = 0; i < nreply; i++)
+			snprintf(reply[i], SERVE_REPLY_MAX, "%s", cannot);
+		return true;
+	}
 	bool data_too = h->pipelining && (nrcpt == 1 || nreply > 1);
 	bool bdat = data_too && h->chunking;
 	unsigned nlines = nrcpt + 1 + data_too;

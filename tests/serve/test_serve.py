@@ -1090,6 +1090,26 @@ def t_dsn_smtputf8():
                   len(m) == 1 and all(x.endswith(">") for x in m[0]["rcpt_cmds"]),
                   str(m[0]["rcpt_cmds"]) if m else "")
         c.close()
+    # What a next hop without the extension cannot take as it is, chaff
+    # refuses (it converts nothing; RFC 6152 section 3, RFC 6531 section
+    # 3.2); a next hop that offers it gets it. Undeclared 8-bit text goes on.
+    eight = simple("8bit", "caf\u00e9 \u00e9t\u00e9\n".encode())
+    utf8_subject = simple("r\u00e9sum\u00e9")
+    cases = (("BODY=8BITMIME, an 8-bit body", "BODY=8BITMIME", "a@example.org", eight, "554 5.6.3"),
+             ("SMTPUTF8, a UTF-8 recipient", "SMTPUTF8", "j\u00f6rg@example.org", simple("u"), "553 5.6.7"),
+             ("SMTPUTF8, a UTF-8 Subject", "SMTPUTF8", "a@example.org", utf8_subject, "554 5.6.9"),
+             ("an 8-bit body, undeclared", "", "a@example.org", eight, "250 2.0.0"))
+    for name, sink in (("plain", plain), ("full", full)):
+        srv = serve("dsn-" + name, ["--next-hop", "127.0.0.1:%d" % sink.port, "--hostname", HOST])
+        for what, params, rcpt, msg, want in cases:
+            c = greeted(srv.port)
+            frm = uid("ext")
+            res = send_message(c, frm, [rcpt], msg, params=params)
+            want = want if name == "plain" else "250 2.0.0"
+            expect("%s, next hop %s" % (what, name), final_of(res), want)
+            check("  ... delivered once, or not at all",
+                  len(sink.find(frm)) == (1 if want.startswith("250") else 0), str(len(sink.find(frm))))
+            c.close()
     # The longest parameters a recipient may carry (every NOTIFY keyword
     # once, ORCPT of 250 characters) reach the next hop whole.
     orcpt = "rfc822;" + "x" * (250 - len("rfc822;") - len("@example.org")) + "@example.org"

@@ -353,18 +353,18 @@ static void test_lmtp(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_greeting_and_ehlo, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bdat_last_is_a_word, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_order_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mail_parameters, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_relay_and_learn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recipient_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pipelined_message, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_size_limit_in_data, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_long_lines_and_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lmtp, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_greeting_and_ehlo, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bdat_last_is_a_word, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_order_errors, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_mail_parameters, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_relay_and_learn, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_recipient_limit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_pipelined_message, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_byte_by_byte, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_size_limit_in_data, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_long_lines_and_errors, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_bdat, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_lmtp, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
