@@ -17,6 +17,7 @@ const char *chaff_strerror(int rc)
 	case CHAFF_EACCES: return "permission denied or read-only";
 	case CHAFF_ECORRUPT: return "the database is damaged";
 	case CHAFF_EEMPTY: return "the database needs both spam and ham trained first";
+	case CHAFF_EBUSY: return "the database is in use";
 	}
 	return "unknown error";
 }

@@ -165,7 +165,7 @@ struct chaff_classifier {
 
 int chaff_classifier_set_params(chaff_classifier *c, const struct chaff_params *p)
 {
-	if (p && !chaff_params_valid(p))
+	if (!c || (p && !chaff_params_valid(p)))
 		return CHAFF_EINVAL;
 	c->override = p != NULL;
 	if (p)
@@ -212,7 +212,7 @@ void chaff_classifier_use_snapshot(chaff_classifier *c, const chaff_snapshot *s)
 
 chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c)
 {
-	return c->tok;
+	return c ? c->tok : NULL;
 }
 
 /* log(e^a + e^b) without overflow. */

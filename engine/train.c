@@ -111,7 +111,7 @@ void chaff_batch_free(chaff_batch *b)
 
 size_t chaff_batch_size(const chaff_batch *b)
 {
-	return b->nm;
+	return b ? b->nm : 0;
 }
 
 static size_t home(size_t cap, uint64_t key)

@@ -38,6 +38,8 @@ enum chaff_rc {
 	CHAFF_EACCES = -11,   /* permission denied, or the database is read-only */
 	CHAFF_ECORRUPT = -12, /* the database is damaged */
 	CHAFF_EEMPTY = -13,   /* nothing trained yet: no spam or no ham */
+	CHAFF_EBUSY = -14,    /* the database is open already in this process, or,
+	                         for a load, in another one */
 };
 
 /* A static, never-NULL description of rc. */
@@ -54,9 +56,9 @@ struct chaff_limits {
 	uint32_t max_mime_depth;    /* nested multipart / message levels (20) */
 	uint32_t max_parts;         /* MIME parts per message (1000) */
 	uint32_t max_part_bytes;    /* decoded bytes tokenized per part (1 MiB) */
-	uint32_t max_header_bytes;  /* one unfolded header value (16 KiB) */
+	uint32_t max_header_bytes;  /* one unfolded header value, 64 or more (16 KiB) */
 	uint32_t max_token_len;     /* bytes, 2 to 256; longer words become long: tokens (40) */
-	uint32_t max_tokens;        /* tokens per message (20000) */
+	uint32_t max_tokens;        /* tokens per message, 16 or more (20000) */
 	uint32_t max_message_bytes; /* bytes of one message scanned (32 MiB) */
 };
 CHAFF_API void chaff_limits_default(struct chaff_limits *limits);
@@ -111,7 +113,8 @@ struct chaff_token {
 /*
  * The tokens of one message, in the order found, duplicates included.
  * Everything it points to is owned by the tokenizer and stays valid until
- * the next chaff_tokenize() call on the same tokenizer or its free.
+ * the next chaff_tokenize() or chaff_attached_message() call on the same
+ * tokenizer, or its free.
  */
 struct chaff_tokens {
 	const struct chaff_token *items;
@@ -125,8 +128,10 @@ struct chaff_tokens {
  */
 typedef struct chaff_tokenizer chaff_tokenizer;
 
-/* cfg may be NULL for defaults. On success *out must be freed by the caller
- * with chaff_tokenizer_free(). */
+/* cfg may be NULL for defaults; CHAFF_EINVAL when a limit is out of the
+ * range given above or pair_window is not 1 to 4. On success *out must be
+ * freed by the caller with chaff_tokenizer_free(). Every *_free() and
+ * chaff_db_close() takes NULL and does nothing. */
 CHAFF_API int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg, chaff_tokenizer **out);
 CHAFF_API void chaff_tokenizer_free(chaff_tokenizer *tok);
 
@@ -179,10 +184,21 @@ struct chaff_db_options {
  * incompatible schema or tokenizer is refused with CHAFF_EVERSION, and the
  * log callback says what differs and how to rebuild. *out is freed with
  * chaff_db_close(). Any number of processes and threads may use one
- * database; writers take turns (a second one waits).
+ * database; writers take turns (a second one waits). Within a process
+ * the threads share one handle: a second open of the same database in
+ * the same process is refused with CHAFF_EBUSY (LMDB's rule: closing a
+ * second handle would drop the first one's readers from the lock file).
+ * A child of fork() opens its own.
+ *
+ * The callbacks of chaff_db_foreach(), chaff_db_foreach_digest() and
+ * chaff_db_dump() run inside a read transaction and must not call the
+ * library on the same database: a commit that has to grow the map waits
+ * until no transaction of the process is open.
  */
 CHAFF_API int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db **out);
-/* An in-memory database with the same behaviour, for tests. */
+/* An in-memory database with the same records and results, for tests: one
+ * thread only (a second writer gets CHAFF_EDB rather than waiting), and
+ * CHAFF_DB_READONLY is refused (CHAFF_EINVAL: it starts empty). */
 CHAFF_API int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out);
 CHAFF_API void chaff_db_close(chaff_db *db);
 /* Closes db and, when it holds no training at all and no other process
@@ -201,12 +217,16 @@ struct chaff_params {
 };
 CHAFF_API void chaff_params_default(struct chaff_params *p);
 CHAFF_API int chaff_db_params(chaff_db *db, struct chaff_params *out);
-/* True when p holds a valid set of parameters. */
+/* True when p holds a valid set of parameters: robs 1e-6 to 100, robx
+ * strictly between 0 and 1, min_dev 0 to below 0.5, 0 <= ham_cutoff <=
+ * spam_cutoff <= 1, max_tokens a whole number 0 to 1e6. */
 CHAFF_API int chaff_params_valid(const struct chaff_params *p);
 /* Sets one parameter of p by name: CHAFF_ENOTFOUND for an unknown name. */
 CHAFF_API int chaff_params_set(struct chaff_params *p, const char *name, double value);
 /* Names: robs, robx, min_dev, ham_cutoff, spam_cutoff, max_tokens.
- * CHAFF_ENOTFOUND for another name, CHAFF_EINVAL for a value out of range. */
+ * CHAFF_ENOTFOUND for another name, CHAFF_EINVAL for a value out of range
+ * or a set that would not be valid: the cutoffs are checked against each
+ * other, so raise spam_cutoff before ham_cutoff past its old value. */
 CHAFF_API int chaff_db_set_param(chaff_db *db, const char *name, double value);
 CHAFF_API int chaff_db_get_param(chaff_db *db, const char *name, double *value);
 /* NULL-terminated list of the parameter names. */
@@ -277,7 +297,11 @@ CHAFF_API int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaf
 /* A trained message's digest and class (CHAFF_SPAM or CHAFF_HAM). */
 CHAFF_API int chaff_loader_put_digest(chaff_loader *l, const struct chaff_digest *d, uint8_t cls);
 /* Commits everything put; chaff_loader_free() without it leaves the
- * database as it was. */
+ * database as it was. The load sets the database's seed and tokenizer
+ * flags, so it needs the database to itself: CHAFF_EBUSY while another
+ * process has it open; from then on this process holds it alone until
+ * chaff_db_close(). Tokenizers and classifiers made from db before the
+ * load hash with the old seed: make them anew. */
 CHAFF_API int chaff_loader_commit(chaff_loader *l);
 CHAFF_API void chaff_loader_free(chaff_loader *l);
 
@@ -358,8 +382,10 @@ struct chaff_score {
 	double logit;     /* ln(score / (1 - score)) computed without rounding:
 	                     it still orders messages whose scores round to
 	                     exactly 0 or 1 */
-	double spam_prob; /* S, and */
-	double ham_prob;  /* H, the two combined tail probabilities */
+	double spam_prob; /* 1 - S, how strongly the clues say spam, and */
+	double ham_prob;  /* 1 - H, how strongly they say ham: score is
+	                     (1 + spam_prob - ham_prob) / 2 (engine/score.c
+	                     names S and H) */
 	enum chaff_verdict verdict;
 	double spam_cutoff;             /* the cutoffs the verdict came from */
 	double ham_cutoff;
@@ -386,8 +412,10 @@ CHAFF_API int chaff_classifier_set_params(chaff_classifier *c, const struct chaf
  * A copy of the database's counts in memory, for scoring many messages: a
  * token is then one probe of a hash table instead of a walk down the
  * B-tree. It is read in one read transaction, so scores against it are
- * those of the database at that moment, and takes 32 bytes per token.
- * CHAFF_ENOSPC when the database holds more than max_tokens tokens.
+ * those of the database at that moment, and takes 32 to 64 bytes per
+ * token (16-byte slots, a power of two at least twice the tokens).
+ * CHAFF_ENOSPC (no room under the cap, not the disk) when the database
+ * holds more than max_tokens tokens.
  */
 typedef struct chaff_snapshot chaff_snapshot;
 CHAFF_API int chaff_snapshot_new(chaff_db *db, size_t max_tokens, chaff_snapshot **out);
@@ -400,16 +428,20 @@ CHAFF_API uint64_t chaff_snapshot_generation(const chaff_snapshot *s);
 /* Scores against s from now on (NULL: the database again). s is only
  * read, by any number of classifiers, and must outlive their use of it. */
 CHAFF_API void chaff_classifier_use_snapshot(chaff_classifier *c, const chaff_snapshot *s);
-/* The classifier's tokenizer, made from the database's settings. */
+/* The classifier's tokenizer, made from the database's settings; owned by
+ * c (not to be freed). */
 CHAFF_API chaff_tokenizer *chaff_classifier_tokenizer(chaff_classifier *c);
 /*
  * Scores one raw message. nclues asks for up to that many clues (0: none).
- * The result is borrowed until the next call on c. CHAFF_EEMPTY when the
- * database has no spam or no ham yet.
+ * The result is borrowed until the next call on c or on its tokenizer
+ * (the clues' text is the tokens'). CHAFF_EEMPTY when the database has no
+ * spam or no ham yet.
  */
 CHAFF_API int chaff_classify(chaff_classifier *c, const void *msg, size_t len, size_t nclues,
                              struct chaff_score *out);
-/* The same for tokens already made by chaff_classifier_tokenizer(c). */
+/* The same for tokens already made by chaff_classifier_tokenizer(c) (or
+ * by a tokenizer made from the database's settings): the clues' text is
+ * then borrowed from tk, as long as its tokens are valid. */
 CHAFF_API int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk,
                                     size_t nclues, struct chaff_score *out);
 

@@ -97,6 +97,8 @@ int db_write_totals(chaff_db *db, struct store_txn *t, const struct db_totals *t
  * the training part only (README, "Choosing the defaults"). */
 void chaff_params_default(struct chaff_params *p)
 {
+	if (!p)
+		return;
 	p->robs = 0.1;
 	p->robx = 0.52;
 	p->min_dev = 0.4;
@@ -126,7 +128,9 @@ static double *param_slot(struct chaff_params *p, const char *name)
 
 int chaff_params_set(struct chaff_params *p, const char *name, double value)
 {
-	double *slot = name ? param_slot(p, name) : NULL;
+	if (!p || !name)
+		return CHAFF_EINVAL;
+	double *slot = param_slot(p, name);
 	if (!slot)
 		return CHAFF_ENOTFOUND;
 	*slot = value;
@@ -135,6 +139,8 @@ int chaff_params_set(struct chaff_params *p, const char *name, double value)
 
 int chaff_params_valid(const struct chaff_params *p)
 {
+	if (!p)
+		return 0;
 	/* robs from 1e-6: with a weight far smaller, s·x rounds and a token
 	 * never seen would no longer score x */
 	return isfinite(p->robs) && p->robs >= 1e-6 && p->robs <= 100 && p->robx > 0 && p->robx < 1 &&
@@ -303,7 +309,8 @@ int chaff_db_open(const char *dir, const struct chaff_db_options *opt, chaff_db 
 
 int chaff_db_open_memory(const struct chaff_db_options *opt, chaff_db **out)
 {
-	if (!out)
+	/* a new memory database is empty: read-only, it could hold nothing */
+	if (!out || (opt && (opt->flags & CHAFF_DB_READONLY)))
 		return CHAFF_EINVAL;
 	chaff_db *db = calloc(1, sizeof(*db));
 	if (!db)
@@ -342,6 +349,8 @@ int chaff_db_close_unmade(chaff_db *db)
 
 int chaff_db_params(chaff_db *db, struct chaff_params *out)
 {
+	if (!db || !out)
+		return CHAFF_EINVAL;
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
@@ -353,6 +362,8 @@ int chaff_db_params(chaff_db *db, struct chaff_params *out)
 
 int chaff_db_get_param(chaff_db *db, const char *name, double *value)
 {
+	if (!db || !name || !value)
+		return CHAFF_EINVAL;
 	struct chaff_params p;
 	double *slot = param_slot(&p, name);
 	if (!slot)
@@ -409,7 +420,9 @@ static int set_param_txn(chaff_db *db, struct store_txn *t, void *u)
 int chaff_db_set_param(chaff_db *db, const char *name, double value)
 {
 	struct chaff_params p;
-	if (!name || !param_slot(&p, name))
+	if (!db || !name)
+		return CHAFF_EINVAL;
+	if (!param_slot(&p, name))
 		return CHAFF_ENOTFOUND;
 	struct set_param sp = {name, value};
 	return db_write_txn(db, set_param_txn, &sp);
@@ -417,6 +430,8 @@ int chaff_db_set_param(chaff_db *db, const char *name, double value)
 
 int chaff_db_tokenizer_config(chaff_db *db, struct chaff_tokenizer_config *cfg)
 {
+	if (!db || !cfg)
+		return CHAFF_EINVAL;
 	chaff_tokenizer_config_default(cfg);
 	cfg->seed = db->seed;
 	cfg->flags = db->tok_flags;
@@ -427,17 +442,23 @@ int chaff_db_tokenizer_config(chaff_db *db, struct chaff_tokenizer_config *cfg)
 
 int chaff_db_stats(chaff_db *db, struct chaff_db_stats *out)
 {
+	if (!db || !out)
+		return CHAFF_EINVAL;
 	memset(out, 0, sizeof(*out));
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
 		return rc;
-	struct db_totals tot;
+	struct db_totals tot = {0, 0, 0};
 	rc = db_read_totals(db, t, &tot);
 	if (rc == CHAFF_OK)
 		rc = db->st->ops->info(t, &out->tokens, &out->digests, &out->bytes_used,
 		                       &out->bytes_file);
 	db->st->ops->abort(t);
+	if (rc != CHAFF_OK) { /* nothing half-read */
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
 	out->spam_messages = tot.spam;
 	out->ham_messages = tot.ham;
 	out->last_train = tot.last_train;
@@ -451,6 +472,8 @@ int chaff_db_stats(chaff_db *db, struct chaff_db_stats *out)
 int chaff_db_foreach(chaff_db *db,
                      int (*fn)(void *user, uint64_t hash, const struct chaff_record *r), void *user)
 {
+	if (!db || !fn)
+		return CHAFF_EINVAL;
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
@@ -469,6 +492,8 @@ int chaff_db_foreach_digest(chaff_db *db,
                             int (*fn)(void *user, const struct chaff_digest *d, uint8_t cls),
                             void *user)
 {
+	if (!db || !fn)
+		return CHAFF_EINVAL;
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
@@ -518,6 +543,10 @@ static int prune_txn(chaff_db *db, struct store_txn *t, void *u)
 
 int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *removed)
 {
+	if (removed)
+		*removed = 0;
+	if (!db)
+		return CHAFF_EINVAL;
 	uint32_t today = db_today();
 	/* a token is old when last seen more than days ago; with days at
 	 * today's number or more, none is (not even one of day 0, from a
@@ -532,6 +561,8 @@ int chaff_db_prune(chaff_db *db, uint32_t days, uint32_t min_count, uint64_t *re
 
 int chaff_db_backup(chaff_db *db, const char *dir)
 {
+	if (!db || !dir)
+		return CHAFF_EINVAL;
 	return db->st->ops->backup(db->st, dir);
 }
 
@@ -553,6 +584,8 @@ static int read_image(chaff_db *db, struct store_txn *t, struct chaff_db_image *
 
 int chaff_db_image(chaff_db *db, struct chaff_db_image *out)
 {
+	if (!db || !out)
+		return CHAFF_EINVAL;
 	struct store_txn *t;
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK) {
@@ -599,7 +632,7 @@ struct chaff_loader {
 
 int chaff_loader_put_digest(chaff_loader *l, const struct chaff_digest *d, uint8_t cls)
 {
-	if (cls != CHAFF_SPAM && cls != CHAFF_HAM)
+	if (!l || !d || (cls != CHAFF_SPAM && cls != CHAFF_HAM))
 		return CHAFF_EINVAL;
 	if (l->nd == l->dcap) {
 		size_t cap = l->dcap ? l->dcap * 2 : 1024;
@@ -620,6 +653,8 @@ int chaff_loader_put_digest(chaff_loader *l, const struct chaff_digest *d, uint8
 
 int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loader **out)
 {
+	if (!db || !img || !out)
+		return CHAFF_EINVAL;
 	if (img->tokenizer_version != CHAFF_TOKENIZER_VERSION) {
 		db_log(db, CHAFF_LOG_ERROR,
 		       "the dump was made with tokenizer version %u, this chaff's is %d: its "
@@ -648,6 +683,8 @@ int chaff_loader_new(chaff_db *db, const struct chaff_db_image *img, chaff_loade
 
 int chaff_loader_put(chaff_loader *l, uint64_t hash, const struct chaff_record *r)
 {
+	if (!l || !r)
+		return CHAFF_EINVAL;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4096;
 		uint64_t *k = realloc(l->keys, cap * sizeof(*k));
@@ -697,6 +734,19 @@ static int load_txn(chaff_db *db, struct store_txn *t, void *u)
 
 int chaff_loader_commit(chaff_loader *l)
 {
+	if (!l)
+		return CHAFF_EINVAL;
+	/* A load sets the seed and the tokenizer flags: a process that has
+	 * the database open meanwhile would go on hashing with the old ones.
+	 * So the load takes the database for this process alone (until it
+	 * is closed), or is refused. */
+	const struct store_ops *ops = l->db->st->ops;
+	if (ops->alone && !ops->alone(l->db->st)) {
+		db_log(l->db, CHAFF_LOG_ERROR, "%s",
+		       "another process has the database open (a filter, chaff serve?): a load "
+		       "changes its seed under it; close it and load again");
+		return CHAFF_EBUSY;
+	}
 	int rc = db_write_txn(l->db, load_txn, l);
 	if (rc == CHAFF_OK) {
 		l->db->seed = l->img.seed;

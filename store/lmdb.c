@@ -44,7 +44,78 @@ struct lstore {
 	pthread_mutex_t gate;
 	pthread_cond_t gate_cv;
 	unsigned open_txns, open_writes, resizes;
+	/* the folder, in this process's list of open databases */
+	dev_t dev;
+	ino_t ino;
+	bool listed;
+	struct lstore *next_open;
 };
+
+/*
+ * The databases this process has open, by folder. LMDB must not open one
+ * environment twice in a process: closing the second handle would drop
+ * the first one's readers from the lock file, and another process's
+ * writer could then reuse pages they still read. A second open is
+ * refused; the threads share one handle. A child of fork() starts with
+ * none open (it must not use its parent's).
+ */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct lstore *open_list;
+static pthread_once_t open_once = PTHREAD_ONCE_INIT;
+
+static void open_lock(void)
+{
+	pthread_mutex_lock(&open_mu);
+}
+
+static void open_unlock(void)
+{
+	pthread_mutex_unlock(&open_mu);
+}
+
+static void open_forget(void)
+{
+	open_list = NULL;
+	pthread_mutex_unlock(&open_mu);
+}
+
+static void open_atfork(void)
+{
+	pthread_atfork(open_lock, open_unlock, open_forget);
+}
+
+/* Lists s under its folder: false when the folder is open already. */
+static bool list_open(struct lstore *s, dev_t dev, ino_t ino)
+{
+	pthread_once(&open_once, open_atfork);
+	pthread_mutex_lock(&open_mu);
+	bool there = false;
+	for (struct lstore *o = open_list; o && !there; o = o->next_open)
+		there = o->dev == dev && o->ino == ino;
+	if (!there) {
+		s->dev = dev;
+		s->ino = ino;
+		s->listed = true;
+		s->next_open = open_list;
+		open_list = s;
+	}
+	pthread_mutex_unlock(&open_mu);
+	return !there;
+}
+
+static void unlist_open(struct lstore *s)
+{
+	if (!s->listed)
+		return;
+	pthread_mutex_lock(&open_mu);
+	for (struct lstore **o = &open_list; *o; o = &(*o)->next_open)
+		if (*o == s) {
+			*o = s->next_open;
+			break;
+		}
+	pthread_mutex_unlock(&open_mu);
+	s->listed = false;
+}
 
 struct store_txn {
 	struct lstore *s;
@@ -532,6 +603,7 @@ static int l_backup(struct store *st, const char *dir)
 static void l_close(struct store *st)
 {
 	struct lstore *s = (struct lstore *)st;
+	unlist_open(s);
 	if (s->env)
 		mdb_env_close(s->env);
 	if (s->dirfd >= 0)
@@ -710,6 +782,14 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 		return CHAFF_EINVAL;
 	}
 	lock_folder(s, create);
+	struct stat folder;
+	if ((s->dirfd >= 0 ? fstat(s->dirfd, &folder) : stat(dir, &folder)) == 0 &&
+	    !list_open(s, folder.st_dev, folder.st_ino)) {
+		logf_(s, CHAFF_LOG_ERROR, "%s: %s", dir,
+		      "open already in this process (its threads share one handle)");
+		l_close(&s->base);
+		return CHAFF_EBUSY;
+	}
 	int rc = mdb_env_create(&s->env);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_maxdbs(s->env, 4);

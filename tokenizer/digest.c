@@ -97,6 +97,10 @@ static void feed_body(XXH3_state_t *st, const char *s, size_t n)
 
 void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 {
+	if (!out)
+		return;
+	if (!msg)
+		len = 0;
 	const char *p = msg ? msg : "", *end = p + len;
 	XXH3_state_t st;
 	XXH3_128bits_reset(&st);

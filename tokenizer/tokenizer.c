@@ -30,6 +30,8 @@ const unsigned char tok_lower[256] = {
 
 void chaff_limits_default(struct chaff_limits *l)
 {
+	if (!l)
+		return;
 	l->max_mime_depth = 20;
 	l->max_parts = 1000;
 	l->max_part_bytes = 1u << 20;
@@ -41,6 +43,8 @@ void chaff_limits_default(struct chaff_limits *l)
 
 void chaff_tokenizer_config_default(struct chaff_tokenizer_config *cfg)
 {
+	if (!cfg)
+		return;
 	memset(cfg, 0, sizeof(*cfg));
 	chaff_limits_default(&cfg->limits);
 	cfg->pair_window = PAIR_WINDOW_MAX;

@@ -5,6 +5,9 @@
  */
 #include "test_db_util.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "store/store.h"
 
 static char *dir;
@@ -244,14 +247,136 @@ static void test_prune_and_load(void **state)
 	chaff_db_close(db);
 }
 
+/* One handle per database and process (LMDB's rule), and a load only
+ * while no other process has the database open: it sets the seed, which
+ * that process would go on hashing with. */
+static void test_one_handle_and_a_load_alone(void **state)
+{
+	(void)state;
+	char *d = temp_dir();
+	struct chaff_db_options o = {.flags = CHAFF_DB_CREATE};
+	chaff_db *a, *b;
+	assert_int_equal(chaff_db_open(d, &o, &a), CHAFF_OK);
+	assert_int_equal(chaff_db_open(d, NULL, &b), CHAFF_EBUSY);
+	struct chaff_db_image img;
+	assert_int_equal(chaff_db_image(a, &img), CHAFF_OK);
+	img.seed ^= 0x5a5a;
+	/* another process holding the database open: the load is refused */
+	int ready[2], done[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the child may open it: its parent's handle is not its own */
+		chaff_db *c;
+		char x = chaff_db_open(d, NULL, &c) == CHAFF_OK ? 'y' : 'n';
+		if (write(ready[1], &x, 1) != 1 || read(done[0], &x, 1) != 1)
+			_exit(1);
+		chaff_db_close(c);
+		_exit(0);
+	}
+	char x = 0;
+	assert_int_equal(read(ready[0], &x, 1), 1);
+	assert_int_equal(x, 'y');
+	chaff_loader *l;
+	assert_int_equal(chaff_loader_new(a, &img, &l), CHAFF_OK);
+	assert_int_equal(chaff_loader_commit(l), CHAFF_EBUSY);
+	chaff_loader_free(l);
+	assert_int_equal(write(done[1], "q", 1), 1);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* alone now: loaded, and the handle hashes with the new seed */
+	assert_int_equal(chaff_loader_new(a, &img, &l), CHAFF_OK);
+	assert_int_equal(chaff_loader_commit(l), CHAFF_OK);
+	chaff_loader_free(l);
+	struct chaff_tokenizer_config cfg;
+	assert_int_equal(chaff_db_tokenizer_config(a, &cfg), CHAFF_OK);
+	assert_true(cfg.seed == img.seed);
+	chaff_db_close(a);
+	assert_int_equal(chaff_db_open(d, NULL, &b), CHAFF_OK);
+	chaff_db_close(b);
+	for (int i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(done[i]);
+	}
+	remove_tree(d);
+	free(d);
+}
+
+/* NULL where a pointer is needed is CHAFF_EINVAL (or nothing done), never
+ * a crash. */
+static int no_record(void *u, uint64_t h, const struct chaff_record *r)
+{
+	(void)u, (void)h, (void)r;
+	return 0;
+}
+
+static void test_null_arguments(void **state)
+{
+	(void)state;
+	chaff_db *db;
+	assert_int_equal(chaff_db_open_memory(NULL, &db), CHAFF_OK);
+	struct chaff_params p;
+	double v;
+	struct chaff_db_stats st;
+	struct chaff_db_image img;
+	struct chaff_tokenizer_config cfg;
+	struct chaff_record r = {1, 0, 0};
+	uint64_t removed = 7;
+	assert_int_equal(chaff_db_params(NULL, &p), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_params(db, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_get_param(db, NULL, &v), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_get_param(db, "robs", NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_get_param(NULL, "robs", &v), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_set_param(NULL, "robs", 0.2), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_set_param(db, NULL, 0.2), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_stats(NULL, &st), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_stats(db, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_image(NULL, &img), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_image(db, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_tokenizer_config(NULL, &cfg), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_tokenizer_config(db, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_foreach(db, NULL, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_foreach(NULL, no_record, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_foreach_digest(db, NULL, NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_prune(NULL, 1, 0, &removed), CHAFF_EINVAL);
+	assert_int_equal(removed, 0);
+	assert_int_equal(chaff_db_backup(NULL, "/tmp"), CHAFF_EINVAL);
+	assert_int_equal(chaff_db_backup(db, NULL), CHAFF_EINVAL);
+	chaff_loader *l;
+	assert_int_equal(chaff_loader_new(db, NULL, &l), CHAFF_EINVAL);
+	assert_int_equal(chaff_loader_new(NULL, &img, &l), CHAFF_EINVAL);
+	assert_int_equal(chaff_loader_put(NULL, 1, &r), CHAFF_EINVAL);
+	assert_int_equal(chaff_loader_put_digest(NULL, NULL, CHAFF_SPAM), CHAFF_EINVAL);
+	assert_int_equal(chaff_loader_commit(NULL), CHAFF_EINVAL);
+	assert_int_equal(chaff_params_set(NULL, "robs", 1), CHAFF_EINVAL);
+	assert_int_equal(chaff_params_set(&p, NULL, 1), CHAFF_EINVAL);
+	assert_int_equal(chaff_params_valid(NULL), 0);
+	chaff_params_default(NULL);
+	chaff_limits_default(NULL);
+	chaff_tokenizer_config_default(NULL);
+	chaff_message_digest("x", 1, NULL);
+	assert_int_equal(chaff_batch_size(NULL), 0);
+	assert_int_equal(chaff_classifier_set_params(NULL, NULL), CHAFF_EINVAL);
+	assert_null(chaff_classifier_tokenizer(NULL));
+	/* a memory database is made empty: read-only it could hold nothing */
+	struct chaff_db_options ro = {.flags = CHAFF_DB_READONLY};
+	chaff_db *m;
+	assert_int_equal(chaff_db_open_memory(&ro, &m), CHAFF_EINVAL);
+	chaff_db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_memory_records),
-		cmocka_unit_test(test_lmdb_records),
-		cmocka_unit_test(test_memory_deletes_keep_probing_right),
-		cmocka_unit_test(test_incompatible_database_refused),
-		cmocka_unit_test(test_prune_and_load),
+	        cmocka_unit_test(test_memory_records),
+	        cmocka_unit_test(test_lmdb_records),
+	        cmocka_unit_test(test_memory_deletes_keep_probing_right),
+	        cmocka_unit_test(test_incompatible_database_refused),
+	        cmocka_unit_test(test_prune_and_load),
+	        cmocka_unit_test(test_one_handle_and_a_load_alone),
+	        cmocka_unit_test(test_null_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
