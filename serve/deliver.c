@@ -75,8 +75,13 @@ bool maildir_deliver(const char *dir, const char *msg, size_t len, const char *i
                      char reply[SERVE_REPLY_MAX])
 {
 	char tmp[4096], dst[4096], newdir[4096];
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, id);
-	snprintf(dst, sizeof(dst), "%s/new/%s", dir, id);
+	/* a name cut short would be the same for every message (and the
+	 * rename would put each over the one before) */
+	if (snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, id) >= (int)sizeof(tmp) ||
+	    snprintf(dst, sizeof(dst), "%s/new/%s", dir, id) >= (int)sizeof(dst)) {
+		storage_error(reply, "the Maildir", ENAMETOOLONG);
+		return false;
+	}
 	snprintf(newdir, sizeof(newdir), "%s/new", dir);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
