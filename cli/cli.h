@@ -63,6 +63,9 @@ int cli_train_one(chaff_db *db, chaff_tokenizer *tok, const char *msg, size_t le
 void cli_log(void *user, enum chaff_log_level level, const char *msg);
 /* Parses a whole non-negative number; false (after an error) otherwise. */
 bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out);
+/* The same for a number from min to max. */
+bool cli_number_in(const char *opt, const char *s, unsigned long min, unsigned long max,
+                   unsigned long *out);
 
 /* "chaff: <message>" on stderr. */
 /* Runs handler, on a stack of its own, for each of the n signals sigs (a

@@ -168,10 +168,8 @@ int cmd_classify(int argc, char **argv)
 			sets[nsets++] = optarg;
 			break;
 		case 't':
-			if (!cli_number("--threads", optarg, 64, &threads) || threads == 0) {
-				cli_error("--threads wants 1 to 64");
-				return EXIT_FAIL;
-			}
+			if (!cli_number_in("--threads", optarg, 1, 64, &threads))
+				return EXIT_USAGE;
 			break;
 		case 'h': fputs(classify_usage, stdout); return EXIT_OK;
 		default: fputs(classify_usage, stderr); return EXIT_FAIL;

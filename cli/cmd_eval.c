@@ -147,12 +147,8 @@ static int parse_opt(struct eval *ev, int c)
 		}
 		return set_mode(ev, MODE_SPLIT);
 	case 'k':
-		if (!cli_number("--folds", optarg, 1000, &ev->folds))
+		if (!cli_number_in("--folds", optarg, 2, 1000, &ev->folds))
 			return -1;
-		if (ev->folds < 2) {
-			cli_error("--folds wants at least 2 folds");
-			return -1;
-		}
 		return set_mode(ev, MODE_FOLDS);
 	case 't':
 		for (int i = 0; i < 3; i++)

@@ -507,39 +507,39 @@ static int read_opts(int argc, char **argv, struct opts *o, struct lists *l,
 		case 's': cfg->smtp.learn_spam = optarg; break;
 		case 'g': cfg->smtp.learn_ham = optarg; break;
 		case 'z':
-			ok = cli_number("--max-size", optarg, 1ul << 40, &v) && v > 0;
+			ok = cli_number_in("--max-size", optarg, 1, 1ul << 40, &v);
 			cfg->smtp.max_size = v;
 			break;
 		case 'R':
-			ok = cli_number("--max-rcpt", optarg, 100000, &v) && v > 0;
+			ok = cli_number_in("--max-rcpt", optarg, 1, 100000, &v);
 			cfg->smtp.max_rcpt = (unsigned)v;
 			break;
 		case 'e':
-			ok = cli_number("--max-errors", optarg, 100000, &v) && v > 0;
+			ok = cli_number_in("--max-errors", optarg, 1, 100000, &v);
 			cfg->smtp.max_errors = (unsigned)v;
 			break;
 		case 'c':
-			ok = cli_number("--max-conn", optarg, 100000, &v) && v > 0;
+			ok = cli_number_in("--max-conn", optarg, 1, 100000, &v);
 			cfg->max_conn = (unsigned)v;
 			break;
 		case 'i':
-			ok = cli_number("--max-conn-per-ip", optarg, 100000, &v) && v > 0;
+			ok = cli_number_in("--max-conn-per-ip", optarg, 1, 100000, &v);
 			cfg->max_conn_per_ip = (unsigned)v;
 			break;
 		case 't':
-			ok = cli_number("--timeout", optarg, 86400, &v) && v > 0;
+			ok = cli_number_in("--timeout", optarg, 1, 86400, &v);
 			cfg->timeout = (unsigned)v;
 			break;
 		case 'T':
-			ok = cli_number("--data-timeout", optarg, 86400, &v) && v > 0;
+			ok = cli_number_in("--data-timeout", optarg, 1, 86400, &v);
 			cfg->data_timeout = (unsigned)v;
 			break;
 		case 'o':
-			ok = cli_number("--hop-timeout", optarg, 86400, &v) && v > 0;
+			ok = cli_number_in("--hop-timeout", optarg, 1, 86400, &v);
 			o->hop_timeout = (unsigned)v;
 			break;
 		case 'j':
-			ok = cli_number("--threads", optarg, 256, &v) && v > 0;
+			ok = cli_number_in("--threads", optarg, 1, 256, &v);
 			cfg->threads = (unsigned)v;
 			break;
 		case 'N': snprintf(hostname, hn, "%s", optarg); break;

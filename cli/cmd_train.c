@@ -286,11 +286,8 @@ static int parse(int argc, char **argv, struct train *tr, const char **dbpath, b
 			break;
 		case 'p': *pairs = true; break;
 		case 't':
-			if (!cli_number("--threads", optarg, 64, &tr->threads) ||
-			    tr->threads == 0) {
-				cli_error("--threads wants 1 to 64");
+			if (!cli_number_in("--threads", optarg, 1, 64, &tr->threads))
 				return -1;
-			}
 			break;
 		case 'q': tr->quiet = true; break;
 		case 'h': fputs(usage_text, stdout); exit(EXIT_OK);

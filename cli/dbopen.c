@@ -63,17 +63,23 @@ void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before befo
 		rmdir(path); /* fails, harmlessly, if anything else is there */
 }
 
-bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out)
+bool cli_number_in(const char *opt, const char *s, unsigned long min, unsigned long max,
+                   unsigned long *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v > max) {
-		cli_error("%s wants a whole number from 0 to %lu, not '%s'", opt, max, s);
+	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
+		cli_error("%s wants a whole number from %lu to %lu, not '%s'", opt, min, max, s);
 		return false;
 	}
 	*out = v;
 	return true;
+}
+
+bool cli_number(const char *opt, const char *s, unsigned long max, unsigned long *out)
+{
+	return cli_number_in(opt, s, 0, max, out);
 }
 
 int cli_db_opts(int argc, char **argv, const char *usage, const char **dbpath, bool *json,
