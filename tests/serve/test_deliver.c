@@ -69,11 +69,11 @@ static void test_name_too_long_is_refused(void **state)
 	/* tmp/ and new/ still fit (4079 bytes), "tmp/" + the id does not */
 	assert_true(maildir_make(md));
 	char reply[SERVE_REPLY_MAX];
-	assert_false(maildir_deliver(md, "Subject: a\n\nfirst\n", 18, "1700000000.M1P2Q1.host",
-	                             reply));
+	assert_false(
+	        maildir_deliver(md, "Subject: a\n\nfirst\n", 18, "1700000000.M1P2Q1.host", reply));
 	assert_memory_equal(reply, "451 4.3.0", 9);
-	assert_false(maildir_deliver(md, "Subject: b\n\nsecond\n", 19, "1700000000.M1P2Q2.host",
-	                             reply));
+	assert_false(
+	        maildir_deliver(md, "Subject: b\n\nsecond\n", 19, "1700000000.M1P2Q2.host", reply));
 	char sub[4300];
 	snprintf(sub, sizeof(sub), "%s/new", md);
 	assert_int_equal(count_files(sub), 0);
@@ -86,8 +86,8 @@ static void test_name_too_long_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_delivered_into_new),
-		cmocka_unit_test(test_name_too_long_is_refused),
+	        cmocka_unit_test(test_delivered_into_new),
+	        cmocka_unit_test(test_name_too_long_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
