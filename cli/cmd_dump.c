@@ -127,10 +127,11 @@ int cmd_dump(int argc, char **argv)
 	struct sink s = { NULL, file ? NULL : stdout, false, 0, 0 };
 	/* A regular file is written beside itself and renamed over at the
 	 * end, so that a dump that fails half-way (a full disk) leaves the
-	 * file as it was, perhaps a good earlier dump, not a broken one. */
+	 * file as it was, perhaps a good earlier dump, not a broken one.
+	 * Anything else (a symbolic link, a device) is written in place. */
 	char tmp[4200] = "";
 	struct stat st;
-	bool replace = file && (stat(file, &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode));
+	bool replace = file && (lstat(file, &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode));
 	if (replace && snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >= (int)sizeof(tmp)) {
 		cli_error("%s: name too long", file);
 		chaff_db_close(db);
