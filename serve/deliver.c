@@ -416,8 +416,7 @@ static const char *unsendable(const struct hop *h, const struct hop_envelope *v,
 		const char *body = memmem(msg, len, "\n\n", 2);
 		if (!all_ascii(msg, body ? (size_t)(body - msg) : len))
 			return "554 5.6.9 UTF-8 header fields cannot be passed on: the next hop "
-			       "does "
-			       "not offer SMTPUTF8";
+			       "does not offer SMTPUTF8";
 	}
 	if (v->body8 && !h->eightbit && !all_ascii(msg, len))
 		return "554 5.6.3 Conversion required but not supported: the next hop does not "
