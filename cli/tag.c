@@ -127,15 +127,17 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 			if (write_all(user, h, hl) < 0)
 				return -1;
 			put = true;
-			/* A line led by white space right after the new headers
-			 * would continue the last of them (a sender's " ham"
-			 * appended to X-Chaff-Verdict): a blank line keeps it
-			 * in the body, where the tokenizer has it. */
-			bool lead = *q == ' ' || *q == '\t';
-			if ((!blank || lead) && write_all(user, eol, strlen(eol)) < 0)
-				return -1;
-			if (!blank) /* no blank line anywhere: the body starts here */
-				return write_all(user, q, (size_t)(end - q)) < 0 ? -1 : 0;
+			/* No blank line anywhere: the body starts here, after
+			 * one. So it does after a line led by white space: right
+			 * after the new headers it would continue the last of
+			 * them (a sender's " ham" appended to X-Chaff-Verdict);
+			 * a blank line keeps it, and all after it, in the body,
+			 * where the tokenizer has them. */
+			if (!blank || *q == ' ' || *q == '\t')
+				return write_all(user, eol, strlen(eol)) < 0 ||
+				                       write_all(user, q, (size_t)(end - q)) < 0
+				               ? -1
+				               : 0;
 		}
 		if (field)
 			skipping = owned(q, ll);
