@@ -1,12 +1,13 @@
 /*
  * One process per message, as procmail runs a filter:
  *
- *   spawn LIST COMMAND [ARG...]
+ *   spawn [-0] LIST COMMAND [ARG...]
  *
  * starts COMMAND once for each file named in LIST (one path per line),
  * with the file as its standard input and its output discarded, one after
  * another, and prints how many ran and the seconds they took. A command
- * that exits other than 0, 1 or 2 (the verdict codes) stops the run.
+ * that exits other than 0, 1 or 2 (the verdict codes; with -0, other than
+ * 0, for a filter whose verdict is not its exit code) stops the run.
  *
  * Written in C so that the measurement is the filter's start-up and work,
  * not that of a harness forking a large interpreter for each message.
@@ -59,8 +60,14 @@ static int run(char **argv, const char *path, int devnull)
 
 int main(int argc, char **argv)
 {
+	int max_ok = 2;
+	if (argc > 1 && strcmp(argv[1], "-0") == 0) {
+		max_ok = 0;
+		argv++;
+		argc--;
+	}
 	if (argc < 3) {
-		fputs("usage: spawn LIST COMMAND [ARG...]\n", stderr);
+		fputs("usage: spawn [-0] LIST COMMAND [ARG...]\n", stderr);
 		return 2;
 	}
 	FILE *list = fopen(argv[1], "r");
@@ -77,7 +84,7 @@ int main(int argc, char **argv)
 		if (!line[0])
 			continue;
 		int rc = run(argv + 2, line, devnull);
-		if (rc < 0 || rc > 2) {
+		if (rc < 0 || rc > max_ok) {
 			fprintf(stderr, "spawn: %s < %s: exit %d\n", argv[2], line, rc);
 			return 1;
 		}
