@@ -471,11 +471,12 @@ static void on_accept(struct serve_server *srv, int lfd)
 		}
 		char ip[INET6_ADDRSTRLEN];
 		ip_text(&sa, ip, sizeof(ip));
-		if (!allowed(cfg, &sa)) {
+		/* a client outside --allow is greeted with 554 and must then
+		 * be heard until it quits (RFC 5321 section 3.1): a session
+		 * like any other, bounded by the same limits and timeouts */
+		bool denied = !allowed(cfg, &sa);
+		if (denied)
 			fprintf(stderr, "chaff serve: client=%s refused: not in --allow\n", ip);
-			refuse(fd, "554 5.7.1 Access denied\r\n");
-			continue;
-		}
 		unsigned same = 0;
 		for (struct conn *o = srv->conns; o; o = o->next)
 			same += !o->gone && strcmp(o->ip, ip) == 0;
@@ -512,7 +513,10 @@ static void on_accept(struct serve_server *srv, int lfd)
 			conn_free(srv, c);
 			continue;
 		}
-		smtp_greet(&c->s);
+		if (denied)
+			smtp_refuse(&c->s);
+		else
+			smtp_greet(&c->s);
 		advance(srv, c);
 	}
 }

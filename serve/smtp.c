@@ -82,6 +82,12 @@ void smtp_greet(struct smtp_session *s)
 	replyf(s, "220 %s %s chaff", s->cfg->hostname, s->cfg->lmtp ? "LMTP" : "ESMTP");
 }
 
+void smtp_refuse(struct smtp_session *s)
+{
+	s->refused = true;
+	replyf(s, "554 5.7.1 %s Access denied", s->cfg->hostname);
+}
+
 /* A 5xx for a bad command: counted, and past the limit the session ends. */
 static void errorf(struct smtp_session *s, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
@@ -611,6 +617,10 @@ static void command(struct smtp_session *s, char *line)
 	}
 	const char *args = line + n + (line[n] == ' ');
 	bool bare = !*skip_spaces(args);
+	if (s->refused && strcasecmp(verb, "QUIT") != 0) {
+		errorf(s, "503 5.7.1 Error: access denied");
+		return;
+	}
 	if (strcasecmp(verb, "EHLO") == 0 || strcasecmp(verb, "HELO") == 0 ||
 	    strcasecmp(verb, "LHLO") == 0) {
 		cmd_hello(s, verb, args);

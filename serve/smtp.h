@@ -41,6 +41,7 @@ struct smtp_session {
 	enum { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT, ST_CLOSED } state;
 	bool greeted;       /* HELO, EHLO or LHLO seen */
 	bool in_mail;       /* MAIL accepted: a transaction is open */
+	bool refused;       /* greeted with 554: nothing but QUIT is taken */
 	bool body8;         /* MAIL ... BODY=8BITMIME */
 	bool smtputf8;      /* MAIL ... SMTPUTF8 (RFC 6531) */
 	bool skipping;      /* discarding the rest of an over-long line */
@@ -68,6 +69,10 @@ void smtp_init(struct smtp_session *s, const struct smtp_config *cfg);
 void smtp_free(struct smtp_session *s);
 /* Queues the greeting. */
 void smtp_greet(struct smtp_session *s);
+/* Greets with 554 instead (a client that may not send mail here) and, as
+ * RFC 5321 section 3.1 asks, answers every command but QUIT with 503
+ * until the client quits (or the error limit or a timeout ends it). */
+void smtp_refuse(struct smtp_session *s);
 /*
  * Consumes client bytes. Returns how many were used; *ev says why it
  * stopped. Bytes not used (a partial line, or commands pipelined after a

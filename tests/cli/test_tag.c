@@ -88,7 +88,8 @@ static void test_headers_where_the_tokenizer_ends_the_block(void **state)
 	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\n ham\nSubject: s\n\nbody\n"));
 	/* ... and what follows is body, copied as it is */
 	tagged(" ham\nX-Spam-Status: Yes\n\nbody\n", &s);
-	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\n ham\nX-Spam-Status: Yes\n\nbody\n"));
+	assert_non_null(
+	        strstr(s.buf, "X-Chaff-Verdict: ham\n\n ham\nX-Spam-Status: Yes\n\nbody\n"));
 	tagged("\tham\nSubject: s\nbody\n", &s);
 	assert_non_null(strstr(s.buf, "X-Chaff-Verdict: ham\n\n\tham\nSubject: s\nbody\n"));
 	tagged("From x  Mon Jan  1 00:00:00 2000\n\tham\nSubject: a\n\nb\n", &s);

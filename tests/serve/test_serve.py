@@ -1535,13 +1535,20 @@ def t_access():
     c, g = connect(s.port, source="127.0.0.2")
     expect("--allow 127.0.0.1/32: a client from 127.0.0.2", g, "554 5.7.1")
     check("  ... 'Access denied'", "Access denied" in g.last, str(g))
-    try:
-        c.send("EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<x@elsewhere.net>\r\nRCPT TO:<x@example.org>\r\n")
-    except OSError:
-        pass
-    more = [c.reply(2) for _ in range(4)]
-    check("  ... closed: its EHLO, MAIL, RCPT get no reply at all",
-          all(r.code is None for r in more) and c.eof, str([str(r) for r in more]))
+    # RFC 5321 section 3.1: after a 554 greeting the server waits for QUIT
+    # and answers every other command with 503
+    c.send("EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n")
+    more = [c.reply(5) for _ in range(4)]
+    check("  ... its EHLO, MAIL, RCPT and DATA each get 503",
+          all(r.is_("503 5.7.1") for r in more), str([str(r) for r in more]))
+    expect("  ... and QUIT its 221", c.cmd("QUIT"), "221 2.0.0")
+    check("  ... then the connection closes", c.closed())
+    c.close()
+    c, g = connect(s.port, source="127.0.0.2")
+    c.send("NOOP\r\n" * 25)
+    more = [c.reply(5) for _ in range(21)]
+    check("  ... a refused client that goes on is cut off at the error limit (421)",
+          any(r.is_("421") for r in more) and c.closed(), str([str(r) for r in more[-3:]]))
     c.close()
     c = greeted(s.port)
     c.cmd("MAIL FROM:<a@example.com>")
