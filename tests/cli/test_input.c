@@ -128,10 +128,46 @@ static void test_whole_file_reads(void **state)
 	assert_true(n > 10);
 }
 
+/* An mbox's quoted "From " lines come back unquoted: one '>' less for
+ * each (mboxrd). */
+static void test_mbox_from_lines_unquoted(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/chaff-input-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static const char box[] =
+	        "From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n>>From there\n"
+	        "> From not quoted\nx>From not at the start\n\n"
+	        "From c@d Mon Jan  1 00:00:00 2024\nSubject: two\n\nbody\n";
+	assert_int_equal(write(fd, box, sizeof(box) - 1), (ssize_t)(sizeof(box) - 1));
+	close(fd);
+	char err[512] = "";
+	struct input *in;
+	char *paths[] = { path };
+	assert_int_equal(input_open(&in, paths, 1, err, sizeof(err)), 0);
+	struct input_msg m;
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
+	static const char one[] = "Subject: one\n\nFrom here\n>From there\n> From not quoted\n"
+	                          "x>From not at the start\n";
+	/* (the envelope line comes with it: the tokenizer and the digest
+	 * pass over it) */
+	const char *nl = memchr(m.data, '\n', m.len);
+	assert_non_null(nl);
+	assert_true(m.len - (size_t)(nl + 1 - m.data) >= sizeof(one) - 1);
+	assert_memory_equal(nl + 1, one, sizeof(one) - 1);
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
+	assert_non_null(memmem(m.data, m.len, "Subject: two\n\nbody\n", 19));
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 0);
+	input_close(in);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_whole_file_reads),
+		cmocka_unit_test(test_mbox_from_lines_unquoted),
 		cmocka_unit_test(test_small_file_cut_short),
 		cmocka_unit_test(test_large_file_cut_short),
 	};

@@ -9,7 +9,7 @@ chaff=$1
 need_corpus
 if ! command -v sieve-test > /dev/null; then
   echo "skip: no sieve-test (Debian package dovecot-sieve)"
-  exit 0
+  exit 77 # ctest: skipped (SKIP_RETURN_CODE), not passed
 fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -181,6 +181,19 @@ static void test_thousands_of_tokens(void **state)
 	s = score(unseen, 1, 0);
 	assert_float_equal(s.score, 0.5, 0);
 	assert_int_equal(s.used, 0);
+	/* a score on a cutoff takes its side: spam at spam_cutoff (first,
+	 * when both are equal), ham at ham_cutoff */
+	p.ham_cutoff = 0.5;
+	p.spam_cutoff = 0.5;
+	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+	assert_int_equal(score(unseen, 1, 0).verdict, CHAFF_VERDICT_SPAM);
+	p.spam_cutoff = 0.9;
+	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+	assert_int_equal(score(unseen, 1, 0).verdict, CHAFF_VERDICT_HAM);
+	p.ham_cutoff = 0.2;
+	p.spam_cutoff = 0.5;
+	assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+	assert_int_equal(score(unseen, 1, 0).verdict, CHAFF_VERDICT_SPAM);
 }
 
 static void test_params_validation(void **state)

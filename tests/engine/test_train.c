@@ -141,6 +141,32 @@ static void test_digest_identity(void **state)
 	const char *m[] = { m1, m2, m3, m4, m5, m6, m7, m8, m9 };
 	for (int i = 0; i < 9; i++)
 		chaff_message_digest(m[i], strlen(m[i]), &d[i]);
+	/* each header an author writes counts: another Date, Cc, To or From
+	 * is another message; folding does not count */
+	const char *base = "From: a@example.com\nTo: b@example.org\nCc: c@example.net,\n d@example.net\n"
+	                   "Subject: Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody\n";
+	const char *other[] = {
+		"From: a@example.com\nTo: b@example.org\nCc: c@example.net,\n d@example.net\n"
+		"Subject: Hello\nDate: Tue, 2 Jan 2024\nMessage-ID: <x@y>\n\nbody\n",
+		"From: a@example.com\nTo: b@example.org\nCc: c@example.net\n"
+		"Subject: Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody\n",
+		"From: a@example.com\nTo: e@example.org\nCc: c@example.net,\n d@example.net\n"
+		"Subject: Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody\n",
+		"From: f@example.com\nTo: b@example.org\nCc: c@example.net,\n d@example.net\n"
+		"Subject: Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody\n",
+		"From: a@example.com\nTo: b@example.org\nCc: c@example.net,\n d@example.net\n"
+		"Subject: Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <z@y>\n\nbody\n",
+	};
+	const char *folded = "From: a@example.com\nTo: b@example.org\nCc: c@example.net, d@example.net\n"
+	                     "Subject: Hello\nDate: Mon, 1 Jan 2024\nMessage-ID: <x@y>\n\nbody\n";
+	struct chaff_digest db_, dx;
+	chaff_message_digest(base, strlen(base), &db_);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		chaff_message_digest(other[i], strlen(other[i]), &dx);
+		assert_memory_not_equal(&db_, &dx, sizeof(dx));
+	}
+	chaff_message_digest(folded, strlen(folded), &dx);
+	assert_memory_equal(&db_, &dx, sizeof(dx));
 	assert_memory_equal(&d[0], &d[1], sizeof(d[0])); /* new relay headers */
 	assert_memory_equal(&d[0], &d[2], sizeof(d[0])); /* CRLF */
 	assert_memory_equal(&d[0], &d[5], sizeof(d[0])); /* mbox line, folding */

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/db.h"
 #include "store/store.h"
 
 static char *dir;
@@ -247,6 +248,52 @@ static void test_prune_and_load(void **state)
 	chaff_db_close(db);
 }
 
+/* Training a token again makes it young: its day becomes today, in place
+ * (a small batch) and in a batch that writes the tokens anew, so prune's
+ * age test keeps it. */
+static void test_training_renews_a_tokens_day(void **state)
+{
+	(void)state;
+	for (int lmdb = 0; lmdb < 2; lmdb++) {
+		chaff_db *db;
+		char *d = lmdb ? temp_dir() : NULL;
+		struct chaff_db_options o = { .flags = CHAFF_DB_CREATE };
+		assert_int_equal(lmdb ? chaff_db_open(d, &o, &db) : chaff_db_open_memory(NULL, &db),
+		                 CHAFF_OK);
+		struct chaff_db_image img;
+		assert_int_equal(chaff_db_image(db, &img), CHAFF_OK);
+		img.spam_messages = img.ham_messages = 10;
+		chaff_loader *l;
+		assert_int_equal(chaff_loader_new(db, &img, &l), CHAFF_OK);
+		uint32_t old = db_today() - 100;
+		for (int id = 1; id <= 6; id++) {
+			struct chaff_record r = { 2, 1, old };
+			assert_int_equal(chaff_loader_put(l, 1000 + (uint64_t)id, &r), CHAFF_OK);
+		}
+		assert_int_equal(chaff_loader_commit(l), CHAFF_OK);
+		chaff_loader_free(l);
+		const int one[] = { 1 };          /* 1 change of 6 tokens: in place */
+		const int three[] = { 2, 3, 4 };  /* 3 of 6: written anew */
+		train_one(db, 1, one, 1, CHAFF_SPAM, 0);
+		assert_int_equal(record_of(db, 1).day, db_today());
+		assert_int_equal(record_of(db, 5).day, old);
+		train_one(db, 2, three, 3, CHAFF_HAM, 0);
+		for (int id = 2; id <= 4; id++)
+			assert_int_equal(record_of(db, id).day, db_today());
+		assert_int_equal(record_of(db, 6).day, old);
+		uint64_t removed;
+		assert_int_equal(chaff_db_prune(db, 30, 0, &removed), CHAFF_OK);
+		assert_int_equal(removed, 2); /* 5 and 6 */
+		assert_int_equal(record_of(db, 1).spam, 3);
+		assert_int_equal(record_of(db, 5).spam, UINT32_MAX);
+		chaff_db_close(db);
+		if (d) {
+			remove_tree(d);
+			free(d);
+		}
+	}
+}
+
 /* One handle per database and process (LMDB's rule), and a load only
  * while no other process has the database open: it sets the seed, which
  * that process would go on hashing with. */
@@ -375,6 +422,7 @@ int main(void)
 	        cmocka_unit_test(test_memory_deletes_keep_probing_right),
 	        cmocka_unit_test(test_incompatible_database_refused),
 	        cmocka_unit_test(test_prune_and_load),
+	        cmocka_unit_test(test_training_renews_a_tokens_day),
 	        cmocka_unit_test(test_one_handle_and_a_load_alone),
 	        cmocka_unit_test(test_null_arguments),
 	};
