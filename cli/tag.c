@@ -7,29 +7,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tag.h"
-
-/* Headers chaff owns: an earlier copy (forged by a sender, or left by an
- * earlier run) must not survive next to the new one. */
-static bool owned(const char *line, size_t n)
-{
-	/* The name, then the colon, which old syntax lets spaces precede
-	 * ("X-Spam-Flag : YES") and mail parsers still accept. */
-	size_t k = 0;
-	while (k < n && line[k] != ':' && line[k] != ' ' && line[k] != '\t')
-		k++;
-	size_t c = k;
-	while (c < n && (line[c] == ' ' || line[c] == '\t'))
-		c++;
-	if (c == n || line[c] != ':')
-		return false;
-	return (k == 11 && strncasecmp(line, "x-spam-flag", 11) == 0) ||
-	       (k == 13 && strncasecmp(line, "x-spam-status", 13) == 0) ||
-	       (k == 12 && strncasecmp(line, "x-spam-level", 12) == 0) ||
-	       (k >= 8 && strncasecmp(line, "x-chaff-", 8) == 0);
-}
 
 /* Whether a line (without its line end) is a header field: a name of
  * visible bytes other than ':', perhaps spaces (old syntax), then ':'.
@@ -140,7 +119,10 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 				               : 0;
 		}
 		if (field)
-			skipping = owned(q, ll);
+			/* headers chaff owns: an earlier copy (forged by a
+			 * sender, or left by an earlier run) must not
+			 * survive next to the new one */
+			skipping = chaff_tagged_field(q, ll) != 0;
 		else if (!cont)
 			skipping = false;
 		fields = true;

@@ -315,6 +315,13 @@ enum chaff_class { CHAFF_HAM = 0, CHAFF_SPAM = 1 };
  * a re-delivery does not change (From, To, Cc, Subject, Date, Message-ID),
  * so a copy that gained Received or X-Spam headers is the same message. */
 CHAFF_API void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out);
+/* True when the header line (line[0..n), its name, perhaps spaces, then
+ * ':') is one of the fields chaff filter writes: X-Spam-Flag,
+ * X-Spam-Status, X-Spam-Level and X-Chaff-*. The filter removes earlier
+ * copies of them; where it does so past the end of the header block (up
+ * to the blank line), the digest passes over them too, so a message and
+ * its tagged copy are one message. */
+CHAFF_API int chaff_tagged_field(const char *line, size_t n);
 
 enum chaff_learned {
 	CHAFF_LEARNED_TRAINED,     /* counted as the class asked for */

@@ -95,6 +95,87 @@ static void feed_body(XXH3_state_t *st, const char *s, size_t n)
 	feed_lf(st, run, (size_t)(e - run));
 }
 
+int chaff_tagged_field(const char *line, size_t n)
+{
+	if (!line)
+		return 0;
+	/* The name, then the colon, which old syntax lets spaces precede
+	 * ("X-Spam-Flag : YES") and mail parsers still accept. */
+	size_t k = 0;
+	while (k < n && line[k] != ':' && line[k] != ' ' && line[k] != '\t')
+		k++;
+	size_t c = k;
+	while (c < n && (line[c] == ' ' || line[c] == '\t'))
+		c++;
+	if (c == n || line[c] != ':')
+		return 0;
+	return TOK_IEQ(line, k, "x-spam-flag") || TOK_IEQ(line, k, "x-spam-status") ||
+	       TOK_IEQ(line, k, "x-spam-level") || TOK_IPREFIX(line, k, "x-chaff-");
+}
+
+/*
+ * The body from p, where a header block ended at a line that is no field
+ * (nor led by white space), up to the first blank line: chaff filter
+ * removes its own fields there (and their continuation lines), since a
+ * mail reader may still take them for header fields. The digest passes
+ * over the same lines, so that a message and its tagged copy are one
+ * message. The lines kept are fed in two passes: the first finds the
+ * last byte that is not white space, where the body ends when nothing
+ * but white space follows the zone (trailing blank lines do not count,
+ * and the fields left out may have stood after the last text). Returns
+ * where the rest of the body starts (the blank line), or p when there is
+ * no blank line (the filter then removes nothing).
+ */
+static const char *feed_zone(XXH3_state_t *st, const char *p, const char *end, const char *body_end)
+{
+	const char *zone_end = p;
+	while (zone_end < end) {
+		const char *nl = memchr(zone_end, '\n', (size_t)(end - zone_end));
+		if (!nl)
+			break; /* a last line without its line end is no blank line */
+		if (nl == zone_end || (nl == zone_end + 1 && *zone_end == '\r'))
+			break;
+		zone_end = nl + 1;
+	}
+	if (zone_end >= end || !memchr(zone_end, '\n', (size_t)(end - zone_end)))
+		return p; /* no blank line */
+	/* nothing but white space after the zone: it ends the body */
+	bool last_text = zone_end >= body_end;
+	const char *cut = zone_end;
+	for (int pass = last_text ? 0 : 1; pass < 2; pass++) {
+		const char *run = p;
+		bool skipping = false;
+		for (const char *q = p; q < zone_end;) {
+			const char *nl = memchr(q, '\n', (size_t)(zone_end - q));
+			const char *next = nl ? nl + 1 : zone_end;
+			const char *le = nl ? nl : zone_end, *colon;
+			if (le > q && le[-1] == '\r')
+				le--;
+			if (*q != ' ' && *q != '\t')
+				skipping = tok_field(q, le, &colon) &&
+				           chaff_tagged_field(q, (size_t)(le - q));
+			if (skipping || next == zone_end) {
+				const char *b = skipping ? q : next;
+				if (pass == 0) { /* the last text byte kept so far */
+					for (const char *x = b; x > run; x--)
+						if (x[-1] != ' ' && x[-1] != '\t' &&
+						    x[-1] != '\r' && x[-1] != '\n') {
+							cut = x;
+							break;
+						}
+				} else if (run < b && run < cut) {
+					feed_body(st, run, (size_t)((b < cut ? b : cut) - run));
+				}
+				run = next;
+			}
+			q = next;
+		}
+		if (pass == 0 && cut == zone_end)
+			cut = p; /* no text kept at all */
+	}
+	return zone_end;
+}
+
 void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 {
 	if (!out)
@@ -109,6 +190,7 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 		p = nl ? nl + 1 : end;
 	}
 	/* Headers: name, then the unfolded value. */
+	bool odd = false; /* the block ended at a line that is no field */
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
@@ -120,8 +202,10 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 		 * that gained a blank line there (chaff filter adds one) is
 		 * the same message */
 		const char *colon, *ne = tok_field(p, le, &colon);
-		if (!ne)
+		if (!ne) {
+			odd = *p != ' ' && *p != '\t';
 			break;
+		}
 		/* the header's extent: its continuation lines too */
 		const char *next = nl ? nl + 1 : end;
 		while (next < end && (*next == ' ' || *next == '\t')) {
@@ -151,9 +235,13 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 	XXH3_128bits_update(&st, "\n", 1);
 	/* Trailing line ends and blanks do not count: an mbox adds a blank
 	 * line after each message, a saved file may or may not end in one. */
+	const char *whole = end;
 	while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	feed_body(&st, p, (size_t)(end - p));
+	if (odd)
+		p = feed_zone(&st, p, whole, end);
+	if (p < end)
+		feed_body(&st, p, (size_t)(end - p));
 	XXH128_hash_t h = XXH3_128bits_digest(&st);
 	XXH128_canonical_t c;
 	XXH128_canonicalFromHash(&c, h);

@@ -99,11 +99,80 @@ static void test_headers_where_the_tokenizer_ends_the_block(void **state)
 	assert_int_equal(h - s.buf, strlen("Subject: s\n"));
 }
 
+/* The tagged copy of a message is the same message to the digest, for
+ * any layout of its header block: odd lines, continuations, earlier
+ * verdict headers before and after them, CRLF, no blank line, no final
+ * line end (random layouts from a fixed seed). */
+static struct sink big;
+static int put_big(void *user, const char *p, size_t n)
+{
+	(void)user;
+	if (big.n + n >= sizeof(big.buf))
+		return -1;
+	memcpy(big.buf + big.n, p, n);
+	big.n += n;
+	return 0;
+}
+
+static void test_tagged_copy_is_the_same_message(void **state)
+{
+	(void)state;
+	static const char *const parts[] = {
+	        "From: a@b\n",
+	        "Subject: hi\n",
+	        "odd line\n",
+	        " cont\n",
+	        "\tham\n",
+	        "X-Spam-Flag: YES\n",
+	        "X-Chaff-Score: 1\n",
+	        " folded\n",
+	        "X-Spam-Status : No\n",
+	        "text: here\n",
+	        "\n",
+	        "\r\n",
+	        "body words\n",
+	        ">From x\n",
+	        "plain\n",
+	        "\n\n",
+	        "odd crlf\r\n",
+	        "X-Spam-Level: **\r\n",
+	        " c2\r\n",
+	        "Subject: s\r\n",
+	};
+	const size_t np = sizeof(parts) / sizeof(parts[0]);
+	struct chaff_score sc = {
+	        .score = 0.9, .spam_cutoff = 0.6, .ham_cutoff = 0.3, .verdict = CHAFF_VERDICT_SPAM};
+	unsigned long x = 12345;
+	for (int t = 0; t < 20000; t++) {
+		char msg[1024];
+		size_t ml = 0;
+		x = x * 6364136223846793005ul + 1442695040888963407ul;
+		int k = (int)(x >> 60) % 9;
+		for (int i = 0; i < k; i++) {
+			x = x * 6364136223846793005ul + 1442695040888963407ul;
+			const char *p = parts[(x >> 33) % np];
+			memcpy(msg + ml, p, strlen(p));
+			ml += strlen(p);
+		}
+		if ((x >> 20) % 4 == 0 && ml)
+			ml--; /* no final line end */
+		big.n = 0;
+		assert_int_equal(cli_tag_message(msg, ml, &sc, put_big, NULL), 0);
+		struct chaff_digest a, b;
+		chaff_message_digest(msg, ml, &a);
+		chaff_message_digest(big.buf, big.n, &b);
+		if (memcmp(&a, &b, sizeof(a)) != 0)
+			fail_msg("layout %d: the tagged copy is another message: %.*s", t, (int)ml,
+			         msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stars_follow_the_verdict),
-		cmocka_unit_test(test_headers_where_the_tokenizer_ends_the_block),
+	        cmocka_unit_test(test_stars_follow_the_verdict),
+	        cmocka_unit_test(test_headers_where_the_tokenizer_ends_the_block),
+	        cmocka_unit_test(test_tagged_copy_is_the_same_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
