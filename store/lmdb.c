@@ -620,7 +620,21 @@ static void l_close(struct store *st)
 static bool l_alone(struct store *st)
 {
 	struct lstore *s = (struct lstore *)st;
-	return s->dirfd >= 0 && flock(s->dirfd, LOCK_EX | LOCK_NB) == 0;
+	if (s->dirfd < 0)
+		return false;
+	if (flock(s->dirfd, LOCK_EX | LOCK_NB) == 0)
+		return true;
+	/* A conversion that fails may have dropped the shared lock (flock(2)
+	 * converts by removing, then taking): take it again, waiting as an
+	 * open does, so that this process still counts as a user. */
+	for (int i = 0; i < 200; i++) {
+		if (flock(s->dirfd, LOCK_SH | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			break;
+		usleep(5000);
+	}
+	return false;
 }
 
 /* Removes the database's files; only after l_alone(), before close. */

@@ -5,6 +5,8 @@
  */
 #include "test_db_util.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -331,6 +333,16 @@ static void test_one_handle_and_a_load_alone(void **state)
 	chaff_loader_free(l);
 	assert_int_equal(write(done[1], "q", 1), 1);
 	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the refusal kept this process's own (shared) lock on the folder: no
+	 * other process can take it for itself */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(d, O_RDONLY | O_DIRECTORY);
+		_exit(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 ? 0 : 1);
+	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* alone now: loaded, and the handle hashes with the new seed */
