@@ -29,6 +29,10 @@
 /* A client that does not read its replies stops being read from here. */
 #define OUT_HIGH_WATER (1u << 20)
 
+/* Sessions of clients outside --allow, waiting for their QUIT: at most
+ * this many at once, each for at most this many seconds idle. */
+enum { REFUSED_MAX = 16, REFUSED_TIMEOUT = 10 };
+
 struct conn {
 	int fd;
 	char ip[INET6_ADDRSTRLEN];
@@ -38,6 +42,7 @@ struct conn {
 	bool busy;        /* a worker has the message */
 	bool gone;        /* the socket is closed; freed when the job returns */
 	bool quit_after;  /* shutting down: close after the current message */
+	bool refused;     /* outside --allow: greeted with 554, waiting for QUIT */
 	uint32_t events;  /* what epoll watches now */
 	struct serve_job job;
 	struct conn *prev, *next;     /* all connections */
@@ -52,6 +57,7 @@ struct serve_server {
 	size_t nl;
 	struct conn *conns;
 	unsigned nconn;
+	unsigned nrefused; /* of them, refused ones (not counted in the limits) */
 	bool stopping;
 	/* Connections closed while a batch of events is handled are freed
 	 * after it: a later event of the batch may still name them. */
@@ -292,6 +298,7 @@ static void conn_free(struct serve_server *srv, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconn--;
+	srv->nrefused -= c->refused;
 	c->gone = true;
 	c->done_next = srv->graveyard;
 	srv->graveyard = c;
@@ -344,6 +351,8 @@ static void set_deadline(struct serve_server *srv, struct conn *c)
 {
 	bool data = c->s.state == ST_DATA || c->s.state == ST_BDAT;
 	unsigned t = data ? srv->cfg->data_timeout : srv->cfg->timeout;
+	if (c->refused && t > REFUSED_TIMEOUT)
+		t = REFUSED_TIMEOUT;
 	c->deadline = now() + t;
 }
 
@@ -471,16 +480,24 @@ static void on_accept(struct serve_server *srv, int lfd)
 		}
 		char ip[INET6_ADDRSTRLEN];
 		ip_text(&sa, ip, sizeof(ip));
-		/* a client outside --allow is greeted with 554 and must then
-		 * be heard until it quits (RFC 5321 section 3.1): a session
-		 * like any other, bounded by the same limits and timeouts */
+		/* A client outside --allow is greeted with 554 and then heard
+		 * until it quits (RFC 5321 section 3.1). Such sessions have
+		 * their own small cap and a short timeout, and take no room
+		 * from allowed clients: past the cap, one is told 554 and the
+		 * connection closed at once. */
 		bool denied = !allowed(cfg, &sa);
-		if (denied)
+		if (denied) {
 			fprintf(stderr, "chaff serve: client=%s refused: not in --allow\n", ip);
+			if (srv->nrefused >= REFUSED_MAX) {
+				refuse(fd, "554 5.7.1 Access denied\r\n");
+				continue;
+			}
+		}
 		unsigned same = 0;
 		for (struct conn *o = srv->conns; o; o = o->next)
-			same += !o->gone && strcmp(o->ip, ip) == 0;
-		if (srv->nconn >= cfg->max_conn || same >= cfg->max_conn_per_ip) {
+			same += !o->gone && !o->refused && strcmp(o->ip, ip) == 0;
+		if (!denied &&
+		    (srv->nconn - srv->nrefused >= cfg->max_conn || same >= cfg->max_conn_per_ip)) {
 			char line[300];
 			snprintf(line, sizeof(line), "421 4.7.0 %s Too many connections, try again later\r\n",
 			         cfg->smtp.hostname);
@@ -505,6 +522,8 @@ static void on_accept(struct serve_server *srv, int lfd)
 			srv->conns->prev = c;
 		srv->conns = c;
 		srv->nconn++;
+		c->refused = denied;
+		srv->nrefused += denied;
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 		c->events = EPOLLIN;
 		if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {

@@ -1550,6 +1550,20 @@ def t_access():
     check("  ... a refused client that goes on is cut off at the error limit (421)",
           any(r.is_("421") for r in more) and c.closed(), str([str(r) for r in more[-3:]]))
     c.close()
+    # Refused sessions take no room from allowed clients, and have a cap of
+    # their own (16), past which the connection is closed after the 554.
+    s2 = serve("allow-cap", ["--next-hop", "127.0.0.1:%d" % SINK.port, "--allow", "127.0.0.1/32",
+                             "--max-conn", "2", "--max-conn-per-ip", "2"])
+    held = [connect(s2.port, source="127.0.0.2")[0] for _ in range(16)]
+    c, g = connect(s2.port)
+    expect("  ... 16 refused sessions open, --max-conn 2: an allowed client", g, "220")
+    c.close()
+    x, g = connect(s2.port, source="127.0.0.2")
+    expect("  ... a 17th refused client", g, "554 5.7.1")
+    check("  ... is closed at once", x.closed())
+    x.close()
+    for h in held:
+        h.close()
     c = greeted(s.port)
     c.cmd("MAIL FROM:<a@example.com>")
     r = c.cmd("RCPT TO:<x@elsewhere.net>")
