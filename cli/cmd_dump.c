@@ -127,18 +127,33 @@ int cmd_dump(int argc, char **argv)
 	struct sink s = { NULL, file ? NULL : stdout, false, 0, 0 };
 	/* A regular file is written beside itself and renamed over at the
 	 * end, so that a dump that fails half-way (a full disk) leaves the
-	 * file as it was, perhaps a good earlier dump, not a broken one.
-	 * Anything else (a symbolic link, a device) is written in place. */
+	 * file as it was, perhaps a good earlier dump, not a broken one; the
+	 * new file gets the old one's mode (and owner, when that can be
+	 * kept), or a new file's. Anything else (a symbolic link, a device),
+	 * or a file in a folder that cannot take another, is written in place. */
 	char tmp[4200] = "";
 	struct stat st;
-	bool replace = file && (lstat(file, &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode));
-	if (replace && snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) >= (int)sizeof(tmp)) {
-		cli_error("%s: name too long", file);
-		chaff_db_close(db);
-		return EXIT_FAIL;
-	}
+	bool there = file && lstat(file, &st) == 0;
+	bool replace = file && (there ? S_ISREG(st.st_mode) : errno == ENOENT) &&
+	               snprintf(tmp, sizeof(tmp), "%s.XXXXXX", file) < (int)sizeof(tmp);
 	if (file) {
-		int fd = replace ? mkstemp(tmp) : open(file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		int fd = replace ? mkstemp(tmp) : -1;
+		if (fd >= 0) {
+			mode_t mask = umask(0);
+			umask(mask);
+			if (fchmod(fd, there ? st.st_mode & 07777 : 0666 & ~mask) != 0 ||
+			    (there && (st.st_uid != geteuid() || st.st_gid != getegid()) &&
+			     fchown(fd, st.st_uid, st.st_gid) != 0)) {
+				/* the old file's mode or owner cannot be given: in place */
+				close(fd);
+				unlink(tmp);
+				fd = -1;
+			}
+		}
+		if (fd < 0) {
+			replace = false;
+			fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		}
 		if (fd >= 0 && ends_with(file, ".gz"))
 			s.gz = gzdopen(fd, "wb6");
 		else if (fd >= 0)
