@@ -70,6 +70,16 @@ done
 check "  ... the earlier files unchanged, no temporary file left" \
   bash -c 'cmp -s "$1/dump.gz" "$1/dumps/keep.gz" && [ "$(cat "$1/dumps/keep.txt")" = "not a dump" ] &&
            [ "$(ls "$1/dumps" | wc -l)" -eq 2 ]' _ "$dir"
+# the file replaced keeps its mode; a dangling symbolic link is written
+# through, making its target
+chmod 640 "$dir/dumps/keep.txt"
+"$chaff" dump --db "$db" "$dir/dumps/keep.txt"; rc=$?
+check "dump over an existing file: exit 0, its mode kept (640)" \
+  test "$rc" -eq 0 -a "$(stat -c %a "$dir/dumps/keep.txt")" = 640
+ln -s "$dir/dumps/target.txt" "$dir/dumps/link.txt"
+"$chaff" dump --db "$db" "$dir/dumps/link.txt"; rc=$?
+check "dump to a dangling symbolic link: exit 0, the link kept, its target written" \
+  bash -c '[ "$1" -eq 0 ] && [ -L "$2/link.txt" ] && cmp -s "$2/target.txt" "$2/keep.txt"' _ "$rc" "$dir/dumps"
 "$chaff" dump --db "$dir/nodb" > "$dir/out" 2> "$dir/err"; rc=$?
 check "dump of a missing database: exit 3, says so" test "$rc" -eq 3 -a -s "$dir/err"
 
