@@ -246,7 +246,6 @@ static inline const char *tok_find2(const char *s, size_t n, char a, char b)
 	return NULL;
 }
 
-/* Value of a hex digit in either case, or -1. */
 /* The line q..le as a header field: the end of its name (the colon
  * follows, perhaps after blanks) and *colon set, or NULL when it is no
  * field. A header block ends at its first line that is neither a field
@@ -265,6 +264,7 @@ static inline const char *tok_field(const char *q, const char *le, const char **
 	return ne;
 }
 
+/* Value of a hex digit in either case, or -1. */
 static inline int tok_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
