@@ -614,6 +614,22 @@ static void l_close(struct store *st)
 	free(s);
 }
 
+/* The folder's shared lock on fd, waiting for at most about a second
+ * while another process holds it alone (a load, or the removal of a
+ * database never trained into, each brief): true when taken. */
+static bool lock_shared(int fd)
+{
+	enum { TRIES = 200, PAUSE_US = 5000 };
+	for (int i = 0; i < TRIES; i++) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+			return true;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return false;
+		usleep(PAUSE_US);
+	}
+	return false;
+}
+
 /* Takes the folder's lock for this process alone, without waiting: true
  * when no other process has the database open (or is opening it), and
  * then none can until this one closes it. */
@@ -627,13 +643,7 @@ static bool l_alone(struct store *st)
 	/* A conversion that fails may have dropped the shared lock (flock(2)
 	 * converts by removing, then taking): take it again, waiting as an
 	 * open does, so that this process still counts as a user. */
-	for (int i = 0; i < 200; i++) {
-		if (flock(s->dirfd, LOCK_SH | LOCK_NB) == 0)
-			break;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			break;
-		usleep(5000);
-	}
+	(void)lock_shared(s->dirfd);
 	return false;
 }
 
@@ -659,7 +669,6 @@ static int l_remove(struct store *st)
  * by a trainer). */
 static void lock_folder(struct lstore *s, bool create)
 {
-	enum { TRIES = 200, PAUSE_US = 5000 };
 	for (int round = 0; round < 3; round++) {
 		s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (s->dirfd < 0 && errno == ENOENT && create &&
@@ -667,14 +676,7 @@ static void lock_folder(struct lstore *s, bool create)
 			s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (s->dirfd < 0)
 			return;
-		bool locked = false;
-		for (int i = 0; i < TRIES && !locked; i++) {
-			locked = flock(s->dirfd, LOCK_SH | LOCK_NB) == 0;
-			if (!locked && errno != EWOULDBLOCK && errno != EINTR)
-				break;
-			if (!locked)
-				usleep(PAUSE_US);
-		}
+		bool locked = lock_shared(s->dirfd);
 		struct stat held, now;
 		if (locked && fstat(s->dirfd, &held) == 0 && held.st_nlink > 0 &&
 		    stat(s->dir, &now) == 0 && held.st_dev == now.st_dev &&
