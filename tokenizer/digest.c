@@ -97,20 +97,12 @@ static void feed_body(XXH3_state_t *st, const char *s, size_t n)
 
 int chaff_tagged_field(const char *line, size_t n)
 {
-	if (!line)
-		return 0;
-	/* The name, then the colon, which old syntax lets spaces precede
-	 * ("X-Spam-Flag : YES") and mail parsers still accept. */
-	size_t k = 0;
-	while (k < n && line[k] != ':' && line[k] != ' ' && line[k] != '\t')
-		k++;
-	size_t c = k;
-	while (c < n && (line[c] == ' ' || line[c] == '\t'))
-		c++;
-	if (c == n || line[c] != ':')
-		return 0;
-	return TOK_IEQ(line, k, "x-spam-flag") || TOK_IEQ(line, k, "x-spam-status") ||
-	       TOK_IEQ(line, k, "x-spam-level") || TOK_IPREFIX(line, k, "x-chaff-");
+	/* a field as the tokenizer reads one: the name, then the colon,
+	 * which old syntax lets spaces precede ("X-Spam-Flag : YES") */
+	const char *colon, *ne = line ? tok_field(line, line + n, &colon) : NULL;
+	size_t k = ne ? (size_t)(ne - line) : 0;
+	return ne && (TOK_IEQ(line, k, "x-spam-flag") || TOK_IEQ(line, k, "x-spam-status") ||
+	              TOK_IEQ(line, k, "x-spam-level") || TOK_IPREFIX(line, k, "x-chaff-"));
 }
 
 /*
@@ -128,16 +120,12 @@ int chaff_tagged_field(const char *line, size_t n)
  */
 static const char *feed_zone(XXH3_state_t *st, const char *p, const char *end, const char *body_end)
 {
-	const char *zone_end = p;
-	while (zone_end < end) {
-		const char *nl = memchr(zone_end, '\n', (size_t)(end - zone_end));
-		if (!nl)
-			break; /* a last line without its line end is no blank line */
-		if (nl == zone_end || (nl == zone_end + 1 && *zone_end == '\r'))
-			break;
+	const char *zone_end = p, *nl;
+	/* (a last line without its line end is no blank line) */
+	while ((nl = memchr(zone_end, '\n', (size_t)(end - zone_end))) != NULL && nl != zone_end &&
+	       !(nl == zone_end + 1 && *zone_end == '\r'))
 		zone_end = nl + 1;
-	}
-	if (zone_end >= end || !memchr(zone_end, '\n', (size_t)(end - zone_end)))
+	if (!nl)
 		return p; /* no blank line */
 	/* nothing but white space after the zone: it ends the body */
 	bool last_text = zone_end >= body_end;
@@ -146,14 +134,13 @@ static const char *feed_zone(XXH3_state_t *st, const char *p, const char *end, c
 		const char *run = p;
 		bool skipping = false;
 		for (const char *q = p; q < zone_end;) {
-			const char *nl = memchr(q, '\n', (size_t)(zone_end - q));
-			const char *next = nl ? nl + 1 : zone_end;
-			const char *le = nl ? nl : zone_end, *colon;
+			const char *lnl = memchr(q, '\n', (size_t)(zone_end - q));
+			const char *next = lnl ? lnl + 1 : zone_end;
+			const char *le = lnl ? lnl : zone_end;
 			if (le > q && le[-1] == '\r')
 				le--;
 			if (*q != ' ' && *q != '\t')
-				skipping = tok_field(q, le, &colon) &&
-				           chaff_tagged_field(q, (size_t)(le - q));
+				skipping = chaff_tagged_field(q, (size_t)(le - q));
 			if (skipping || next == zone_end) {
 				const char *b = skipping ? q : next;
 				if (pass == 0) { /* the last text byte kept so far */
