@@ -466,6 +466,15 @@ static void refuse(int fd, const char *line)
 	close(fd);
 }
 
+/* Allowed clients connected from ip now. */
+static unsigned same_ip(const struct serve_server *srv, const char *ip)
+{
+	unsigned n = 0;
+	for (const struct conn *o = srv->conns; o; o = o->next)
+		n += !o->gone && !o->refused && strcmp(o->ip, ip) == 0;
+	return n;
+}
+
 static void on_accept(struct serve_server *srv, int lfd)
 {
 	const struct serve_config *cfg = srv->cfg;
@@ -486,19 +495,17 @@ static void on_accept(struct serve_server *srv, int lfd)
 		 * from allowed clients: past the cap, one is told 554 and the
 		 * connection closed at once. */
 		bool denied = !allowed(cfg, &sa);
+		char line[300];
 		if (denied) {
 			fprintf(stderr, "chaff serve: client=%s refused: not in --allow\n", ip);
 			if (srv->nrefused >= REFUSED_MAX) {
-				refuse(fd, "554 5.7.1 Access denied\r\n");
+				snprintf(line, sizeof(line), "554 5.7.1 %s Access denied\r\n",
+				         cfg->smtp.hostname);
+				refuse(fd, line);
 				continue;
 			}
-		}
-		unsigned same = 0;
-		for (struct conn *o = srv->conns; o; o = o->next)
-			same += !o->gone && !o->refused && strcmp(o->ip, ip) == 0;
-		if (!denied &&
-		    (srv->nconn - srv->nrefused >= cfg->max_conn || same >= cfg->max_conn_per_ip)) {
-			char line[300];
+		} else if (srv->nconn - srv->nrefused >= cfg->max_conn ||
+		           same_ip(srv, ip) >= cfg->max_conn_per_ip) {
 			snprintf(line, sizeof(line), "421 4.7.0 %s Too many connections, try again later\r\n",
 			         cfg->smtp.hostname);
 			fprintf(stderr, "chaff serve: client=%s refused: too many connections\n", ip);
