@@ -322,9 +322,10 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 			 * circled digits, common in Japanese mail: reset to ASCII,
 			 * the rest of the run was read as ASCII), a UTF-16 text
 			 * its byte order; any other converter starts afresh. */
-			bool pair = how == KEEP_UNITS ||
-			            (how == KEEP_SHIFT && printable(in[0]) && printable(in[1]));
-			size_t skip = pair && inleft >= 2 ? 2 : 1;
+			bool pair = inleft >= 2 &&
+			            (how == KEEP_UNITS ||
+			             (how == KEEP_SHIFT && printable(in[0]) && printable(in[1])));
+			size_t skip = pair ? 2 : 1;
 			*o++ = ' ';
 			left--;
 			in += skip;

@@ -89,6 +89,16 @@ static void test_charsets(void **state)
 	SPAN_EQ(conv("utf-8", "caf\xe9"), "caf\xc3\xa9");
 	/* a byte the converter rejects becomes a space; words around survive */
 	SPAN_EQ(conv("shift_jis", "abc\xff" "def"), "abc def");
+	/* a rejected byte that ends an ISO-2022 text: nothing past it is
+	 * read (the copy is exactly as long as the text, so that the
+	 * sanitizer build sees a read past it) */
+	static const char last[] = "ab\x1b(I~";
+	char *exact = malloc(sizeof(last) - 1);
+	assert_non_null(exact);
+	memcpy(exact, last, sizeof(last) - 1);
+	struct span sp = tok_to_utf8(tok, "iso-2022-jp", 11, exact, sizeof(last) - 1);
+	assert_true(sp.n >= 2 && memcmp(sp.p, "ab", 2) == 0);
+	free(exact);
 }
 
 /* Names iconv does not know do not use up a message's charsets: after
