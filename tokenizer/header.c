@@ -285,13 +285,49 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 	}
 }
 
-/* Authentication-Results: method=result for spf, dkim, dmarc and arc. */
-static void auth_results(struct chaff_tokenizer *t, const char *s, size_t n)
+/* s[0..n) with its comments (parenthesised, nested, with quoted-pairs)
+ * and quoted strings blanked out, in the arena; NULL when out of memory.
+ * In Authentication-Results they hold other hosts' verdicts (Gmail
+ * writes an earlier hop's "spf=pass dkim=pass" into the comment of its
+ * own arc=pass) and free text that would read as verdicts. */
+static char *uncommented(struct chaff_tokenizer *t, const char *s, size_t n)
+{
+	char *out = tok_alloc(t, n + 1);
+	if (!out)
+		return NULL;
+	unsigned depth = 0;
+	bool quoted = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool inside = depth || quoted;
+		if (c == '\\' && inside && i + 1 < n) {
+			out[i] = out[i + 1] = ' ';
+			i++;
+			continue;
+		}
+		if (c == '"' && !depth)
+			quoted = !quoted;
+		else if (c == '(' && !quoted)
+			depth++;
+		else if (c == ')' && depth && !quoted)
+			depth--;
+		out[i] = inside || depth || quoted || c == '"' ? ' ' : c;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Authentication-Results: method=result for spf, dkim, dmarc and arc,
+ * outside comments and quoted strings. */
+static void auth_results(struct chaff_tokenizer *t, const char *raw, size_t n)
 {
 	if (tok_patterns(t) != CHAFF_OK) {
 		t->full = t->oom = true;
 		return;
 	}
+	const char *s = uncommented(t, raw, n);
+	if (!s)
+		return;
 	PCRE2_SIZE start = 0;
 	while (start < n && !t->full) {
 		int rc = pcre2_match(t->re_auth, (PCRE2_SPTR)s, n, start, 0, t->md, NULL);

@@ -82,6 +82,21 @@ static void test_ids_mailers_lists_auth(void **state)
 	assert_no_token(tk, "msgid:none");
 	tk = test_tokenize(tok, "Subject: no id\n\nhi\n");
 	assert_token(tk, "msgid:none");
+	/* verdicts in comments and quoted strings are not this host's: Gmail
+	 * writes an earlier hop's into the comment of its arc=pass */
+	tk = test_tokenize(
+		tok, "Authentication-Results: mx.google.com;\n"
+		     " arc=pass (i=1 spf=pass dkim=pass (nested dmarc=pass) \\) dmarc=none);\n"
+		     " spf=softfail (domain of x does not designate) smtp.mailfrom=\"dkim=pass\";\n"
+		     " dmarc=fail (p=REJECT arc=none) header.from=bank.example\n\nhi\n");
+	assert_token(tk, "auth:arc=pass");
+	assert_token(tk, "auth:spf=softfail");
+	assert_token(tk, "auth:dmarc=fail");
+	assert_no_token(tk, "auth:spf=pass");
+	assert_no_token(tk, "auth:dkim=pass");
+	assert_no_token(tk, "auth:dmarc=pass");
+	assert_no_token(tk, "auth:dmarc=none");
+	assert_no_token(tk, "auth:arc=none");
 }
 
 static void test_verdict_headers_skipped(void **state)
