@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,12 @@
 struct entry {
 	char *path;
 	int label; /* from a TREC index: CHAFF_SPAM, CHAFF_HAM; else -1 */
+	/* Why path cannot be read, found while listing the input (a folder
+	 * that cannot be opened, a line of an index that names no file), or
+	 * NULL: the error is reported in its place, when the entry is
+	 * reached, so that a classification still scores the rest and a
+	 * training run (which checks every entry first) trains nothing. */
+	const char *error;
 };
 
 /* A folder, by device and inode. */
@@ -138,6 +145,7 @@ static int push_label(struct input *in, const char *dir, const char *p, int labe
 	}
 	in->paths[in->npaths].path = keep_name(in, dir, p);
 	in->paths[in->npaths].label = label;
+	in->paths[in->npaths].error = NULL;
 	if (!in->paths[in->npaths].path)
 		return -1;
 	in->npaths++;
@@ -147,6 +155,23 @@ static int push_label(struct input *in, const char *dir, const char *p, int labe
 static int push_path(struct input *in, const char *p)
 {
 	return push_label(in, "", p, -1);
+}
+
+/* Queues an error in place of what path would have given (see struct
+ * entry); the message is printf-style. */
+__attribute__((format(printf, 3, 4))) static int push_error(struct input *in, const char *path,
+                                                            const char *fmt, ...)
+{
+	char why[4400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (push_path(in, path) < 0)
+		return -1;
+	struct entry *e = &in->paths[in->npaths - 1];
+	e->error = keep_name(in, "", why);
+	return e->error ? 0 : -1;
 }
 
 /* The label of an index line ("spam PATH" or "ham PATH"), or -1; *path
@@ -193,8 +218,10 @@ static void index_path(char *out, size_t size, const char *dir, const char *path
  * an index line too, or when it is the only line and names one path (no
  * spaces): a message whose text starts "ham sandwich" is not an index,
  * nor one in the old header syntax that allows a space before the colon
- * ("Spam : yes"). Only regular files are read: a FIFO would block. */
-static int try_index(struct input *in, const char *path, bool *was, char *errbuf, size_t errlen)
+ * ("Spam : yes"). Only regular files are read: a FIFO would block.
+ * A line that is no index line, and damaged gzip data, are queued as
+ * errors (push_error); -1 only when out of memory. */
+static int try_index(struct input *in, const char *path, bool *was)
 {
 	*was = false;
 	struct stat st;
@@ -243,25 +270,20 @@ static int try_index(struct input *in, const char *path, bool *was, char *errbuf
 		if (chomp(line) == 0)
 			continue;
 		int label = index_label(line, &p);
-		if (label < 0) {
-			snprintf(errbuf, errlen, "%s:%zu: expected 'spam PATH' or 'ham PATH'", path,
-			         lineno);
-			rc = -1;
+		if (label < 0)
+			rc = push_error(in, path, "%s:%zu: expected 'spam PATH' or 'ham PATH'",
+			                path, lineno);
+		else
+			rc = push_label(in, index_dir(dir, p), p, label);
+		if (rc < 0)
 			break;
-		}
-		if (push_label(in, index_dir(dir, p), p, label) < 0) {
-			rc = -1;
-			break;
-		}
 	}
 	/* gzgets ends at damaged or cut-short data as at the end: an index
 	 * read only so far must not pass for the whole */
 	int zerr = Z_OK;
 	gzerror(f, &zerr);
-	if (rc == 0 && zerr != Z_OK && zerr != Z_STREAM_END) {
-		snprintf(errbuf, errlen, "%s: damaged or cut short gzip data", path);
-		rc = -1;
-	}
+	if (rc == 0 && zerr != Z_OK && zerr != Z_STREAM_END)
+		rc = push_error(in, path, "%s: damaged or cut short gzip data", path);
 	gzclose(f);
 	return rc;
 }
@@ -289,10 +311,8 @@ static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
 {
 	bool maildir = is_dir(dir, "cur") || is_dir(dir, "new");
 	DIR *d = opendir(dir);
-	if (!d) {
-		snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
-	}
+	if (!d)
+		return push_error(in, dir, "%s: %s", dir, strerror(errno));
 	struct stat ds;
 	if (fstat(dirfd(d), &ds) == 0) {
 		for (size_t i = 0; i < in->nwalked; i++)
@@ -347,8 +367,14 @@ static int walk(struct input *in, const char *dir, char *errbuf, size_t errlen)
 		char type = names[i][0];
 		const char *name = names[i] + 1;
 		struct stat st;
-		if (rc == 0 && type == '?' && stat(name, &st) == 0)
-			type = S_ISDIR(st.st_mode) ? 'd' : S_ISREG(st.st_mode) ? 'f' : '?';
+		/* a symbolic link (or a name readdir gave no type) is what it
+		 * points at; one that points nowhere, or where this user may
+		 * not look, is queued as a file so that reading it says why */
+		if (rc == 0 && type == '?')
+			type = stat(name, &st) != 0  ? 'f'
+			       : S_ISDIR(st.st_mode) ? 'd'
+			       : S_ISREG(st.st_mode) ? 'f'
+			                             : '?';
 		if (rc == 0 && type == 'd')
 			rc = walk(in, name, errbuf, errlen);
 		else if (rc == 0 && type == 'f' && push_path(in, name) < 0)
@@ -381,7 +407,7 @@ int input_open(struct input **out, char *const *paths, size_t npaths, char *errb
 		if (strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode))
 			rc = walk(in, paths[i], errbuf, errlen);
 		else if (strcmp(paths[i], "-") != 0 &&
-		         (rc = try_index(in, paths[i], &index, errbuf, errlen)) == 0 && index)
+		         (rc = try_index(in, paths[i], &index)) == 0 && index)
 			continue;
 		else if (rc == 0)
 			rc = push_path(in, paths[i]); /* errors surface when read */
@@ -696,7 +722,8 @@ static void ahead_fill(struct input *in, size_t i)
 	size_t dl = (size_t)(name - in->paths[i].path), n = 0;
 	while (i + n < in->npaths && n < AHEAD) {
 		const char *p = in->paths[i + n].path;
-		if (strncmp(p, in->paths[i].path, dl) != 0 || !p[dl] || strchr(p + dl, '/'))
+		if (strncmp(p, in->paths[i].path, dl) != 0 || !p[dl] || strchr(p + dl, '/') ||
+		    in->paths[i + n].error)
 			break;
 		n++;
 	}
@@ -1015,6 +1042,10 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 		if (in->next >= in->npaths)
 			return 0;
 		const struct entry *e = &in->paths[in->next++];
+		if (e->error) {
+			snprintf(errbuf, errlen, "%s", e->error);
+			return -1;
+		}
 		in->label = e->label;
 		int fd;
 		if (!ahead_take(in, in->next - 1, &fd) && load(in, e->path, fd, errbuf, errlen) < 0)
@@ -1025,7 +1056,7 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 const char *input_unlabelled(const struct input *in)
 {
 	for (size_t i = 0; i < in->npaths; i++)
-		if (in->paths[i].label < 0)
+		if (in->paths[i].label < 0 && !in->paths[i].error)
 			return in->paths[i].path;
 	return NULL;
 }
@@ -1049,6 +1080,10 @@ int input_check(struct input *in, uint64_t *total, char *errbuf, size_t errlen)
 	*total = 0;
 	for (size_t i = 0; i < in->npaths; i++) {
 		const char *p = in->paths[i].path;
+		if (in->paths[i].error) {
+			snprintf(errbuf, errlen, "%s", in->paths[i].error);
+			return -1;
+		}
 		if (strcmp(p, "-") == 0)
 			continue;
 		struct stat st;

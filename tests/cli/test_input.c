@@ -11,6 +11,7 @@
 #include "test_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/input.h"
@@ -163,13 +164,77 @@ static void test_mbox_from_lines_unquoted(void **state)
 	unlink(path);
 }
 
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* What cannot be read, found while listing the input (a line of an index
+ * that names no file, a symbolic link in a folder that points nowhere),
+ * is an error in its place: the entries around it are still read, and
+ * input_check reports it before anything is. */
+static void test_listing_errors_in_place(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/chaff-input-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char p[4][512];
+	snprintf(p[0], sizeof(p[0]), "%s/a", dir);
+	put_file(p[0], "Subject: a\n\nbody\n");
+	snprintf(p[1], sizeof(p[1]), "%s/index", dir);
+	put_file(p[1], "spam a\nnot an index line\nham a\n");
+	snprintf(p[2], sizeof(p[2]), "%s/folder", dir);
+	assert_int_equal(mkdir(p[2], 0700), 0);
+	snprintf(p[3], sizeof(p[3]), "%s/folder/gone", dir);
+	assert_int_equal(symlink("/nonexistent/chaff-test", p[3]), 0);
+	char file[600];
+	snprintf(file, sizeof(file), "%s/folder/b", dir);
+	put_file(file, "Subject: b\n\nbody\n");
+
+	char *paths[] = {p[1], p[2]};
+	char err[512] = "";
+	struct input *in;
+	assert_int_equal(input_open(&in, paths, 2, err, sizeof(err)), 0);
+	uint64_t total;
+	assert_int_equal(input_check(in, &total, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "index:2: expected 'spam PATH' or 'ham PATH'"));
+	/* the index's error is no file without a class; the folder's are */
+	assert_string_equal(input_unlabelled(in), file);
+	struct input_msg m;
+	/* index line 1, the error of line 2, line 3; then the folder in name
+	 * order: b, and the link that points nowhere */
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
+	assert_int_equal(m.label, CHAFF_SPAM);
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "index:2:"));
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
+	assert_int_equal(m.label, CHAFF_HAM);
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
+	assert_string_equal(m.path, file);
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "folder/gone: No such file or directory"));
+	assert_int_equal(input_next(in, &m, err, sizeof(err)), 0);
+	input_close(in);
+
+	unlink(file);
+	unlink(p[3]);
+	rmdir(p[2]);
+	unlink(p[1]);
+	unlink(p[0]);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_whole_file_reads),
-		cmocka_unit_test(test_mbox_from_lines_unquoted),
-		cmocka_unit_test(test_small_file_cut_short),
-		cmocka_unit_test(test_large_file_cut_short),
+	        cmocka_unit_test(test_whole_file_reads),
+	        cmocka_unit_test(test_mbox_from_lines_unquoted),
+	        cmocka_unit_test(test_small_file_cut_short),
+	        cmocka_unit_test(test_large_file_cut_short),
+	        cmocka_unit_test(test_listing_errors_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
