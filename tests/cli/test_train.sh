@@ -101,6 +101,20 @@ check "a failed first training into a new database leaves no database behind" \
 "$chaff" train --spam --db "$dir/no/such/db" "$(one spam-1 00400)" > /dev/null 2> "$dir/err"; rc=$?
 check "training into a folder whose parent is missing: says so, exit 3" \
   test "$rc" -eq 3 -a "$(grep -c "folder it would be in does not exist" "$dir/err")" -eq 1
+# a first training whose database cannot be made (a full disk; here the
+# file size limit, which stops LMDB's first writes the same way) leaves
+# neither the folder nor the files the open made
+for kb in 8 30; do
+  (trap '' XFSZ; ulimit -f $kb; "$chaff" train -q --spam --db "$dir/toobig$kb" \
+    "$(one spam-1 00400)") > /dev/null 2> "$dir/err"; rc=$?
+  check "a database that cannot be made ($kb KB files): exit 3, nothing left behind" \
+    test "$rc" -eq 3 -a ! -e "$dir/toobig$kb"
+done
+mkdir -p "$dir/keptfolder" && echo notes > "$dir/keptfolder/notes.txt"
+(trap '' XFSZ; ulimit -f 8; "$chaff" train -q --spam --db "$dir/keptfolder" \
+  "$(one spam-1 00400)") > /dev/null 2> "$dir/err"; rc=$?
+check "a database that cannot be made in a folder that was there: the folder kept as it was" \
+  test "$rc" -eq 3 -a "$(ls "$dir/keptfolder")" = notes.txt
 # an empty folder: nothing found is said, and is no success (classify's 0
 # would read as "spam")
 mkdir -p "$dir/emptyfolder"
@@ -159,6 +173,24 @@ check "missing message: named on stderr" grep -q 'missing.eml: No such file' "$d
 "$chaff" classify --db "$db" "$dir/missing.eml" "$(one spam-1 00215)" > "$dir/out" 2>/dev/null; rc=$?
 check "missing among others: exit 3, the others classified" \
   test "$rc" -eq 3 -a "$(wc -l < "$dir/out")" -eq 1
+# What cannot be read, found while listing the input (an index line that
+# names no file, a link in a folder that points nowhere), is an error in
+# its place: classify scores the rest; train trains nothing.
+mkdir -p "$dir/listing"
+cp "$(one spam-1 00215)" "$dir/listing/m1"
+ln -s "$dir/nowhere" "$dir/listing/m2"
+printf 'spam %s\nno index line\n' "$(one spam-1 00215)" > "$dir/listing.idx"
+"$chaff" classify --db "$db" "$dir/listing" "$dir/listing.idx" > "$dir/out" 2> "$dir/err"; rc=$?
+check "listing errors: exit 3, the others classified" \
+  test "$rc" -eq 3 -a "$(wc -l < "$dir/out")" -eq 2
+check "listing errors: the link named" grep -q 'listing/m2: No such file' "$dir/err"
+check "listing errors: the index line named" grep -q 'listing.idx:2: expected' "$dir/err"
+"$chaff" dump --db "$db" > "$dir/before.dump"
+"$chaff" train -q --db "$db" --spam "$dir/listing" > /dev/null 2> "$dir/err"; rc=$?
+"$chaff" dump --db "$db" > "$dir/after.dump"
+check "listing errors: train exits 3, says why, trains nothing" \
+  test "$rc" -eq 3 -a -n "$(grep 'listing/m2: No such file' "$dir/err")"
+check "listing errors: database unchanged" cmp -s "$dir/before.dump" "$dir/after.dump"
 "$chaff" train --spam -q --db "$dir/spamonly" "$(one spam-1 00001)" > /dev/null 2>&1
 "$chaff" classify --db "$dir/spamonly" "$(one spam-1 00215)" > /dev/null 2> "$dir/err"; rc=$?
 check "spam but no ham: exit 3" test "$rc" -eq 3
