@@ -43,9 +43,12 @@ chaff_db *cli_db_open(const char *opt, unsigned flags);
  * something that cannot be told from one). */
 enum cli_db_before { CLI_DB_NOTHING, CLI_DB_FOLDER, CLI_DB_THERE };
 enum cli_db_before cli_db_before(const char *path);
-/* Closes db (NULL: nothing), a database at path that this run made and
- * failed to fill, and removes its two files, and its folder when the run
- * made that too, unless it holds anything by now. */
+/* Closes db, a database at path that this run made and failed to fill,
+ * and removes its two files, and its folder when the run made that too,
+ * unless it holds anything by now. db NULL: the run failed to open it
+ * (a full disk), and what the open left is removed unless another
+ * process has the database open. Nothing is removed when before is
+ * CLI_DB_THERE. */
 void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before before);
 /*
  * Options of the commands that take only --db (and --json when json is not

@@ -335,6 +335,8 @@ static int run(int argc, char **argv, bool untrain)
 	                             .log = cli_log};
 	int rc = chaff_db_open(path, &o, &tr.db);
 	if (rc != CHAFF_OK) { /* the library has said why */
+		if (fresh)
+			cli_db_close_unmade(NULL, path, before);
 		input_close(in);
 		return EXIT_FAIL;
 	}

@@ -1,8 +1,10 @@
 /* Finding and opening the user's database, and other shared helpers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,11 +57,34 @@ enum cli_db_before cli_db_before(const char *path)
 	return CLI_DB_THERE;
 }
 
+/* The files a failed first open of the database at path left (a full
+ * disk stops it half-way): removed unless another process has the
+ * database open, which holds the folder's shared lock. True when none
+ * is left. */
+static bool remove_unopened(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	bool alone = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	if (alone) {
+		(void)unlinkat(fd, "data.mdb", 0);
+		(void)unlinkat(fd, "lock.mdb", 0);
+	}
+	close(fd); /* (and the lock with it) */
+	return alone;
+}
+
 void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before before)
 {
+	if (before == CLI_DB_THERE) {
+		chaff_db_close(db);
+		return;
+	}
 	/* kept when anything was trained into it, or another process has it
 	 * open (perhaps to train into it) */
-	if (chaff_db_close_unmade(db) && before == CLI_DB_NOTHING)
+	bool removed = db ? chaff_db_close_unmade(db) : remove_unopened(path);
+	if (removed && before == CLI_DB_NOTHING)
 		rmdir(path); /* fails, harmlessly, if anything else is there */
 }
 
