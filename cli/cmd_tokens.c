@@ -133,8 +133,8 @@ static size_t nul_to_nl(char *d, size_t n)
  * with its NUL right after the one before, so most of a message's tokens
  * lie in a few runs of memory: each run is copied whole and its NULs
  * become line ends, instead of a copy per token. A run whose NULs do not
- * number its tokens (a token holding a NUL of its own) is printed token
- * by token.
+ * number its tokens (a token holding a NUL of its own, which the
+ * tokenizer no longer makes) is printed token by token.
  */
 static void out_tokens(struct out *o, const struct chaff_token *tk, size_t count)
 {

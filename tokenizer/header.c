@@ -359,7 +359,7 @@ static void message_id(struct chaff_tokenizer *t, const char *s, size_t n)
 	if (e == at + 1)
 		TOK_EMIT_LIT(t, CHAFF_ORIGIN_HEADER, "msgid:none");
 	else
-		tok_emit_lower(t, CHAFF_ORIGIN_HEADER, "msgid:", 6, at + 1, (size_t)(e - at - 1));
+		tok_emit_value(t, CHAFF_ORIGIN_HEADER, "msgid:", 6, at + 1, (size_t)(e - at - 1));
 }
 
 static void received_spf(struct chaff_tokenizer *t, const char *s, size_t n)

@@ -381,6 +381,14 @@ static void attachment_name(struct chaff_tokenizer *t, struct span f)
 	}
 	if (!f.n || f.n > 255)
 		return;
+	/* a decoded name (RFC 2231, RFC 2047) may hold any byte: its control
+	 * characters become '?', as in tok_emit_value */
+	char clean[255];
+	for (size_t i = 0; i < f.n; i++) {
+		unsigned char c = (unsigned char)f.p[i];
+		clean[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	f.p = clean;
 	tok_emit_folded(t, CHAFF_ORIGIN_MIME, "fname:", 6, f.p, f.n);
 	for (size_t i = f.n; i > 0; i--) {
 		if (f.p[i - 1] == '.') {
@@ -415,13 +423,13 @@ void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsig
 	if (t->full)
 		return;
 	if (info.has_type) {
-		tok_emit(t, CHAFF_ORIGIN_MIME, "ct:", 3, info.type.p, info.type.n);
+		tok_emit_value(t, CHAFF_ORIGIN_MIME, "ct:", 3, info.type.p, info.type.n);
 		if (info.charset.n && info.charset.n <= 40)
-			tok_emit_lower(t, CHAFF_ORIGIN_MIME, "charset:", 8, info.charset.p,
+			tok_emit_value(t, CHAFF_ORIGIN_MIME, "charset:", 8, info.charset.p,
 			               info.charset.n);
 	}
 	if (info.cte.n && info.cte.n <= 40)
-		tok_emit_lower(t, CHAFF_ORIGIN_MIME, "cte:", 4, info.cte.p, info.cte.n);
+		tok_emit_value(t, CHAFF_ORIGIN_MIME, "cte:", 4, info.cte.p, info.cte.n);
 	if (info.filename.n)
 		attachment_name(t, info.filename);
 	if (TYPE_PREFIX(&info, "multipart/")) {

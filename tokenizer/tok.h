@@ -133,6 +133,12 @@ void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 /* Emits prefix + lower-cased ASCII s (host names, types, verdicts). */
 void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
                     const char *s, size_t n);
+/* Emits prefix + s lower-cased, with control characters (C0 and DEL) as
+ * '?': for values a header gives whole (types, charsets, message IDs),
+ * whose control bytes would end a line or steer a terminal wherever
+ * tokens are printed ("chaff tokens", --explain). */
+void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+                    const char *s, size_t n);
 #define TOK_EMIT_LIT(t, origin, lit) tok_emit((t), (origin), "", 0, lit, sizeof(lit) - 1)
 
 /* Writes code point u as UTF-8 (1 to 4 bytes) at out; returns the length.

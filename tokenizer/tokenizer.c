@@ -182,6 +182,21 @@ void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *pref
 	tok_commit(t, origin, text, plen + n);
 }
 
+void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+                    const char *s, size_t n)
+{
+	char *text = tok_reserve(t, plen + n);
+	if (!text)
+		return;
+	memcpy(text, prefix, plen);
+	char *out = text + plen;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out[i] = c < 0x20 || c == 0x7f ? '?' : tok_lc((char)c);
+	}
+	tok_commit(t, origin, text, plen + n);
+}
+
 static const char *const limit_names[] = {
         "limit:depth",  "limit:parts",  "limit:part_bytes",
         "limit:header", "limit:tokens", "limit:message",

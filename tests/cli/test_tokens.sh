@@ -63,16 +63,16 @@ out=$("$chaff" tokens --hash "$dir/one.eml" | head -1)
 check "--hash prints 16 hex digits first" grep -Eq '^[0-9a-f]{16} ' <<<"$out"
 
 # Without --hash a message's tokens are copied in runs, their NULs made
-# line ends; with it, one by one. Both print the same tokens, also where a
-# token holds a NUL of its own (header values here) and over every golden
-# message with word pairs (long runs).
+# line ends; with it, one by one. Both print the same tokens, also where
+# header values hold NULs (their tokens hold '?' in their place) and over
+# every golden message with word pairs (long runs).
 printf 'Subject: he\000llo there\nMessage-ID: <x@a\000b.com>\nContent-Type: text/pl\000ain\n\nsome te\000xt words\n' > "$dir/nul.eml"
 for args in "$dir/nul.eml" "--pairs $(dirname "$0")/../messages"; do
   # shellcheck disable=SC2086
   check "runs and token by token print the same lines ($(basename "${args##* }"))" \
     cmp -s <("$chaff" tokens $args) <("$chaff" tokens --hash $args | cut -c18-)
 done
-check "a token's own NUL is printed as it is" grep -qaP '^msgid:a\x00b\.com$' <("$chaff" tokens "$dir/nul.eml")
+check "a NUL in a header's value is '?' in its token" grep -qx 'msgid:a?b\.com' <("$chaff" tokens "$dir/nul.eml")
 
 printf 'Subject: s\n\nbuy cheap pills\n' > "$dir/p.eml"
 check "--pairs adds pairs" grep -qx 'buy 2 pills' <<<"$("$chaff" tokens --pairs "$dir/p.eml")"

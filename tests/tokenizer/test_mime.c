@@ -205,17 +205,42 @@ static void test_names_fold_every_script(void **state)
 	assert_token(tk, "fext:pdf");
 }
 
+/* Values a header gives whole hold no control characters in their tokens
+ * ('?' in their place): printed one per line, an LF in a file name would
+ * forge a line of output, an ESC steer the terminal. */
+static void test_control_characters_in_values(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+	        tok, "Content-Type: text/pl\033ain; charset=\"ut\001f\"\n"
+	             "Content-Transfer-Encoding: 8b\177it\n"
+	             "Content-Disposition: attachment; filename*=utf-8''x%0Aspam%1B%5B2J.exe\n"
+	             "\nhello\n");
+	assert_token(tk, "ct:text/pl?ain");
+	assert_token(tk, "charset:ut?f");
+	assert_token(tk, "cte:8b?it");
+	assert_token(tk, "fname:x?spam?[2j.exe");
+	assert_token(tk, "fext:exe");
+	for (size_t i = 0; i < tk.count; i++)
+		for (size_t k = 0; k < tk.items[i].len; k++) {
+			unsigned char c = (unsigned char)tk.items[i].text[k];
+			if (c < 0x20 || c == 0x7f)
+				fail_msg("control character in token '%s'", tk.items[i].text);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_html_as_a_browser_reads_it),
-		cmocka_unit_test(test_names_fold_every_script),
-		cmocka_unit_test(test_boundary_prefix_of_another),
-		cmocka_unit_test(test_missing_boundaries),
-		cmocka_unit_test(test_rfc2231_and_attachments),
-		cmocka_unit_test(test_attached_message),
-		cmocka_unit_test(test_find_attached_message),
-		cmocka_unit_test(test_html_and_encodings),
+	        cmocka_unit_test(test_html_as_a_browser_reads_it),
+	        cmocka_unit_test(test_names_fold_every_script),
+	        cmocka_unit_test(test_boundary_prefix_of_another),
+	        cmocka_unit_test(test_missing_boundaries),
+	        cmocka_unit_test(test_rfc2231_and_attachments),
+	        cmocka_unit_test(test_attached_message),
+	        cmocka_unit_test(test_find_attached_message),
+	        cmocka_unit_test(test_html_and_encodings),
+	        cmocka_unit_test(test_control_characters_in_values),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
