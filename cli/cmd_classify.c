@@ -52,6 +52,22 @@ static void print_json(const char *name, const struct chaff_score *s)
 	printf("]}\n");
 }
 
+/* A clue's text on its line: a control character (none comes from the
+ * tokenizer, but one would end the line or steer the terminal) as \xNN,
+ * and so a backslash as \\. */
+static void put_clue(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			printf("\\x%02x", c);
+		else if (c == '\\')
+			fputs("\\\\", stdout);
+		else
+			putchar(c);
+	}
+}
+
 static void print_explain(const struct chaff_score *s)
 {
 	printf("  %u distinct tokens, %u counted; S=%.4f H=%.4f\n", s->tokens, s->used,
@@ -59,7 +75,7 @@ static void print_explain(const struct chaff_score *s)
 	for (size_t i = 0; i < s->nclues; i++) {
 		printf("  %8.6f  spam %6u  ham %6u  ", s->clues[i].f, s->clues[i].spam,
 		       s->clues[i].ham);
-		fwrite(s->clues[i].text, 1, s->clues[i].len, stdout);
+		put_clue(s->clues[i].text, s->clues[i].len);
 		putchar('\n');
 	}
 }
