@@ -361,14 +361,15 @@ static int lookup(chaff_classifier *c, size_t ndistinct, const struct chaff_para
 			r = (struct chaff_record){0, 0, 0};
 		else if (rc != CHAFF_OK)
 			return rc;
-		/* a token never seen has f = x (robs > 0): it counts when robx
-		 * is set that far from 0.5, never with the defaults */
-		double n = (double)r.spam + (double)r.ham, pw = 0;
+		/* a token never seen has f = x: it counts when robx is set
+		 * min_dev or more from 0.5, never with the defaults. (It is x
+		 * itself, not s·x / s, which rounds away from x and so decided
+		 * a robx exactly min_dev from 0.5 by the rounding.) */
+		double n = (double)r.spam + (double)r.ham, f = p->robx;
 		if (n > 0) {
-			double bs = r.spam / nspam, gh = r.ham / nham;
-			pw = bs / (bs + gh);
+			double bs = r.spam / nspam, gh = r.ham / nham, pw = bs / (bs + gh);
+			f = (p->robs * p->robx + n * pw) / (p->robs + n);
 		}
-		double f = (p->robs * p->robx + n * pw) / (p->robs + n);
 		double strength = fabs(f - 0.5);
 		if (strength < p->min_dev)
 			continue;

@@ -249,6 +249,20 @@ static void test_unseen_token_is_x(void **state)
 	s = score(both, 2, 5);
 	assert_int_equal(s.used, 1);
 	assert_string_equal(s.clues[0].text, "t40");
+	/* x exactly min_dev from 0.5 (as the doubles subtract): counted, on
+	 * the ham side as on the spam side, whatever s is */
+	const double edge[][3] = {{0.9, 0.4, 1.0},   {0.1, 0.4, 1.0},   {0.2, 0.3, 0.3},
+	                          {0.74, 0.24, 0.7}, {0.26, 0.24, 3.0}, {0.1, 0.4, 0.45}};
+	const int unseen[] = {41};
+	for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+		if (fabs(edge[i][0] - 0.5) < edge[i][1])
+			continue; /* not on the edge in doubles: nothing to check */
+		p = params(edge[i][2], edge[i][0], edge[i][1], 0);
+		assert_int_equal(chaff_classifier_set_params(cl, &p), CHAFF_OK);
+		s = score(unseen, 1, 5);
+		assert_int_equal(s.used, 1);
+		assert_true(s.clues[0].f == edge[i][0]);
+	}
 }
 
 static void test_snapshot(void **state)
