@@ -184,8 +184,10 @@ int cmd_classify(int argc, char **argv)
 			sets[nsets++] = optarg;
 			break;
 		case 't':
+			/* 3 as for any bad option: classify's 0, 1 and 2 are
+			 * verdicts, and procmail reads only those and 3 */
 			if (!cli_number_in("--threads", optarg, 1, 64, &threads))
-				return EXIT_USAGE;
+				return EXIT_FAIL;
 			break;
 		case 'h': fputs(classify_usage, stdout); return EXIT_OK;
 		default: fputs(classify_usage, stderr); return EXIT_FAIL;

@@ -167,6 +167,11 @@ check "mbox: a line per message, PATH#N" test "$(cut -d' ' -f1,3 <<<"$out")" = \
 ham $dir/three.mbox#2
 spam $dir/three.mbox#3"
 
+for bad in "--threads 0" "--clues x" "--no-such-option"; do
+  # shellcheck disable=SC2086
+  "$chaff" classify $bad --db "$db" "$(one spam-1 00215)" > /dev/null 2>&1; rc=$?
+  check "classify $bad: exit 3, as every error of classify [exit $rc]" test "$rc" -eq 3
+done
 "$chaff" classify --db "$db" "$dir/missing.eml" > /dev/null 2> "$dir/err"; rc=$?
 check "missing message: exit 3" test "$rc" -eq 3
 check "missing message: named on stderr" grep -q 'missing.eml: No such file' "$dir/err"
