@@ -124,11 +124,12 @@ static void usage(FILE *f)
 }
 
 /* LMDB reads the database as mapped memory and has no checksums: a damaged
- * file can lead it astray, and a full disk under a sparse file it maps
- * (a lock file made afresh) faults on the first write. Either ends as a
- * signal inside the library; this turns it into a one-line error and the
- * usual exit status instead of a crash. chaff filter installs its own
- * handler, which also passes the message on. */
+ * file can lead it astray (or fail one of its own checks, which aborts),
+ * and a full disk under a sparse file it maps (a lock file made afresh)
+ * faults on the first write. Each ends as a signal inside the library;
+ * this turns it into a one-line error and the usual exit status instead
+ * of a crash. chaff filter installs its own handler, which also passes
+ * the message on. */
 static void on_fault(int sig)
 {
 	static const char segv[] =
@@ -138,7 +139,9 @@ static void on_fault(int sig)
 	static const char bus[] = "chaff: fatal bus error (SIGBUS) reading the database's mapped "
 	                          "files: the database is damaged or cut short, or its disk is "
 	                          "full\n";
-	const char *say = sig == SIGBUS ? bus : segv;
+	/* an abort comes after a line that says why (LMDB's failed check,
+	 * through the library's log; glibc's heap checks) */
+	const char *say = sig == SIGBUS ? bus : sig == SIGABRT ? "" : segv;
 	if (write(STDERR_FILENO, say, strlen(say)) < 0) {
 		/* nothing more to do about it here */
 	}
@@ -208,7 +211,7 @@ int main(int argc, char **argv)
 		printf("chaff %s (tokenizer %d)\n", CHAFF_VERSION, CHAFF_TOKENIZER_VERSION);
 		return EXIT_OK;
 	}
-	static const int faults[] = {SIGSEGV, SIGBUS};
+	static const int faults[] = {SIGSEGV, SIGBUS, SIGABRT};
 	cli_catch_faults(on_fault, faults, sizeof(faults) / sizeof(faults[0]));
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, name) == 0)

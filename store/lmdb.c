@@ -168,6 +168,35 @@ static void logf_(struct lstore *s, enum chaff_log_level lvl, const char *fmt, c
 	s->log(s->log_user, lvl, msg);
 }
 
+/* LMDB checks its pages with assertions, and when one fails (a damaged
+ * file) it prints the check and calls abort(). The log says instead which
+ * database it is, what failed and what to do, and the abort comes at once,
+ * as LMDB's would: the process's SIGABRT handler decides what follows
+ * (chaff exits 3 after that one line; chaff filter passes the message
+ * on). */
+static void on_assert(MDB_env *env, const char *msg)
+{
+	struct lstore *s = mdb_env_get_userctx(env);
+	if (s)
+		logf_(s, CHAFF_LOG_ERROR,
+		      "%s: the database is damaged (LMDB: %s); restore a backup or retrain", s->dir,
+		      msg);
+	abort();
+}
+
+/* A new LMDB environment for s, with its log and the named tables. */
+static int env_create(struct lstore *s)
+{
+	int rc = mdb_env_create(&s->env);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_userctx(s->env, s);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_assert(s->env, on_assert);
+	if (rc == MDB_SUCCESS)
+		rc = mdb_env_set_maxdbs(s->env, 4);
+	return rc;
+}
+
 /* True when the file system holding dir has (next to) no room left for
  * this process (root may use the blocks kept for it). */
 static bool disk_full(const char *dir)
@@ -806,9 +835,7 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 		l_close(&s->base);
 		return CHAFF_EBUSY;
 	}
-	int rc = mdb_env_create(&s->env);
-	if (rc == MDB_SUCCESS)
-		rc = mdb_env_set_maxdbs(s->env, 4);
+	int rc = env_create(s);
 	if (rc == MDB_SUCCESS)
 		rc = mdb_env_set_maxreaders(s->env, 512);
 	/* Start with room for the file as it is, and then some; grow() and
@@ -843,9 +870,7 @@ int store_lmdb_open(const char *dir, bool readonly, bool create, uint64_t map_si
 		/* A database on read-only media, or another user's: readable
 		 * without the lock file, as long as nobody writes meanwhile. */
 		mdb_env_close(s->env);
-		rc = mdb_env_create(&s->env);
-		if (rc == MDB_SUCCESS)
-			rc = mdb_env_set_maxdbs(s->env, 4);
+		rc = env_create(s);
 		if (rc == MDB_SUCCESS)
 			rc = mdb_env_set_mapsize(s->env, map);
 		if (rc == MDB_SUCCESS)
