@@ -207,9 +207,23 @@ static int check_meta(chaff_db *db, const char *where, const struct chaff_db_opt
 	int rc = db->st->ops->begin(db->st, false, &t);
 	if (rc != CHAFF_OK)
 		return rc;
-	uint64_t schema = 0, tokv = 0, flags = 0;
+	uint64_t schema = 0, tokv = 0, flags = 0, tokens = 0, digests = 0, used, file;
 	rc = get_u64(db, t, "schema", &schema);
+	/* no metadata: a database no training has filled yet (one under way,
+	 * or one that failed), unless it holds tokens or digests: then its
+	 * metadata is damaged */
+	if (rc == CHAFF_ENOTFOUND &&
+	    db->st->ops->info(t, &tokens, &digests, &used, &file) == CHAFF_OK &&
+	    (tokens || digests))
+		rc = CHAFF_ECORRUPT;
 	db->st->ops->abort(t);
+	if (rc == CHAFF_ECORRUPT) {
+		db_log(db, CHAFF_LOG_ERROR,
+		       "%s: the database is damaged (its metadata is missing); restore a backup or "
+		       "retrain",
+		       where);
+		return rc;
+	}
 	if (rc == CHAFF_ENOTFOUND) {
 		if (db->readonly) {
 			db_log(db, CHAFF_LOG_ERROR, "%s: empty database (train it first)", where);
