@@ -249,10 +249,12 @@ static void stopped(const struct train *tr, size_t nread)
 		cli_error("stopped: the first %zu messages were committed, the %zu read after them "
 		          "were not",
 		          tr->committed, lost);
-	else
+	else if (lost)
 		cli_error("stopped: none of the %zu messages read was trained; the database is as "
 		          "it was",
 		          lost);
+	else
+		cli_error("stopped: nothing was trained; the database is as it was");
 }
 
 static int parse(int argc, char **argv, struct train *tr, const char **dbpath, bool *pairs)

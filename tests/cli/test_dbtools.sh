@@ -422,6 +422,13 @@ for threads in 1 2; do
   check "failed run on $threads thread(s): reports ${committed:-0} committed + the rest of 60 [$said]" \
     test "$rc" -eq 3 -a "${said% *}" = "${committed:-0}" -a "$(( ${said% *} + ${said#* } ))" -eq 60
 done
+# Damaged input before any message was read: the line says so plainly
+# (not "none of the 0 messages read").
+rm -rf "$dir/known"
+"$chaff" train -q --spam --db "$dir/known" "$(head -1 "$dir/sixty")" > /dev/null 2>&1
+"$chaff" train --spam --db "$dir/known" "$dir/bad.gz" > /dev/null 2> "$dir/err"; rc=$?
+check "damaged input, no message read: exit 3, 'nothing was trained' [$(grep stopped "$dir/err")]" \
+  test "$rc" -eq 3 -a "$(grep -c 'stopped: nothing was trained; the database is as it was' "$dir/err")" -eq 1
 # A gzip file cut short: zlib reads it like a whole one up to the cut, so
 # only its error state tells; the half message at the cut must not be
 # trained as a whole one, and nothing of the run is.
