@@ -120,7 +120,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: chaff COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'chaff COMMAND --help' describes one command.\n");
+	fprintf(f, "\n'chaff COMMAND --help' describes one command; 'chaff --version' prints the\n"
+	           "version and the tokenizer's.\n");
 }
 
 /* LMDB reads the database as mapped memory and has no checksums: a damaged
