@@ -11,12 +11,14 @@ void chaff_arena_init(struct chaff_arena *a)
 	a->head = NULL;
 	a->spare = NULL;
 	a->keep = ARENA_DEFAULT_KEEP;
+	a->held = a->peak = 0;
 }
 
-static void free_list(struct chaff_arena_block *b)
+static void free_list(struct chaff_arena *a, struct chaff_arena_block *b)
 {
 	while (b) {
 		struct chaff_arena_block *next = b->next;
+		a->held -= b->size;
 		free(b);
 		b = next;
 	}
@@ -24,33 +26,58 @@ static void free_list(struct chaff_arena_block *b)
 
 void chaff_arena_free(struct chaff_arena *a)
 {
-	free_list(a->head);
-	free_list(a->spare);
+	free_list(a, a->head);
+	free_list(a, a->spare);
 	a->head = a->spare = NULL;
+}
+
+/* The block b, emptied: kept as a spare within the keep budget, else
+ * freed. */
+static void give_back(struct chaff_arena *a, struct chaff_arena_block *b, size_t *kept)
+{
+	if (*kept + b->size <= a->keep) {
+		b->used = 0;
+		b->next = a->spare;
+		a->spare = b;
+		*kept += b->size;
+	} else {
+		a->held -= b->size;
+		free(b);
+	}
+}
+
+static size_t spare_bytes(const struct chaff_arena *a)
+{
+	size_t kept = 0;
+	for (const struct chaff_arena_block *b = a->spare; b; b = b->next)
+		kept += b->size;
+	return kept;
 }
 
 /* Moves the used blocks to the spare list, dropping the ones beyond the
  * keep budget so that one huge message does not pin its memory forever. */
 void chaff_arena_reset(struct chaff_arena *a)
 {
-	size_t kept = 0;
-	struct chaff_arena_block *b = a->spare;
-	for (; b; b = b->next)
-		kept += b->size;
-	b = a->head;
+	size_t kept = spare_bytes(a);
+	struct chaff_arena_block *b = a->head;
 	a->head = NULL;
 	while (b) {
 		struct chaff_arena_block *next = b->next;
-		if (kept + b->size <= a->keep) {
-			b->used = 0;
-			b->next = a->spare;
-			a->spare = b;
-			kept += b->size;
-		} else {
-			free(b);
-		}
+		give_back(a, b, &kept);
 		b = next;
 	}
+}
+
+void chaff_arena_release(struct chaff_arena *a, struct chaff_arena_mark m)
+{
+	size_t kept = spare_bytes(a);
+	while (a->head && a->head != m.head) {
+		struct chaff_arena_block *b = a->head;
+		a->head = b->next;
+		give_back(a, b, &kept);
+	}
+	if (a->head)
+		a->head->used = m.used;
 }
 
 static struct chaff_arena_block *take_block(struct chaff_arena *a, size_t n)
@@ -71,6 +98,9 @@ static struct chaff_arena_block *take_block(struct chaff_arena *a, size_t n)
 		return NULL;
 	b->size = size;
 	b->used = 0;
+	a->held += size;
+	if (a->held > a->peak)
+		a->peak = a->held;
 	return b;
 }
 

@@ -19,6 +19,7 @@ struct chaff_arena {
 	struct chaff_arena_block *head;  /* block being filled */
 	struct chaff_arena_block *spare; /* emptied blocks kept for reuse */
 	size_t keep;                     /* bytes of spare blocks kept on reset */
+	size_t held, peak;               /* bytes of blocks held now, and at most */
 };
 
 void chaff_arena_init(struct chaff_arena *a);
@@ -29,6 +30,21 @@ void chaff_arena_reset(struct chaff_arena *a);
 void *chaff_arena_alloc(struct chaff_arena *a, size_t n);
 /* The slow path of chaff_arena_bytes: a new block. */
 void *chaff_arena_bytes_slow(struct chaff_arena *a, size_t n);
+
+/* Where an arena stands: chaff_arena_release() gives back everything
+ * allocated after it, keeping what came before (marks nest like a
+ * stack). */
+struct chaff_arena_mark {
+	struct chaff_arena_block *head;
+	size_t used;
+};
+
+static inline struct chaff_arena_mark chaff_arena_mark(const struct chaff_arena *a)
+{
+	return (struct chaff_arena_mark){a->head, a->head ? a->head->used : 0};
+}
+
+void chaff_arena_release(struct chaff_arena *a, struct chaff_arena_mark m);
 
 /* n bytes with no alignment, for text. Inline: it runs once per token. */
 static inline char *chaff_arena_bytes(struct chaff_arena *a, size_t n)

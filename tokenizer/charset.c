@@ -340,7 +340,7 @@ static struct span run_iconv(struct chaff_tokenizer *t, iconv_t cd, const char *
 	iconv(cd, NULL, NULL, &o, &left);
 	*o = '\0';
 	size_t used = (size_t)(o - out);
-	chaff_arena_trim(&t->arena, out, used + 1);
+	chaff_arena_trim(&t->scratch, out, used + 1);
 	if (cut) /* after the trim: the limit's token takes arena room */
 		tok_limit(t, CHAFF_LIMIT_PART_BYTES);
 	return (struct span){out, used};

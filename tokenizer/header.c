@@ -507,7 +507,7 @@ static struct span unfold(struct chaff_tokenizer *t, const char *v, const char *
 	/* the room the limit allowed, less what the header used: a message
 	 * of many short folded headers costs its own size, not 16 KB each
 	 * (before the limit's token, which takes arena room after it) */
-	chaff_arena_trim(&t->arena, buf, o + 1);
+	chaff_arena_trim(&t->scratch, buf, o + 1);
 	if (over)
 		tok_limit(t, CHAFF_LIMIT_HEADER);
 	*next = nl;

@@ -407,8 +407,21 @@ static bool holds_message(const struct mime_info *info, enum entity_kind kind)
 	       (kind == ENTITY_DIGEST_PART && !info->has_type);
 }
 
+static void entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                   enum entity_kind kind);
+
 void tok_entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
                 enum entity_kind kind)
+{
+	/* what the entity decodes, converts and unfolds is given back when
+	 * it is done (its tokens stay, in their own arena) */
+	struct chaff_arena_mark m = chaff_arena_mark(&t->scratch);
+	entity(t, p, end, depth, kind);
+	chaff_arena_release(&t->scratch, m);
+}
+
+static void entity(struct chaff_tokenizer *t, const char *p, const char *end, unsigned depth,
+                   enum entity_kind kind)
 {
 	if (depth > t->cfg.limits.max_mime_depth) {
 		tok_limit(t, CHAFF_LIMIT_DEPTH);

@@ -68,7 +68,13 @@ enum {
 
 struct chaff_tokenizer {
 	struct chaff_tokenizer_config cfg;
-	struct chaff_arena arena;
+	struct chaff_arena arena; /* the tokens' text */
+	/* Everything else a message needs while it is read (decoded,
+	 * converted and HTML-stripped text, unfolded headers): each MIME
+	 * entity gives back its own when it is done, so a message of many
+	 * parts holds one part's worth per level of nesting, not every
+	 * part's at once. */
+	struct chaff_arena scratch;
 
 	struct chaff_token *toks;
 	size_t ntoks, cap;
@@ -97,8 +103,9 @@ struct chaff_tokenizer {
 int tok_patterns(struct chaff_tokenizer *t);
 /* Records that a limit was hit (flag and limit: token), once per message. */
 void tok_limit(struct chaff_tokenizer *t, uint32_t bit);
-/* Arena memory for this message; on failure marks the message out of
- * memory (chaff_tokenize then returns CHAFF_ENOMEM) and returns NULL. */
+/* Scratch memory for the entity being read (see struct chaff_tokenizer);
+ * on failure marks the message out of memory (chaff_tokenize then
+ * returns CHAFF_ENOMEM) and returns NULL. */
 void *tok_alloc(struct chaff_tokenizer *t, size_t n);
 /* Building a token in place: tok_reserve() gives room for max bytes of
  * text (NULL when no more tokens are taken), tok_commit() keeps len of

@@ -105,6 +105,7 @@ int chaff_tokenizer_new(const struct chaff_tokenizer_config *cfg, chaff_tokenize
 		return CHAFF_EINVAL;
 	}
 	chaff_arena_init(&t->arena);
+	chaff_arena_init(&t->scratch);
 	*out = t;
 	return CHAFF_OK;
 }
@@ -117,13 +118,14 @@ void chaff_tokenizer_free(chaff_tokenizer *t)
 	pcre2_match_data_free(t->md);
 	pcre2_code_free(t->re_auth);
 	chaff_arena_free(&t->arena);
+	chaff_arena_free(&t->scratch);
 	free(t->toks);
 	free(t);
 }
 
 void *tok_alloc(struct chaff_tokenizer *t, size_t n)
 {
-	void *p = chaff_arena_alloc(&t->arena, n);
+	void *p = chaff_arena_alloc(&t->scratch, n);
 	if (!p)
 		t->full = t->oom = true;
 	return p;
@@ -224,6 +226,7 @@ void tok_limit(struct chaff_tokenizer *t, uint32_t bit)
 static const char *start_message(struct chaff_tokenizer *t, const void *msg, size_t *len)
 {
 	chaff_arena_reset(&t->arena);
+	chaff_arena_reset(&t->scratch);
 	t->ntoks = 0;
 	t->limits_hit = 0;
 	t->parts = 0;

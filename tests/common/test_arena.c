@@ -73,13 +73,51 @@ static void test_reset_reuses_memory(void **state)
 	chaff_arena_free(&a);
 }
 
+/* Marks nest: a release gives back what came after its mark, blocks of
+ * their own included, and keeps what came before, which the arena goes
+ * on filling. held and peak count the blocks' bytes. */
+static void test_mark_and_release(void **state)
+{
+	(void)state;
+	struct chaff_arena a;
+	chaff_arena_init(&a);
+	struct chaff_arena_mark empty = chaff_arena_mark(&a);
+	char *keep = chaff_arena_alloc(&a, 100);
+	assert_non_null(keep);
+	memset(keep, 7, 100);
+	struct chaff_arena_mark outer = chaff_arena_mark(&a);
+	char *x = chaff_arena_alloc(&a, 50);
+	struct chaff_arena_mark inner = chaff_arena_mark(&a);
+	for (int i = 0; i < 8; i++) /* 8 MiB: past the keep budget */
+		memset(chaff_arena_alloc(&a, 1u << 20), 1, 1u << 20);
+	size_t big = a.held;
+	assert_true(big >= 8u << 20);
+	assert_true(a.peak >= big);
+	chaff_arena_release(&a, inner);
+	assert_true(a.held < big);
+	/* the next allocation comes right after x, in the same block */
+	char *y = chaff_arena_alloc(&a, 8);
+	assert_ptr_equal(y, x + 56);
+	chaff_arena_release(&a, outer);
+	assert_ptr_equal(chaff_arena_alloc(&a, 50), x);
+	for (int k = 0; k < 100; k++)
+		assert_int_equal(keep[k], 7);
+	chaff_arena_release(&a, empty);
+	assert_null(a.head);
+	assert_true(a.peak >= big);
+	assert_non_null(chaff_arena_alloc(&a, 10));
+	chaff_arena_free(&a);
+	assert_int_equal(a.held, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alignment_and_isolation),
-		cmocka_unit_test(test_big_allocations),
-		cmocka_unit_test(test_bytes_and_trim),
-		cmocka_unit_test(test_reset_reuses_memory),
+	        cmocka_unit_test(test_alignment_and_isolation),
+	        cmocka_unit_test(test_big_allocations),
+	        cmocka_unit_test(test_bytes_and_trim),
+	        cmocka_unit_test(test_reset_reuses_memory),
+	        cmocka_unit_test(test_mark_and_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,8 @@
  */
 #include "test_util.h"
 
+#include "tokenizer/tok.h"
+
 TEST_DEFAULT_TOKENIZER
 
 static struct chaff_tokens run(const char *msg, size_t len)
@@ -377,26 +379,60 @@ static void test_nested_encoded_messages(void **state)
 	free(msg);
 }
 
+/* Many text parts that each grow in conversion (Windows-1252 0x80 is the
+ * euro sign, three bytes of UTF-8): each part's decoded and converted
+ * text is given back when the part is done, so the working memory is one
+ * part's, not the sum of all 24 (18 MB). */
+static void test_parts_give_back_their_memory(void **state)
+{
+	(void)state;
+	enum { PARTS = 24, PART = 256 << 10 };
+	size_t cap = (size_t)PARTS * (PART + 128) + 256;
+	char *msg = malloc(cap);
+	assert_non_null(msg);
+	size_t n = (size_t)sprintf(msg,
+	                           "Subject: parts\nContent-Type: multipart/mixed; boundary=b\n\n");
+	for (int i = 0; i < PARTS; i++) {
+		n += (size_t)sprintf(msg + n,
+		                     "--b\nContent-Type: text/plain; charset=windows-1252\n\n");
+		memset(msg + n, 0x80, PART);
+		n += PART;
+		msg[n++] = '\n';
+	}
+	n += (size_t)sprintf(msg + n, "--b--\n");
+	chaff_tokenizer *fresh;
+	struct chaff_tokenizer_config cfg;
+	chaff_tokenizer_config_default(&cfg);
+	assert_int_equal(chaff_tokenizer_new(&cfg, &fresh), CHAFF_OK);
+	struct chaff_tokens tk;
+	assert_int_equal(chaff_tokenize(fresh, msg, n, &tk), CHAFF_OK);
+	assert_true(tk.count > 0);
+	assert_true(fresh->scratch.peak < 4u << 20);
+	chaff_tokenizer_free(fresh);
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_megabyte_header_line),
-		cmocka_unit_test(test_ten_thousand_nested_parts),
-		cmocka_unit_test(test_ten_thousand_sibling_parts),
-		cmocka_unit_test(test_hundred_megabyte_message),
-		cmocka_unit_test(test_base64_of_all_padding),
-		cmocka_unit_test(test_token_cap),
-		cmocka_unit_test(test_unclosed_constructs),
-		cmocka_unit_test(test_exact_size_buffers),
-		cmocka_unit_test(test_token_length_setting),
-		cmocka_unit_test(test_limit_settings),
-		cmocka_unit_test(test_large_attachment),
-		cmocka_unit_test(test_url_runs),
-		cmocka_unit_test(test_charset_opens),
-		cmocka_unit_test(test_expanding_charset),
-		cmocka_unit_test(test_expanding_charset_part),
-		cmocka_unit_test(test_expanding_encoded_words),
-		cmocka_unit_test(test_nested_encoded_messages),
+	        cmocka_unit_test(test_megabyte_header_line),
+	        cmocka_unit_test(test_ten_thousand_nested_parts),
+	        cmocka_unit_test(test_ten_thousand_sibling_parts),
+	        cmocka_unit_test(test_hundred_megabyte_message),
+	        cmocka_unit_test(test_base64_of_all_padding),
+	        cmocka_unit_test(test_token_cap),
+	        cmocka_unit_test(test_unclosed_constructs),
+	        cmocka_unit_test(test_exact_size_buffers),
+	        cmocka_unit_test(test_token_length_setting),
+	        cmocka_unit_test(test_limit_settings),
+	        cmocka_unit_test(test_large_attachment),
+	        cmocka_unit_test(test_url_runs),
+	        cmocka_unit_test(test_charset_opens),
+	        cmocka_unit_test(test_expanding_charset),
+	        cmocka_unit_test(test_expanding_charset_part),
+	        cmocka_unit_test(test_expanding_encoded_words),
+	        cmocka_unit_test(test_nested_encoded_messages),
+	        cmocka_unit_test(test_parts_give_back_their_memory),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
