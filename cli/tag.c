@@ -92,6 +92,11 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		blank = memmem(q, (size_t)(end - q), "\n\n", 2) ||
 		        memmem(q, (size_t)(end - q), "\n\r\n", 3);
 	bool put = false, skipping = false, fields = false;
+	/* The lines kept are written in runs, [run, q), not one by one: a
+	 * header block of a million lines is then a few writes, not a million
+	 * system calls. */
+	const char *run = q;
+#define FLUSH_RUN() (q > run && write_all(user, run, (size_t)(q - run)) < 0)
 	while (q < end) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *next = nl ? nl + 1 : end;
@@ -103,8 +108,9 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		bool cont = (*q == ' ' || *q == '\t') && fields;
 		bool field = !cont && field_line(q, ll);
 		if (!cont && !field && !put) {
-			if (write_all(user, h, hl) < 0)
+			if (FLUSH_RUN() || write_all(user, h, hl) < 0)
 				return -1;
+			run = q;
 			put = true;
 			/* No blank line anywhere: the body starts here, after
 			 * one. So it does after a line led by white space: right
@@ -126,15 +132,24 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		else if (!cont)
 			skipping = false;
 		fields = true;
-		if (skipping)
-			q = next; /* an owned field is left out, line end and all */
-		else if (write_all(user, q, (size_t)(next - q)) < 0)
-			return -1;
-		else if (!nl && write_all(user, eol, strlen(eol)) < 0)
-			return -1; /* a header block without a final line end */
-		else
+		if (skipping) {
+			/* an owned field is left out, line end and all */
+			if (FLUSH_RUN())
+				return -1;
+			q = run = next;
+		} else if (!nl) {
+			/* a header block without a final line end */
 			q = next;
+			if (FLUSH_RUN() || write_all(user, eol, strlen(eol)) < 0)
+				return -1;
+			run = q;
+		} else {
+			q = next;
+		}
 	}
+	if (FLUSH_RUN())
+		return -1;
+#undef FLUSH_RUN
 	if (!put && write_all(user, h, hl) < 0)
 		return -1;
 	if (q >= end && write_all(user, eol, strlen(eol)) < 0)

@@ -167,12 +167,44 @@ static void test_tagged_copy_is_the_same_message(void **state)
 	}
 }
 
+static size_t writes;
+static int count_writes(void *user, const char *p, size_t n)
+{
+	(void)user;
+	(void)p;
+	(void)n;
+	writes++;
+	return 0;
+}
+
+/* The lines kept go out in runs: a header of 100,000 continuation lines,
+ * with a forged verdict field inside the block, is a handful of writes
+ * (it was one system call a line in chaff filter). */
+static void test_kept_lines_written_in_runs(void **state)
+{
+	(void)state;
+	enum { LINES = 100000 };
+	char *msg = malloc(LINES * 4 + 256);
+	assert_non_null(msg);
+	size_t n = (size_t)sprintf(msg, "Subject: s\nX-Long: a\n");
+	for (int i = 0; i < LINES; i++)
+		n += (size_t)sprintf(msg + n, " c\n");
+	n += (size_t)sprintf(msg + n, "X-Spam-Flag: YES\nTo: t\n\nbody\n");
+	struct chaff_score sc = {
+	        .score = 0.1, .spam_cutoff = 0.6, .ham_cutoff = 0.3, .verdict = CHAFF_VERDICT_HAM};
+	writes = 0;
+	assert_int_equal(cli_tag_message(msg, n, &sc, count_writes, NULL), 0);
+	assert_true(writes <= 6);
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_stars_follow_the_verdict),
 	        cmocka_unit_test(test_headers_where_the_tokenizer_ends_the_block),
 	        cmocka_unit_test(test_tagged_copy_is_the_same_message),
+	        cmocka_unit_test(test_kept_lines_written_in_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
