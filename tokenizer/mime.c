@@ -336,13 +336,26 @@ static struct span guess_boundary(const char *p, const char *end)
 	return (struct span){"", 0};
 }
 
+/* The first line at or after s (which starts a line) that starts with
+ * '-', as every boundary line does, or end. One memmem over the lines
+ * between, not a step per line: each level of nested multiparts scans
+ * the whole of what it holds, and a deep nest of large attachments of
+ * short lines took a line step per line per level. */
+static const char *dash_line(const char *s, const char *end)
+{
+	if (s >= end || *s == '-')
+		return s;
+	const char *hit = memmem(s, (size_t)(end - s), "\n-", 2);
+	return hit ? hit + 1 : end;
+}
+
 static void multipart(struct chaff_tokenizer *t, const struct mime_info *info, const char *body,
                       const char *end, unsigned depth)
 {
 	struct span b = info->boundary.n ? info->boundary : guess_boundary(body, end);
 	enum entity_kind kind =
 	        IS_TYPE(info, "multipart/digest") ? ENTITY_DIGEST_PART : ENTITY_PART;
-	const char *part = NULL, *p = body;
+	const char *part = NULL, *p = dash_line(body, end);
 	bool found = false;
 	while (b.n && p < end && !(t->limits_hit & CHAFF_LIMIT_PARTS)) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -356,7 +369,7 @@ static void multipart(struct chaff_tokenizer *t, const struct mime_info *info, c
 			if (closing)
 				return; /* the epilogue is not read */
 		}
-		p = nl ? nl + 1 : end;
+		p = nl ? dash_line(nl + 1, end) : end;
 	}
 	if (part) /* no final boundary: the last part runs to the end */
 		tok_entity(t, part, end, depth + 1, kind);

@@ -229,6 +229,24 @@ static void test_control_characters_in_values(void **state)
 		}
 }
 
+/* Boundary lines are found among lines that start with '-' but are none
+ * (signatures, rules, a longer boundary), in CRLF text too, and at the
+ * very start of the body. */
+static void test_boundaries_among_dash_lines(void **state)
+{
+	(void)state;
+	struct chaff_tokens tk = test_tokenize(
+	        tok, "Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n\r\nfirstpart\r\n"
+	             "-- \r\nsignature words\r\n--zzz\r\n----------\r\n-\r\n"
+	             "--zz\r\nContent-Type: text/plain\r\n\r\nsecondpart\r\n--zz--\r\n"
+	             "epilogue words\r\n");
+	assert_token(tk, "firstpart");
+	assert_token(tk, "signature");
+	assert_token(tk, "secondpart");
+	assert_no_token(tk, "epilogue");
+	assert_int_equal(test_count(&tk, "ct:text/plain"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +259,7 @@ int main(void)
 	        cmocka_unit_test(test_find_attached_message),
 	        cmocka_unit_test(test_html_and_encodings),
 	        cmocka_unit_test(test_control_characters_in_values),
+	        cmocka_unit_test(test_boundaries_among_dash_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
