@@ -58,21 +58,28 @@ enum cli_db_before cli_db_before(const char *path)
 }
 
 /* The files a failed first open of the database at path left (a full
- * disk stops it half-way): removed unless another process has the
- * database open, which holds the folder's shared lock. True when none
- * is left. */
+ * disk stops it half-way): removed when nobody has the database open
+ * (an open holds the folder's shared lock) and its data file holds no
+ * more than LMDB's two meta pages, which no record lives in. Another
+ * process may have made and trained the database since this run looked,
+ * and its data file is then larger: it stays. True when none is left. */
 static bool remove_unopened(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT;
+	struct stat st;
+	long page = sysconf(_SC_PAGESIZE);
 	bool alone = flock(fd, LOCK_EX | LOCK_NB) == 0;
-	if (alone) {
+	bool blank = fstatat(fd, "data.mdb", &st, AT_SYMLINK_NOFOLLOW) != 0
+	                     ? errno == ENOENT
+	                     : S_ISREG(st.st_mode) && st.st_size <= 2 * (page > 0 ? page : 4096);
+	if (alone && blank) {
 		(void)unlinkat(fd, "data.mdb", 0);
 		(void)unlinkat(fd, "lock.mdb", 0);
 	}
 	close(fd); /* (and the lock with it) */
-	return alone;
+	return alone && blank;
 }
 
 void cli_db_close_unmade(chaff_db *db, const char *path, enum cli_db_before before)
