@@ -499,7 +499,7 @@ static bool find_message(struct chaff_tokenizer *t, const char *p, const char *e
 	enum entity_kind sub =
 	        IS_TYPE(&info, "multipart/digest") ? ENTITY_DIGEST_PART : ENTITY_PART;
 	const char *part = NULL;
-	for (const char *q = body; b.n && q < end;) {
+	for (const char *q = dash_line(body, end); b.n && q < end;) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *le = nl ? nl : end;
 		bool closing;
@@ -510,7 +510,7 @@ static bool find_message(struct chaff_tokenizer *t, const char *p, const char *e
 				return false;
 			part = nl ? nl + 1 : end;
 		}
-		q = nl ? nl + 1 : end;
+		q = nl ? dash_line(nl + 1, end) : end;
 	}
 	return part && find_message(t, part, end, depth + 1, sub, out);
 }
