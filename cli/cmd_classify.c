@@ -53,13 +53,18 @@ static void print_json(const char *name, const struct chaff_score *s)
 }
 
 /* A clue's text on its line: a control character (none comes from the
- * tokenizer, but one would end the line or steer the terminal) as \xNN,
- * and so a backslash as \\. */
+ * tokenizer, but one would end the line or steer the terminal: C0, DEL,
+ * and C1 written in UTF-8) as \xNN for each byte, and so a backslash as
+ * \\. */
 static void put_clue(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
+		bool c1 = c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		          (unsigned char)s[i + 1] <= 0x9f;
+		if (c1) {
+			printf("\\x%02x\\x%02x", c, (unsigned char)s[++i]);
+		} else if (c < 0x20 || c == 0x7f)
 			printf("\\x%02x", c);
 		else if (c == '\\')
 			fputs("\\\\", stdout);

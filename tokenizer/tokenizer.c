@@ -192,9 +192,15 @@ void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *pref
 		return;
 	memcpy(text, prefix, plen);
 	char *out = text + plen;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		out[i] = c < 0x20 || c == 0x7f ? '?' : tok_lc((char)c);
+	for (size_t i = 0; i < n;) {
+		size_t k = tok_control(s + i, n - i);
+		if (k) {
+			memset(out + i, '?', k);
+			i += k;
+		} else {
+			out[i] = tok_lc(s[i]);
+			i++;
+		}
 	}
 	tok_commit(t, origin, text, plen + n);
 }

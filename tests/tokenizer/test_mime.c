@@ -212,19 +212,27 @@ static void test_control_characters_in_values(void **state)
 {
 	(void)state;
 	struct chaff_tokens tk = test_tokenize(
-	        tok, "Content-Type: text/pl\033ain; charset=\"ut\001f\"\n"
-	             "Content-Transfer-Encoding: 8b\177it\n"
-	             "Content-Disposition: attachment; filename*=utf-8''x%0Aspam%1B%5B2J.exe\n"
-	             "\nhello\n");
+	        tok,
+	        "Content-Type: text/pl\033ain; charset=\"ut\001f\"\n"
+	        "Content-Transfer-Encoding: 8b\177it\n"
+	        "Content-Disposition: attachment; filename*=utf-8''x%0Aspam%1B%5B2J%C2%9B1m.exe\n"
+	        "Message-ID: <a@b\xc2\x85"
+	        "c\xc2\xa0"
+	        "d>\n"
+	        "\nhello\n");
 	assert_token(tk, "ct:text/pl?ain");
 	assert_token(tk, "charset:ut?f");
 	assert_token(tk, "cte:8b?it");
-	assert_token(tk, "fname:x?spam?[2j.exe");
+	assert_token(tk, "fname:x?spam?[2j??1m.exe");
+	/* C1 (U+0085) is a control; U+00A0 is not */
+	assert_token(tk, "msgid:b??c\xc2\xa0"
+	                 "d");
 	assert_token(tk, "fext:exe");
 	for (size_t i = 0; i < tk.count; i++)
 		for (size_t k = 0; k < tk.items[i].len; k++) {
 			unsigned char c = (unsigned char)tk.items[i].text[k];
-			if (c < 0x20 || c == 0x7f)
+			unsigned char d = (unsigned char)tk.items[i].text[k + 1];
+			if (c < 0x20 || c == 0x7f || (c == 0xc2 && d >= 0x80 && d <= 0x9f))
 				fail_msg("control character in token '%s'", tk.items[i].text);
 		}
 }
