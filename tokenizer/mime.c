@@ -397,14 +397,7 @@ static void attachment_name(struct chaff_tokenizer *t, struct span f)
 	/* a decoded name (RFC 2231, RFC 2047) may hold any byte: its control
 	 * characters become '?', as in tok_emit_value */
 	char clean[255];
-	for (size_t i = 0; i < f.n;) {
-		size_t k = tok_control(f.p + i, f.n - i);
-		if (k)
-			memset(clean + i, '?', k);
-		else
-			clean[i] = f.p[i];
-		i += k ? k : 1;
-	}
+	tok_uncontrol(clean, f.p, f.n);
 	f.p = clean;
 	tok_emit_folded(t, CHAFF_ORIGIN_MIME, "fname:", 6, f.p, f.n);
 	for (size_t i = f.n; i > 0; i--) {

@@ -140,23 +140,14 @@ void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 /* Emits prefix + lower-cased ASCII s (host names, types, verdicts). */
 void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
                     const char *s, size_t n);
-/* The length of the control character at s[0..n): 1 for C0 and DEL, 2
- * for a C1 control written in UTF-8 (U+0080 to U+009F: U+009B is a
- * terminal's CSI), else 0. */
-static inline size_t tok_control(const char *s, size_t n)
-{
-	unsigned char c = (unsigned char)s[0];
-	if (c < 0x20 || c == 0x7f)
-		return 1;
-	return c == 0xc2 && n >= 2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f
-	               ? 2
-	               : 0;
-}
-
-/* Emits prefix + s lower-cased, with each byte of a control character
- * (tok_control) as '?': for values a header gives whole (types, charsets,
- * message IDs), whose control characters would end a line or steer a
- * terminal wherever tokens are printed ("chaff tokens", --explain). */
+/* Copies s[0..n) to out with each byte of a control character as '?':
+ * C0 and DEL, and the C1 controls written in UTF-8 (U+0080 to U+009F;
+ * U+009B is a terminal's CSI). For values a header gives whole (types,
+ * charsets, message IDs, file names), whose control characters would end
+ * a line or steer a terminal wherever tokens are printed ("chaff tokens",
+ * --explain). */
+void tok_uncontrol(char *out, const char *s, size_t n);
+/* Emits prefix + s lower-cased and tok_uncontrol'd. */
 void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
                     const char *s, size_t n);
 #define TOK_EMIT_LIT(t, origin, lit) tok_emit((t), (origin), "", 0, lit, sizeof(lit) - 1)

@@ -184,6 +184,18 @@ void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *pref
 	tok_commit(t, origin, text, plen + n);
 }
 
+void tok_uncontrol(char *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool c1 = c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		          (unsigned char)s[i + 1] <= 0x9f;
+		if (c1)
+			out[i++] = '?'; /* and its second byte, below */
+		out[i] = c1 || c < 0x20 || c == 0x7f ? '?' : s[i];
+	}
+}
+
 void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
                     const char *s, size_t n)
 {
@@ -192,16 +204,9 @@ void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *pref
 		return;
 	memcpy(text, prefix, plen);
 	char *out = text + plen;
-	for (size_t i = 0; i < n;) {
-		size_t k = tok_control(s + i, n - i);
-		if (k) {
-			memset(out + i, '?', k);
-			i += k;
-		} else {
-			out[i] = tok_lc(s[i]);
-			i++;
-		}
-	}
+	tok_uncontrol(out, s, n);
+	for (size_t i = 0; i < n; i++) /* ('?' and the bytes of UTF-8 stay) */
+		out[i] = tok_lc(out[i]);
 	tok_commit(t, origin, text, plen + n);
 }
 
