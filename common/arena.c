@@ -70,7 +70,8 @@ void chaff_arena_reset(struct chaff_arena *a)
 
 void chaff_arena_release(struct chaff_arena *a, struct chaff_arena_mark m)
 {
-	size_t kept = spare_bytes(a);
+	/* (most entities take no block of their own: no spare count then) */
+	size_t kept = a->head != m.head ? spare_bytes(a) : 0;
 	while (a->head && a->head != m.head) {
 		struct chaff_arena_block *b = a->head;
 		a->head = b->next;
