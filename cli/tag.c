@@ -63,6 +63,17 @@ static size_t verdict_headers(char *h, size_t cap, const struct chaff_score *s, 
 	return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
 }
 
+/* Writes the kept lines [*run, upto) and moves *run there: the lines are
+ * written in runs, not one by one, so that a header block of a million
+ * lines is a few writes, not a million system calls. */
+static int flush_run(cli_write_fn write_all, void *user, const char **run, const char *upto)
+{
+	if (upto > *run && write_all(user, *run, (size_t)(upto - *run)) < 0)
+		return -1;
+	*run = upto;
+	return 0;
+}
+
 int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
                     cli_write_fn write_all, void *user)
 {
@@ -92,11 +103,7 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		blank = memmem(q, (size_t)(end - q), "\n\n", 2) ||
 		        memmem(q, (size_t)(end - q), "\n\r\n", 3);
 	bool put = false, skipping = false, fields = false;
-	/* The lines kept are written in runs, [run, q), not one by one: a
-	 * header block of a million lines is then a few writes, not a million
-	 * system calls. */
-	const char *run = q;
-#define FLUSH_RUN() (q > run && write_all(user, run, (size_t)(q - run)) < 0)
+	const char *run = q; /* the kept lines not yet written: [run, q) */
 	while (q < end) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		const char *next = nl ? nl + 1 : end;
@@ -108,9 +115,8 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		bool cont = (*q == ' ' || *q == '\t') && fields;
 		bool field = !cont && field_line(q, ll);
 		if (!cont && !field && !put) {
-			if (FLUSH_RUN() || write_all(user, h, hl) < 0)
+			if (flush_run(write_all, user, &run, q) < 0 || write_all(user, h, hl) < 0)
 				return -1;
-			run = q;
 			put = true;
 			/* No blank line anywhere: the body starts here, after
 			 * one. So it does after a line led by white space: right
@@ -134,22 +140,21 @@ int cli_tag_message(const char *msg, size_t len, const struct chaff_score *s,
 		fields = true;
 		if (skipping) {
 			/* an owned field is left out, line end and all */
-			if (FLUSH_RUN())
+			if (flush_run(write_all, user, &run, q) < 0)
 				return -1;
 			q = run = next;
 		} else if (!nl) {
 			/* a header block without a final line end */
 			q = next;
-			if (FLUSH_RUN() || write_all(user, eol, strlen(eol)) < 0)
+			if (flush_run(write_all, user, &run, q) < 0 ||
+			    write_all(user, eol, strlen(eol)) < 0)
 				return -1;
-			run = q;
 		} else {
 			q = next;
 		}
 	}
-	if (FLUSH_RUN())
+	if (flush_run(write_all, user, &run, q) < 0)
 		return -1;
-#undef FLUSH_RUN
 	if (!put && write_all(user, h, hl) < 0)
 		return -1;
 	if (q >= end && write_all(user, eol, strlen(eol)) < 0)
