@@ -305,9 +305,8 @@ static void handle(void *state, struct serve_job *job)
 				 * reject too */
 				if (sc.score >= o->reject_above)
 					snprintf(r, sizeof(r),
-					         "550 5.7.1 Message rejected (spam score %.3f, at "
-					         "or "
-					         "above %.3f)",
+					         "550 5.7.1 Message rejected (spam score %.3f, "
+					         "at or above %.3f)",
 					         sc.score, o->reject_above);
 				else
 					snprintf(r, sizeof(r), "550 5.7.1 Message rejected as %s (score %.3f)",
