@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/bigmem.h"
 #include "common/io.h"
 #include "input.h"
 #include "tag.h"
@@ -32,26 +33,21 @@ static int write_all(const char *p, size_t n)
 	return chaff_write_all_wait(STDOUT_FILENO, p, n) ? 0 : -1;
 }
 
-/* Reads stdin whole. *ok is false when it could not: *oom then says
- * whether memory ran out (the rest of stdin is still there to copy). */
-static char *read_stdin(size_t *len, bool *ok, bool *oom)
+/* Reads stdin whole into b (its bytes: *len). *ok is false when it could
+ * not: *oom then says whether memory ran out (the rest of stdin is still
+ * there to copy). */
+static void read_stdin(struct chaff_buf *b, size_t *len, bool *ok, bool *oom)
 {
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	*ok = buf != NULL;
-	*oom = buf == NULL;
-	while (buf) {
-		if (n == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				*ok = false;
-				*oom = true;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
+	size_t n = 0;
+	*ok = true;
+	*oom = false;
+	for (;;) {
+		if (chaff_buf_reserve(b, n + 1, n, 1 << 16) != CHAFF_OK) {
+			*ok = false;
+			*oom = true;
+			break;
 		}
-		ssize_t r = chaff_read_wait(STDIN_FILENO, buf + n, cap - n);
+		ssize_t r = chaff_read_wait(STDIN_FILENO, b->p + n, b->cap - n);
 		if (r < 0) {
 			*ok = false;
 			break;
@@ -61,7 +57,6 @@ static char *read_stdin(size_t *len, bool *ok, bool *oom)
 		n += (size_t)r;
 	}
 	*len = n;
-	return buf;
 }
 
 /* The rest of stdin to stdout as it comes, through a fixed buffer: for a
@@ -178,12 +173,14 @@ int cmd_filter(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	size_t len;
 	bool read_ok, oom;
-	char *msg = read_stdin(&len, &read_ok, &oom);
+	struct chaff_buf in = {0};
+	read_stdin(&in, &len, &read_ok, &oom);
+	const char *msg = in.p;
 	if (!read_ok) {
 		cli_error(oom ? "the message is too large to hold in memory; passing it on unchanged"
 		              : "reading the message failed; passing on what was read unchanged");
 		int w = msg ? write_all(msg, len) : 0;
-		free(msg);
+		chaff_buf_free(&in);
 		if (w == 0 && oom && copy_rest() < 0)
 			cli_error("copying the message failed: %s", strerror(errno));
 		return EXIT_FAIL;
@@ -195,7 +192,7 @@ int cmd_filter(int argc, char **argv)
 		cli_error("usage error; passing the message on unchanged");
 		if (write_all(msg, len) < 0)
 			cli_error("writing the message failed: %s", strerror(errno));
-		free(msg);
+		chaff_buf_free(&in);
 		return EXIT_FAIL;
 	}
 	pending.msg = msg;
@@ -235,6 +232,6 @@ int cmd_filter(int argc, char **argv)
 	}
 	chaff_classifier_free(cl);
 	chaff_db_close(db);
-	free(msg);
+	chaff_buf_free(&in);
 	return status;
 }

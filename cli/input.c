@@ -64,8 +64,8 @@ struct input {
 	size_t npaths, pcap, next;
 	int label; /* of the file being read */
 	/* The file being read: buf[pos, len) is not yet returned. */
-	char *buf;
-	size_t cap, len, pos, index;
+	struct chaff_buf b;
+	size_t len, pos, index;
 	gzFile gz; /* a gzip file or stdin, streamed through zlib */
 	int fd;    /* a large plain file, streamed with read(); else -1 */
 	size_t left; /* bytes of it still to read, by its size when opened */
@@ -437,22 +437,18 @@ static void release(struct input *in)
 	in->view = NULL;
 	in->len = in->pos = in->index = 0;
 	in->loaded = in->eof = false;
+	if (in->b.mapped) /* a large message's: the next file starts small again */
+		chaff_buf_free(&in->b);
 }
 
-/* Room in the buffer for at least n bytes. */
+/* Room in the buffer for at least n bytes, in->len of them kept. A
+ * message larger than CHUNK moves it to a mapping that grows without
+ * copying (struct chaff_buf), given back when the file is done (release):
+ * grown in the heap, a 100 MB message was copied at each doubling, and
+ * the heap kept its pages to the end of the run. */
 static int reserve(struct input *in, size_t n)
 {
-	if (in->cap >= n)
-		return 0;
-	size_t cap = in->cap ? in->cap : CHUNK;
-	while (cap < n)
-		cap *= 2;
-	char *nb = realloc(in->buf, cap);
-	if (!nb)
-		return -1;
-	in->buf = nb;
-	in->cap = cap;
-	return 0;
+	return chaff_buf_reserve(&in->b, n, in->len, CHUNK) == CHAFF_OK ? 0 : -1;
 }
 
 /* Small files, the usual Maildir message, are read whole with read(). */
@@ -462,7 +458,7 @@ static int read_small(struct input *in, int fd, size_t size)
 		return -1;
 	size_t n = 0;
 	while (n < size) {
-		ssize_t r = read(fd, in->buf + n, size - n);
+		ssize_t r = read(fd, in->b.p + n, size - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -491,7 +487,7 @@ static int read_small(struct input *in, int fd, size_t size)
 static int fill(struct input *in)
 {
 	if (in->pos) {
-		memmove(in->buf, in->buf + in->pos, in->len - in->pos);
+		memmove(in->b.p, in->b.p + in->pos, in->len - in->pos);
 		in->len -= in->pos;
 		in->pos = 0;
 	}
@@ -510,7 +506,7 @@ static int fill(struct input *in)
 	ssize_t r = 0;
 	if (in->fd >= 0 && want) {
 		do
-			r = read(in->fd, in->buf + in->len, want);
+			r = read(in->fd, in->b.p + in->len, want);
 		while (r < 0 && errno == EINTR);
 		/* Another program cut the file short: its last message would
 		 * be read half, so the file is an error instead. */
@@ -521,7 +517,7 @@ static int fill(struct input *in)
 		if (r > 0)
 			in->left -= (size_t)r < in->left ? (size_t)r : in->left;
 	} else if (in->fd < 0) {
-		r = gzread(in->gz, in->buf + in->len, (unsigned)want);
+		r = gzread(in->gz, in->b.p + in->len, (unsigned)want);
 		/* zlib ends a stream cut short like a whole one and says so only
 		 * through gzerror: its last message would be taken half. */
 		int zerr = Z_OK;
@@ -873,7 +869,7 @@ static int load(struct input *in, const char *path, int given, char *errbuf, siz
 		 * them is read again, through zlib (no look at its first two
 		 * bytes before: one system call less per message) */
 		rc = read_small(in, fd, size);
-		gz = rc == 0 && gzip_magic(in->buf, in->len);
+		gz = rc == 0 && gzip_magic(in->b.p, in->len);
 		if (gz && lseek(fd, start, SEEK_SET) != start)
 			rc = -1;
 		if (gz) {
@@ -911,7 +907,7 @@ static int load(struct input *in, const char *path, int given, char *errbuf, siz
 		release(in);
 		return -1;
 	}
-	loaded(in, path, in->buf);
+	loaded(in, path, in->b.p);
 	return 0;
 }
 
@@ -1005,7 +1001,7 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 		if (in->loaded) {
 			size_t rest = in->len - in->pos, n = rest;
 			bool quoted = false;
-			const char *base = in->view ? in->view : in->buf;
+			const char *base = in->view ? in->view : in->b.p;
 			if (in->mbox)
 				n = mbox_message(base + in->pos, rest, &quoted);
 			/* The message may go on past what has been read. */
@@ -1114,7 +1110,7 @@ void input_close(struct input *in)
 	free(in->paths);
 	free(in->walked);
 	free(in->unquoted);
-	free(in->buf);
+	chaff_buf_free(&in->b);
 	if (in->dirfd >= 0)
 		close(in->dirfd);
 	free(in->dir);

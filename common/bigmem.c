@@ -3,6 +3,7 @@
 #include "chaff.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -56,6 +57,24 @@ void *chaff_big_realloc(void *p, size_t old, size_t n)
 	return q;
 }
 
+void *chaff_big_grow(void *p, size_t old, size_t n)
+{
+	if (!p)
+		return chaff_big_alloc(n);
+	if (span(n) <= span(old))
+		return p;
+#ifdef MREMAP_MAYMOVE
+	if (span(old) >= HUGE) { /* a whole mapping of its own, from chaff_big_alloc */
+		void *q = mremap(p, span(old), span(n), MREMAP_MAYMOVE);
+		if (q == MAP_FAILED)
+			return NULL;
+		madvise(q, span(n), MADV_HUGEPAGE); /* advice only */
+		return q;
+	}
+#endif
+	return chaff_big_realloc(p, old, n);
+}
+
 void chaff_big_advise(void *p, size_t n)
 {
 	uintptr_t a = ((uintptr_t)p + HUGE - 1) / HUGE * HUGE;
@@ -83,4 +102,43 @@ int chaff_big_reserve(void **p, size_t *cap, size_t n, size_t size, size_t first
 	*p = q;
 	*cap = c;
 	return CHAFF_OK;
+}
+
+int chaff_buf_reserve(struct chaff_buf *b, size_t n, size_t keep, size_t first)
+{
+	if (b->cap >= n)
+		return CHAFF_OK;
+	size_t cap = b->cap ? b->cap : first;
+	while (cap < n) {
+		if (cap > SIZE_MAX / 2)
+			return CHAFF_ENOMEM;
+		cap *= 2;
+	}
+	char *q;
+	if (cap <= CHAFF_BUF_SMALL) {
+		q = realloc(b->p, cap);
+	} else if (b->mapped) {
+		q = chaff_big_grow(b->p, b->cap, cap);
+	} else {
+		q = chaff_big_alloc(cap);
+		if (q && keep)
+			memcpy(q, b->p, keep);
+		if (q)
+			free(b->p);
+	}
+	if (!q)
+		return CHAFF_ENOMEM;
+	b->p = q;
+	b->cap = cap;
+	b->mapped = cap > CHAFF_BUF_SMALL;
+	return CHAFF_OK;
+}
+
+void chaff_buf_free(struct chaff_buf *b)
+{
+	if (b->mapped)
+		chaff_big_free(b->p, b->cap);
+	else
+		free(b->p);
+	*b = (struct chaff_buf){0};
 }
