@@ -11,6 +11,11 @@ enum { EXIT_OK = 0, EXIT_FAIL = 3, EXIT_USAGE = 4 };
  * files hold this many bytes, is a bulk run (cli_bulk_heap). */
 enum { CLI_BULK_MESSAGES = 16, CLI_BULK_BYTES = 2 << 20 };
 
+/* A message this large is not copied into a chunk for the worker threads:
+ * the chunks before it are finished first, and it is tokenized where it
+ * was read, so that it is held once, not twice. */
+enum { CLI_BIG_MESSAGE = 8 << 20 };
+
 /* The largest database scored against a copy in memory (chaff_snapshot_new):
  * a table of at most 128 MB. Larger ones are looked up in LMDB. */
 enum { CLI_SNAPSHOT_MAX_TOKENS = 1 << 22 };

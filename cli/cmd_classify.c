@@ -256,9 +256,17 @@ int cmd_classify(int argc, char **argv)
 			         name);
 		else if (!input_is_mail(m.data, m.len))
 			cli_warn("%s: not a mail message (no header at its start); scored as text", name);
-		/* One thread, once the first chunk has decided on the snapshot:
-		 * each message is scored where it was read, at once. */
-		bool direct = !ps.p[1] && snap_tried;
+		/* A large message: the chunks before it are scored and printed
+		 * first, and it is scored alone, in place, not copied. */
+		bool big = m.len >= CLI_BIG_MESSAGE;
+		if (big) {
+			print_chunk(tokpool_turn(&ps, !run.stop), &run);
+			print_chunk(tokpool_turn(&ps, false), &run);
+		}
+		/* One thread, once the first chunk has decided on the snapshot
+		 * (or a large message): each message is scored where it was
+		 * read, at once. */
+		bool direct = (!ps.p[1] && snap_tried) || big;
 		int arc = direct ? tokpool_add_ref(ps.fill, m.data, m.len, name, -1)
 		                 : tokpool_add(ps.fill, m.data, m.len, name, -1);
 		if (arc != CHAFF_OK) {
@@ -273,13 +281,17 @@ int cmd_classify(int argc, char **argv)
 			 * scored against that copy. A B-tree lookup per token was two
 			 * thirds of scoring the corpus; building the copy costs what
 			 * scoring a hundred messages does. Nothing runs yet at the
-			 * first chunk, and the twin pool shares the classifiers. */
-			if (!snap_tried) {
+			 * first chunk (a large message's is finished at once, and
+			 * is no reason for a copy), and the twin pool shares the
+			 * classifiers. */
+			if (!snap_tried && !big) {
 				snap_tried = true;
 				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK)
 					tokpool_use_snapshot(ps.p[0], snap);
 			}
 			print_chunk(tokpool_turn(&ps, !run.stop), &run);
+			if (big) /* done before the next read moves it */
+				print_chunk(tokpool_turn(&ps, false), &run);
 			chunk_bytes = 0;
 		}
 	}

@@ -56,6 +56,7 @@ struct train {
 	size_t trained[2], moved, already, untrained, refused, committed;
 	size_t skipped; /* read, but empty: never queued */
 	size_t messages, chunk_bytes;
+	bool in_place; /* the message being queued is not copied (CLI_BIG_MESSAGE) */
 	uint64_t bytes, total_bytes;
 	double t0, last_progress;
 };
@@ -185,10 +186,11 @@ static int queue(struct train *tr, const struct input_msg *m)
 		tr->skipped++;
 		return 0;
 	}
-	/* One thread: each message is tokenized where it was read, at once
-	 * (see run); otherwise it is copied into the chunk. */
-	int rc = tr->pp.p[1] ? tokpool_add(tr->pp.fill, m->data, m->len, name, cls)
-	                     : tokpool_add_ref(tr->pp.fill, m->data, m->len, name, cls);
+	/* One thread, or a large message: it is tokenized where it was read,
+	 * at once (see run); otherwise it is copied into the chunk. */
+	int rc = tr->pp.p[1] && !tr->in_place
+	                 ? tokpool_add(tr->pp.fill, m->data, m->len, name, cls)
+	                 : tokpool_add_ref(tr->pp.fill, m->data, m->len, name, cls);
 	if (rc != CHAFF_OK) {
 		cli_error("out of memory");
 		return -1;
@@ -381,6 +383,14 @@ static int run(int argc, char **argv, bool untrain)
 			tr.chunk_bytes = 0;
 		if (r > 0)
 			tr.chunk_bytes += m.len;
+		/* A large message on several threads: the chunks before it go
+		 * into the batch first, and it is tokenized alone, in place. */
+		tr.in_place = r > 0 && tr.pp.p[1] && m.len >= CLI_BIG_MESSAGE;
+		if (tr.in_place && (drain(&tr, true) < 0 || drain(&tr, false) < 0)) {
+			stopped(&tr, nread);
+			status = EXIT_FAIL;
+			goto out;
+		}
 		if (r < 0 || queue(&tr, &m) < 0) {
 			if (r < 0) {
 				clear_progress(&tr);
@@ -397,8 +407,8 @@ static int run(int argc, char **argv, bool untrain)
 			goto out;
 		}
 		if ((tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES ||
-		     !tr.pp.p[1]) &&
-		    drain(&tr, true) < 0) {
+		     !tr.pp.p[1] || tr.in_place) &&
+		    (drain(&tr, true) < 0 || (tr.in_place && drain(&tr, false) < 0))) {
 			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;

@@ -80,6 +80,59 @@ for n in 2 3; do
   check "$n threads: every token's counts and every digest as on one thread" \
     cmp -s "$tmp/dump1" "$tmp/dump$n"
 done
+# A message of 8 MB or more is not copied into a chunk for the workers:
+# the chunks before it are finished first and it is read in place. Among
+# other messages, in an index and in an mbox, training (token by token)
+# and classification come out as on one thread.
+python3 - "$tmp/big.eml" <<'EOF'
+import base64, random, sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b"From: offers@example.com\nTo: you@example.org\nSubject: your statement\n"
+            b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+            b"--b\nContent-Type: text/plain\n\nYour statement is attached: act now\n--b\n"
+            b"Content-Type: application/pdf; name=\"statement.pdf\"\n"
+            b"Content-Transfer-Encoding: base64\n\n")
+    f.write(base64.encodebytes(random.Random(5).randbytes(7 << 20)))
+    f.write(b"--b--\n")
+EOF
+head -400 "$tmp/train.idx" | sed "200a spam $tmp/big.eml" > "$tmp/big.idx"
+mboxed() { # (a file's own envelope line kept; mboxrd's ">From " quoting)
+  for f in "$@"; do
+    [ "$(head -c 5 "$f")" = "From " ] || printf 'From x@example.com Mon Jan  1 00:00:00 2024\n'
+    sed '1!s/^\(>*From \)/>\1/' "$f"
+    echo
+  done
+}
+grep '^spam' "$tmp/test.idx" | cut -d' ' -f2 | head -300 > "$tmp/some"
+{ mboxed $(head -150 "$tmp/some"); mboxed "$tmp/big.eml"; mboxed $(tail -150 "$tmp/some"); } \
+  > "$tmp/big.mbox"
+for n in 1 2 3; do
+  "$chaff" load --db "$tmp/bigdb$n" "$tmp/seed.txt" > /dev/null
+  "$chaff" train --threads "$n" --batch 97 --db "$tmp/bigdb$n" "$tmp/big.idx" |
+    sed 's/ in [0-9.]* s (.*//' > "$tmp/bigsum$n"
+  # the same as ham, in the mbox: the large message moves from spam
+  "$chaff" train --threads "$n" --batch 97 --db "$tmp/bigdb$n" --ham "$tmp/big.mbox" \
+    2> /dev/null | sed 's/ in [0-9.]* s (.*//' >> "$tmp/bigsum$n"
+  "$chaff" dump --db "$tmp/bigdb$n" | grep -v '^last_train ' > "$tmp/bigdump$n"
+  "$chaff" classify --json --clues 5 --threads "$n" --db "$tmp/db1" "$tmp/big.mbox" \
+    $(head -100 "$tmp/files") "$tmp/big.eml" $(tail -100 "$tmp/files") > "$tmp/bigout$n"
+done
+head -400 "$tmp/train.idx" > "$tmp/nobig.idx"
+"$chaff" train --db "$tmp/nobig" "$tmp/nobig.idx" > "$tmp/nobigsum"
+spams() { sed -n 's/^trained \([0-9]*\) spam.*/\1/p' "$1" | head -1; }
+check "a large message: trained as spam, then moved to ham [$(tr '\n' '|' < "$tmp/bigsum1")]" \
+  test "$(spams "$tmp/bigsum1")" -eq "$(($(spams "$tmp/nobigsum") + 1))" -a \
+  "$(grep -c '(1 moved from the other class)' "$tmp/bigsum1")" -eq 1
+check "a large message: scored in the mbox and as a file, among 502 results" \
+  test "$(wc -l < "$tmp/bigout1")" -eq 502 -a "$(grep -c 'big.mbox#151"' "$tmp/bigout1")" -eq 1 \
+  -a "$(grep -c 'big.eml"' "$tmp/bigout1")" -eq 1
+for n in 2 3; do
+  check "a large message, $n threads: every token's counts and digest as on one thread" \
+    cmp -s "$tmp/bigdump1" "$tmp/bigdump$n"
+  check "a large message, $n threads: the same JSON, in the same order" \
+    cmp -s "$tmp/bigout1" "$tmp/bigout$n"
+  check "a large message, $n threads: the same summaries" cmp -s "$tmp/bigsum1" "$tmp/bigsum$n"
+done
 # A run that stops at a damaged file commits the same whatever the number
 # of threads: the full batches before it, as one thread commits them.
 gzip -c "$corpus/spam.mbox" | head -c 100000 > "$tmp/bad.gz"
