@@ -6,6 +6,7 @@
     python3 bench/bench.py speed [--speed-runs N] [--per-process N]
     python3 bench/bench.py accuracy [--seed S] [--corpus DIR]
     python3 bench/bench.py serve [--speed-runs N] [--conns N]
+    python3 bench/bench.py large [--runs N]   one 100 MB message: time, memory
 
 builds chaff (Release) in build-bench/, fetches the SpamAssassin corpus if
 it is missing, and times each program over the same mbox in the same run.
@@ -14,10 +15,12 @@ peer measured in the same run. Prints a markdown table and writes it, with
 the machine and versions, to bench/results/<what>.md.
 """
 import argparse
+import base64
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -370,6 +373,7 @@ def bench_all(args):
     speed = bench_speed(args)
     rows = bench_accuracy(args)
     bench_serve(args)
+    bench_large(args)
     path = os.path.join(ROOT, "bench", "results", "bench.svg")
     chart(speed, rows, path)
     print(f"chart: {path}")
@@ -710,6 +714,86 @@ def wait_port(port, proc, secs=10):
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def large_message(path, kind):
+    """A message of about 100 MB: a short text part and a 75 MB attachment
+    in base64 (the usual large mail), or 100 MB of plain text. The same
+    bytes in every run."""
+    rnd = random.Random(1)
+    head = ("From: sender@example.com\nTo: rcpt@example.org\nSubject: large\n"
+            "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n"
+            "--b\nContent-Type: text/plain\n\nThe report is attached.\n--b\n")
+    with open(path, "wb") as f:
+        if kind == "attachment":
+            f.write((head + "Content-Type: application/pdf; name=\"report.pdf\"\n"
+                     "Content-Transfer-Encoding: base64\n\n").encode())
+            for _ in range(75):
+                f.write(base64.encodebytes(rnd.randbytes(1 << 20)))
+        else:
+            f.write((head + "Content-Type: text/plain\n\n").encode())
+            words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz")
+                             for _ in range(rnd.randint(3, 10))) for _ in range(5000)]
+            block = "\n".join(" ".join(rnd.choice(words) for _ in range(12))
+                              for _ in range(16000)).encode() + b"\n"
+            for _ in range(100 * (1 << 20) // len(block)):
+                f.write(block)
+        f.write(b"--b--\n")
+
+
+def bench_large(args):
+    """One message of about 100 MB, classified, filtered and trained by
+    one process each: time and peak memory, chaff against bogofilter,
+    both with databases of the whole corpus."""
+    corp = corpus(args.corpus)
+    spam_mbox, ham_mbox = os.path.join(corp, "spam.mbox"), os.path.join(corp, "ham.mbox")
+    bogo = which("bogofilter-bdb")
+    if not bogo:
+        print("note: bogofilter-bdb is not installed; bogofilter skipped")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db, bdb = os.path.join(tmp, "chaff-db"), fresh_dir(tmp, "bogo-db")
+        for m, box in (("--spam", spam_mbox), ("--ham", ham_mbox)):
+            sh([CHAFF, "train", "-q", "--db", db, m, box], stdout=subprocess.DEVNULL)
+        if bogo:
+            sh(["bogofilter-bdb", "-C", "-d", bdb, "-s", "-M", "-I", spam_mbox])
+            sh(["bogofilter-bdb", "-C", "-d", bdb, "-n", "-M", "-I", ham_mbox])
+
+        def copy(src, name):
+            d = os.path.join(tmp, name)
+            subprocess.run(["rm", "-rf", d], check=True)
+            shutil.copytree(src, d)
+            return d
+
+        for kind in ("attachment", "text"):
+            msg = os.path.join(tmp, kind + ".eml")
+            large_message(msg, kind)
+            size = os.path.getsize(msg)
+            WARM[:] = [msg, db] + ([bdb] if bogo else [])
+            progs = {"chaff": {
+                "classify": lambda: [([CHAFF, "classify", "--db", db, msg], None)],
+                "filter": lambda: [([CHAFF, "filter", "--db", db], msg)],
+                "train": lambda: [([CHAFF, "train", "-q", "--db", copy(db, "t"), "--spam", msg],
+                                   None)]}}
+            if bogo:
+                progs["bogofilter"] = {
+                    "classify": lambda: [(["bogofilter-bdb", "-C", "-d", bdb, "-v"], msg)],
+                    "filter": lambda: [(["bogofilter-bdb", "-C", "-d", bdb, "-p"], msg)],
+                    "train": lambda: [(["bogofilter-bdb", "-C", "-d", copy(bdb, "bt"), "-s"],
+                                       msg)]}
+            for prog, ms in progs.items():
+                cells = []
+                for what in ("classify", "filter", "train"):
+                    secs, rss = median_run(ms[what], args.runs)
+                    cells.append(f"{secs:.2f} s / {rss / 1024:.0f} MB")
+                rows.append([f"{kind}, {size / 1e6:.0f} MB", prog] + cells)
+    lines = [f"## One large message, one process each (median of {args.runs} runs; "
+             "time / peak RSS)", "",
+             table(rows, ["message", "program", "classify", "filter (adds headers)",
+                          "train"]), ""]
+    lines += ["- " + m for m in machine()]
+    report("large", lines)
+    return rows
+
+
 def bench_serve(args):
     """chaff serve on loopback against chaff classify in batch, on the same
     messages: the corpus sent by concurrent clients (bench/smtp_load.c)
@@ -859,7 +943,7 @@ def chart(speed, accuracy_rows, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["all", "tokenize", "speed", "accuracy", "serve"], nargs="?",
+    ap.add_argument("what", choices=["all", "tokenize", "speed", "accuracy", "serve", "large"], nargs="?",
                     default="all")
     ap.add_argument("--speed-runs", type=int, default=5,
                     help="runs of each throughput test (spamprobe, minutes per run: one)")
@@ -875,7 +959,7 @@ def main():
     if not args.no_build:
         build()
     {"all": bench_all, "tokenize": bench_tokenize, "speed": bench_speed,
-     "accuracy": bench_accuracy, "serve": bench_serve}[args.what](args)
+     "accuracy": bench_accuracy, "serve": bench_serve, "large": bench_large}[args.what](args)
 
 
 if __name__ == "__main__":
