@@ -194,13 +194,13 @@ int cmd_dump(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* A decimal number of at most max at *p (digits only: no sign, no
- * spaces), moving *p past it. */
+/* A decimal number of at most max at *p, as dump writes it (digits only:
+ * no sign, no spaces, no leading zero), moving *p past it. */
 static bool number(const char **p, uint64_t max, uint64_t *out)
 {
 	const char *q = *p;
 	uint64_t v = 0;
-	if (*q < '0' || *q > '9')
+	if (*q < '0' || *q > '9' || (q[0] == '0' && q[1] >= '0' && q[1] <= '9'))
 		return false;
 	for (; *q >= '0' && *q <= '9'; q++) {
 		if (v > (max - (uint64_t)(*q - '0')) / 10)
@@ -212,15 +212,13 @@ static bool number(const char **p, uint64_t max, uint64_t *out)
 	return true;
 }
 
-/* n hexadecimal digits at *p into bytes (n even), moving *p past them. */
+/* n lower-case hexadecimal digits at *p (as dump writes them) into bytes
+ * (n even), moving *p past them. */
 static bool hex_bytes(const char **p, size_t n, uint8_t *bytes)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = (*p)[i];
-		int v = c >= '0' && c <= '9'   ? c - '0'
-		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-		                               : -1;
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 		if (v < 0)
 			return false;
 		if (i % 2 == 0)
@@ -296,9 +294,19 @@ enum {
 	F_SPAM = 1u << 3,
 	F_HAM = 1u << 4,
 	F_LAST = 1u << 5,
-	F_REQUIRED = F_SEED | F_TOKENIZER | F_FLAGS | F_SPAM | F_HAM,
+	F_REQUIRED = F_SEED | F_TOKENIZER | F_FLAGS | F_SPAM | F_HAM | F_LAST,
 	F_PARAM0 = 8,
 };
+
+/* Every field dump writes: without a parameter the database would score
+ * with its default instead of the original's value. */
+static unsigned all_fields(void)
+{
+	unsigned n = 0;
+	for (const char *const *p = chaff_param_names(); *p; p++)
+		n++;
+	return F_REQUIRED | ((1u << n) - 1) << F_PARAM0;
+}
 
 /* "NAME VALUE" of a scoring parameter, the whole rest of the line. */
 static bool param_line(const char *p, struct chaff_db_image *img, unsigned *field)
@@ -312,6 +320,9 @@ static bool param_line(const char *p, struct chaff_db_image *img, unsigned *fiel
 	       (strlen(names[i]) != (size_t)(sp - p) || memcmp(names[i], p, (size_t)(sp - p)) != 0))
 		i++;
 	char *e;
+	/* a digit first: strtod would also take spaces and a sign */
+	if (sp[1] < '0' || sp[1] > '9')
+		return false;
 	double v = strtod(sp + 1, &e);
 	if (!names[i] || e == sp + 1 || *e || !isfinite(v))
 		return false;
@@ -376,6 +387,19 @@ static bool gz_damaged(gzFile in)
 	return zerr != Z_OK && zerr != Z_STREAM_END;
 }
 
+/* Says what stopped the reading: the file could not be read, or its
+ * compressed data is damaged. */
+static void say_damaged(gzFile in, const char *file)
+{
+	int zerr;
+	int e = errno;
+	gzerror(in, &zerr);
+	if (zerr == Z_ERRNO)
+		cli_error("%s: %s; nothing loaded", file, strerror(e));
+	else
+		cli_error("%s: damaged or cut short compressed data; nothing loaded", file);
+}
+
 /* The next line of a dump into line, its line end dropped: 1, 0 at the
  * end, DAMAGED where the compressed data is, or -1 for a line no dump has
  * (longer than the buffer, a NUL in it, a CR anywhere but before its LF),
@@ -399,12 +423,30 @@ static int dump_line(gzFile in, char *line, size_t cap)
 	return memchr(line, '\r', n) ? -1 : 1;
 }
 
+/* The name of the first field of want missing from seen, for a message. */
+static const char *missing_field(unsigned want, unsigned seen)
+{
+	static const char *const fixed[] = {"seed", "tokenizer", "tok_flags",
+	                                    "spam", "ham",       "last_train"};
+	unsigned gap = want & ~seen;
+	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (gap & 1u << i)
+			return fixed[i];
+	const char *const *names = chaff_param_names();
+	for (unsigned i = 0; names[i]; i++)
+		if (gap & 1u << (F_PARAM0 + i))
+			return names[i];
+	return "a field";
+}
+
 /* Reads the header lines into img, up to the first token, digest or end
- * line (left in line, *more set). 0, or -1 at a line that is not a header
- * field as the dump writes it, a field given twice, or a required field
- * missing (*lineno is then the line that was wrong, or the last). */
+ * line (left in line, *more set). 0; -1 at a line that is not a header
+ * field as the dump writes it or a field given twice (*lineno is then
+ * that line); MISSING when a field dump writes is not there (*missing
+ * names it). */
+enum { MISSING = -3 };
 static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_t cap,
-                        size_t *lineno, bool *more)
+                        size_t *lineno, bool *more, const char **missing)
 {
 	bool magic = false;
 	unsigned seen = 0;
@@ -426,10 +468,14 @@ static int parse_header(gzFile in, struct chaff_db_image *img, char *line, size_
 			*more = true;
 			break;
 		}
-		if (line[0] && line[0] != '#' && !header_line(line, img, &seen))
+		if (!header_line(line, img, &seen))
 			return -1;
 	}
-	return magic && (seen & F_REQUIRED) == F_REQUIRED ? 0 : -1;
+	if (!magic)
+		return -1;
+	unsigned all = all_fields();
+	*missing = missing_field(all, seen);
+	return (seen & all) == all ? 0 : MISSING;
 }
 
 int cmd_load(int argc, char **argv)
@@ -444,9 +490,19 @@ int cmd_load(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *file = first < argc ? argv[first] : "-";
-	gzFile in = strcmp(file, "-") == 0 ? gzdopen(0, "rb") : gzopen(file, "rb");
+	bool std = strcmp(file, "-") == 0;
+	int fd = std ? dup(STDIN_FILENO) : open(file, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		close(fd);
+		fd = -1;
+		errno = EISDIR;
+	}
+	gzFile in = fd >= 0 ? gzdopen(fd, "rb") : NULL;
 	if (!in) {
 		cli_error("%s: %s", file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return EXIT_FAIL;
 	}
 	struct chaff_db_image img;
@@ -454,9 +510,20 @@ int cmd_load(int argc, char **argv)
 	char line[512];
 	size_t lineno = 0;
 	bool more;
-	int hdr = parse_header(in, &img, line, sizeof(line), &lineno, &more);
+	const char *missing = NULL;
+	int hdr = parse_header(in, &img, line, sizeof(line), &lineno, &more, &missing);
 	if (hdr == DAMAGED) {
-		cli_error("%s: damaged or cut short compressed data; nothing loaded", file);
+		say_damaged(in, file);
+		gzclose(in);
+		return EXIT_FAIL;
+	}
+	if (hdr == MISSING) {
+		cli_error("%s: the dump has no %s line; nothing loaded", file, missing);
+		gzclose(in);
+		return EXIT_FAIL;
+	}
+	if (hdr < 0 && lineno == 0) {
+		cli_error("%s: empty, not a chaff dump; nothing loaded", file);
 		gzclose(in);
 		return EXIT_FAIL;
 	}
@@ -551,7 +618,7 @@ int cmd_load(int argc, char **argv)
 		if (more)
 			lineno++;
 		if (got == DAMAGED) {
-			cli_error("%s: damaged or cut short compressed data; nothing loaded", file);
+			say_damaged(in, file);
 			status = EXIT_FAIL;
 			goto out;
 		}

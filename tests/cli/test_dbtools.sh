@@ -118,7 +118,16 @@ head -c 4096 /bin/sh > "$dir/garbage.bin"
 head -c 20000 "$dir/dump.gz" > "$dir/cut.gz"
 { head -n 500 "$dir/dump.txt"; sed -n 501p "$dir/dump.txt" | cut -c1-20 | tr -d '\n'; } > "$dir/cut.txt"
 sed '20s/^token \([0-9a-f]*\) /token \1 x/' "$dir/dump.txt" > "$dir/badline.txt"
-for g in garbage.txt garbage.bin cut.gz cut.txt badline.txt; do
+# and what dump never writes: a header without a parameter (the database
+# would score with the default instead), a comment line, a count with a
+# leading zero, a doubled space, upper-case hexadecimal
+grep -v '^param robs ' "$dir/dump.txt" > "$dir/noparam.txt"
+sed '3a # a comment' "$dir/dump.txt" > "$dir/comment.txt"
+sed 's/^spam \([0-9]\)/spam 0\1/' "$dir/dump.txt" > "$dir/zero.txt"
+sed 's/^param robs /param robs  /' "$dir/dump.txt" > "$dir/space.txt"
+sed '0,/^token /s/^token \(.*\)[a-f]/token \1F/' "$dir/dump.txt" > "$dir/upper.txt"
+for g in garbage.txt garbage.bin cut.gz cut.txt badline.txt noparam.txt comment.txt zero.txt \
+         space.txt upper.txt; do
   "$chaff" load --db "$dir/l1" "$dir/$g" > /dev/null 2> "$dir/err"; rc=$?
   check "load $g into a loaded database: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
   check "load $g: the database as it was" \
@@ -131,6 +140,13 @@ for g in garbage.txt garbage.bin cut.gz cut.txt badline.txt; do
     test ! -e "$dir/g" -o "$(totals "$dir/g") $(tokens "$dir/g")" = "0 0 0"
 done
 check "l1: still the same scores after the failed loads" same_scores "$dir/l1"
+"$chaff" load --db "$dir/g" "$dir/noparam.txt" > /dev/null 2> "$dir/err"
+check "load of a dump without a parameter: names it [$(cat "$dir/err")]" \
+  grep -q 'no robs line; nothing loaded' "$dir/err"
+mkdir -p "$dir/adir"
+"$chaff" load --db "$dir/g" "$dir/adir" > /dev/null 2> "$dir/err"; rc=$?
+check "load of a folder: exit 3, 'Is a directory' [$(cat "$dir/err")]" \
+  test "$rc" -eq 3 -a "$(grep -c 'adir: Is a directory' "$dir/err")" -eq 1
 # Damaged compressed data is named as such, wherever the damage is: its
 # checksum (the lines all read), or a cut at any point.
 python3 -c '
