@@ -320,11 +320,17 @@ static void relay_reply(char reply[SERVE_REPLY_MAX], int code, const char *text)
 }
 
 /* The message in wire form: CRLF line ends; for DATA (dot) leading dots
- * doubled and the terminating dot line, for BDAT neither. */
+ * doubled and the terminating dot line, for BDAT neither. A bare CR ends
+ * a line too (and CR LF ends one line): RFC 5321 allows CR only before
+ * LF, and a next hop that takes a bare CR for a line end must not find an
+ * unstuffed lone dot behind one, the "<CR>.<CR>" way of smuggling a second
+ * message past a filter. */
 static bool wire_form(struct hop *h, const char *msg, size_t len, bool dot, size_t *outlen)
 {
 	size_t lines = 1;
 	for (const char *p = msg; (p = memchr(p, '\n', (size_t)(msg + len - p))); p++)
+		lines++;
+	for (const char *p = msg; (p = memchr(p, '\r', (size_t)(msg + len - p))); p++)
 		lines++;
 	size_t need = len + 2 * lines + 8;
 	if (need > h->outcap) {
@@ -338,14 +344,19 @@ static bool wire_form(struct hop *h, const char *msg, size_t len, bool dot, size
 	const char *p = msg, *end = msg + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end;
+		const char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
+		const char *cr = memchr(p, '\r', (size_t)(le - p));
+		if (cr) {
+			le = cr;
+			next = cr + 1 < end && cr[1] == '\n' ? cr + 2 : cr + 1;
+		}
 		if (dot && *p == '.')
 			*o++ = '.';
 		memcpy(o, p, (size_t)(le - p));
 		o += le - p;
 		*o++ = '\r';
 		*o++ = '\n';
-		p = nl ? nl + 1 : end;
+		p = next;
 	}
 	if (dot) {
 		memcpy(o, ".\r\n", 3);

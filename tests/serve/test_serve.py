@@ -416,6 +416,19 @@ def t_dots():
           len(m) == 1 and not e and m[0]["data"].count(("MAIL FROM:<%s>" % evil).encode()) == 3,
           repr(m[0]["data"][-300:]) if m else "not delivered")
 
+    # A bare CR is a line end on the wire: a next hop that reads it as one
+    # must not meet a lone dot behind it ("<CR>.<CR>" smuggling).
+    frm = uid()
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
+    [c.reply() for _ in range(3)]
+    c.send(b"Subject: bare CR\r\n\r\nx\r.\r\ny\r.\rz\r\nw\r\r\n.\r\n")
+    expect("a body with bare CRs before dots", c.reply(15), "250 2.0.0")
+    m = SINK.find(frm)
+    raw = m[0]["raw"] if m else b""
+    check("  ... no bare CR on the wire, and each dot after one stuffed",
+          len(m) == 1 and b"\r" not in raw.replace(b"\r\n", b"") and
+          raw.endswith(b"\r\n\r\nx\r\n..\r\ny\r\n..\r\nz\r\nw\r\n"), repr(raw[-80:]))
+
     # a long body line, 8-bit bytes, BODY=8BITMIME passed on
     frm = uid()
     body = b"caf\xc3\xa9 \xe9t\xe9 \xff\xfe\n" + b"y" * 3000 + b"\nend\n"
@@ -570,7 +583,8 @@ def t_bdat_server():
           len(ls) == 1 and all(k in log_fields(ls[0]) for k in LOG_KEYS) and
           abs(int(log_fields(ls[0]).get("size", -1)) - len(w)) <= len(w) // 10 + 300, str(ls))
 
-    # a CR at a chunk's end that is not followed by LF is kept
+    # a CR at a chunk's end that is not followed by LF is kept (a bare CR,
+    # which goes to the next hop as a line end: see t_dots)
     body = b"cr\rinside\nend\n"
     w1, w2 = to_crlf(simple("cr one", body)), to_crlf(simple("cr split", body))
     f1, f2 = uid("bdatcr"), uid("bdatcr")
@@ -581,7 +595,7 @@ def t_bdat_server():
     check("a chunk ending in a CR that no LF follows: the CR is kept (same body as in one chunk)",
           r.is_("250 2.0.0") and len(m1) == 1 and len(m2) == 1 and
           split_message(m2[0]["data"])[1] == split_message(m1[0]["data"])[1] and
-          b"cr\rinside" in m2[0]["data"], "%s %r" % (r, m2[0]["data"][-40:] if m2 else ""))
+          b"cr\r\ninside" in m2[0]["data"], "%s %r" % (r, m2[0]["data"][-40:] if m2 else ""))
 
     # bare LF line ends inside chunks
     msg = simple("bdat bare LF", b"one\n.two\nthree\n")
