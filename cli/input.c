@@ -911,15 +911,23 @@ static int load(struct input *in, const char *path, int given, char *errbuf, siz
 	return 0;
 }
 
-/* Undoes one level of ">From " quoting into a buffer of its own. */
-static int unquote(struct input *in, const char *p, size_t n, const char **out, size_t *olen)
+/* Undoes one level of ">From " quoting: where the message lies in the
+ * read buffer (writable is then its own, in->b.p + pos), in place, as
+ * unquoting only ever shortens it; else (a small file read ahead) into a
+ * buffer of its own. */
+static int unquote(struct input *in, const char *p, char *writable, size_t n, const char **out,
+                   size_t *olen)
 {
-	if (in->ucap < n) {
-		char *nb = realloc(in->unquoted, n);
-		if (!nb)
-			return -1;
-		in->unquoted = nb;
-		in->ucap = n;
+	char *dst = writable;
+	if (!dst) {
+		if (in->ucap < n) {
+			char *nb = realloc(in->unquoted, n);
+			if (!nb)
+				return -1;
+			in->unquoted = nb;
+			in->ucap = n;
+		}
+		dst = in->unquoted;
 	}
 	size_t o = 0, i = 0;
 	while (i < n) {
@@ -930,11 +938,11 @@ static int unquote(struct input *in, const char *p, size_t n, const char **out, 
 			k++;
 		if (k > i && e - k >= 5 && memcmp(p + k, "From ", 5) == 0)
 			i++;
-		memcpy(in->unquoted + o, p + i, e - i);
+		memmove(dst + o, p + i, e - i); /* o <= i: in place, it moves down */
 		o += e - i;
 		i = e;
 	}
-	*out = in->unquoted;
+	*out = dst;
 	*olen = o;
 	return 0;
 }
@@ -1027,7 +1035,9 @@ int input_next(struct input *in, struct input_msg *msg, char *errbuf, size_t err
 				msg->label = in->label;
 				msg->data = p;
 				msg->len = n;
-				if (quoted && unquote(in, p, n, &msg->data, &msg->len) < 0) {
+				/* (in the read buffer, p is writable there) */
+				char *own = quoted && !in->view ? in->b.p + (in->pos - n) : NULL;
+				if (quoted && unquote(in, p, own, n, &msg->data, &msg->len) < 0) {
 					snprintf(errbuf, errlen, "%s: out of memory", in->cur);
 					return -1;
 				}

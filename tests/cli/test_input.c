@@ -130,24 +130,25 @@ static void test_whole_file_reads(void **state)
 }
 
 /* An mbox's quoted "From " lines come back unquoted: one '>' less for
- * each (mboxrd). */
-static void test_mbox_from_lines_unquoted(void **state)
+ * each (mboxrd), wherever the message lies: in the read buffer (a file
+ * named, unquoted in place; the last message of a large mbox, after the
+ * buffer has been stepped through) or read ahead (a file in a folder,
+ * unquoted into a copy). */
+static const char quoted_box[] =
+        "From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n>>From there\n"
+        "> From not quoted\nx>From not at the start\n\n"
+        "From c@d Mon Jan  1 00:00:00 2024\nSubject: two\n\nbody\n";
+
+/* Reads path, skipping skip messages, and checks the quoted box's two. */
+static void read_quoted_box(const char *path, int skip)
 {
-	(void)state;
-	char path[] = "/tmp/chaff-input-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	static const char box[] =
-	        "From a@b Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n>>From there\n"
-	        "> From not quoted\nx>From not at the start\n\n"
-	        "From c@d Mon Jan  1 00:00:00 2024\nSubject: two\n\nbody\n";
-	assert_int_equal(write(fd, box, sizeof(box) - 1), (ssize_t)(sizeof(box) - 1));
-	close(fd);
 	char err[512] = "";
 	struct input *in;
-	char *paths[] = { path };
+	char *paths[] = {(char *)path};
 	assert_int_equal(input_open(&in, paths, 1, err, sizeof(err)), 0);
 	struct input_msg m;
+	for (int i = 0; i < skip; i++)
+		assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
 	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
 	static const char one[] = "Subject: one\n\nFrom here\n>From there\n> From not quoted\n"
 	                          "x>From not at the start\n";
@@ -155,13 +156,45 @@ static void test_mbox_from_lines_unquoted(void **state)
 	 * pass over it) */
 	const char *nl = memchr(m.data, '\n', m.len);
 	assert_non_null(nl);
-	assert_true(m.len - (size_t)(nl + 1 - m.data) >= sizeof(one) - 1);
+	assert_int_equal(m.len - (size_t)(nl + 1 - m.data), sizeof(one)); /* one and a blank line */
 	assert_memory_equal(nl + 1, one, sizeof(one) - 1);
 	assert_int_equal(input_next(in, &m, err, sizeof(err)), 1);
 	assert_non_null(memmem(m.data, m.len, "Subject: two\n\nbody\n", 19));
 	assert_int_equal(input_next(in, &m, err, sizeof(err)), 0);
 	input_close(in);
+}
+
+static void test_mbox_from_lines_unquoted(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/chaff-input-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[600], big[600];
+	snprintf(path, sizeof(path), "%s/box", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(quoted_box, f);
+	fclose(f);
+	read_quoted_box(path, 0); /* the file named */
+	read_quoted_box(dir, 0);  /* the file found in its folder */
+	/* after 3 MB of other messages, read in steps */
+	snprintf(big, sizeof(big), "%s.big", dir);
+	f = fopen(big, "w");
+	assert_non_null(f);
+	int n = 0;
+	for (; n * 1000 < 3 << 20; n++) {
+		fprintf(f, "From x@y Mon Jan  1 00:00:00 2024\nSubject: filler %d\n\n", n);
+		for (int k = 0; k < 19; k++)
+			fputs(">From a quoted line of the filler, and some more words to fill it\n",
+			      f);
+		fputs("\n", f);
+	}
+	fputs(quoted_box, f);
+	fclose(f);
+	read_quoted_box(big, n);
+	unlink(big);
 	unlink(path);
+	rmdir(dir);
 }
 
 static void put_file(const char *path, const char *text)
