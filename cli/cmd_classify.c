@@ -124,6 +124,16 @@ struct run {
 };
 
 /* Prints a scored chunk in input order (nothing for NULL). */
+/* The database's counts read into memory for the rest of the run (see
+ * cmd_classify); only while no chunk runs, since the pools' classifiers
+ * take it. Tried once: a database too large for it is looked up. */
+static void take_snapshot(chaff_db *db, struct tokpool_pair *ps, chaff_snapshot **snap, bool *tried)
+{
+	*tried = true;
+	if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, snap) == CHAFF_OK)
+		tokpool_use_snapshot(ps->p[0], *snap);
+}
+
 static void print_chunk(struct tokpool *pool, struct run *r)
 {
 	if (!pool)
@@ -262,6 +272,11 @@ int cmd_classify(int argc, char **argv)
 		if (big) {
 			print_chunk(tokpool_turn(&ps, !run.stop), &run);
 			print_chunk(tokpool_turn(&ps, false), &run);
+			/* nothing runs now: a run of many messages, in which
+			 * large ones come before any chunk fills, gets its copy
+			 * of the database here */
+			if (!snap_tried && nread >= CHUNK_MESSAGES)
+				take_snapshot(db, &ps, &snap, &snap_tried);
 		}
 		/* One thread, once the first chunk has decided on the snapshot
 		 * (or a large message): each message is scored where it was
@@ -284,11 +299,8 @@ int cmd_classify(int argc, char **argv)
 			 * first chunk (a large message's is finished at once, and
 			 * is no reason for a copy), and the twin pool shares the
 			 * classifiers. */
-			if (!snap_tried && !big) {
-				snap_tried = true;
-				if (chaff_snapshot_new(db, CLI_SNAPSHOT_MAX_TOKENS, &snap) == CHAFF_OK)
-					tokpool_use_snapshot(ps.p[0], snap);
-			}
+			if (!snap_tried && !big)
+				take_snapshot(db, &ps, &snap, &snap_tried);
 			print_chunk(tokpool_turn(&ps, !run.stop), &run);
 			if (big) /* done before the next read moves it */
 				print_chunk(tokpool_turn(&ps, false), &run);
