@@ -417,7 +417,7 @@ static void combine(const struct scored *sc, size_t n, struct chaff_score *out)
 int chaff_classify_tokens(chaff_classifier *c, const struct chaff_tokens *tk, size_t nclues,
                           struct chaff_score *out)
 {
-	if (!c || !tk || !out)
+	if (!c || !tk || (!tk->items && tk->count) || !out)
 		return CHAFF_EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->limits_hit = tk->limits_hit;

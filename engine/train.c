@@ -274,7 +274,8 @@ static void queue_message(chaff_batch *b, const uint64_t *keys, size_t n,
 int chaff_batch_add(chaff_batch *b, const struct chaff_tokens *tk,
                     const struct chaff_digest *digest, enum chaff_class cls, int untrain)
 {
-	if (!b || !tk || !digest || (cls != CHAFF_HAM && cls != CHAFF_SPAM))
+	if (!b || !tk || (!tk->items && tk->count) || !digest ||
+	    (cls != CHAFF_HAM && cls != CHAFF_SPAM))
 		return CHAFF_EINVAL;
 	if (chaff_reserve((void **)&b->scratch, &b->scap, tk->count, sizeof(*b->scratch)))
 		return CHAFF_ENOMEM;

@@ -73,6 +73,9 @@ static void test_empty_database(void **state)
 	static struct fake_tokens f;
 	struct chaff_score s;
 	assert_int_equal(chaff_classify_tokens(cl, fake(&f, t, 1), 0, &s), CHAFF_EEMPTY);
+	/* tokens said to be there but not given: refused, not read */
+	struct chaff_tokens none = { NULL, 3, 0 };
+	assert_int_equal(chaff_classify_tokens(cl, &none, 0, &s), CHAFF_EINVAL);
 }
 
 static void test_one_token_score_is_its_f(void **state)
