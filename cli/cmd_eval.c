@@ -321,13 +321,23 @@ static void run_close(struct run *r)
 	*r = (struct run){ 0 };
 }
 
+/* cli_log, noting that the library gave a reason for an error. */
+static void eval_log(void *user, enum chaff_log_level level, const char *msg)
+{
+	if (level == CHAFF_LOG_ERROR)
+		*(bool *)user = true;
+	cli_log(NULL, level, msg);
+}
+
 /* The database, new in memory, or DIR (DIR/fold-K with --folds); one on
  * disk must be empty, or its counts would leak into the measures. */
 static int open_db(struct eval *ev, unsigned fold, chaff_db **db)
 {
-	struct chaff_db_options o = { .flags = CHAFF_DB_CREATE,
-		                      .tok_flags = ev->pairs ? CHAFF_TOK_PAIRS : 0,
-		                      .log = cli_log };
+	bool said = false; /* the library said why an open failed */
+	struct chaff_db_options o = {.flags = CHAFF_DB_CREATE,
+	                             .tok_flags = ev->pairs ? CHAFF_TOK_PAIRS : 0,
+	                             .log = eval_log,
+	                             .log_user = &said};
 	if (!ev->dbdir) {
 		int rc = chaff_db_open_memory(&o, db);
 		if (rc != CHAFF_OK)
@@ -345,7 +355,7 @@ static int open_db(struct eval *ev, unsigned fold, chaff_db **db)
 	}
 	int rc = chaff_db_open(path, &o, db);
 	if (rc != CHAFF_OK) {
-		if (rc != CHAFF_EVERSION && rc != CHAFF_EDB)
+		if (!said)
 			cli_error("%s: %s", path, chaff_strerror(rc));
 		return -1;
 	}

@@ -77,7 +77,9 @@ def main():
         part = [x for x in items if x[0] == cls]
         if not a.chrono:
             part = order(part, a.seed)
-        cut = round(len(part) * a.ratio)
+        # halves rounded up, as chaff eval --split rounds (Python's round()
+        # takes halves to the even neighbour)
+        cut = int(len(part) * a.ratio + 0.5)
         train += part[:cut]
         test += part[cut:]
     if not a.chrono:

@@ -41,5 +41,13 @@ $split "$tmp/index" --chrono --out "$tmp/t"
 check "--chrono: the first 2/3 of each class train, in index order" \
   test "$(head -2 "$tmp/t/train.idx" | tr '\n' ' ')" = "ham $tmp/data/m1 ham $tmp/data/m2 "
 check "--chrono: the last messages are tested" test "$(tail -1 "$tmp/t/test.idx")" = "spam $tmp/data/m90"
+# A cut that falls on half a message rounds up, as chaff eval --split
+# cuts: 5 of a class at 0.5 train 3.
+for i in $(seq 1 10); do
+  if [ $((i % 2)) -eq 0 ]; then echo "spam data/h$i"; else echo "ham data/h$i"; fi
+done > "$tmp/half"
+$split "$tmp/half" --ratio 0.5 --out "$tmp/h"
+check "a cut on half a message rounds up (3 and 3 of 5 and 5)" \
+  test "$(grep -c '^spam' "$tmp/h/train.idx") $(grep -c '^ham' "$tmp/h/train.idx")" = "3 3"
 echo "$fails failed"
 [ "$fails" -eq 0 ]
