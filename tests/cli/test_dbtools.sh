@@ -253,8 +253,9 @@ sed 's/^last_train .*/last_train 9223372036854775807/' "$dir/dump.txt" > "$dir/l
 check "stats with a last training past the calendar: exit 0, the number shown" \
   test "$rc" -eq 0 -a "$(grep -c '9223372036854775807 seconds after 1970' "$dir/out")" -eq 1
 "$chaff" stats --json --db "$dir/late" > "$dir/out" 2>&1; rc=$?
-check "stats --json with that time: exit 0, valid JSON" \
-  python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$dir/out"
+check "stats --json with that time: exit 0, valid JSON [exit $rc]" \
+  python3 -c 'import json,sys; sys.exit(int(sys.argv[2]) != 0 or not json.load(open(sys.argv[1])))' \
+  "$dir/out" "$rc"
 # Parameters that cannot be read: config lists nothing, says why, exit 3.
 cp -a "$db" "$dir/badparams"
 "$set_meta" "$dir/badparams" params 5

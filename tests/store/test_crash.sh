@@ -57,7 +57,7 @@ check "run 0, not killed: exit 0, all $N trained, in $took ms" \
   test "$rc" -eq 0 -a "$((spam + ham))" -eq $((100 + N)) -a "$digests" -eq $((100 + N))
 [ "$took" -lt 20 ] && took=20
 
-total=$((100 + N)) midrun=0
+total=$((100 + N)) midrun=0 between=0
 for ((run = 1; run <= ITERATIONS; run++)); do
   if ((run % 2)); then cls=spam; mkrun "$run" "${spam_src[@]}" > "$dir/run.mbox"
   else cls=ham; mkrun "$run" "${ham_src[@]}" > "$dir/run.mbox"; fi
@@ -79,6 +79,7 @@ for ((run = 1; run <= ITERATIONS; run++)); do
   delta=$((now - total))
   if [ "$rc" -eq 0 ]; then what="finished"
   elif [ "$delta" -lt "$N" ]; then what="killed"; midrun=$((midrun + 1))
+    [ "$delta" -gt 0 ] && between=$((between + 1))
   else what="killed after the last commit"; fi
   check "run $run ($cls, kill after ${delay}s, exit $rc, $what, +$delta): stats opens it" \
     test "$src" -eq 0 -a ! -s "$dir/stats.err" -a -n "${spam:-}"
@@ -95,6 +96,10 @@ for ((run = 1; run <= ITERATIONS; run++)); do
   [ -n "${spam:-}" ] && total=$now
 done
 check "$midrun of $ITERATIONS runs were killed part way (at least 5)" test "$midrun" -ge 5
+# (a run that commits nothing until its end would pass the checks above
+# with +0 at every kill: some kills must have fallen between commits)
+check "$between of them had committed some batches and not others (at least 2)" \
+  test "$between" -ge 2
 
 # After all that, a run that is not killed trains everything.
 mkrun final "${ham_src[@]}" > "$dir/run.mbox"

@@ -120,7 +120,7 @@ done
 wait "$trainer"
 python3 - "$dir" "$n" > "$dir/dumps.out" <<'PY'
 import sys
-bad = 0
+bad = mid = 0
 for k in range(int(sys.argv[2])):
     head, digests, tokens, end = {}, {"spam": 0, "ham": 0}, 0, None
     for line in open(f"{sys.argv[1]}/dump{k}.txt"):
@@ -136,10 +136,15 @@ for k in range(int(sys.argv[2])):
     if head != digests or end != (tokens, digests["spam"] + digests["ham"]):
         print(f"dump {k}: totals {head}, digests {digests}, end {end}, {tokens} tokens")
         bad += 1
+    mid += 0 < head.get("spam", 0) < 1000
+print(mid)
 print(bad)
 PY
 check "$n dumps during training: each one a single moment [$(head -3 "$dir/dumps.out" | tr '\n' ' ')]" \
   test "$(tail -1 "$dir/dumps.out")" = 0 -a "$n" -ge 2
+# (a trainer that committed everything at once would pass that too)
+check "some dumps fell between two of the trainer's commits ($(tail -2 "$dir/dumps.out" | head -1))" \
+  test "$(tail -2 "$dir/dumps.out" | head -1)" -ge 1
 
 echo "$fails failed"
 [ "$fails" -eq 0 ]
