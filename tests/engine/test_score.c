@@ -74,7 +74,7 @@ static void test_empty_database(void **state)
 	struct chaff_score s;
 	assert_int_equal(chaff_classify_tokens(cl, fake(&f, t, 1), 0, &s), CHAFF_EEMPTY);
 	/* tokens said to be there but not given: refused, not read */
-	struct chaff_tokens none = { NULL, 3, 0 };
+	struct chaff_tokens none = {NULL, 3, 0};
 	assert_int_equal(chaff_classify_tokens(cl, &none, 0, &s), CHAFF_EINVAL);
 }
 

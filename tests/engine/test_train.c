@@ -489,7 +489,7 @@ static void test_message_without_tokens(void **state)
 	struct chaff_digest d = digest_of(42);
 	assert_int_equal(chaff_batch_add_hashes(b, NULL, 0, &d, CHAFF_SPAM, 0), CHAFF_OK);
 	/* tokens said to be there but not given: refused, not read */
-	struct chaff_tokens none = { NULL, 3, 0 };
+	struct chaff_tokens none = {NULL, 3, 0};
 	assert_int_equal(chaff_batch_add(b, &none, &d, CHAFF_SPAM, 0), CHAFF_EINVAL);
 	assert_int_equal(chaff_batch_add_hashes(b, NULL, 3, &d, CHAFF_SPAM, 0), CHAFF_EINVAL);
 	assert_int_equal(chaff_batch_size(b), 1);
