@@ -80,7 +80,11 @@ check "folds: judgments follow spam_cutoff" awk '($3 >= 0.4054651081) != ($2 == 
 json=$("$chaff" eval --online --train-on error --json --set spam_cutoff=0.9 "$dir/c/index")
 check "train-on error: fewer trained than scored" python3 -c 'import json,sys; d = json.loads(sys.argv[1]); assert d["trained"] < d["messages"] and d["train_on"] == "error" and d["spam_cutoff"] == 0.9' "$json"
 json=$("$chaff" eval --online --train-on unsure --json "$dir/c/index")
-check "train-on unsure: runs" python3 -c 'import json,sys; assert json.loads(sys.argv[1])["trained"] <= 180' "$json"
+check "train-on unsure: trains exactly the misclassified and unsure messages" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["train_on"] == "unsure" and d["trained"] < d["messages"]
+assert d["trained"] == d["false_positives"] + d["false_negatives"] + d["unsure"]["all"]' "$json"
 
 "$chaff" eval --folds 2 --db "$dir/kept" "$dir/c/index" > /dev/null
 check "--db with --folds keeps one database per fold" test -d "$dir/kept/fold-1" -a -d "$dir/kept/fold-2"

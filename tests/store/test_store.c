@@ -186,14 +186,26 @@ static void test_incompatible_database_refused(void **state)
 	assert_int_equal(st->ops->commit(t), CHAFF_OK);
 	st->ops->close(st);
 	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_EVERSION);
-	/* and another schema */
+	/* and another schema, the tokenizer's version right again (else that
+	 * alone would refuse it) */
 	assert_int_equal(store_lmdb_open(d, false, false, 0, NULL, NULL, &st), CHAFF_OK);
 	assert_int_equal(st->ops->begin(st, true, &t), CHAFF_OK);
+	v = CHAFF_TOKENIZER_VERSION;
+	assert_int_equal(st->ops->meta_put(t, "tokenizer", &v, sizeof(v)), CHAFF_OK);
 	v = 7;
 	assert_int_equal(st->ops->meta_put(t, "schema", &v, sizeof(v)), CHAFF_OK);
 	assert_int_equal(st->ops->commit(t), CHAFF_OK);
 	st->ops->close(st);
 	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_EVERSION);
+	/* with the schema put back too, it opens: the schema was the reason */
+	assert_int_equal(store_lmdb_open(d, false, false, 0, NULL, NULL, &st), CHAFF_OK);
+	assert_int_equal(st->ops->begin(st, true, &t), CHAFF_OK);
+	v = CHAFF_SCHEMA_VERSION;
+	assert_int_equal(st->ops->meta_put(t, "schema", &v, sizeof(v)), CHAFF_OK);
+	assert_int_equal(st->ops->commit(t), CHAFF_OK);
+	st->ops->close(st);
+	assert_int_equal(chaff_db_open(d, &o, &db), CHAFF_OK);
+	chaff_db_close(db);
 	/* a missing database is not created unless asked */
 	char missing[128];
 	snprintf(missing, sizeof(missing), "%s/nope", d);
