@@ -326,6 +326,11 @@ static bool param_line(const char *p, struct chaff_db_image *img, unsigned *fiel
 	double v = strtod(sp + 1, &e);
 	if (!names[i] || e == sp + 1 || *e || !isfinite(v))
 		return false;
+	/* and written as dump writes it ("%.17g", which reads back exactly) */
+	char again[64];
+	snprintf(again, sizeof(again), "%.17g", v);
+	if (strcmp(again, sp + 1) != 0)
+		return false;
 	*field = 1u << (F_PARAM0 + i);
 	return chaff_params_set(&img->params, names[i], v) == CHAFF_OK;
 }

@@ -120,14 +120,16 @@ head -c 20000 "$dir/dump.gz" > "$dir/cut.gz"
 sed '20s/^token \([0-9a-f]*\) /token \1 x/' "$dir/dump.txt" > "$dir/badline.txt"
 # and what dump never writes: a header without a parameter (the database
 # would score with the default instead), a comment line, a count with a
-# leading zero, a doubled space, upper-case hexadecimal
+# leading zero, a doubled space, a parameter written otherwise than dump's
+# "%.17g", upper-case hexadecimal
 grep -v '^param robs ' "$dir/dump.txt" > "$dir/noparam.txt"
 sed '3a # a comment' "$dir/dump.txt" > "$dir/comment.txt"
 sed 's/^spam \([0-9]\)/spam 0\1/' "$dir/dump.txt" > "$dir/zero.txt"
 sed 's/^param robs /param robs  /' "$dir/dump.txt" > "$dir/space.txt"
+sed 's/^param robs .*/param robs 1e-1/' "$dir/dump.txt" > "$dir/paramform.txt"
 sed '0,/^token /s/^token \(.*\)[a-f]/token \1F/' "$dir/dump.txt" > "$dir/upper.txt"
 for g in garbage.txt garbage.bin cut.gz cut.txt badline.txt noparam.txt comment.txt zero.txt \
-         space.txt upper.txt; do
+         space.txt paramform.txt upper.txt; do
   "$chaff" load --db "$dir/l1" "$dir/$g" > /dev/null 2> "$dir/err"; rc=$?
   check "load $g into a loaded database: exit 3 with a message" test "$rc" -eq 3 -a -s "$dir/err"
   check "load $g: the database as it was" \
