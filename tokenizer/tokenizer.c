@@ -165,14 +165,9 @@ void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	tok_commit(t, origin, text, plen + n);
 }
 
-void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
-                    const char *s, size_t n)
+/* s[0..n) to out with ASCII letters lowered; out may be s. */
+static void lower_copy(char *out, const char *s, size_t n)
 {
-	char *text = tok_reserve(t, plen + n);
-	if (!text)
-		return;
-	memcpy(text, prefix, plen);
-	char *out = text + plen;
 	size_t i = 0;
 #ifdef __SSE2__
 	for (; i + 16 <= n; i += 16) /* sixteen bytes at a time */
@@ -181,6 +176,16 @@ void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *pref
 #endif
 	for (; i < n; i++)
 		out[i] = tok_lc(s[i]);
+}
+
+void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
+                    const char *s, size_t n)
+{
+	char *text = tok_reserve(t, plen + n);
+	if (!text)
+		return;
+	memcpy(text, prefix, plen);
+	lower_copy(text + plen, s, n);
 	tok_commit(t, origin, text, plen + n);
 }
 
@@ -205,8 +210,7 @@ void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *pref
 	memcpy(text, prefix, plen);
 	char *out = text + plen;
 	tok_uncontrol(out, s, n);
-	for (size_t i = 0; i < n; i++) /* ('?' and the bytes of UTF-8 stay) */
-		out[i] = tok_lc(out[i]);
+	lower_copy(out, out, n); /* ('?' and the bytes of UTF-8 stay) */
 	tok_commit(t, origin, text, plen + n);
 }
 
