@@ -311,6 +311,13 @@ def t_max_rcpt():
 
 
 # === pipelining, dots, line ends =============================================
+def start_data(c, frm, rcpt="a@example.org"):
+    """MAIL, RCPT and DATA in one write, and their three replies: the
+    client may then send the message itself, as raw as it likes."""
+    c.send("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" % (frm, rcpt))
+    return [c.reply() for _ in range(3)]
+
+
 def t_pipelining():
     c = greeted(MAIN.port)
     f1, f2, f3 = uid(), uid(), uid()
@@ -340,8 +347,7 @@ def t_pipelining():
     check("  ... unchanged but for the headers", len(b) == 1 and b[0]["data"] == oracle_wire(m2))
 
     c = greeted(MAIN.port)
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<x@elsewhere.net>\r\nDATA\r\n" % f3)
-    rs = [c.reply() for _ in range(3)]
+    rs = start_data(c, f3, "x@elsewhere.net")
     check("pipelined MAIL, RCPT (refused), DATA: 250 550 then 503/554 for DATA (no recipient)",
           [r.code for r in rs][:2] == [250, 550] and rs[2].code in (503, 554), str([str(r) for r in rs]))
     expect("  ... connection still in step", c.cmd("NOOP"), "250 2.0.0")
@@ -367,8 +373,7 @@ def t_dots():
     check("dot-stuffing: whole message as chaff filter would tag it", ok and m[0]["data"] == oracle_wire(msg))
 
     # "..x" from the client is ".x"
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % (frm2 := uid()))
-    [c.reply() for _ in range(3)]
+    start_data(c, frm2 := uid())
     c.send(b"Subject: raw dots\r\n\r\n..x\r\n.\r\n")
     expect("raw '..x' line", c.reply(15), "250 2.0.0")
     m = SINK.find(frm2)
@@ -388,8 +393,7 @@ def t_dots():
 
     # mixed: CRLF headers, LF body, CRLF dot
     frm = uid()
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
-    [c.reply() for _ in range(3)]
+    start_data(c, frm)
     c.send(b"Subject: mixed\r\nFrom: a@example.com\r\n\r\nlf line\nanother\r\n.\r\n")
     expect("mixed CRLF and LF line ends", c.reply(15), "250 2.0.0")
     m = SINK.find(frm)
@@ -401,8 +405,7 @@ def t_dots():
     # 4.1.1.4): what follows is the message's, not a second transaction a
     # sender could smuggle past a server that let the bare LF through.
     frm, evil = uid(), uid()
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
-    [c.reply() for _ in range(3)]
+    start_data(c, frm)
     for end in (b"\n.\n", b"\n.\r\n", b"\r\n.\n"):
         c.send(b"Subject: smuggle\r\n\r\nhello" + end)
         c.send(("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % evil).encode())
@@ -419,8 +422,7 @@ def t_dots():
     # A bare CR is a line end on the wire: a next hop that reads it as one
     # must not meet a lone dot behind it ("<CR>.<CR>" smuggling).
     frm = uid()
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
-    [c.reply() for _ in range(3)]
+    start_data(c, frm)
     c.send(b"Subject: bare CR\r\n\r\nx\r.\r\ny\r.\rz\r\nw\r\r\n.\r\n")
     expect("a body with bare CRs before dots", c.reply(15), "250 2.0.0")
     m = SINK.find(frm)
@@ -448,8 +450,7 @@ def t_dots():
 
     # headers only, and an empty message
     frm = uid()
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
-    [c.reply() for _ in range(3)]
+    start_data(c, frm)
     c.send(b"Subject: only headers\r\nFrom: a@example.com\r\n.\r\n")
     expect("a message of headers only", c.reply(15), "250 2.0.0")
     m = SINK.find(frm)
@@ -457,8 +458,7 @@ def t_dots():
           len(m) == 1 and m[0]["data"] == to_crlf(filter_of(CH, DB, b"Subject: only headers\r\nFrom: a@example.com\r\n")),
           repr(m[0]["data"]) if m else "")
     frm = uid()
-    c.send("MAIL FROM:<%s>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n" % frm)
-    [c.reply() for _ in range(3)]
+    start_data(c, frm)
     c.send(b".\r\n")
     r = c.reply(15)
     check("an empty message: 250 or a 5xx refusal (no crash)", r.code == 250 or (r.code or 0) >= 500, str(r))
