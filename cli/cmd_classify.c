@@ -123,7 +123,6 @@ struct run {
 	const char *dbpath;
 };
 
-/* Prints a scored chunk in input order (nothing for NULL). */
 /* The database's counts read into memory for the rest of the run (see
  * cmd_classify); only while no chunk runs, since the pools' classifiers
  * take it. Tried once: a database too large for it is looked up. */
@@ -134,6 +133,7 @@ static void take_snapshot(chaff_db *db, struct tokpool_pair *ps, chaff_snapshot 
 		tokpool_use_snapshot(ps->p[0], *snap);
 }
 
+/* Prints a scored chunk in input order (nothing for NULL). */
 static void print_chunk(struct tokpool *pool, struct run *r)
 {
 	if (!pool)
@@ -165,6 +165,13 @@ static void print_chunk(struct tokpool *pool, struct run *r)
 	tokpool_reset(pool);
 }
 
+/* The chunk being filled (started unless the run stops), then the one the
+ * workers may still have, printed: afterwards no chunk runs. */
+static void print_rest(struct tokpool_pair *ps, struct run *r)
+{
+	print_chunk(tokpool_turn(ps, !r->stop), r);
+	print_chunk(tokpool_turn(ps, false), r);
+}
 
 int cmd_classify(int argc, char **argv)
 {
@@ -270,8 +277,7 @@ int cmd_classify(int argc, char **argv)
 		 * first, and it is scored alone, in place, not copied. */
 		bool big = m.len >= CLI_BIG_MESSAGE;
 		if (big) {
-			print_chunk(tokpool_turn(&ps, !run.stop), &run);
-			print_chunk(tokpool_turn(&ps, false), &run);
+			print_rest(&ps, &run);
 			/* nothing runs now: a run of many messages, in which
 			 * large ones come before any chunk fills, gets its copy
 			 * of the database here */
@@ -301,14 +307,14 @@ int cmd_classify(int argc, char **argv)
 			 * classifiers. */
 			if (!snap_tried && !big)
 				take_snapshot(db, &ps, &snap, &snap_tried);
-			print_chunk(tokpool_turn(&ps, !run.stop), &run);
 			if (big) /* done before the next read moves it */
-				print_chunk(tokpool_turn(&ps, false), &run);
+				print_rest(&ps, &run);
+			else
+				print_chunk(tokpool_turn(&ps, !run.stop), &run);
 			chunk_bytes = 0;
 		}
 	}
-	print_chunk(tokpool_turn(&ps, !run.stop), &run); /* the last chunk, */
-	print_chunk(tokpool_turn(&ps, false), &run);     /* and the one still running */
+	print_rest(&ps, &run); /* the last chunk, and the one still running */
 	tokpool_pair_free(&ps);
 	chaff_snapshot_free(snap);
 	chaff_db_close(db);

@@ -56,7 +56,6 @@ struct train {
 	size_t trained[2], moved, already, untrained, refused, committed;
 	size_t skipped; /* read, but empty: never queued */
 	size_t messages, chunk_bytes;
-	bool in_place; /* the message being queued is not copied (CLI_BIG_MESSAGE) */
 	uint64_t bytes, total_bytes;
 	double t0, last_progress;
 };
@@ -164,8 +163,9 @@ static int grow_queue(struct train *tr)
 	return 0;
 }
 
-/* Copies one message into the chunk being tokenized. */
-static int queue(struct train *tr, const struct input_msg *m)
+/* Copies one message into the chunk being tokenized, or with in_place
+ * (a large message) only refers to it there. */
+static int queue(struct train *tr, const struct input_msg *m, bool in_place)
 {
 	int cls = m->label >= 0 ? m->label : tr->cls;
 	if (cls < 0) {
@@ -188,7 +188,7 @@ static int queue(struct train *tr, const struct input_msg *m)
 	}
 	/* One thread, or a large message: it is tokenized where it was read,
 	 * at once (see run); otherwise it is copied into the chunk. */
-	int rc = tr->pp.p[1] && !tr->in_place
+	int rc = tr->pp.p[1] && !in_place
 	                 ? tokpool_add(tr->pp.fill, m->data, m->len, name, cls)
 	                 : tokpool_add_ref(tr->pp.fill, m->data, m->len, name, cls);
 	if (rc != CHAFF_OK) {
@@ -239,6 +239,13 @@ static int drain(struct train *tr, bool start)
 {
 	struct tokpool *done = tokpool_turn(&tr->pp, start);
 	return done ? add_chunk(tr, done) : 0;
+}
+
+/* The chunk being filled, then the one the workers may still have, into
+ * the batch: afterwards no chunk runs. */
+static int drain_all(struct train *tr)
+{
+	return drain(tr, true) < 0 ? -1 : drain(tr, false);
 }
 
 /* After a failure: what was committed, and what was read and was not
@@ -385,13 +392,13 @@ static int run(int argc, char **argv, bool untrain)
 			tr.chunk_bytes += m.len;
 		/* A large message on several threads: the chunks before it go
 		 * into the batch first, and it is tokenized alone, in place. */
-		tr.in_place = r > 0 && tr.pp.p[1] && m.len >= CLI_BIG_MESSAGE;
-		if (tr.in_place && (drain(&tr, true) < 0 || drain(&tr, false) < 0)) {
+		bool in_place = r > 0 && tr.pp.p[1] && m.len >= CLI_BIG_MESSAGE;
+		if (in_place && drain_all(&tr) < 0) {
 			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;
 		}
-		if (r < 0 || queue(&tr, &m) < 0) {
+		if (r < 0 || queue(&tr, &m, in_place) < 0) {
 			if (r < 0) {
 				clear_progress(&tr);
 				cli_error("%s", err);
@@ -400,15 +407,15 @@ static int run(int argc, char **argv, bool untrain)
 			 * thread puts them, full batches committed, so that
 			 * what a failed run commits does not depend on the
 			 * number of threads (the last batch stays out). */
-			if (drain(&tr, true) == 0)
-				(void)drain(&tr, false);
+			(void)drain_all(&tr);
 			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;
 		}
-		if ((tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES || tr.chunk_bytes >= CHUNK_BYTES ||
-		     !tr.pp.p[1] || tr.in_place) &&
-		    (drain(&tr, true) < 0 || (tr.in_place && drain(&tr, false) < 0))) {
+		/* (a large message is done before the next read moves it) */
+		bool full = tokpool_count(tr.pp.fill) >= CHUNK_MESSAGES ||
+		            tr.chunk_bytes >= CHUNK_BYTES || !tr.pp.p[1];
+		if ((in_place ? drain_all(&tr) : full ? drain(&tr, true) : 0) < 0) {
 			stopped(&tr, nread);
 			status = EXIT_FAIL;
 			goto out;
@@ -416,7 +423,7 @@ static int run(int argc, char **argv, bool untrain)
 		show_progress(&tr);
 	}
 	/* the last chunk, then the one the workers may still have */
-	if (drain(&tr, true) < 0 || drain(&tr, false) < 0) {
+	if (drain_all(&tr) < 0) {
 		stopped(&tr, nread);
 		status = EXIT_FAIL;
 		goto out;
