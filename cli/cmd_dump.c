@@ -320,13 +320,11 @@ static bool param_line(const char *p, struct chaff_db_image *img, unsigned *fiel
 	       (strlen(names[i]) != (size_t)(sp - p) || memcmp(names[i], p, (size_t)(sp - p)) != 0))
 		i++;
 	char *e;
-	/* a digit first: strtod would also take spaces and a sign */
-	if (sp[1] < '0' || sp[1] > '9')
-		return false;
 	double v = strtod(sp + 1, &e);
 	if (!names[i] || e == sp + 1 || *e || !isfinite(v))
 		return false;
-	/* and written as dump writes it ("%.17g", which reads back exactly) */
+	/* written as dump writes it ("%.17g", which reads back exactly): no
+	 * space or sign strtod would take, no other spelling of the value */
 	char again[64];
 	snprintf(again, sizeof(again), "%.17g", v);
 	if (strcmp(again, sp + 1) != 0)

@@ -121,10 +121,11 @@ int chaff_buf_reserve(struct chaff_buf *b, size_t n, size_t keep, size_t first)
 		q = chaff_big_grow(b->p, b->cap, cap);
 	} else {
 		q = chaff_big_alloc(cap);
-		if (q && keep)
-			memcpy(q, b->p, keep);
-		if (q)
+		if (q) {
+			if (keep) /* (an empty buffer has no p to copy from) */
+				memcpy(q, b->p, keep);
 			free(b->p);
+		}
 	}
 	if (!q)
 		return CHAFF_ENOMEM;
