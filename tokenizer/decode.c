@@ -91,10 +91,14 @@ struct span tok_qp(struct chaff_tokenizer *t, const char *s, size_t n, size_t ca
 			*more = true;
 			break;
 		}
-		unsigned char c = (unsigned char)s[i];
-		if (c != '=') {
-			out[o++] = (char)c;
-			i++;
+		if (s[i] != '=') { /* the run up to the next '=', whole */
+			const char *eq = memchr(s + i, '=', n - i);
+			size_t run = (eq ? (size_t)(eq - s) : n) - i;
+			if (run > room - o)
+				run = room - o;
+			memcpy(out + o, s + i, run);
+			o += run;
+			i += run;
 			continue;
 		}
 		int b = tok_hexpair(s + i, n - i);

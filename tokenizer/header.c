@@ -172,6 +172,34 @@ static bool host_byte(char c)
 	return tok_host_bytes[(unsigned char)c];
 }
 
+/* The end of the run of host bytes that starts at s[i]; *dot gets the
+ * run's last '.', or NULL. Received headers are mostly such runs, and a
+ * step per byte was a twelfth of all tokenizing. */
+static size_t host_run(const char *s, size_t n, size_t i, const char **dot)
+{
+	*dot = NULL;
+#ifdef __SSE2__
+	for (; n - i >= 16; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		unsigned digit, alpha = tok_vec_alpha(v, &digit);
+		unsigned dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+		__m128i hy = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+		                          _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+		unsigned in = alpha | digit | dots | (unsigned)_mm_movemask_epi8(hy);
+		unsigned len = (unsigned)__builtin_ctz(~in | 0x10000u);
+		dots &= (1u << len) - 1;
+		if (dots)
+			*dot = s + i + 31 - __builtin_clz(dots);
+		if (len < 16)
+			return i + len;
+	}
+#endif
+	for (; i < n && host_byte(s[i]); i++)
+		if (s[i] == '.')
+			*dot = s + i;
+	return i;
+}
+
 /* A dotted quad of numbers up to 255; *net gets the length of its /24. */
 static bool ipv4(const char *s, size_t n, size_t *net)
 {
@@ -252,12 +280,8 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 			continue;
 		}
 		size_t a = i;
-		const char *last_dot = NULL;
-		while (i < n && host_byte(s[i])) {
-			if (s[i] == '.')
-				last_dot = s + i;
-			i++;
-		}
+		const char *last_dot;
+		i = host_run(s, n, i, &last_dot);
 		if (i < n && s[i] == ':' && (a == 0 || s[a - 1] != ':')) {
 			/* "IPv6:2001:db8::1" or "2001:db8::1", no brackets */
 			size_t at = TOK_IEQ(s + a, i - a, "ipv6") ? i + 1 : a;

@@ -31,6 +31,20 @@ static inline __m128i tok_vec_lower(__m128i v)
 	                            _mm_set1_epi8((char)(-128 + 26)));
 	return _mm_or_si128(v, _mm_and_si128(up, _mm_set1_epi8(0x20)));
 }
+
+/* Bit i set when byte i of v is an ASCII letter; *digit likewise for
+ * digits. */
+static inline unsigned tok_vec_alpha(__m128i v, unsigned *digit)
+{
+	/* x + (0x80 - lo) maps [lo, lo + len) onto the lowest signed bytes */
+	__m128i low = _mm_or_si128(v, _mm_set1_epi8(0x20));
+	__m128i a = _mm_add_epi8(low, _mm_set1_epi8((char)(0x80 - 'a')));
+	__m128i d = _mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0')));
+	__m128i isa = _mm_cmplt_epi8(a, _mm_set1_epi8((char)(-128 + 26)));
+	__m128i isd = _mm_cmplt_epi8(d, _mm_set1_epi8((char)(-128 + 10)));
+	*digit = (unsigned)_mm_movemask_epi8(isd);
+	return (unsigned)_mm_movemask_epi8(isa);
+}
 #endif
 
 /* A byte range; never NUL-terminated unless said so. */

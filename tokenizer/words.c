@@ -51,26 +51,13 @@ static const bool skip_byte[256] = {
  * the same place without a branch per byte. */
 enum { VEC = 16 };
 
-/* Bit i set when byte i is an ASCII letter; *digit likewise for digits. */
-static inline unsigned vec_alpha(__m128i v, unsigned *digit)
-{
-	/* x + (0x80 - lo) maps [lo, lo + len) onto the lowest signed bytes */
-	__m128i low = _mm_or_si128(v, _mm_set1_epi8(0x20));
-	__m128i a = _mm_add_epi8(low, _mm_set1_epi8((char)(0x80 - 'a')));
-	__m128i d = _mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0')));
-	__m128i isa = _mm_cmplt_epi8(a, _mm_set1_epi8((char)(-128 + 26)));
-	__m128i isd = _mm_cmplt_epi8(d, _mm_set1_epi8((char)(-128 + 10)));
-	*digit = (unsigned)_mm_movemask_epi8(isd);
-	return (unsigned)_mm_movemask_epi8(isa);
-}
-
 /* Folds the letters and digits at s into out (all sixteen bytes are
  * written); returns how many lead the block, 16 when all do. */
 static inline size_t vec_fold(const char *s, char *out)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
 	_mm_storeu_si128((__m128i *)(void *)out, tok_vec_lower(v));
-	unsigned digit, alpha = vec_alpha(v, &digit);
+	unsigned digit, alpha = tok_vec_alpha(v, &digit);
 	return (size_t)__builtin_ctz(~(alpha | digit));
 }
 
@@ -78,7 +65,7 @@ static inline size_t vec_fold(const char *s, char *out)
 static inline size_t vec_skip(const char *s)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-	unsigned digit, alpha = vec_alpha(v, &digit);
+	unsigned digit, alpha = tok_vec_alpha(v, &digit);
 	unsigned dollar = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('$')));
 	unsigned high = (unsigned)_mm_movemask_epi8(v);
 	return (size_t)__builtin_ctz(alpha | digit | dollar | high | 0x10000u);
@@ -573,6 +560,29 @@ static size_t word(struct scan *sc, size_t i)
 }
 
 #ifdef __SSE2__
+/* Emits a word of len ASCII letters and digits (with joining bytes) whose
+ * folded bytes are the first of fold0 and fold1, under the scan's
+ * prefix; false when no more tokens are taken. */
+static bool emit_plain(struct scan *sc, size_t len, __m128i fold0, __m128i fold1)
+{
+	struct chaff_tokenizer *t = sc->t;
+	char *text = tok_reserve(t, sc->plen + 2 * VEC);
+	if (!text)
+		return false;
+	if (sc->plen > VEC)
+		memcpy(text, sc->prefix, sc->plen);
+	else if (sc->plen) /* the rest of the 16 bytes is overwritten next */
+		_mm_storeu_si128((__m128i *)(void *)text, sc->pre);
+	char *buf = text + sc->plen;
+	/* what lies past the word is cut off by the commit */
+	_mm_storeu_si128((__m128i *)(void *)buf, fold0);
+	_mm_storeu_si128((__m128i *)(void *)(buf + VEC), fold1);
+	tok_commit(t, sc->origin, text, sc->plen + len);
+	if ((sc->mode & SCAN_PAIRS) && !t->full)
+		pairs(t, buf, len);
+	return true;
+}
+
 /* The common word, whole: ASCII letters and digits, perhaps joined by
  * ' - . _ ("don't", "3.5"), at most 30 bytes, ended by a byte that cannot
  * continue it or start a URL, and no '@' close enough to make it an
@@ -583,11 +593,20 @@ static size_t word(struct scan *sc, size_t i)
 static size_t plain_word(struct scan *sc, size_t i)
 {
 	const char *s = sc->s + i;
-	if (at_near(sc, i) || sc->n - i <= 2 * VEC)
+	if (at_near(sc, i))
 		return 0;
+	char tail[2 * VEC + 2];
+	if (sc->n - i <= 2 * VEC) {
+		/* The end of a text (all of a short header value): read from a
+		 * copy padded with NULs, which end a word as the text's end
+		 * does. */
+		memset(tail, 0, sizeof(tail));
+		memcpy(tail, s, sc->n - i);
+		s = tail;
+	}
 	__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
 	__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(s + VEC));
-	unsigned d0, d1, a0 = vec_alpha(v0, &d0), a1 = vec_alpha(v1, &d1);
+	unsigned d0, d1, a0 = tok_vec_alpha(v0, &d0), a1 = tok_vec_alpha(v1, &d1);
 	uint32_t word = (a0 | d0) | (a1 | d1) << VEC;
 	/* a word's letters and digits all fold by setting bit 5 (digits
 	 * have it) */
@@ -618,7 +637,8 @@ static size_t plain_word(struct scan *sc, size_t i)
 		fold0 = tok_vec_lower(v0);
 		fold1 = tok_vec_lower(v1);
 	}
-	/* s[len] and s[len + 1] are there: more than 32 bytes are left */
+	/* s[len] and s[len + 1] are there: more than 32 bytes are left, or
+	 * the copy's padding */
 	unsigned char e = (unsigned char)s[len];
 	if (e >= 0x80 || e == ':')
 		return 0;
@@ -629,24 +649,97 @@ static size_t plain_word(struct scan *sc, size_t i)
 	}
 	if (len < MIN_WORD_CHARS)
 		return i + len;
-	struct chaff_tokenizer *t = sc->t;
-	if (len > t->cfg.limits.max_token_len)
+	if (len > sc->t->cfg.limits.max_token_len)
 		return 0;
-	char *text = tok_reserve(t, sc->plen + 2 * VEC);
-	if (!text)
-		return sc->n;
-	if (sc->plen > VEC)
-		memcpy(text, sc->prefix, sc->plen);
-	else if (sc->plen) /* the rest of the 16 bytes is overwritten next */
-		_mm_storeu_si128((__m128i *)(void *)text, sc->pre);
-	char *buf = text + sc->plen;
-	/* what lies past the word is cut off by the commit */
-	_mm_storeu_si128((__m128i *)(void *)buf, fold0);
-	_mm_storeu_si128((__m128i *)(void *)(buf + VEC), fold1);
-	tok_commit(t, sc->origin, text, sc->plen + len);
-	if ((sc->mode & SCAN_PAIRS) && !t->full)
-		pairs(t, buf, len);
-	return i + len;
+	return emit_plain(sc, len, fold0, fold1) ? i + len : sc->n;
+}
+
+/* The plain words of a text, and the separators between them, in 32-byte
+ * windows whose bytes are classified once: a word and the separators
+ * before it cost a few bit operations, where plain_word() classifies 32
+ * bytes again for each. Takes the words plain_word() would take, in the
+ * same way, and returns where the general path must go on: at a word of
+ * any other kind, a byte that may start one ('$', non-ASCII), or fewer
+ * than 32 bytes before the end. */
+static size_t plain_words(struct scan *sc, size_t i)
+{
+	struct chaff_tokenizer *t = sc->t;
+	const __m128i join_q = _mm_set1_epi8('\''), join_h = _mm_set1_epi8('-');
+	const __m128i join_d = _mm_set1_epi8('.'), join_u = _mm_set1_epi8('_');
+	while (sc->n - i >= 2 * VEC && !t->full) {
+		const char *s = sc->s + i;
+		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+		__m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(s + VEC));
+		unsigned d0, d1, a0 = tok_vec_alpha(v0, &d0), a1 = tok_vec_alpha(v1, &d1);
+		/* bit k of each mask is byte k of the window; bit 32 is set
+		 * in stop, and so in nothing a word may continue with */
+		uint64_t alnum = (a0 | d0) | (uint64_t)(a1 | d1) << VEC;
+		uint64_t high = (unsigned)_mm_movemask_epi8(v0) |
+		                (uint64_t)(unsigned)_mm_movemask_epi8(v1) << VEC;
+		/* where the general path takes over: '$' and non-ASCII bytes,
+		 * which may start words of other kinds, and the window's end */
+		uint64_t stop =
+		        high | 1ull << 2 * VEC |
+		        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, _mm_set1_epi8('$'))) |
+		        (uint64_t)(unsigned)_mm_movemask_epi8(
+		                _mm_cmpeq_epi8(v1, _mm_set1_epi8('$')))
+		                << VEC;
+		/* a word ended by one of those or by ':' (a URL's scheme) goes
+		 * to the general path too; a ':' between words is a separator */
+		uint64_t odd_end =
+		        stop | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, _mm_set1_epi8(':'))) |
+		        (uint64_t)(unsigned)_mm_movemask_epi8(
+		                _mm_cmpeq_epi8(v1, _mm_set1_epi8(':')))
+		                << VEC;
+		__m128i j0 = _mm_or_si128(
+		        _mm_or_si128(_mm_cmpeq_epi8(v0, join_q), _mm_cmpeq_epi8(v0, join_h)),
+		        _mm_or_si128(_mm_cmpeq_epi8(v0, join_d), _mm_cmpeq_epi8(v0, join_u)));
+		__m128i j1 = _mm_or_si128(
+		        _mm_or_si128(_mm_cmpeq_epi8(v1, join_q), _mm_cmpeq_epi8(v1, join_h)),
+		        _mm_or_si128(_mm_cmpeq_epi8(v1, join_d), _mm_cmpeq_epi8(v1, join_u)));
+		uint64_t join = (unsigned)_mm_movemask_epi8(j0) |
+		                (uint64_t)(unsigned)_mm_movemask_epi8(j1) << VEC;
+		size_t p = 0;
+		for (;;) {
+			p += (size_t)__builtin_ctzll((alnum | stop) >> p);
+			if (!(alnum >> p & 1)) {
+				if (p < 2 * VEC)
+					return i + p; /* '$', ':' or non-ASCII */
+				break;                /* the window is done */
+			}
+			size_t len = (size_t)__builtin_ctzll(~alnum >> p), e = p + len;
+			if (e >= 2 * VEC - 1) { /* it may go on past the window */
+				if (p == 0)
+					return i;
+				break;
+			}
+			if (odd_end >> e & 1)
+				return i + p;
+			/* "don't", "3.5", or a joining byte before a non-ASCII
+			 * letter: the general path; a joining byte before a
+			 * separator ends the word */
+			if ((join >> e & 1) && ((alnum | high) >> (e + 1) & 1))
+				return i + p;
+			if (at_near(sc, i + p))
+				return i + p;
+			if (len >= MIN_WORD_CHARS) {
+				if (len > t->cfg.limits.max_token_len || sc->n - i - p < 2 * VEC)
+					return i + p;
+				const char *w = s + p;
+				__m128i f0 = _mm_or_si128(
+				        _mm_loadu_si128((const __m128i *)(const void *)w),
+				        _mm_set1_epi8(0x20));
+				__m128i f1 = _mm_or_si128(
+				        _mm_loadu_si128((const __m128i *)(const void *)(w + VEC)),
+				        _mm_set1_epi8(0x20));
+				if (!emit_plain(sc, len, f0, f1) || t->full)
+					return sc->n;
+			}
+			p = e;
+		}
+		i += p < 2 * VEC ? p : 2 * VEC;
+	}
+	return i;
 }
 #endif
 
@@ -668,6 +761,13 @@ void tok_words(struct chaff_tokenizer *t, const char *s, size_t n, const char *p
 		sc.at = memchr(s, '@', n);
 	size_t i = 0;
 	while (i < n && !t->full) {
+#ifdef __SSE2__
+		if (n - i >= 2 * VEC) {
+			i = plain_words(&sc, i);
+			if (i >= n || t->full)
+				break;
+		}
+#endif
 		/* Separators between words: spaces, punctuation, markup. */
 #ifdef __SSE2__
 		size_t run;

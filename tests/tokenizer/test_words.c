@@ -234,14 +234,87 @@ static void test_folding_hosts_and_stray_bytes(void **state)
 	assert_no_token(tk, "999qrs");
 }
 
+/* The scanner reads text in 32-byte windows, each byte classified once
+ * for its window: every kind of word gives the same tokens at each place
+ * of a window, the whole word inside it or reaching past its end. */
+static void test_window_offsets(void **state)
+{
+	(void)state;
+	static const char *const words[] = {
+	        "cheap",
+	        "don't",
+	        "abc.def",
+	        "3.14159",
+	        "e-mail",
+	        "x.y",
+	        "ab",
+	        "end.",
+	        "trailing-",
+	        "two..dots",
+	        "word_with_underscore",
+	        "next:colon",
+	        "10:30",
+	        "$100",
+	        "caf\xc3\xa9",
+	        "foo-\xc3\xa9t\xc3\xa9",
+	        "mid\xe2\x80\x8bword",
+	        "joe@example.com",
+	        "http://www.example.com/x",
+	        "www.site.org/path",
+	        "AbCdEfGhIjKlMnOpQrStUvWxYz0123",
+	        "AbCdEfGhIjKlMnOpQrStUvWxYz01234",
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+	        "abcdefghijklmnopqrstuvwxyz012.abcd",
+	        "averyveryverylongwordthatgoespastthirtytwobytes",
+	};
+	static const char after[] = " and then some more plain words to read";
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+		char buf[160];
+		char *want[16];
+		size_t nwant = 0;
+		for (size_t k = 0; k < 2 * 32 + 2; k++) {
+			memset(buf, ' ', k);
+			snprintf(buf + k, sizeof(buf) - k, "%s%s", words[w], after);
+			struct chaff_tokens tk = body(tok, buf);
+			if (k == 0) {
+				assert_true(tk.count <= 16);
+				for (size_t i = 0; i < tk.count; i++)
+					want[nwant++] = strdup(tk.items[i].text);
+				continue;
+			}
+			if (tk.count != nwant)
+				fail_msg("'%s' at %zu: %zu tokens, not %zu", words[w], k, tk.count,
+				         nwant);
+			for (size_t i = 0; i < nwant; i++)
+				if (strcmp(tk.items[i].text, want[i]) != 0)
+					fail_msg("'%s' at %zu: '%s', not '%s'", words[w], k,
+					         tk.items[i].text, want[i]);
+		}
+		for (size_t i = 0; i < nwant; i++)
+			free(want[i]);
+	}
+	struct chaff_tokens tk = body(tok, "   don't abc.def 3.14159 e-mail x.y end. ab ");
+	assert_token(tk, "don't");
+	assert_token(tk, "abc.def");
+	assert_token(tk, "3.14159");
+	assert_token(tk, "e-mail");
+	assert_token(tk, "end");
+	assert_no_token(tk, "ab");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_folding_and_joiners), cmocka_unit_test(test_unicode_folding),
-		cmocka_unit_test(test_long_words),          cmocka_unit_test(test_spaceless_scripts),
-		cmocka_unit_test(test_urls),                cmocka_unit_test(test_addresses),
-		cmocka_unit_test(test_word_pairs),          cmocka_unit_test(test_hashes_follow_seed),
-		cmocka_unit_test(test_folding_hosts_and_stray_bytes),
+	        cmocka_unit_test(test_folding_and_joiners),
+	        cmocka_unit_test(test_unicode_folding),
+	        cmocka_unit_test(test_long_words),
+	        cmocka_unit_test(test_spaceless_scripts),
+	        cmocka_unit_test(test_urls),
+	        cmocka_unit_test(test_addresses),
+	        cmocka_unit_test(test_word_pairs),
+	        cmocka_unit_test(test_hashes_follow_seed),
+	        cmocka_unit_test(test_folding_hosts_and_stray_bytes),
+	        cmocka_unit_test(test_window_offsets),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
