@@ -172,6 +172,18 @@ static bool host_byte(char c)
 	return tok_host_bytes[(unsigned char)c];
 }
 
+#ifdef __SSE2__
+/* Bit k set when byte k of v is a host byte; *dots gets the '.' bytes. */
+static inline unsigned host_mask(__m128i v, unsigned *dots)
+{
+	unsigned digit, alpha = tok_vec_alpha(v, &digit);
+	*dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+	__m128i hy = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
+	                          _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+	return alpha | digit | *dots | (unsigned)_mm_movemask_epi8(hy);
+}
+#endif
+
 /* The end of the run of host bytes that starts at s[i]; *dot gets the
  * run's last '.', or NULL. Received headers are mostly such runs, and a
  * step per byte was a twelfth of all tokenizing. */
@@ -180,12 +192,9 @@ static size_t host_run(const char *s, size_t n, size_t i, const char **dot)
 	*dot = NULL;
 #ifdef __SSE2__
 	for (; n - i >= 16; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-		unsigned digit, alpha = tok_vec_alpha(v, &digit);
-		unsigned dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
-		__m128i hy = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')),
-		                          _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
-		unsigned in = alpha | digit | dots | (unsigned)_mm_movemask_epi8(hy);
+		unsigned dots,
+		        in = host_mask(_mm_loadu_si128((const __m128i *)(const void *)(s + i)),
+		                       &dots);
 		unsigned len = (unsigned)__builtin_ctz(~in | 0x10000u);
 		dots &= (1u << len) - 1;
 		if (dots)

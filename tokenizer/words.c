@@ -563,7 +563,8 @@ static size_t word(struct scan *sc, size_t i)
 /* Emits a word of len ASCII letters and digits (with joining bytes) whose
  * folded bytes are the first of fold0 and fold1, under the scan's
  * prefix; false when no more tokens are taken. */
-static bool emit_plain(struct scan *sc, size_t len, __m128i fold0, __m128i fold1)
+static inline __attribute__((always_inline)) bool emit_plain(struct scan *sc, size_t len,
+                                                             __m128i fold0, __m128i fold1)
 {
 	struct chaff_tokenizer *t = sc->t;
 	char *text = tok_reserve(t, sc->plen + 2 * VEC);
