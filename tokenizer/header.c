@@ -291,7 +291,10 @@ static void received(struct chaff_tokenizer *t, const char *s, size_t n)
 		size_t a = i;
 		const char *last_dot;
 		i = host_run(s, n, i, &last_dot);
-		if (i < n && s[i] == ':' && (a == 0 || s[a - 1] != ':')) {
+		bool colon = i < n && s[i] == ':';
+		if (!last_dot && !colon)
+			continue; /* a word ("from", "by", "id"): no address, no host */
+		if (colon && (a == 0 || s[a - 1] != ':')) {
 			/* "IPv6:2001:db8::1" or "2001:db8::1", no brackets */
 			size_t at = TOK_IEQ(s + a, i - a, "ipv6") ? i + 1 : a;
 			size_t v6 = bare_ipv6(s + at, n - at);

@@ -161,6 +161,8 @@ size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *p
                        const char *s, size_t n)
 {
 	size_t i = 0;
+	for (uint64_t w; n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull));)
+		i += 8;
 	while (i < n && (unsigned char)s[i] < 0x80)
 		i++;
 	size_t first = t->ntoks;
@@ -251,11 +253,14 @@ static size_t host_end(const char *s, size_t n, size_t i)
 }
 
 /* Bytes that may stand in a URL's user-info (RFC 3986: unreserved,
- * percent escapes, sub-delims and ':'), besides letters and digits. */
-static bool userinfo_byte(unsigned char c)
-{
-	return c < 0x80 && (ascii_class[c] == W_ALNUM || strchr("-._~%!$&'()*+,;=:", c));
-}
+ * percent escapes, sub-delims and ':'). */
+static const bool userinfo_bytes[256] = {
+        ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['-'] = true,
+        ['.'] = true,         ['_'] = true,         ['~'] = true,         ['%'] = true,
+        ['!'] = true,         ['$'] = true,         ['&'] = true,         ['\''] = true,
+        ['('] = true,         [')'] = true,         ['*'] = true,         ['+'] = true,
+        [','] = true,         [';'] = true,         ['='] = true,         [':'] = true,
+};
 
 /* The full stops that IDNA maps to '.': ideographic, full-width and
  * half-width (a host written "evil。example。com" goes to evil.example.com). */
@@ -278,6 +283,11 @@ static size_t read_host(const char *s, size_t n, char *out, size_t *used)
 	while (i < n && o < HOST_MAX) {
 		const unsigned char *p = (const unsigned char *)s + i;
 		size_t k;
+		if (tok_host_bytes[p[0]]) { /* the common byte, first */
+			out[o++] = (char)p[0];
+			i++;
+			continue;
+		}
 		int d = p[0] == '%' ? tok_hexpair(s + i, n - i) : -1;
 		if (d >= 0) {
 			if (d < 0x80 && !tok_host_bytes[d])
@@ -311,7 +321,7 @@ size_t tok_url(struct chaff_tokenizer *t, const char *s, size_t n)
 	 * would otherwise read the rest of the run again. */
 	size_t h = i;
 	for (size_t k = i;
-	     k < n && k - i < USERINFO_MAX && (userinfo_byte((unsigned char)s[k]) || s[k] == '@');
+	     k < n && k - i < USERINFO_MAX && (userinfo_bytes[(unsigned char)s[k]] || s[k] == '@');
 	     k++)
 		if (s[k] == '@')
 			h = k + 1;
