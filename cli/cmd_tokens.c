@@ -3,10 +3,12 @@
  * prints one token per line, like bogolexer -p; --stats prints a summary
  * of a whole corpus instead.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -34,18 +36,33 @@ struct opts {
 	unsigned top;
 };
 
-/* Output goes through one large buffer: printing is most of the work of
- * this command, and stdio per token would dominate it. */
+/* Output goes through one large buffer, written with write(2): printing
+ * is most of the work of this command, and stdio per token would
+ * dominate it (stdio also cut the corpus's 21 MB into 700 writes). */
 struct out {
-	char buf[1 << 16];
+	char buf[1 << 18];
 	size_t n;
 	bool failed;
 };
 
+static void out_write(struct out *o, const char *s, size_t n)
+{
+	while (n && !o->failed) {
+		ssize_t w = write(STDOUT_FILENO, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			o->failed = true;
+			break;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
 static void out_flush(struct out *o)
 {
-	if (o->n && fwrite(o->buf, 1, o->n, stdout) != o->n)
-		o->failed = true;
+	out_write(o, o->buf, o->n);
 	o->n = 0;
 }
 
@@ -54,8 +71,7 @@ static void out_put(struct out *o, const char *s, size_t n)
 	if (o->n + n > sizeof(o->buf)) {
 		out_flush(o);
 		if (n > sizeof(o->buf)) {
-			if (fwrite(s, 1, n, stdout) != n)
-				o->failed = true;
+			out_write(o, s, n);
 			return;
 		}
 	}

@@ -67,22 +67,6 @@ static const struct alias {
         {"windows-874", "CP874", CONV_ICONV},
 };
 
-/* True when every byte is ASCII; eight bytes at a time. */
-static bool all_ascii(const char *s, size_t n)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-		memcpy(&w, s + i, 8);
-		if (w & 0x8080808080808080ull)
-			return false;
-	}
-	for (; i < n; i++)
-		if ((unsigned char)s[i] & 0x80)
-			return false;
-	return true;
-}
-
 /* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
@@ -125,6 +109,12 @@ static size_t ascii_run(const unsigned char *p, size_t n)
 	while (i < n && p[i] < 0x80)
 		i++;
 	return i;
+}
+
+/* True when every byte is ASCII. */
+static bool all_ascii(const char *s, size_t n)
+{
+	return ascii_run((const unsigned char *)s, n) == n;
 }
 
 static bool valid_utf8(const char *s, size_t n)

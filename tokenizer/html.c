@@ -80,6 +80,8 @@ static uint32_t named_entity(const char *s, size_t n)
 {
 	if (n == 0) /* a lone '&' */
 		return 0;
+	if (n == 4 && memcmp(s, "nbsp", 4) == 0) /* most of them, first */
+		return 0xA0;
 	for (size_t i = 0; i < sizeof(other_names) / sizeof(other_names[0]); i++)
 		if (other_names[i].name[0] == s[0] && strncmp(other_names[i].name, s, n) == 0 &&
 		    other_names[i].name[n] == '\0')

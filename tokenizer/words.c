@@ -710,39 +710,55 @@ static size_t plain_words(struct scan *sc, size_t i)
 		        _mm_or_si128(_mm_cmpeq_epi8(v1, join_d), _mm_cmpeq_epi8(v1, join_u)));
 		uint64_t join = (unsigned)_mm_movemask_epi8(j0) |
 		                (uint64_t)(unsigned)_mm_movemask_epi8(j1) << VEC;
+		/* a joining byte followed by a letter or digit belongs to the
+		 * word: "don't", "e-mail", "3.5" */
+		uint64_t in = alnum | (join & alnum >> 1);
 		size_t p = 0;
 		for (;;) {
 			p += (size_t)__builtin_ctzll((alnum | stop) >> p);
 			if (!(alnum >> p & 1)) {
 				if (p < 2 * VEC)
-					return i + p; /* '$', ':' or non-ASCII */
+					return i + p; /* '$' or non-ASCII */
 				break;                /* the window is done */
 			}
-			size_t len = (size_t)__builtin_ctzll(~alnum >> p), e = p + len;
-			if (e >= 2 * VEC - 1) { /* it may go on past the window */
+			size_t len = (size_t)__builtin_ctzll(~in >> p), e = p + len;
+			/* byte 31 may join what follows the window */
+			if (e >= 2 * VEC - 1) {
 				if (p == 0)
 					return i;
 				break;
 			}
 			if (odd_end >> e & 1)
 				return i + p;
-			/* "don't", "3.5", or a joining byte before a non-ASCII
-			 * letter: the general path; a joining byte before a
-			 * separator ends the word */
-			if ((join >> e & 1) && ((alnum | high) >> (e + 1) & 1))
+			/* a joining byte before a non-ASCII letter: the general
+			 * path; before a separator it ends the word */
+			if ((join >> e & 1) && (high >> (e + 1) & 1))
 				return i + p;
-			if (at_near(sc, i + p))
+			/* near an '@', a word may be an address's local part:
+			 * not when a separator ends it (as address() reads it) */
+			if (at_near(sc, i + p)) {
+				unsigned char c = (unsigned char)s[e];
+				if (c == '@' || ascii_class[c] != W_SEP)
+					return i + p;
+			}
+			bool joined = (in & ~alnum) >> p & ((1ull << len) - 1);
+			/* www.example.com is a URL */
+			if (joined && (sc->mode & SCAN_URLS) && len > 4 &&
+			    TOK_IPREFIX(s + p, len, "www."))
 				return i + p;
 			if (len >= MIN_WORD_CHARS) {
 				if (len > t->cfg.limits.max_token_len || sc->n - i - p < 2 * VEC)
 					return i + p;
 				const char *w = s + p;
-				__m128i f0 = _mm_or_si128(
-				        _mm_loadu_si128((const __m128i *)(const void *)w),
-				        _mm_set1_epi8(0x20));
-				__m128i f1 = _mm_or_si128(
-				        _mm_loadu_si128((const __m128i *)(const void *)(w + VEC)),
-				        _mm_set1_epi8(0x20));
+				__m128i w0 = _mm_loadu_si128((const __m128i *)(const void *)w);
+				__m128i w1 =
+				        _mm_loadu_si128((const __m128i *)(const void *)(w + VEC));
+				/* letters and digits fold by setting bit 5 (digits
+				 * have it); joining bytes must stay ('_' would be DEL) */
+				__m128i f0 = joined ? tok_vec_lower(w0)
+				                    : _mm_or_si128(w0, _mm_set1_epi8(0x20));
+				__m128i f1 = joined ? tok_vec_lower(w1)
+				                    : _mm_or_si128(w1, _mm_set1_epi8(0x20));
 				if (!emit_plain(sc, len, f0, f1) || t->full)
 					return sc->n;
 			}
