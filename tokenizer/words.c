@@ -741,12 +741,12 @@ static size_t plain_words(struct scan *sc, size_t i)
 				if (c == '@' || ascii_class[c] != W_SEP)
 					return i + p;
 			}
-			bool joined = (in & ~alnum) >> p & ((1ull << len) - 1);
-			/* www.example.com is a URL */
-			if (joined && (sc->mode & SCAN_URLS) && len > 4 &&
-			    TOK_IPREFIX(s + p, len, "www."))
-				return i + p;
 			if (len >= MIN_WORD_CHARS) {
+				bool joined = (in & ~alnum) >> p & ((1ull << len) - 1);
+				/* www.example.com is a URL */
+				if (joined && (sc->mode & SCAN_URLS) && len > 4 &&
+				    TOK_IPREFIX(s + p, len, "www."))
+					return i + p;
 				if (len > t->cfg.limits.max_token_len || sc->n - i - p < 2 * VEC)
 					return i + p;
 				const char *w = s + p;
