@@ -216,14 +216,14 @@ static bool block_tag(const char *name, size_t n)
 {
 	if (n >= sizeof(block_tags) / sizeof(block_tags[0]) || !block_tags[n])
 		return false;
-	char low[16];
-	for (size_t i = 0; i < n; i++)
-		low[i] = tok_lc(name[i]);
 	/* names are a few bytes and most differ at the first: compared here
 	 * rather than by a call to memcmp per name */
+	char first = tok_lc(name[0]);
 	for (const char *c = block_tags[n]; *c; c += n) {
-		size_t k = 0;
-		while (k < n && c[k] == low[k])
+		if (*c != first)
+			continue;
+		size_t k = 1;
+		while (k < n && c[k] == tok_lc(name[k]))
 			k++;
 		if (k == n)
 			return true;

@@ -135,7 +135,8 @@ static inline char *tok_reserve(struct chaff_tokenizer *t, size_t max)
 	return p;
 }
 
-static inline void tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text, size_t len)
+static inline __attribute__((always_inline)) void
+tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text, size_t len)
 {
 	chaff_arena_trim(&t->arena, text, len + 1);
 	text[len] = '\0';
@@ -277,6 +278,9 @@ static inline const char *tok_find2(const char *s, size_t n, char a, char b)
 	return NULL;
 }
 
+/* The bytes of a header field's name: printable ASCII but ':'. */
+extern const bool tok_name_bytes[256];
+
 /* The line q..le as a header field: the end of its name (the colon
  * follows, perhaps after blanks) and *colon set, or NULL when it is no
  * field. A header block ends at its first line that is neither a field
@@ -284,7 +288,7 @@ static inline const char *tok_find2(const char *s, size_t n, char a, char b)
 static inline const char *tok_field(const char *q, const char *le, const char **colon)
 {
 	const char *c = q;
-	while (c<le && * c> ' ' && *c < 127 && *c != ':')
+	while (c < le && tok_name_bytes[(unsigned char)*c])
 		c++;
 	const char *ne = c;
 	while (c < le && (*c == ' ' || *c == '\t'))

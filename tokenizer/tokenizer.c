@@ -28,6 +28,8 @@ const unsigned char tok_lower[256] = {
         0xff,
 };
 
+const bool tok_name_bytes[256] = {['!' ... '9'] = true, [';' ... '~'] = true};
+
 void chaff_limits_default(struct chaff_limits *l)
 {
 	if (!l)
