@@ -114,8 +114,9 @@ static inline void out_line(struct out *o, const char *s, size_t n)
 	o->n += n + 1;
 }
 
-/* The NULs of d[0..n) turned into line ends; returns how many there were. */
-static size_t nul_to_nl(char *d, size_t n)
+/* Copies s[0..n) to d with its NULs turned into line ends, in one pass;
+ * returns how many NULs there were. */
+static size_t copy_lines(char *d, const char *s, size_t n)
 {
 	size_t count = 0, i = 0;
 #ifdef __SSE2__
@@ -126,7 +127,7 @@ static size_t nul_to_nl(char *d, size_t n)
 	const __m128i one = _mm_set1_epi8(1);
 	__m128i sums = zero;
 	for (; i + 16 <= n; i += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(d + i));
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		__m128i z = _mm_cmpeq_epi8(v, zero);
 		sums = _mm_add_epi64(sums, _mm_sad_epu8(_mm_and_si128(z, one), zero));
 		_mm_storeu_si128((__m128i *)(void *)(d + i),
@@ -136,11 +137,10 @@ static size_t nul_to_nl(char *d, size_t n)
 	count = (size_t)(uint32_t)_mm_cvtsi128_si32(sums) +
 	        (size_t)(uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(sums, 8));
 #endif
-	for (; i < n; i++)
-		if (!d[i]) {
-			d[i] = '\n';
-			count++;
-		}
+	for (; i < n; i++) {
+		d[i] = s[i] ? s[i] : '\n';
+		count += !s[i];
+	}
 	return count;
 }
 
@@ -164,8 +164,7 @@ static void out_tokens(struct out *o, const struct chaff_token *tk, size_t count
 		if (o->n + n > sizeof(o->buf))
 			out_flush(o);
 		if (n <= sizeof(o->buf)) {
-			memcpy(o->buf + o->n, start, n);
-			if (nul_to_nl(o->buf + o->n, n) == j - i) {
+			if (copy_lines(o->buf + o->n, start, n) == j - i) {
 				o->n += n;
 				i = j;
 				continue;
