@@ -15,6 +15,7 @@
 
 #include "chaff.h"
 #include "cli.h"
+#include "common/smallcopy.h"
 #include "input.h"
 #include "tokmap.h"
 
@@ -79,28 +80,6 @@ static void out_put(struct out *o, const char *s, size_t n)
 	o->n += n;
 }
 
-/* Copies n bytes by two overlapping moves of a fixed size (a few
- * instructions, where a call to memcpy for a token of ten bytes costs
- * more than the copy); reads and writes only [s, s + n) and [d, d + n). */
-static inline void copy_short(char *d, const char *s, size_t n)
-{
-	if (n >= 16) {
-		for (size_t i = 0; i + 16 < n; i += 16)
-			memcpy(d + i, s + i, 16);
-		memcpy(d + n - 16, s + n - 16, 16);
-	} else if (n >= 8) {
-		memcpy(d, s, 8);
-		memcpy(d + n - 8, s + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(d, s, 4);
-		memcpy(d + n - 4, s + n - 4, 4);
-	} else if (n) {
-		d[0] = s[0];
-		d[n / 2] = s[n / 2];
-		d[n - 1] = s[n - 1];
-	}
-}
-
 /* One token and its line end: the loop that prints two million tokens. */
 static inline void out_line(struct out *o, const char *s, size_t n)
 {
@@ -109,7 +88,7 @@ static inline void out_line(struct out *o, const char *s, size_t n)
 		out_put(o, "\n", 1);
 		return;
 	}
-	copy_short(o->buf + o->n, s, n);
+	chaff_copy_small(o->buf + o->n, s, n);
 	o->buf[o->n + n] = '\n';
 	o->n += n + 1;
 }

@@ -5,6 +5,7 @@
 #define CHAFF_TOK_H
 
 #include "../common/arena.h"
+#include "../common/smallcopy.h"
 #include "chaff.h"
 
 #include <iconv.h>

@@ -162,8 +162,8 @@ void tok_emit(struct chaff_tokenizer *t, unsigned origin, const char *prefix, si
 	char *text = tok_reserve(t, plen + n);
 	if (!text)
 		return;
-	memcpy(text, prefix, plen);
-	memcpy(text + plen, s, n);
+	chaff_copy_small(text, prefix, plen);
+	chaff_copy_small(text + plen, s, n);
 	tok_commit(t, origin, text, plen + n);
 }
 
@@ -186,7 +186,7 @@ void tok_emit_lower(struct chaff_tokenizer *t, unsigned origin, const char *pref
 	char *text = tok_reserve(t, plen + n);
 	if (!text)
 		return;
-	memcpy(text, prefix, plen);
+	chaff_copy_small(text, prefix, plen);
 	lower_copy(text + plen, s, n);
 	tok_commit(t, origin, text, plen + n);
 }
@@ -209,7 +209,7 @@ void tok_emit_value(struct chaff_tokenizer *t, unsigned origin, const char *pref
 	char *text = tok_reserve(t, plen + n);
 	if (!text)
 		return;
-	memcpy(text, prefix, plen);
+	chaff_copy_small(text, prefix, plen);
 	char *out = text + plen;
 	tok_uncontrol(out, s, n);
 	lower_copy(out, out, n); /* ('?' and the bytes of UTF-8 stay) */

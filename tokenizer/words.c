@@ -174,7 +174,7 @@ size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *p
 	char *text = tok_reserve(t, plen + 2 * n);
 	if (!text)
 		return 0;
-	memcpy(text, prefix, plen);
+	chaff_copy_small(text, prefix, plen);
 	size_t o = plen;
 	for (i = 0; i < n;) {
 		size_t k = 0;
@@ -458,7 +458,7 @@ static size_t word(struct scan *sc, size_t i)
 	if (!text)
 		return sc->n;
 	if (sc->plen)
-		memcpy(text, sc->prefix, sc->plen);
+		chaff_copy_small(text, sc->prefix, sc->plen);
 	char *buf = text + sc->plen;
 	const char *s = sc->s;
 	size_t n = sc->n, j = i, bl = 0, chars = 0;
@@ -581,7 +581,7 @@ static inline __attribute__((always_inline)) bool emit_plain(struct scan *sc, si
 	if (!text)
 		return false;
 	if (sc->plen > VEC)
-		memcpy(text, sc->prefix, sc->plen);
+		chaff_copy_small(text, sc->prefix, sc->plen);
 	else if (sc->plen) /* the rest of the 16 bytes is overwritten next */
 		_mm_storeu_si128((__m128i *)(void *)text, sc->pre);
 	char *buf = text + sc->plen;
