@@ -337,27 +337,37 @@ static void link(struct chaff_tokenizer *t, struct span d)
 		tok_url(t, val + skip, vl - skip);
 }
 
+/* The bytes that end or separate the parts of a tag's attributes. */
+enum { A_SPACE = 1, A_SLASH = 2, A_EQ = 4, A_GT = 8 };
+static const unsigned char attr_bytes[256] = {
+        [' '] = A_SPACE, ['\t'] = A_SPACE, ['\n'] = A_SPACE, ['\r'] = A_SPACE,
+        ['/'] = A_SLASH, ['='] = A_EQ,     ['>'] = A_GT,
+};
+
+static inline bool attr_is(char c, unsigned bits)
+{
+	return attr_bytes[(unsigned char)c] & bits;
+}
+
 /* Reads the attributes of a tag from s[i] to its '>', emitting url: tokens
  * for href and src. Returns the position after '>'. */
 static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, size_t i)
 {
 	while (i < n) {
-		while (i < n &&
-		       (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' || s[i] == '/'))
+		while (i < n && attr_is(s[i], A_SPACE | A_SLASH))
 			i++;
 		if (i >= n || s[i] == '>')
 			return i < n ? i + 1 : n;
 		size_t an = i;
-		while (i < n && s[i] != '=' && s[i] != '>' && s[i] != ' ' && s[i] != '\t' &&
-		       s[i] != '\n' && s[i] != '\r')
+		while (i < n && !attr_is(s[i], A_EQ | A_GT | A_SPACE))
 			i++;
 		size_t alen = i - an;
-		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		while (i < n && attr_is(s[i], A_SPACE))
 			i++;
 		if (i >= n || s[i] != '=')
 			continue;
 		i++;
-		while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		while (i < n && attr_is(s[i], A_SPACE))
 			i++;
 		size_t v = i, vend;
 		if (i < n && (s[i] == '"' || s[i] == '\'')) {
@@ -373,8 +383,7 @@ static size_t attributes(struct chaff_tokenizer *t, const char *s, size_t n, siz
 				i = vend;
 			}
 		} else {
-			while (i < n && s[i] != '>' && s[i] != ' ' && s[i] != '\t' &&
-			       s[i] != '\n' && s[i] != '\r')
+			while (i < n && !attr_is(s[i], A_GT | A_SPACE))
 				i++;
 			vend = i;
 		}
