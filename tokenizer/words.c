@@ -253,13 +253,15 @@ static size_t host_end(const char *s, size_t n, size_t i)
 }
 
 /* Bytes that may stand in a URL's user-info (RFC 3986: unreserved,
- * percent escapes, sub-delims and ':'). */
+ * percent escapes, sub-delims and ':'), and NUL, which this search has
+ * always passed over (tokenizer 5's tokens depend on it). */
 static const bool userinfo_bytes[256] = {
-        ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true, ['-'] = true,
-        ['.'] = true,         ['_'] = true,         ['~'] = true,         ['%'] = true,
-        ['!'] = true,         ['$'] = true,         ['&'] = true,         ['\''] = true,
-        ['('] = true,         [')'] = true,         ['*'] = true,         ['+'] = true,
-        [','] = true,         [';'] = true,         ['='] = true,         [':'] = true,
+        ['\0'] = true, ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['a' ... 'z'] = true,
+        ['-'] = true,  ['.'] = true,         ['_'] = true,         ['~'] = true,
+        ['%'] = true,  ['!'] = true,         ['$'] = true,         ['&'] = true,
+        ['\''] = true, ['('] = true,         [')'] = true,         ['*'] = true,
+        ['+'] = true,  [','] = true,         [';'] = true,         ['='] = true,
+        [':'] = true,
 };
 
 /* The full stops that IDNA maps to '.': ideographic, full-width and

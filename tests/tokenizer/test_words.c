@@ -142,6 +142,14 @@ static void test_urls(void **state)
 	assert_token(tk, "url:example.org");
 	assert_token(tk, "url:10.1.2.3");
 	assert_no_token(tk, "url:1.2.3");
+	/* a NUL (here decoded from quoted-printable) does not end the
+	 * user-info: the host is the one after the '@', as tokenizer 5 has
+	 * always read it */
+	tk = test_tokenize(tok, "Content-Transfer-Encoding: quoted-printable\n\n"
+	                        "http://a=00b@c.de\n");
+	assert_token(tk, "url:c.de");
+	assert_no_token(tk, "url:a");
+	assert_no_token(tk, "email:b@c.de");
 }
 
 static void test_addresses(void **state)
