@@ -670,9 +670,10 @@ static size_t plain_word(struct scan *sc, size_t i)
 /* The plain words of a text, and the separators between them, in 32-byte
  * windows whose bytes are classified once: a word and the separators
  * before it cost a few bit operations, where plain_word() classifies 32
- * bytes again for each. Takes the words plain_word() would take, in the
- * same way, and returns where the general path must go on: at a word of
- * any other kind, a byte that may start one ('$', non-ASCII), or fewer
+ * bytes again for each. Takes the words plain_word() would take, and a
+ * word near an '@' that a separator ends (which word() takes alike), in
+ * the same way, and returns where the general path must go on: at a word
+ * of any other kind, a byte that may start one ('$', non-ASCII), or fewer
  * than 32 bytes before the end. */
 static size_t plain_words(struct scan *sc, size_t i)
 {
