@@ -114,7 +114,7 @@ static void flush(struct dec *d)
  * a character split across two of them survives. */
 struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 {
-	if (n < 8 || !tok_find2(s, n, '=', '?'))
+	if (n < 8 || !chaff_find_pair(s, s + n, '=', '?'))
 		return tok_to_utf8(t, NULL, 0, s, n);
 	struct dec d = {t, tok_alloc(t, n * 4 + 17), 0, n * 4 + 16, tok_alloc(t, n + 1), 0, {"", 0}};
 	if (!d.out || !d.raw)
@@ -122,7 +122,7 @@ struct span tok_decode_2047(struct chaff_tokenizer *t, const char *s, size_t n)
 	size_t i = 0, plain = 0;
 	bool after_word = false;
 	while (i < n) {
-		const char *q = tok_find2(s + i, n - i, '=', '?');
+		const char *q = chaff_find_pair(s + i, s + n, '=', '?');
 		size_t at = q ? (size_t)(q - s) : n;
 		struct span cs, text;
 		char enc;

@@ -137,7 +137,7 @@ static size_t comment_end(const char *s, size_t n, size_t p)
 	if (p + 1 < n && s[p] == '-' && s[p + 1] == '>')
 		return p + 2;
 	while (p < n) {
-		const char *e = memmem(s + p, n - p, "--", 2);
+		const char *e = chaff_find_pair(s + p, s + n, '-', '-');
 		if (!e)
 			return n;
 		size_t k = (size_t)(e - s) + 2;

@@ -166,7 +166,7 @@ static void parse_params(struct chaff_tokenizer *t, const char *s, size_t n, str
 static struct span param_value(struct chaff_tokenizer *t, const struct param *p, bool text)
 {
 	if (p->top == 0) {
-		if (text && tok_find2(p->plain.p, p->plain.n, '=', '?'))
+		if (text && chaff_find_pair(p->plain.p, p->plain.p + p->plain.n, '=', '?'))
 			return tok_decode_2047(t, p->plain.p, p->plain.n);
 		return p->plain;
 	}
@@ -340,25 +340,12 @@ static struct span guess_boundary(const char *p, const char *end)
  * '-', as every boundary line does, or end. One search over the lines
  * between, not a step per line: each level of nested multiparts scans
  * the whole of what it holds, and a deep nest of large attachments of
- * short lines took a line step per line per level. The search compares
- * sixteen line ends at a time with the bytes after them (glibc's memmem
- * takes a byte at a time for a two-byte needle). */
+ * short lines took a line step per line per level. */
 static const char *dash_line(const char *s, const char *end)
 {
 	if (s >= end || *s == '-')
 		return s;
-#ifdef __SSE2__
-	/* sixteen line ends at a time, each against the byte after it */
-	for (; end - s > 16; s += 16) {
-		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
-		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 1));
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, _mm_set1_epi8('\n'))) &
-		             (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('-')));
-		if (m)
-			return s + __builtin_ctz(m) + 1;
-	}
-#endif
-	const char *hit = memmem(s, (size_t)(end - s), "\n-", 2);
+	const char *hit = chaff_find_pair(s, end, '\n', '-');
 	return hit ? hit + 1 : end;
 }
 

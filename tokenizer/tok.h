@@ -5,6 +5,7 @@
 #define CHAFF_TOK_H
 
 #include "../common/arena.h"
+#include "../common/findpair.h"
 #include "../common/smallcopy.h"
 #include "chaff.h"
 
@@ -266,17 +267,6 @@ extern const unsigned char tok_lower[256];
 static inline char tok_lc(char c)
 {
 	return (char)tok_lower[(unsigned char)c];
-}
-
-/* The first a immediately followed by b in s[0..n), or NULL. For the
- * short needles of headers, cheaper than memmem's set-up. */
-static inline const char *tok_find2(const char *s, size_t n, char a, char b)
-{
-	const char *end = s + n;
-	for (const char *p = s; n >= 2 && (p = memchr(p, a, (size_t)(end - p) - 1)); p++)
-		if (p[1] == b)
-			return p;
-	return NULL;
 }
 
 /* The bytes of a header field's name: printable ASCII but ':'. */
