@@ -93,28 +93,10 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return 0;
 }
 
-/* The number of ASCII bytes at the start of p: most of most text, so
- * looked at sixteen at a time. */
-static size_t ascii_run(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-#ifdef __SSE2__
-	for (; n - i >= 16; i += 16) {
-		unsigned m = (unsigned)_mm_movemask_epi8(
-		        _mm_loadu_si128((const __m128i *)(const void *)(p + i)));
-		if (m)
-			return i + (size_t)__builtin_ctz(m);
-	}
-#endif
-	while (i < n && p[i] < 0x80)
-		i++;
-	return i;
-}
-
 /* True when every byte is ASCII. */
 static bool all_ascii(const char *s, size_t n)
 {
-	return ascii_run((const unsigned char *)s, n) == n;
+	return tok_ascii_run((const unsigned char *)s, n) == n;
 }
 
 static bool valid_utf8(const char *s, size_t n)
@@ -123,7 +105,7 @@ static bool valid_utf8(const char *s, size_t n)
 	size_t i = 0;
 	while (i < n) {
 		if (p[i] < 0x80) {
-			i += ascii_run(p + i, n - i);
+			i += tok_ascii_run(p + i, n - i);
 			continue;
 		}
 		size_t k = utf8_seq(p + i, n - i);
@@ -143,7 +125,7 @@ static struct span from_cp1252(struct chaff_tokenizer *t, const char *s, size_t 
 	for (size_t i = 0; i < n; i++) {
 		unsigned c = (unsigned char)s[i];
 		if (c < 0x80) {
-			size_t k = ascii_run((const unsigned char *)s + i, n - i);
+			size_t k = tok_ascii_run((const unsigned char *)s + i, n - i);
 			memcpy(out + o, s + i, k);
 			o += k;
 			i += k - 1;
@@ -174,7 +156,7 @@ static struct span declared_utf8(struct chaff_tokenizer *t, const char *s, size_
 	size_t good = 0, bad = 0;
 	for (size_t i = 0; i < n;) {
 		if (p[i] < 0x80) {
-			i += ascii_run(p + i, n - i);
+			i += tok_ascii_run(p + i, n - i);
 			continue;
 		}
 		size_t k = utf8_seq(p + i, n - i);

@@ -49,6 +49,24 @@ static inline unsigned tok_vec_alpha(__m128i v, unsigned *digit)
 }
 #endif
 
+/* The number of ASCII bytes at the start of p: most of most text, so
+ * looked at sixteen at a time. */
+static inline size_t tok_ascii_run(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	for (; n - i >= 16; i += 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		        _mm_loadu_si128((const __m128i *)(const void *)(p + i)));
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+	}
+#endif
+	while (i < n && p[i] < 0x80)
+		i++;
+	return i;
+}
+
 /* A byte range; never NUL-terminated unless said so. */
 struct span {
 	const char *p;

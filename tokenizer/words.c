@@ -160,13 +160,8 @@ static bool word_at(const char *s, size_t n, size_t i)
 size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *prefix, size_t plen,
                        const char *s, size_t n)
 {
-	size_t i = 0;
-	for (uint64_t w; n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull));)
-		i += 8;
-	while (i < n && (unsigned char)s[i] < 0x80)
-		i++;
 	size_t first = t->ntoks;
-	if (i == n) {
+	if (tok_ascii_run((const unsigned char *)s, n) == n) {
 		tok_emit_lower(t, origin, prefix, plen, s, n);
 		return t->ntoks > first ? n : 0;
 	}
@@ -176,7 +171,7 @@ size_t tok_emit_folded(struct chaff_tokenizer *t, unsigned origin, const char *p
 		return 0;
 	chaff_copy_small(text, prefix, plen);
 	size_t o = plen;
-	for (i = 0; i < n;) {
+	for (size_t i = 0; i < n;) {
 		size_t k = 0;
 		uint32_t u = (unsigned char)s[i] < 0x80
 		                     ? 0
