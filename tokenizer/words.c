@@ -61,6 +61,16 @@ static inline size_t vec_fold(const char *s, char *out)
 	return (size_t)__builtin_ctz(~(alpha | digit));
 }
 
+/* Bit i set when byte i of v is a joining byte: ' - . _ */
+static inline unsigned vec_join(__m128i v)
+{
+	__m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('\''));
+	__m128i h = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+	__m128i d = _mm_cmpeq_epi8(v, _mm_set1_epi8('.'));
+	__m128i u = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, h), _mm_or_si128(d, u)));
+}
+
 /* How many bytes at s are separators (skip_byte), up to 16. */
 static inline size_t vec_skip(const char *s)
 {
@@ -627,15 +637,7 @@ static size_t plain_word(struct scan *sc, size_t i)
 	    (word >> len >> 1 & 1)) {
 		/* "don't", "e-mail", "3.5": a joining character followed by a
 		 * letter or digit belongs to the word */
-		__m128i q = _mm_set1_epi8('\''), h = _mm_set1_epi8('-');
-		__m128i d = _mm_set1_epi8('.'), u = _mm_set1_epi8('_');
-		uint32_t j0 = (uint32_t)_mm_movemask_epi8(
-		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v0, q), _mm_cmpeq_epi8(v0, h)),
-		                     _mm_or_si128(_mm_cmpeq_epi8(v0, d), _mm_cmpeq_epi8(v0, u))));
-		uint32_t j1 = (uint32_t)_mm_movemask_epi8(
-		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, q), _mm_cmpeq_epi8(v1, h)),
-		                     _mm_or_si128(_mm_cmpeq_epi8(v1, d), _mm_cmpeq_epi8(v1, u))));
-		uint64_t in = word | ((j0 | (uint64_t)j1 << VEC) & word >> 1);
+		uint64_t in = word | ((vec_join(v0) | (uint64_t)vec_join(v1) << VEC) & word >> 1);
 		len = (size_t)__builtin_ctzll(~in);
 		/* what follows byte 31 is not known; www.example.com is a URL */
 		if (len >= 2 * VEC - 1 ||
@@ -673,8 +675,6 @@ static size_t plain_word(struct scan *sc, size_t i)
 static size_t plain_words(struct scan *sc, size_t i)
 {
 	struct chaff_tokenizer *t = sc->t;
-	const __m128i join_q = _mm_set1_epi8('\''), join_h = _mm_set1_epi8('-');
-	const __m128i join_d = _mm_set1_epi8('.'), join_u = _mm_set1_epi8('_');
 	while (sc->n - i >= 2 * VEC && !t->full) {
 		const char *s = sc->s + i;
 		__m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)s);
@@ -700,14 +700,7 @@ static size_t plain_words(struct scan *sc, size_t i)
 		        (uint64_t)(unsigned)_mm_movemask_epi8(
 		                _mm_cmpeq_epi8(v1, _mm_set1_epi8(':')))
 		                << VEC;
-		__m128i j0 = _mm_or_si128(
-		        _mm_or_si128(_mm_cmpeq_epi8(v0, join_q), _mm_cmpeq_epi8(v0, join_h)),
-		        _mm_or_si128(_mm_cmpeq_epi8(v0, join_d), _mm_cmpeq_epi8(v0, join_u)));
-		__m128i j1 = _mm_or_si128(
-		        _mm_or_si128(_mm_cmpeq_epi8(v1, join_q), _mm_cmpeq_epi8(v1, join_h)),
-		        _mm_or_si128(_mm_cmpeq_epi8(v1, join_d), _mm_cmpeq_epi8(v1, join_u)));
-		uint64_t join = (unsigned)_mm_movemask_epi8(j0) |
-		                (uint64_t)(unsigned)_mm_movemask_epi8(j1) << VEC;
+		uint64_t join = vec_join(v0) | (uint64_t)vec_join(v1) << VEC;
 		/* a joining byte followed by a letter or digit belongs to the
 		 * word: "don't", "e-mail", "3.5" */
 		uint64_t in = alnum | (join & alnum >> 1);
