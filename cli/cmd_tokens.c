@@ -20,17 +20,17 @@
 #include "tokmap.h"
 
 static const char usage_text[] =
-	"usage: chaff tokens [OPTIONS] [FILE|DIR...]\n"
-	"Prints the tokens of each message (stdin when no file is named).\n"
-	"Files may be single messages, mbox files, Maildir or other folders,\n"
-	"gzip-compressed or not.\n\n"
-	"  --pairs                 add word pairs (orthogonal sparse bigrams)\n"
-	"  --keep-verdict-headers  read X-Spam-* and X-Chaff-* headers too\n"
-	"  --hash                  print each token's 64-bit hash before it\n"
-	"  --stats                 print corpus statistics instead of tokens\n"
-	"  --top N                 with --stats: the N most common tokens (20)\n"
-	"  --json                  with --stats: JSON output\n"
-	"  -q, --quiet             tokenize only, print nothing (timing)\n";
+        "usage: chaff tokens [OPTIONS] [FILE|DIR...]\n"
+        "Prints the tokens of each message (stdin when no file is named).\n"
+        "Files may be single messages, mbox files, Maildir or other folders,\n"
+        "gzip-compressed or not.\n\n"
+        "  --pairs                 add word pairs (orthogonal sparse bigrams)\n"
+        "  --keep-verdict-headers  read X-Spam-* and X-Chaff-* headers too\n"
+        "  --hash                  print each token's 64-bit hash before it\n"
+        "  --stats                 print corpus statistics instead of tokens\n"
+        "  --top N                 with --stats: the N most common tokens (20)\n"
+        "  --json                  with --stats: JSON output\n"
+        "  -q, --quiet             tokenize and hash, print nothing (timing)\n";
 
 struct opts {
 	bool hash, stats, json, quiet, top_given;
@@ -308,6 +308,7 @@ int cmd_tokens(int argc, char **argv)
 	static struct out out;
 	struct stats st = { 0 };
 	tokmap_init(&st.map);
+	const bool print_text = !o.stats && !o.quiet && !o.hash;
 	int status = EXIT_OK;
 	double t0 = cli_now();
 	struct input_msg m;
@@ -321,7 +322,10 @@ int cmd_tokens(int argc, char **argv)
 		if (++nread == CLI_BULK_MESSAGES)
 			cli_bulk_heap();
 		struct chaff_tokens tk;
-		rc = chaff_tokenize(tok, m.data, m.len, &tk);
+		/* printed text needs no hashes; -q times the tokenizing that
+		 * training and scoring do, hashes included */
+		rc = print_text ? chaff_tokenize_text(tok, m.data, m.len, &tk)
+		                : chaff_tokenize(tok, m.data, m.len, &tk);
 		if (rc != CHAFF_OK) {
 			cli_warn("%s: %s; tokens may be incomplete", m.path, chaff_strerror(rc));
 			status = EXIT_FAIL;

@@ -143,6 +143,11 @@ CHAFF_API void chaff_tokenizer_free(chaff_tokenizer *tok);
  */
 CHAFF_API int chaff_tokenize(chaff_tokenizer *tok, const void *msg, size_t len,
                              struct chaff_tokens *out);
+/* chaff_tokenize() for a caller that reads only the tokens' text and
+ * origin, such as a printer of tokens: every hash is left 0, which saves
+ * about a tenth of the work. Never give such tokens to the database. */
+CHAFF_API int chaff_tokenize_text(chaff_tokenizer *tok, const void *msg, size_t len,
+                                  struct chaff_tokens *out);
 
 /*
  * The first message attached to msg as a message/rfc822 part (how mail

@@ -115,6 +115,7 @@ struct chaff_tokenizer {
 	uint32_t limits_hit;
 	uint32_t parts;
 	bool full; /* max_tokens reached or out of memory: stop emitting */
+	bool hashing; /* false in chaff_tokenize_text(): hashes stay 0 */
 	bool oom;
 
 	/* The last words of the body, for word pairs (text without prefix). */
@@ -145,6 +146,16 @@ void *tok_alloc(struct chaff_tokenizer *t, size_t n);
  * text (NULL when no more tokens are taken), tok_commit() keeps len of
  * them and records the token. Nothing else may allocate in between. */
 struct chaff_token *tok_slot_slow(struct chaff_tokenizer *t);
+/* XXH3-64 of a token with the seed. Most tokens are 16 bytes or
+ * shorter: their case of XXH3 is inlined here, without the call and the
+ * length tests of the whole function; longer ones call it. The values
+ * are XXH3_64bits_withSeed()'s (test_tokenizer compares them for every
+ * length up to 300). */
+static inline uint64_t tok_hash_short(const char *s, size_t n, uint64_t seed)
+{
+	return XXH3_len_0to16_64b((const xxh_u8 *)s, n, XXH3_kSecret, seed);
+}
+uint64_t tok_hash_long(const char *s, size_t n, uint64_t seed);
 static inline char *tok_reserve(struct chaff_tokenizer *t, size_t max)
 {
 	if (t->full)
@@ -163,7 +174,9 @@ tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text, size_t len)
 	struct chaff_token *tk = t->ntoks < t->cap ? &t->toks[t->ntoks++] : tok_slot_slow(t);
 	if (!tk)
 		return;
-	tk->hash = XXH3_64bits_withSeed(text, len, t->cfg.seed);
+	tk->hash = !t->hashing ? 0
+	           : len <= 16 ? tok_hash_short(text, len, t->cfg.seed)
+	                       : tok_hash_long(text, len, t->cfg.seed);
 	tk->text = text;
 	tk->len = (uint32_t)len;
 	tk->origin = origin;

@@ -148,6 +148,11 @@ static struct chaff_token *slot(struct chaff_tokenizer *t)
 	return &t->toks[t->ntoks++];
 }
 
+uint64_t tok_hash_long(const char *s, size_t n, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(s, n, seed);
+}
+
 struct chaff_token *tok_slot_slow(struct chaff_tokenizer *t)
 {
 	struct chaff_token *tk = slot(t);
@@ -264,16 +269,28 @@ static const char *start_message(struct chaff_tokenizer *t, const void *msg, siz
 	return p;
 }
 
-int chaff_tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff_tokens *out)
+static int tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff_tokens *out,
+                    bool hashing)
 {
 	if (!t || !out || (!msg && len))
 		return CHAFF_EINVAL;
+	t->hashing = hashing;
 	const char *p = start_message(t, msg, &len);
 	tok_entity(t, p, p + len, 0, ENTITY_MESSAGE);
 	out->items = t->toks;
 	out->count = t->ntoks;
 	out->limits_hit = t->limits_hit;
 	return t->oom ? CHAFF_ENOMEM : CHAFF_OK;
+}
+
+int chaff_tokenize(chaff_tokenizer *t, const void *msg, size_t len, struct chaff_tokens *out)
+{
+	return tokenize(t, msg, len, out, true);
+}
+
+int chaff_tokenize_text(chaff_tokenizer *t, const void *msg, size_t len, struct chaff_tokens *out)
+{
+	return tokenize(t, msg, len, out, false);
 }
 
 int chaff_attached_message(chaff_tokenizer *t, const void *msg, size_t len, const char **out,

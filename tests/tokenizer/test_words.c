@@ -2,6 +2,9 @@
  * URLs, addresses and word pairs, through the public API. */
 #include "test_util.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 static chaff_tokenizer *tok, *pairs_tok;
 
 static int setup(void **state)
@@ -204,6 +207,72 @@ static void test_hashes_follow_seed(void **state)
 	chaff_tokenizer_free(seeded);
 }
 
+/* Every token's hash is XXH3-64 of its text with the seed, whatever its
+ * length (the tokenizer inlines the short keys' case of XXH3), and
+ * chaff_tokenize_text() gives the same tokens with no hashes. Tokens of 3
+ * to 256 letters (XXH3's cases for 1-3, 4-8, 9-16, 17-128, 129-240 bytes
+ * and longer), and prefixed header tokens up to 261 bytes, under three
+ * seeds. */
+static void test_hashes_are_xxh3(void **state)
+{
+	(void)state;
+	static const uint64_t seeds[] = {0, 42, 0x9E3779B97F4A7C15u};
+	static char msg[80000];
+	size_t n = (size_t)snprintf(msg, sizeof(msg), "Subject: ");
+	for (size_t len = 1; len <= 256; len += 51) {
+		for (size_t i = 0; i < len; i++)
+			msg[n++] = (char)('a' + (len + i) % 26);
+		msg[n++] = ' ';
+	}
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\nContent-Type: text/plain\n\n");
+	for (size_t len = 1; len <= 256; len++) {
+		for (size_t i = 0; i < len; i++)
+			msg[n++] = (char)('a' + (len * 7 + i * 3) % 26);
+		msg[n++] = ' ';
+	}
+	msg[n] = '\0';
+	for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+		struct chaff_tokenizer_config cfg;
+		chaff_tokenizer_config_default(&cfg);
+		cfg.seed = seeds[s];
+		cfg.limits.max_token_len = 256;
+		chaff_tokenizer *t;
+		assert_int_equal(chaff_tokenizer_new(&cfg, &t), CHAFF_OK);
+		struct chaff_tokens tk = test_tokenize(t, msg);
+		size_t lens[300] = {0};
+		for (size_t i = 0; i < tk.count; i++) {
+			const struct chaff_token *k = &tk.items[i];
+			assert_true(k->hash == XXH3_64bits_withSeed(k->text, k->len, seeds[s]));
+			if (k->len < 300)
+				lens[k->len]++;
+		}
+		for (size_t len = 3; len <= 256; len++) /* shorter words are dropped */
+			assert_true(lens[len] > 0);
+		assert_true(lens[261] > 0); /* "subj:" and 256 letters */
+		/* the text-only call: the same tokens, every hash 0 */
+		uint64_t *hashes = malloc(tk.count * sizeof(*hashes));
+		assert_non_null(hashes);
+		size_t count = tk.count;
+		for (size_t i = 0; i < count; i++)
+			hashes[i] = tk.items[i].hash;
+		struct chaff_tokens tx;
+		assert_int_equal(chaff_tokenize_text(t, msg, n, &tx), CHAFF_OK);
+		assert_int_equal(tx.count, count);
+		for (size_t i = 0; i < count; i++) {
+			assert_true(tx.items[i].hash == 0);
+			assert_true(XXH3_64bits_withSeed(tx.items[i].text, tx.items[i].len,
+			                                 seeds[s]) == hashes[i]);
+		}
+		/* and hashing again after it */
+		tk = test_tokenize(t, msg);
+		assert_int_equal(tk.count, count);
+		for (size_t i = 0; i < count; i++)
+			assert_true(tk.items[i].hash == hashes[i]);
+		free(hashes);
+		chaff_tokenizer_free(t);
+	}
+}
+
 /* Letters that lower-casing keeps apart fold to one; a host ends before
  * the typography after it but keeps letters of other scripts; declared
  * UTF-8 with a stray bad byte stays UTF-8; numeric entities read all their
@@ -321,6 +390,7 @@ int main(void)
 	        cmocka_unit_test(test_addresses),
 	        cmocka_unit_test(test_word_pairs),
 	        cmocka_unit_test(test_hashes_follow_seed),
+	        cmocka_unit_test(test_hashes_are_xxh3),
 	        cmocka_unit_test(test_folding_hosts_and_stray_bytes),
 	        cmocka_unit_test(test_window_offsets),
 	};
