@@ -93,6 +93,11 @@ def timed_rounds(cmds, runs):
     """Median wall-clock seconds of each command, run in rounds (each
     command once per round) so that the machine's slow spells fall on all
     of them alike; output discarded."""
+    return [statistics.median(t) for t in round_times(cmds, runs)]
+
+
+def round_times(cmds, runs):
+    """Each command's wall-clock seconds in each round (see timed_rounds)."""
     times = [[] for _ in cmds]
     for r in range(runs):
         for k in round_order(range(len(cmds)), r):
@@ -102,7 +107,7 @@ def timed_rounds(cmds, runs):
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=True)
             times[k].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    return times
 
 
 def timed(cmd, runs, stdin=None):
@@ -171,7 +176,10 @@ def mbox_of(corp, tmp):
 def bench_tokenize(args):
     """Each mode of chaff against bogolexer in the same mode: printing
     every token (-p) and tokenizing without printing (-q, which only
-    counts them)."""
+    counts them). Two ratios: of the medians, and the median of the
+    rounds' own ratios (each program against the peer's run of the same
+    round, a second or so apart), which a slow spell of the host that
+    lasts a round or more does not move."""
     corp = corpus(args.corpus)
     with tempfile.TemporaryDirectory() as tmp:
         mbox = mbox_of(corp, tmp)
@@ -189,17 +197,27 @@ def bench_tokenize(args):
             progs.append(("bogolexer -q (tokenize only)",
                           ["bogolexer", "-C", "-q", "-I", mbox], 1))
         progs.append(("chaff tokens (prints tokens)", [CHAFF, "tokens", mbox], 0))
-        progs.append(("chaff tokens -q (tokenize only)", [CHAFF, "tokens", "-q", mbox], 1))
-        secs = timed_rounds([c for _, c, _ in progs], args.runs)
+        progs.append(("chaff tokens -q (tokenize and hash)", [CHAFF, "tokens", "-q", mbox], 1))
+        runs = args.tokenize_runs
+        rounds = round_times([c for _, c, _ in progs], runs)
+    secs = [statistics.median(t) for t in rounds]
     out = []
-    for (name, _, ref), t in zip(progs, secs):
-        ratio = f"{secs[ref] / t:.1f}x" if peer else "n/a"
+    for (name, _, ref), t, mine in zip(progs, secs, rounds):
+        ratio = paired = "n/a"
+        if peer:
+            ratio = f"{secs[ref] / t:.1f}x"
+            rs = sorted(p / m for p, m in zip(rounds[ref], mine))
+            paired = (f"{statistics.median(rs):.1f}x "
+                      f"({rs[len(rs) // 4]:.1f}-{rs[(3 * len(rs)) // 4]:.1f})")
         out.append((name, f"{t * 1000:.0f} ms", f"{size / 1e6 / t:.1f}",
-                    f"{msgs / t:,.0f}", ratio))
+                    f"{msgs / t:,.0f}", ratio, paired))
     lines = [f"## Tokenizer throughput, one thread ({msgs} messages, {size / 1e6:.1f} MB mbox, "
-             f"median of {args.runs} rounds)", "",
+             f"median of {runs} rounds)", "",
              table(out, ["program", "time", "MB/s", "messages/s",
-                         "vs bogolexer in the same mode"]), ""]
+                         "vs bogolexer in the same mode (medians)",
+                         "the same, median of the rounds' ratios (quartiles)"]), "",
+             "`chaff tokens` prints the tokens' text and so does not hash them; "
+             "`chaff tokens -q` hashes every token with XXH3, as training and scoring do.", ""]
     lines += ["- " + m for m in machine()]
     report("tokenize", lines)
 
@@ -953,6 +971,8 @@ def main():
     ap.add_argument("--conns", type=int, default=10,
                     help="SMTP clients at once (serve); 10 is the process limit of the Postfix set-up in README")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tokenize-runs", type=int, default=15,
+                    help="rounds of the tokenizer benchmark (about 1.5 s each)")
     ap.add_argument("--corpus", default=os.path.join(ROOT, "corpora", "spamassassin"))
     ap.add_argument("--no-build", action="store_true", help="use build-bench/ as it is")
     args = ap.parse_args()
