@@ -16,9 +16,41 @@ static bool identity_header(const char *name, size_t n)
 	       TOK_IEQ(name, n, "message-id");
 }
 
+/* The hash's input is gathered here: a message's identity headers and a
+ * CRLF body come in pieces of a few bytes, and each update of XXH3's
+ * streaming state costs as much as hashing a few dozen bytes. Pieces are
+ * copied together and the state updated once per full buffer; a long
+ * piece goes straight to the state after what was gathered before it.
+ * The hash is of the same bytes in the same order either way. */
+struct feed {
+	XXH3_state_t st;
+	size_t n;
+	char buf[512];
+};
+
+static void feed_flush(struct feed *f)
+{
+	if (f->n)
+		XXH3_128bits_update(&f->st, f->buf, f->n);
+	f->n = 0;
+}
+
+static void feed(struct feed *f, const char *s, size_t n)
+{
+	if (f->n + n > sizeof(f->buf)) {
+		feed_flush(f);
+		if (n > sizeof(f->buf) / 2) {
+			XXH3_128bits_update(&f->st, s, n);
+			return;
+		}
+	}
+	memcpy(f->buf + f->n, s, n);
+	f->n += n;
+}
+
 /* Feeds a header value with every run of white space (line breaks
  * included) as one space, so folding and line ends do not count. */
-static void feed_squeezed(XXH3_state_t *st, const char *s, size_t n)
+static void feed_squeezed(struct feed *f, const char *s, size_t n)
 {
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -26,27 +58,27 @@ static void feed_squeezed(XXH3_state_t *st, const char *s, size_t n)
 		if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
 			continue;
 		if (i > run)
-			XXH3_128bits_update(st, s + run, i - run);
+			feed(f, s + run, i - run);
 		while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' || s[i + 1] == '\r' ||
 		                     s[i + 1] == '\n'))
 			i++;
-		XXH3_128bits_update(st, " ", 1);
+		feed(f, " ", 1);
 		run = i + 1;
 	}
 	if (n > run)
-		XXH3_128bits_update(st, s + run, n - run);
+		feed(f, s + run, n - run);
 }
 
 /* Feeds text without the '\r' of each CRLF, so line ends do not count. */
-static void feed_lf(XXH3_state_t *st, const char *s, size_t n)
+static void feed_lf(struct feed *f, const char *s, size_t n)
 {
 	const char *q = s, *e = s + n, *cr;
 	while ((cr = memchr(q, '\r', (size_t)(e - q))) != NULL) {
 		bool crlf = cr + 1 < e && cr[1] == '\n';
-		XXH3_128bits_update(st, q, (size_t)(cr - q) + !crlf);
+		feed(f, q, (size_t)(cr - q) + !crlf);
 		q = cr + 1;
 	}
-	XXH3_128bits_update(st, q, (size_t)(e - q));
+	feed(f, q, (size_t)(e - q));
 }
 
 /* True when a line of s is "From " after one or more '>'. Looks at each
@@ -74,10 +106,10 @@ static bool quoted_from(const char *s, size_t n)
  * them at all, and a copy of a message should not become another message
  * by the way it was stored. Bodies with no line starting '>' take the
  * straight path. */
-static void feed_body(XXH3_state_t *st, const char *s, size_t n)
+static void feed_body(struct feed *f, const char *s, size_t n)
 {
 	if (!quoted_from(s, n)) {
-		feed_lf(st, s, n);
+		feed_lf(f, s, n);
 		return;
 	}
 	const char *q = s, *e = s + n, *run = s;
@@ -86,13 +118,13 @@ static void feed_body(XXH3_state_t *st, const char *s, size_t n)
 		while (a < e && *a == '>')
 			a++;
 		if (a > q && e - a >= 5 && memcmp(a, "From ", 5) == 0) {
-			feed_lf(st, run, (size_t)(q - run));
+			feed_lf(f, run, (size_t)(q - run));
 			run = a;
 		}
 		const char *nl = memchr(q, '\n', (size_t)(e - q));
 		q = nl ? nl + 1 : e;
 	}
-	feed_lf(st, run, (size_t)(e - run));
+	feed_lf(f, run, (size_t)(e - run));
 }
 
 int chaff_tagged_field(const char *line, size_t n)
@@ -118,7 +150,7 @@ int chaff_tagged_field(const char *line, size_t n)
  * where the rest of the body starts (the blank line), or p when there is
  * no blank line (the filter then removes nothing).
  */
-static const char *feed_zone(XXH3_state_t *st, const char *p, const char *end, const char *body_end)
+static const char *feed_zone(struct feed *f, const char *p, const char *end, const char *body_end)
 {
 	const char *zone_end = p, *nl;
 	/* (a last line without its line end is no blank line) */
@@ -151,7 +183,7 @@ static const char *feed_zone(XXH3_state_t *st, const char *p, const char *end, c
 							break;
 						}
 				} else if (run < b && run < cut) {
-					feed_body(st, run, (size_t)((b < cut ? b : cut) - run));
+					feed_body(f, run, (size_t)((b < cut ? b : cut) - run));
 				}
 				run = next;
 			}
@@ -170,8 +202,9 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 	if (!msg)
 		len = 0;
 	const char *p = msg ? msg : "", *end = p + len;
-	XXH3_state_t st;
-	XXH3_128bits_reset(&st);
+	struct feed f;
+	f.n = 0;
+	XXH3_128bits_reset(&f.st);
 	if (len >= 5 && memcmp(p, "From ", 5) == 0) {
 		const char *nl = memchr(p, '\n', len);
 		p = nl ? nl + 1 : end;
@@ -202,9 +235,9 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 		if (identity_header(p, (size_t)(ne - p))) {
 			for (const char *c = p; c < ne; c++) {
 				char lc = tok_lc(*c);
-				XXH3_128bits_update(&st, &lc, 1);
+				feed(&f, &lc, 1);
 			}
-			XXH3_128bits_update(&st, ":", 1);
+			feed(&f, ":", 1);
 			const char *v = colon + 1;
 			size_t vn = (size_t)(next - v);
 			while (vn && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')) {
@@ -214,22 +247,23 @@ void chaff_message_digest(const void *msg, size_t len, struct chaff_digest *out)
 			while (vn && (v[vn - 1] == '\n' || v[vn - 1] == '\r' || v[vn - 1] == ' ' ||
 			              v[vn - 1] == '\t'))
 				vn--;
-			feed_squeezed(&st, v, vn);
-			XXH3_128bits_update(&st, "\n", 1);
+			feed_squeezed(&f, v, vn);
+			feed(&f, "\n", 1);
 		}
 		p = next;
 	}
-	XXH3_128bits_update(&st, "\n", 1);
+	feed(&f, "\n", 1);
 	/* Trailing line ends and blanks do not count: an mbox adds a blank
 	 * line after each message, a saved file may or may not end in one. */
 	const char *whole = end;
 	while (end > p && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
 	if (odd)
-		p = feed_zone(&st, p, whole, end);
+		p = feed_zone(&f, p, whole, end);
 	if (p < end)
-		feed_body(&st, p, (size_t)(end - p));
-	XXH128_hash_t h = XXH3_128bits_digest(&st);
+		feed_body(&f, p, (size_t)(end - p));
+	feed_flush(&f);
+	XXH128_hash_t h = XXH3_128bits_digest(&f.st);
 	XXH128_canonical_t c;
 	XXH128_canonicalFromHash(&c, h);
 	memcpy(out->bytes, c.digest, sizeof(out->bytes));

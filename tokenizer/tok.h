@@ -149,8 +149,8 @@ struct chaff_token *tok_slot_slow(struct chaff_tokenizer *t);
 /* XXH3-64 of a token with the seed. Most tokens are 16 bytes or
  * shorter: their case of XXH3 is inlined here, without the call and the
  * length tests of the whole function; longer ones call it. The values
- * are XXH3_64bits_withSeed()'s (test_tokenizer compares them for every
- * length up to 300). */
+ * are XXH3_64bits_withSeed()'s (test_words compares them for tokens of
+ * 3 to 256 bytes and of 261). */
 static inline uint64_t tok_hash_short(const char *s, size_t n, uint64_t seed)
 {
 	return XXH3_len_0to16_64b((const xxh_u8 *)s, n, XXH3_kSecret, seed);
