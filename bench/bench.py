@@ -96,8 +96,14 @@ def timed_rounds(cmds, runs):
     return [statistics.median(t) for t in round_times(cmds, runs)]
 
 
-def round_times(cmds, runs):
-    """Each command's wall-clock seconds in each round (see timed_rounds)."""
+def round_times(cmds, runs, warmup=False):
+    """Each command's wall-clock seconds in each round (see timed_rounds);
+    with warmup, one untimed round first, so that no timed run is a
+    program's first one after the build."""
+    if warmup:
+        for cmd in cmds:
+            subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=True)
     times = [[] for _ in cmds]
     for r in range(runs):
         for k in round_order(range(len(cmds)), r):
@@ -199,7 +205,7 @@ def bench_tokenize(args):
         progs.append(("chaff tokens (prints tokens)", [CHAFF, "tokens", mbox], 0))
         progs.append(("chaff tokens -q (tokenize and hash)", [CHAFF, "tokens", "-q", mbox], 1))
         runs = args.tokenize_runs
-        rounds = round_times([c for _, c, _ in progs], runs)
+        rounds = round_times([c for _, c, _ in progs], runs, warmup=True)
     secs = [statistics.median(t) for t in rounds]
     out = []
     for (name, _, ref), t, mine in zip(progs, secs, rounds):
@@ -212,7 +218,7 @@ def bench_tokenize(args):
         out.append((name, f"{t * 1000:.0f} ms", f"{size / 1e6 / t:.1f}",
                     f"{msgs / t:,.0f}", ratio, paired))
     lines = [f"## Tokenizer throughput, one thread ({msgs} messages, {size / 1e6:.1f} MB mbox, "
-             f"median of {runs} rounds)", "",
+             f"median of {runs} rounds after an untimed one)", "",
              table(out, ["program", "time", "MB/s", "messages/s",
                          "vs bogolexer in the same mode (medians)",
                          "the same, median of the rounds' ratios (quartiles)"]), "",
