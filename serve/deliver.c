@@ -470,10 +470,12 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 			snprintf(reply[i], SERVE_REPLY_MAX, "451 4.3.0 Insufficient memory, try again later");
 		return true;
 	}
-	bool ok = true;
+	bool ok = true, wrote = true;
 	if (bdat) { /* the envelope and the chunk as one write */
 		struct iovec iov[2] = { { env, ends[nlines - 1] }, { h->out, wl } };
-		ok = writev_all(h->fd, iov);
+		/* a write cut short still has its replies read: the next hop
+		 * may have refused the chunk while it came (below) */
+		wrote = writev_all(h->fd, iov);
 	} else if (h->pipelining) {
 		ok = chaff_write_all(h->fd, env, ends[nlines - 1]);
 	}
@@ -550,13 +552,29 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 		data = command(h, "DATA\r\n", text, sizeof(text));
 	int code = data; /* with BDAT, already the final reply */
 	bool sent = bdat; /* (with BDAT, the message went with the envelope) */
-	if (code == 354 && !bdat) {
-		if (!wire_form(h, msg, len, true, &wl))
-			code = -1;
-		else if (!chaff_write_all(h->fd, h->out, wl))
+	bool broken = false;
+	if (!wrote) { /* the chunk was cut short: only a refusal of it counts */
+		broken = true;
+		sent = false;
+		if (code < 400 || code > 599)
 			code = 0;
-		else
+	}
+	if (code == 354 && !bdat) {
+		if (!wire_form(h, msg, len, true, &wl)) {
+			code = -1;
+		} else if (!chaff_write_all(h->fd, h->out, wl)) {
+			/* A next hop may refuse a message while it is still
+			 * coming (one too large for it) and close. A refusal it
+			 * gave before the connection broke is passed on as it is,
+			 * so that a permanent one is not retried for days;
+			 * anything else is a connection lost (451). */
+			broken = true;
 			code = read_reply(h, text, sizeof(text));
+			if (code < 400 || code > 599)
+				code = 0;
+		} else {
+			code = read_reply(h, text, sizeof(text));
+		}
 		sent = code > 0;
 	}
 	/* a 250 to DATA itself (a broken next hop) took no message: as any
@@ -567,7 +585,7 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 		snprintf(r, sizeof(r), "451 4.3.0 Insufficient memory, try again later");
 	else
 		relay_reply(r, code, text);
-	if (code <= 0 || (!sent && code < 400))
+	if (code <= 0 || broken || (!sent && code < 400))
 		disconnect(h);
 	else if (code != 250)
 		reset_or_drop(h);

@@ -532,7 +532,10 @@ class Sink:
     the EHLO reply; 'hold': True keeps the replies to MAIL and RCPT until the
     next other command arrives (BDAT, DATA, ...), so only a client that
     pipelines them gets anywhere; 'dsn' and 'smtputf8': True offer DSN (RFC
-    3461) and SMTPUTF8 (RFC 6531); 'eightbit': False leaves 8BITMIME out.
+    3461) and SMTPUTF8 (RFC 6531); 'eightbit': False leaves 8BITMIME out;
+    'early': (reply, n) gives the reply once n bytes of a DATA message (or
+    of a BDAT chunk of n bytes or more) have come, and closes the
+    connection without reading the rest.
     Each message also keeps its RCPT commands as sent ('rcpt_cmds')."""
 
     def __init__(self, backlog=1024):
@@ -727,6 +730,15 @@ class Sink:
                     w("421 4.7.0 cannot find the end of that chunk")
                     return
                 n, last = int(m.group(1)), bool(m.group(2))
+                early = mode.get("early")
+                if early and n >= early[1] and env is not None and env["rcpts"]:
+                    h.rfile.read(early[1])      # and hang up on the rest, as for DATA
+                    env["via"] = "BDAT"
+                    env["result"] = "early " + early[0]
+                    with self.lock:
+                        self.attempts.append(env)
+                    w(early[0])
+                    return
                 chunk = h.rfile.read(n) if n else b""   # read whatever the reply
                 if env is None or not env["rcpts"] or env.get("via") == "DATA":
                     w("503 5.5.1 need MAIL and RCPT")
@@ -764,10 +776,21 @@ class Sink:
                 raw = []
                 data = []
                 done = False
+                early = mode.get("early")
+                got = 0
                 while True:
                     l = h.rfile.readline(1 << 24)
                     if not l:
                         break
+                    got += len(l)
+                    if early and got >= early[1]:
+                        # refuse while the message is still coming and
+                        # hang up on the rest (unread: the peer gets a reset)
+                        env["result"] = "early " + early[0]
+                        with self.lock:
+                            self.attempts.append(env)
+                        w(early[0])
+                        return
                     if l in (b".\r\n", b".\n"):
                         done = True
                         break

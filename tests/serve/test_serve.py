@@ -1389,7 +1389,48 @@ def t_next_hop_failures():
     attempt("closing with 421 after the dot", {"dot": "421 4.3.2 shutting down"}, 4, not_code=421)
     attempt("hanging before its greeting (--hop-timeout 2)", {"greeting": "hang"}, 4, max_time=7)
     attempt("hanging after the dot (--hop-timeout 2)", {"dot": "hang"}, 4, max_time=7)
+
+    # A next hop without CHUNKING that refuses a message while it is still
+    # being written (larger than its own limit) and closes: its 552 reaches
+    # the client, not a 451 that would have the client retry for days. 24 MB
+    # is more than the two sockets' buffers hold, so chaff's write fails.
+    big_s = serve("hop-big", ["--next-hop", "127.0.0.1:%d" % sink.port, "--hop-timeout", "5",
+                              "--max-size", "40000000"])
+    sink.set_mode({"early": ("552 5.3.4 Message too big for the sink", 1 << 20)})
+    c = greeted(big_s.port, timeout=15)
+    frm = uid("early")
+    body = simple("early", (b"w" * 99 + b"\n") * 240000)
+    r = final_of(send_message(c, frm, ["a@example.org"], body, final_timeout=60))
+    expect("next hop refusing a 24 MB message with 552 while it comes, then closing: the client gets", r,
+           "552 5.3.4")
+    check("  ... the next hop's text", "too big for the sink" in r.last, str(r))
+    check("  ... nothing delivered", sink.find(frm) == [])
     sink.set_mode({})
+    frm = uid("early")
+    expect("  ... the next message goes through (a new hop connection)",
+           final_of(send_message(c, frm, ["a@example.org"], HAM[0][1])), "250 2.0.0")
+    c.close()
+    sink.set_mode({})
+    # the same with CHUNKING: the envelope and 'BDAT n LAST' go in one
+    # write, cut short by the next hop's refusal of the chunk
+    csink = Sink()
+    csink.set_mode({"chunking": True, "early": ("552 5.3.4 Chunk too big for the sink", 1 << 20)})
+    big_c = serve("hop-big-bdat", ["--next-hop", "127.0.0.1:%d" % csink.port, "--hop-timeout", "5",
+                                   "--max-size", "40000000"])
+    c = greeted(big_c.port, timeout=15)
+    frm = uid("early")
+    r = final_of(send_message(c, frm, ["a@example.org"], body, final_timeout=60))
+    expect("CHUNKING next hop refusing a 24 MB 'BDAT n LAST' with 552 while it comes, then closing: "
+           "the client gets", r, "552 5.3.4")
+    check("  ... the next hop's text", "too big for the sink" in r.last, str(r))
+    check("  ... tried once, nothing delivered",
+          csink.find(frm) == [] and len(csink.find_attempts(frm)) == 1, str(csink.find_attempts(frm)))
+    csink.set_mode({"chunking": True})
+    frm = uid("early")
+    expect("  ... the next message goes through (a new hop connection)",
+           final_of(send_message(c, frm, ["a@example.org"], HAM[0][1])), "250 2.0.0")
+    c.close()
+    csink.close()
     c = greeted(s.port)
     frm = uid("hop")
     expect("next hop back to normal: delivery works", final_of(send_message(c, frm, ["a@example.org"], msg)),
