@@ -37,6 +37,13 @@ bool maildir_make(const char *dir)
 	return true;
 }
 
+/* After a write to the next hop failed: true when the send timeout
+ * (SO_SNDTIMEO) ended it, rather than the next hop closing. */
+static bool send_timed_out(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
 /* Both buffers, in as few writes as the socket takes. */
 static bool writev_all(int fd, struct iovec iov[2])
 {
@@ -474,8 +481,11 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 	if (bdat) { /* the envelope and the chunk as one write */
 		struct iovec iov[2] = { { env, ends[nlines - 1] }, { h->out, wl } };
 		/* a write cut short still has its replies read: the next hop
-		 * may have refused the chunk while it came (below) */
+		 * may have refused the chunk while it came (below); not one
+		 * the send timeout ended, which waited long enough */
 		wrote = writev_all(h->fd, iov);
+		if (!wrote && send_timed_out())
+			ok = false;
 	} else if (h->pipelining) {
 		ok = chaff_write_all(h->fd, env, ends[nlines - 1]);
 	}
@@ -541,8 +551,9 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 			if (nreply == 1 || mail != 250 || !reply[i][0])
 				memcpy(reply[i], refusal, SERVE_REPLY_MAX);
 		/* a 354 after the refusal (a next hop that breaks RFC 2920)
-		 * waits for a message it must not get: hang up instead */
-		if (data == 354)
+		 * waits for a message it must not get, and a chunk cut short
+		 * leaves the connection out of step: hang up instead */
+		if (data == 354 || !wrote)
 			disconnect(h);
 		else
 			reset_or_drop(h);
@@ -569,7 +580,7 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 			 * so that a permanent one is not retried for days;
 			 * anything else is a connection lost (451). */
 			broken = true;
-			code = read_reply(h, text, sizeof(text));
+			code = send_timed_out() ? 0 : read_reply(h, text, sizeof(text));
 			if (code < 400 || code > 599)
 				code = 0;
 		} else {
