@@ -563,13 +563,6 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 		data = command(h, "DATA\r\n", text, sizeof(text));
 	int code = data; /* with BDAT, already the final reply */
 	bool sent = bdat; /* (with BDAT, the message went with the envelope) */
-	bool broken = false;
-	if (!wrote) { /* the chunk was cut short: only a refusal of it counts */
-		broken = true;
-		sent = false;
-		if (code < 400 || code > 599)
-			code = 0;
-	}
 	if (code == 354 && !bdat) {
 		if (!wire_form(h, msg, len, true, &wl)) {
 			code = -1;
@@ -579,14 +572,17 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 			 * gave before the connection broke is passed on as it is,
 			 * so that a permanent one is not retried for days;
 			 * anything else is a connection lost (451). */
-			broken = true;
+			wrote = false;
 			code = send_timed_out() ? 0 : read_reply(h, text, sizeof(text));
-			if (code < 400 || code > 599)
-				code = 0;
 		} else {
 			code = read_reply(h, text, sizeof(text));
 		}
 		sent = code > 0;
+	}
+	if (!wrote) { /* the message was cut short: only a refusal of it counts */
+		sent = false;
+		if (code < 400 || code > 599)
+			code = 0;
 	}
 	/* a 250 to DATA itself (a broken next hop) took no message: as any
 	 * other reply that is no refusal, relayed as a 451 */
@@ -596,7 +592,7 @@ static bool attempt(struct hop *h, const struct hop_envelope *v, const char *msg
 		snprintf(r, sizeof(r), "451 4.3.0 Insufficient memory, try again later");
 	else
 		relay_reply(r, code, text);
-	if (code <= 0 || broken || (!sent && code < 400))
+	if (code <= 0 || !wrote || (!sent && code < 400))
 		disconnect(h);
 	else if (code != 250)
 		reset_or_drop(h);
