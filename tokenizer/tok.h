@@ -146,16 +146,6 @@ void *tok_alloc(struct chaff_tokenizer *t, size_t n);
  * text (NULL when no more tokens are taken), tok_commit() keeps len of
  * them and records the token. Nothing else may allocate in between. */
 struct chaff_token *tok_slot_slow(struct chaff_tokenizer *t);
-/* XXH3-64 of a token with the seed. Most tokens are 16 bytes or
- * shorter: their case of XXH3 is inlined here, without the call and the
- * length tests of the whole function; longer ones call it. The values
- * are XXH3_64bits_withSeed()'s (test_words compares them for tokens of
- * 3 to 256 bytes and of 261). */
-static inline uint64_t tok_hash_short(const char *s, size_t n, uint64_t seed)
-{
-	return XXH3_len_0to16_64b((const xxh_u8 *)s, n, XXH3_kSecret, seed);
-}
-uint64_t tok_hash_long(const char *s, size_t n, uint64_t seed);
 static inline char *tok_reserve(struct chaff_tokenizer *t, size_t max)
 {
 	if (t->full)
@@ -174,9 +164,7 @@ tok_commit(struct chaff_tokenizer *t, unsigned origin, char *text, size_t len)
 	struct chaff_token *tk = t->ntoks < t->cap ? &t->toks[t->ntoks++] : tok_slot_slow(t);
 	if (!tk)
 		return;
-	tk->hash = !t->hashing ? 0
-	           : len <= 16 ? tok_hash_short(text, len, t->cfg.seed)
-	                       : tok_hash_long(text, len, t->cfg.seed);
+	tk->hash = t->hashing ? XXH3_64bits_withSeed(text, len, t->cfg.seed) : 0;
 	tk->text = text;
 	tk->len = (uint32_t)len;
 	tk->origin = origin;

@@ -148,11 +148,6 @@ static struct chaff_token *slot(struct chaff_tokenizer *t)
 	return &t->toks[t->ntoks++];
 }
 
-uint64_t tok_hash_long(const char *s, size_t n, uint64_t seed)
-{
-	return XXH3_64bits_withSeed(s, n, seed);
-}
-
 struct chaff_token *tok_slot_slow(struct chaff_tokenizer *t)
 {
 	struct chaff_token *tk = slot(t);

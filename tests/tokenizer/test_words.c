@@ -208,11 +208,10 @@ static void test_hashes_follow_seed(void **state)
 }
 
 /* Every token's hash is XXH3-64 of its text with the seed, whatever its
- * length (the tokenizer inlines the short keys' case of XXH3), and
- * chaff_tokenize_text() gives the same tokens with no hashes. Tokens of 3
- * to 256 letters (XXH3's cases for 1-3, 4-8, 9-16, 17-128, 129-240 bytes
- * and longer), and prefixed header tokens up to 261 bytes, under three
- * seeds. */
+ * length, and chaff_tokenize_text() gives the same tokens with no hashes.
+ * Tokens of 3 to 256 letters (XXH3's cases for 1-3, 4-8, 9-16, 17-128,
+ * 129-240 bytes and longer), and prefixed header tokens up to 261 bytes,
+ * under three seeds. */
 static void test_hashes_are_xxh3(void **state)
 {
 	(void)state;
