@@ -664,6 +664,14 @@ static size_t plain_word(struct scan *sc, size_t i)
 	return emit_plain(sc, len, fold0, fold1) ? i + len : sc->n;
 }
 
+/* Bit k set when byte k of the 32-byte window v0, v1 is c. */
+static inline uint64_t window_eq(__m128i v0, __m128i v1, char c)
+{
+	__m128i x = _mm_set1_epi8(c);
+	return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, x)) |
+	       (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v1, x)) << VEC;
+}
+
 /* The plain words of a text, and the separators between them, in 32-byte
  * windows whose bytes are classified once: a word and the separators
  * before it cost a few bit operations, where plain_word() classifies 32
@@ -687,19 +695,10 @@ static size_t plain_words(struct scan *sc, size_t i)
 		                (uint64_t)(unsigned)_mm_movemask_epi8(v1) << VEC;
 		/* where the general path takes over: '$' and non-ASCII bytes,
 		 * which may start words of other kinds, and the window's end */
-		uint64_t stop =
-		        high | 1ull << 2 * VEC |
-		        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, _mm_set1_epi8('$'))) |
-		        (uint64_t)(unsigned)_mm_movemask_epi8(
-		                _mm_cmpeq_epi8(v1, _mm_set1_epi8('$')))
-		                << VEC;
+		uint64_t stop = high | 1ull << 2 * VEC | window_eq(v0, v1, '$');
 		/* a word ended by one of those or by ':' (a URL's scheme) goes
 		 * to the general path too; a ':' between words is a separator */
-		uint64_t odd_end =
-		        stop | (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v0, _mm_set1_epi8(':'))) |
-		        (uint64_t)(unsigned)_mm_movemask_epi8(
-		                _mm_cmpeq_epi8(v1, _mm_set1_epi8(':')))
-		                << VEC;
+		uint64_t odd_end = stop | window_eq(v0, v1, ':');
 		uint64_t join = vec_join(v0) | (uint64_t)vec_join(v1) << VEC;
 		/* a joining byte followed by a letter or digit belongs to the
 		 * word: "don't", "e-mail", "3.5" */
