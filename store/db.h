@@ -8,7 +8,7 @@
 
 #include "store.h"
 
-#define CHAFF_SCHEMA_VERSION 2 /* 2: varint counts in token records */
+#define CHAFF_SCHEMA_VERSION 3 /* 2: varint counts in token records; 3: tokens in blocks */
 
 struct chaff_db {
 	struct store *st;

@@ -1,8 +1,8 @@
 /*
  * The LMDB backend. One environment per database directory with three
- * named databases: "tokens" (64-bit hash keys, MDB_INTEGERKEY), "meta" and
- * "digests". LMDB gives the rest of the design its guarantees: readers
- * never block, one writer at a time, and a commit is atomic and durable.
+ * named databases: "tokens" (blocks of tokens under 64-bit hash keys,
+ * MDB_INTEGERKEY; see struct block), "meta" and "digests". LMDB gives the rest of the design its
+ * guarantees: readers never block, one writer at a time, and a commit is atomic and durable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -117,23 +117,51 @@ static void unlist_open(struct lstore *s)
 	s->listed = false;
 }
 
+/* One token in a block being read or changed. */
+struct tok {
+	uint64_t key;
+	struct chaff_record r;
+};
+
+/*
+ * Tokens are stored in blocks: each LMDB record of "tokens" holds up to
+ * BLOCK_MAX tokens with neighbouring keys, under the key of its first.
+ * A block covers the keys from its own key up to the next block's: the
+ * first block also covers every key below its own. Writing a mailbox's
+ * worth of tokens then takes one LMDB put per block instead of one per
+ * token (each put walks the tree from its root), and the file holds 8
+ * bytes of key and about 4 of counts per token, without LMDB's node
+ * header and index of about 10 bytes more.
+ */
+enum { BLOCK_MAX = 32, ENTRY_MAX = 8 + RECORD_MAX, SPILL = 2 * BLOCK_MAX };
+
+/* The block a transaction works in, decoded. Changes collect here and
+ * are written when the transaction moves to another block or ends. */
+struct block {
+	bool loaded; /* holds the tokens of the keys lo..hi (inclusive) */
+	bool dirty;
+	bool stored; /* its record exists, under skey */
+	uint64_t lo, hi, skey;
+	size_t n;
+	struct tok a[SPILL + 1];
+};
+
 struct store_txn {
 	struct lstore *s;
 	MDB_txn *txn;
 	bool write;
-	/* Write transactions that found no tokens: puts in rising key order
-	 * append, which fills every page (a split in the middle of the tree
-	 * leaves two half-full pages). A first bulk training writes that way. */
+	/* Write transactions that found no tokens: blocks written in rising
+	 * key order append, which fills every page (a split in the middle of
+	 * the tree leaves two half-full pages). A first bulk training writes
+	 * that way. */
 	bool append;
 	uint64_t last_key;
-	/* One cursor for the tokens, kept where the last lookup left it:
-	 * LMDB looks a key up within the cursor's leaf page first, and a
-	 * batch's changes and a message's lookups come in key order, so most
-	 * need no descent from the root. A put or delete of the key just
-	 * found acts at the cursor, with no search at all. */
-	MDB_cursor *cur;
-	bool at_key; /* the cursor is on key found by the last get */
-	uint64_t found;
+	/* The number of tokens, kept in the metadata: read on first need,
+	 * written back at commit when it changed. */
+	bool count_known, count_changed;
+	uint64_t count;
+	MDB_cursor *cur; /* the tokens cursor, opened on first use */
+	struct block blk;
 };
 
 /* The tokens cursor, opened on first use; NULL when that fails. */
@@ -240,11 +268,10 @@ static int map_rc(struct lstore *s, int rc)
 }
 
 /*
- * A record on disk: the day (days since 1970, two bytes, good until 2149)
- * little-endian, then the spam and ham counts as LEB128 varints. Most
- * tokens have counts below 128, so a record is 4 bytes instead of 10, and
- * a page holds a fifth more tokens: a smaller file and fewer pages touched
- * per message.
+ * A token's record on disk: the day (days since 1970, two bytes, good
+ * until 2149) little-endian, then the spam and ham counts as LEB128
+ * varints. Most tokens have counts below 128, so a record is 4 bytes
+ * instead of 10.
  */
 static size_t put_varint(unsigned char *p, uint32_t v)
 {
@@ -283,15 +310,39 @@ static size_t pack(unsigned char *v, const struct chaff_record *r)
 	return n + put_varint(v + n, r->ham);
 }
 
-static int unpack(const MDB_val *v, struct chaff_record *r)
+/* A block on disk: its tokens in rising key order, each its key (8 bytes
+ * in the machine's order, as LMDB keeps integer keys) and its record. */
+static size_t encode_block(unsigned char *v, const struct tok *a, size_t n)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(v + len, &a[i].key, sizeof(a[i].key));
+		len += sizeof(a[i].key);
+		len += pack(v + len, &a[i].r);
+	}
+	return len;
+}
+
+/* The block stored under key, into a[0..*n): CHAFF_ECORRUPT unless it
+ * holds 1 to BLOCK_MAX tokens in rising key order, the first under key. */
+static int decode_block(uint64_t key, const MDB_val *v, struct tok *a, size_t *n)
 {
 	const unsigned char *p = v->mv_data, *end = p + v->mv_size;
-	if (v->mv_size < 4 || v->mv_size > RECORD_MAX)
+	size_t i = 0;
+	for (; p && p < end; i++) {
+		if (i == BLOCK_MAX || end - p < 8 + 4)
+			return CHAFF_ECORRUPT;
+		memcpy(&a[i].key, p, sizeof(a[i].key));
+		if (i ? a[i].key <= a[i - 1].key : a[i].key != key)
+			return CHAFF_ECORRUPT;
+		a[i].r.day = (uint32_t)p[8] | (uint32_t)p[9] << 8;
+		p = get_varint(p + 10, end, &a[i].r.spam);
+		p = p ? get_varint(p, end, &a[i].r.ham) : NULL;
+	}
+	if (!p || i == 0)
 		return CHAFF_ECORRUPT;
-	r->day = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-	p = get_varint(p + 2, end, &r->spam);
-	p = p ? get_varint(p, end, &r->ham) : NULL;
-	return p == end ? CHAFF_OK : CHAFF_ECORRUPT;
+	*n = i;
+	return CHAFF_OK;
 }
 
 /* Through the gate (see struct lstore): a transaction, or a look at the
@@ -357,20 +408,197 @@ static int l_begin(struct store *st, bool write, struct store_txn **out)
 	MDB_stat ms;
 	t->append = write && mdb_stat(t->txn, s->tokens, &ms) == MDB_SUCCESS && ms.ms_entries == 0;
 	t->last_key = 0;
+	t->count_known = t->count_changed = false;
+	t->count = 0;
 	t->cur = NULL;
-	t->at_key = false;
+	t->blk.loaded = t->blk.dirty = false;
 	*out = t;
 	return CHAFF_OK;
 }
 
+/* The metadata entry that holds the number of tokens. */
+static const char COUNT_NAME[] = "token_count";
+
+/* Counts the tokens block by block: for a database whose count is
+ * missing (its metadata damaged). */
+static int count_blocks(struct store_txn *t, uint64_t *out);
+
+static int count_load(struct store_txn *t)
+{
+	if (t->count_known)
+		return CHAFF_OK;
+	MDB_val k = {sizeof(COUNT_NAME) - 1, (void *)COUNT_NAME}, v;
+	int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+	if (rc == MDB_SUCCESS) {
+		if (v.mv_size != sizeof(t->count))
+			return CHAFF_ECORRUPT;
+		memcpy(&t->count, v.mv_data, sizeof(t->count));
+	} else if (rc == MDB_NOTFOUND) {
+		rc = count_blocks(t, &t->count);
+		if (rc != CHAFF_OK)
+			return rc;
+	} else {
+		return map_rc(t->s, rc);
+	}
+	t->count_known = true;
+	return CHAFF_OK;
+}
+
+static void count_add(struct store_txn *t, int d)
+{
+	t->count += (uint64_t)(int64_t)d;
+	t->count_changed = true;
+}
+
+/* Writes a[0..n) as blocks of at most BLOCK_MAX tokens, of even sizes,
+ * each under its first key; the block's own record goes first when it is
+ * not under the first key any more (or nothing is left of it). */
+static int write_blocks(struct store_txn *t, const struct tok *a, size_t n)
+{
+	struct block *b = &t->blk;
+	MDB_cursor *c = cursor(t);
+	if (!c)
+		return CHAFF_EDB;
+	if (b->stored && (n == 0 || a[0].key != b->skey)) {
+		MDB_val k = {sizeof(b->skey), &b->skey};
+		int rc = mdb_del(t->txn, t->s->tokens, &k, NULL);
+		if (rc != MDB_SUCCESS)
+			return map_rc(t->s, rc);
+	}
+	b->stored = false;
+	size_t parts = (n + BLOCK_MAX - 1) / BLOCK_MAX;
+	for (size_t i = 0, p = 0; p < parts; p++) {
+		size_t m = (n - i) / (parts - p);
+		unsigned char buf[BLOCK_MAX * ENTRY_MAX];
+		uint64_t key = a[i].key;
+		MDB_val k = {sizeof(key), &key}, v = {encode_block(buf, a + i, m), buf};
+		unsigned flags = 0;
+		if (t->append) {
+			if (t->last_key == 0 || key > t->last_key)
+				flags = MDB_APPEND;
+			else
+				t->append = false; /* out of order: plain puts from here on */
+			t->last_key = key;
+		}
+		int rc = mdb_cursor_put(c, &k, &v, flags);
+		if (rc != MDB_SUCCESS)
+			return map_rc(t->s, rc);
+		i += m;
+	}
+	return CHAFF_OK;
+}
+
+/* Writes the block being worked in, if it changed, and lets it go. */
+static int flush(struct store_txn *t)
+{
+	struct block *b = &t->blk;
+	int rc = b->loaded && b->dirty ? write_blocks(t, b->a, b->n) : CHAFF_OK;
+	b->loaded = b->dirty = false;
+	return rc;
+}
+
+/* Makes the block that covers key the one being worked in. */
+static int load(struct store_txn *t, uint64_t key)
+{
+	struct block *b = &t->blk;
+	if (b->loaded && key >= b->lo && key <= b->hi)
+		return CHAFF_OK;
+	int rc = flush(t);
+	if (rc != CHAFF_OK)
+		return rc;
+	MDB_cursor *c = cursor(t);
+	if (!c)
+		return CHAFF_EDB;
+	uint64_t at = key, hi = UINT64_MAX;
+	bool know_hi = false, first = false;
+	MDB_val k = {sizeof(at), &at}, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND) { /* above every block's key: the last one's */
+		know_hi = true;
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		if (rc == MDB_NOTFOUND) { /* no tokens at all */
+			*b = (struct block){.loaded = true, .lo = 0, .hi = UINT64_MAX};
+			return CHAFF_OK;
+		}
+	}
+	if (rc != MDB_SUCCESS)
+		return map_rc(t->s, rc);
+	if (k.mv_size != sizeof(at))
+		return CHAFF_ECORRUPT;
+	memcpy(&at, k.mv_data, sizeof(at));
+	if (at > key) {
+		/* the block before covers key; or, when there is none, this
+		 * one, the first, which covers every key below its own too */
+		hi = at - 1;
+		know_hi = true;
+		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+		if (rc == MDB_NOTFOUND) {
+			first = true;
+			know_hi = false;
+			k = (MDB_val){sizeof(at), &at};
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+		}
+		if (rc != MDB_SUCCESS)
+			return rc == MDB_NOTFOUND ? CHAFF_ECORRUPT : map_rc(t->s, rc);
+		if (k.mv_size != sizeof(at))
+			return CHAFF_ECORRUPT;
+		memcpy(&at, k.mv_data, sizeof(at));
+	}
+	rc = decode_block(at, &v, b->a, &b->n);
+	if (rc != CHAFF_OK)
+		return rc;
+	if (!know_hi) {
+		uint64_t next;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		if (rc == MDB_SUCCESS) {
+			memcpy(&next, k.mv_data, sizeof(next));
+			hi = next - 1;
+		} else if (rc != MDB_NOTFOUND) {
+			return map_rc(t->s, rc);
+		}
+	}
+	b->lo = first ? 0 : at;
+	b->hi = hi;
+	b->skey = at;
+	b->stored = true;
+	b->dirty = false;
+	b->loaded = true;
+	return CHAFF_OK;
+}
+
+/* The index of key in the loaded block, or where it would go. */
+static size_t find(const struct block *b, uint64_t key)
+{
+	if (b->n && b->a[b->n - 1].key < key)
+		return b->n; /* after them all, as a training's rewrite puts */
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (b->a[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static int l_commit(struct store_txn *t)
 {
+	int rc = t->write ? flush(t) : CHAFF_OK;
+	if (rc == CHAFF_OK && t->count_changed) {
+		MDB_val k = {sizeof(COUNT_NAME) - 1, (void *)COUNT_NAME},
+		        v = {sizeof(t->count), &t->count};
+		rc = map_rc(t->s, mdb_put(t->txn, t->s->meta, &k, &v, 0));
+	}
 	close_cursor(t);
-	int rc = mdb_txn_commit(t->txn);
 	struct lstore *s = t->s;
+	if (rc != CHAFF_OK)
+		mdb_txn_abort(t->txn);
+	else
+		rc = map_rc(s, mdb_txn_commit(t->txn));
 	gate_leave(s, t->write);
 	free(t);
-	return map_rc(s, rc);
+	return rc;
 }
 
 static void l_abort(struct store_txn *t)
@@ -383,53 +611,78 @@ static void l_abort(struct store_txn *t)
 
 static int l_get(struct store_txn *t, uint64_t key, struct chaff_record *out)
 {
-	MDB_val k = {sizeof(key), &key}, v;
-	MDB_cursor *c = cursor(t);
-	int rc = c ? mdb_cursor_get(c, &k, &v, MDB_SET_KEY) : mdb_get(t->txn, t->s->tokens, &k, &v);
-	t->at_key = c && rc == MDB_SUCCESS;
-	t->found = key;
-	if (rc != MDB_SUCCESS)
-		return map_rc(t->s, rc);
-	return unpack(&v, out);
+	int rc = load(t, key);
+	if (rc != CHAFF_OK)
+		return rc;
+	const struct block *b = &t->blk;
+	size_t i = find(b, key);
+	if (i == b->n || b->a[i].key != key)
+		return CHAFF_ENOTFOUND;
+	*out = b->a[i].r;
+	return CHAFF_OK;
 }
 
 static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r)
 {
-	unsigned char buf[RECORD_MAX];
-	MDB_val k = {sizeof(key), &key}, v = {pack(buf, r), buf};
-	unsigned flags = 0;
-	if (t->append) {
-		if (t->last_key == 0 || key > t->last_key)
-			flags = MDB_APPEND;
-		else
-			t->append = false; /* out of order: plain puts from here on */
-		t->last_key = key;
+	int rc = load(t, key);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct block *b = &t->blk;
+	size_t i = find(b, key);
+	b->dirty = true;
+	if (i < b->n && b->a[i].key == key) {
+		b->a[i].r = *r;
+		return CHAFF_OK;
 	}
-	if (!flags && t->at_key && t->found == key)
-		flags = MDB_CURRENT;
-	t->at_key = false;
-	MDB_cursor *c = cursor(t);
-	int rc = c ? mdb_cursor_put(c, &k, &v, flags)
-	           : mdb_put(t->txn, t->s->tokens, &k, &v, flags & ~(unsigned)MDB_CURRENT);
-	return map_rc(t->s, rc);
+	rc = count_load(t);
+	if (rc != CHAFF_OK)
+		return rc;
+	memmove(b->a + i + 1, b->a + i, (b->n - i) * sizeof(*b->a));
+	b->a[i] = (struct tok){key, *r};
+	b->n++;
+	count_add(t, 1);
+	if (b->n <= SPILL)
+		return CHAFF_OK;
+	/* Full: all but the last BLOCK_MAX tokens are written, and those
+	 * stay, as a block of their own, for the puts that follow (tokens
+	 * put in rising order, as a training writes them, go there). */
+	size_t keep = BLOCK_MAX, out = b->n - keep;
+	rc = write_blocks(t, b->a, out);
+	if (rc != CHAFF_OK)
+		return rc;
+	memmove(b->a, b->a + out, keep * sizeof(*b->a));
+	b->n = keep;
+	b->lo = b->a[0].key;
+	return CHAFF_OK;
 }
 
 static int l_del(struct store_txn *t, uint64_t key)
 {
-	MDB_val k = {sizeof(key), &key};
-	bool here = t->at_key && t->found == key;
-	t->at_key = false;
-	if (here)
-		return map_rc(t->s, mdb_cursor_del(t->cur, 0));
-	return map_rc(t->s, mdb_del(t->txn, t->s->tokens, &k, NULL));
+	int rc = load(t, key);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct block *b = &t->blk;
+	size_t i = find(b, key);
+	if (i == b->n || b->a[i].key != key)
+		return CHAFF_ENOTFOUND;
+	rc = count_load(t);
+	if (rc != CHAFF_OK)
+		return rc;
+	memmove(b->a + i, b->a + i + 1, (b->n - i - 1) * sizeof(*b->a));
+	b->n--;
+	b->dirty = true;
+	count_add(t, -1);
+	return CHAFF_OK;
 }
 
 static int l_clear(struct store_txn *t)
 {
 	close_cursor(t);
-	t->at_key = false;
+	t->blk.loaded = t->blk.dirty = false;
 	t->append = true; /* the tree is empty now */
 	t->last_key = 0;
+	t->count_known = t->count_changed = true;
+	t->count = 0;
 	return map_rc(t->s, mdb_drop(t->txn, t->s->tokens, 0));
 }
 
@@ -457,25 +710,43 @@ static int walk(struct store_txn *t, MDB_dbi dbi,
 }
 
 struct token_visit {
-	store_token_fn fn;
+	store_token_fn fn; /* NULL: only count */
 	void *user;
+	uint64_t count;
 };
 
-static int visit_token(const MDB_val *k, const MDB_val *v, void *u)
+static int visit_block(const MDB_val *k, const MDB_val *v, void *u)
 {
 	struct token_visit *tv = u;
-	struct chaff_record r;
+	struct tok a[BLOCK_MAX];
 	uint64_t key;
-	if (k->mv_size != sizeof(key) || unpack(v, &r) != CHAFF_OK)
+	size_t n;
+	if (k->mv_size != sizeof(key))
 		return CHAFF_ECORRUPT;
 	memcpy(&key, k->mv_data, sizeof(key));
-	return tv->fn(tv->user, key, &r);
+	int rc = decode_block(key, v, a, &n);
+	tv->count += n;
+	for (size_t i = 0; i < n && rc == CHAFF_OK && tv->fn; i++)
+		rc = tv->fn(tv->user, a[i].key, &a[i].r);
+	return rc;
+}
+
+static int count_blocks(struct store_txn *t, uint64_t *out)
+{
+	struct token_visit tv = {NULL, NULL, 0};
+	int rc = walk(t, t->s->tokens, visit_block, &tv);
+	*out = tv.count;
+	return rc;
 }
 
 static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
 {
-	struct token_visit tv = {fn, user};
-	return walk(t, t->s->tokens, visit_token, &tv);
+	/* the walk reads what is stored: this transaction's changes first */
+	int rc = flush(t);
+	if (rc != CHAFF_OK)
+		return rc;
+	struct token_visit tv = {fn, user, 0};
+	return walk(t, t->s->tokens, visit_block, &tv);
 }
 
 static int l_meta_get(struct store_txn *t, const char *name, void *buf, size_t *len)
@@ -564,10 +835,10 @@ static int l_info(struct store_txn *t, uint64_t *tokens, uint64_t *digests, uint
 {
 	MDB_stat st;
 	MDB_envinfo ei;
-	int rc = mdb_stat(t->txn, t->s->tokens, &st);
-	if (rc != MDB_SUCCESS)
-		return map_rc(t->s, rc);
-	*tokens = st.ms_entries;
+	int rc = count_load(t);
+	if (rc != CHAFF_OK)
+		return rc;
+	*tokens = t->count;
 	rc = mdb_stat(t->txn, t->s->digests, &st);
 	if (rc != MDB_SUCCESS)
 		return map_rc(t->s, rc);

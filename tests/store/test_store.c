@@ -169,6 +169,126 @@ static void test_memory_deletes_keep_probing_right(void **state)
 	close_store(st);
 }
 
+/* The tokens in key order, as foreach gives them. */
+struct listing {
+	uint64_t keys[6000];
+	struct chaff_record r[6000];
+	size_t n;
+};
+
+static int list_one(void *u, uint64_t key, const struct chaff_record *r)
+{
+	struct listing *l = u;
+	assert_true(l->n < 6000);
+	l->keys[l->n] = key;
+	l->r[l->n++] = *r;
+	return 0;
+}
+
+static uint64_t next_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* A key from a small pool (so that puts, deletes and gets meet), spread
+ * over the whole range with its ends, or packed close together. */
+static uint64_t pick_key(uint64_t *x, int round)
+{
+	uint64_t r = next_rand(x) % 3000;
+	if (r < 4)
+		return r < 2 ? r : UINT64_MAX - (r - 2);
+	return round % 2 ? r * 0x9E3779B97F4A7C15ull : 1000 + r;
+}
+
+/*
+ * The LMDB store keeps tokens in blocks of neighbouring keys; the memory
+ * store keeps each on its own. Both are given the same random puts,
+ * deletes and gets, in random and in rising order, over several
+ * transactions (some aborted), and must agree on every answer, on the
+ * listing and on the count.
+ */
+static void test_blocks_agree_with_the_memory_store(void **state)
+{
+	(void)state;
+	struct store *lm = open_store(1), *mem;
+	assert_int_equal(store_memory_open(&mem), CHAFF_OK);
+	struct store *both[2] = {lm, mem};
+	static struct listing la, lb;
+	uint64_t x = 88172645463325252ull;
+	for (int round = 0; round < 24; round++) {
+		struct store_txn *t[2];
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(both[i]->ops->begin(both[i], true, &t[i]), CHAFF_OK);
+		if (round == 12) /* a cleared store filled again in rising order */
+			for (int i = 0; i < 2; i++)
+				assert_int_equal(both[i]->ops->clear(t[i]), CHAFF_OK);
+		uint64_t rising = 0;
+		for (int op = 0; op < 1500; op++) {
+			/* rounds 12 and 13 add keys in rising order; rounds 2, 6,
+			 * ... sweep the packed pool in rising order, meeting each
+			 * block's first key right after the block before */
+			uint64_t key =
+			        round == 12 || round == 13 ? (rising += 1 + next_rand(&x) % 9000)
+			        : round % 4 == 2 ? 1000 + (uint64_t)op * 2 + next_rand(&x) % 2
+			                         : pick_key(&x, round);
+			unsigned what = (unsigned)(next_rand(&x) % 10);
+			struct chaff_record r = {(uint32_t)next_rand(&x),
+			                         (uint32_t)(next_rand(&x) % 200),
+			                         (uint32_t)(next_rand(&x) % 65536)};
+			int rc[2];
+			struct chaff_record got[2] = {{0, 0, 0}, {0, 0, 0}};
+			for (int i = 0; i < 2; i++) {
+				const struct store_ops *o = both[i]->ops;
+				rc[i] = what < 6   ? o->put(t[i], key, &r)
+				        : what < 8 ? o->del(t[i], key)
+				                   : o->get(t[i], key, &got[i]);
+			}
+			assert_int_equal(rc[0], rc[1]);
+			assert_int_equal(got[0].spam, got[1].spam);
+			assert_int_equal(got[0].ham, got[1].ham);
+			assert_int_equal(got[0].day, got[1].day);
+		}
+		la.n = lb.n = 0;
+		assert_int_equal(lm->ops->foreach (t[0], list_one, &la), CHAFF_OK);
+		assert_int_equal(mem->ops->foreach (t[1], list_one, &lb), CHAFF_OK);
+		assert_int_equal(la.n, lb.n);
+		assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
+		for (size_t i = 0; i < la.n; i++)
+			assert_int_equal(la.r[i].ham, lb.r[i].ham);
+		uint64_t n[2], d, u, f;
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(both[i]->ops->info(t[i], &n[i], &d, &u, &f), CHAFF_OK);
+		assert_int_equal(n[0], n[1]);
+		assert_int_equal(n[0], la.n);
+		bool keep = round % 5 != 3;
+		for (int i = 0; i < 2; i++) {
+			if (keep)
+				assert_int_equal(both[i]->ops->commit(t[i]), CHAFF_OK);
+			else
+				both[i]->ops->abort(t[i]);
+		}
+		/* what a later reader finds */
+		la.n = 0;
+		struct store_txn *rt;
+		assert_int_equal(lm->ops->begin(lm, false, &rt), CHAFF_OK);
+		assert_int_equal(lm->ops->foreach (rt, list_one, &la), CHAFF_OK);
+		assert_int_equal(lm->ops->info(rt, &n[0], &d, &u, &f), CHAFF_OK);
+		assert_int_equal(n[0], la.n);
+		lm->ops->abort(rt);
+		lb.n = 0;
+		assert_int_equal(mem->ops->begin(mem, false, &rt), CHAFF_OK);
+		assert_int_equal(mem->ops->foreach (rt, list_one, &lb), CHAFF_OK);
+		mem->ops->abort(rt);
+		assert_int_equal(la.n, lb.n);
+		assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
+	}
+	mem->ops->close(mem);
+	close_store(lm);
+}
+
 static void test_incompatible_database_refused(void **state)
 {
 	(void)state;
@@ -444,6 +564,7 @@ int main(void)
 	        cmocka_unit_test(test_memory_records),
 	        cmocka_unit_test(test_lmdb_records),
 	        cmocka_unit_test(test_memory_deletes_keep_probing_right),
+	        cmocka_unit_test(test_blocks_agree_with_the_memory_store),
 	        cmocka_unit_test(test_incompatible_database_refused),
 	        cmocka_unit_test(test_prune_and_load),
 	        cmocka_unit_test(test_training_renews_a_tokens_day),
