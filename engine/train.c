@@ -298,28 +298,71 @@ int chaff_batch_add_hashes(chaff_batch *b, const uint64_t *hashes, size_t n,
 	return CHAFF_OK;
 }
 
+/* One LSD radix pass: a[0..n) into out by the key's byte at shift,
+ * keeping the order of equal bytes. */
+static void radix_pass(const struct change *a, struct change *out, size_t n, unsigned shift)
+{
+	size_t pos[256] = {0};
+	for (size_t i = 0; i < n; i++)
+		pos[(a[i].key >> shift) & 0xff]++;
+	size_t sum = 0;
+	for (size_t k = 0; k < 256; k++) {
+		size_t c = pos[k];
+		pos[k] = sum;
+		sum += c;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[pos[(a[i].key >> shift) & 0xff]++] = a[i];
+}
+
 /* LSD radix sort of a[0..n) by the key's low seven bytes, a byte per
  * pass through tmp (room for n). */
 static void sort_low(struct change *a, struct change *tmp, size_t n)
 {
 	for (unsigned shift = 0; shift < 56; shift += 8) {
-		size_t pos[256] = {0};
-		for (size_t i = 0; i < n; i++)
-			pos[(a[i].key >> shift) & 0xff]++;
-		size_t sum = 0;
-		for (size_t k = 0; k < 256; k++) {
-			size_t c = pos[k];
-			pos[k] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			tmp[pos[(a[i].key >> shift) & 0xff]++] = a[i];
+		radix_pass(a, tmp, n, shift);
 		struct change *t = a;
 		a = tmp;
 		tmp = t;
 	}
 	/* after seven passes the result is in the scratch array */
 	memcpy(tmp, a, n * sizeof(*a));
+}
+
+/* Sorts a[0..m) by insertion, true; or false, the changes still all there
+ * but not sorted, once that took more than budget moves. */
+static bool insertion_sort(struct change *a, size_t m, size_t budget)
+{
+	for (size_t i = 1; i < m; i++) {
+		struct change c = a[i];
+		size_t j = i;
+		for (; j > 0 && a[j - 1].key > c.key; j--) {
+			a[j] = a[j - 1];
+			if (budget-- == 0) {
+				a[j - 1] = c;
+				return false;
+			}
+		}
+		a[j] = c;
+	}
+	return true;
+}
+
+/* Sorts a stretch of changes whose keys share their top byte, through tmp
+ * (room for m). Two radix passes by the next two bytes leave only keys
+ * that share those as well out of order, and hashes, spread evenly, seldom
+ * do: insertion finishes in about one more pass. Keys crowded into a few
+ * values of those bytes (no hash function makes them) would make
+ * insertion slow: past a budget of moves, the stretch is sorted by all its
+ * bytes instead. */
+static void sort_stretch(struct change *a, struct change *tmp, size_t m)
+{
+	if (m > 16) {
+		radix_pass(a, tmp, m, 40);
+		radix_pass(tmp, a, m, 48);
+	}
+	if (!insertion_sort(a, m, 4 * m + 64))
+		sort_low(a, tmp, m);
 }
 
 /*
@@ -365,18 +408,7 @@ static int sort_changes(struct change *a, size_t n)
 	size_t start = 0;
 	for (unsigned k = 0; k < 256; start = end[k++]) {
 		size_t m = end[k] - start;
-		struct change *s = a + start;
-		if (m <= 16) { /* insertion sort */
-			for (size_t i = 1; i < m; i++) {
-				struct change c = s[i];
-				size_t j = i;
-				for (; j > 0 && s[j - 1].key > c.key; j--)
-					s[j] = s[j - 1];
-				s[j] = c;
-			}
-		} else {
-			sort_low(s, tmp, m);
-		}
+		sort_stretch(a + start, tmp, m);
 	}
 	free(tmp);
 	return CHAFF_OK;

@@ -81,6 +81,21 @@ for n in 2 3; do
   check "$n threads: every token's counts and every digest as on one thread" \
     cmp -s "$tmp/dump1" "$tmp/dump$n"
 done
+# The ham mbox, then the spam mbox, each one batch of new messages (the
+# second batch's changes merged with the stored tokens): the same counts
+# as on one thread.
+for n in 1 2 3; do
+  "$chaff" load --db "$tmp/fresh$n" "$tmp/seed.txt" > /dev/null &&
+    "$chaff" train -q --threads "$n" --db "$tmp/fresh$n" --ham "$corpus/ham.mbox" > /dev/null &&
+    "$chaff" train -q --threads "$n" --db "$tmp/fresh$n" --spam "$corpus/spam.mbox" > /dev/null &&
+    "$chaff" dump --db "$tmp/fresh$n" | grep -v '^last_train ' > "$tmp/freshdump$n"
+done
+check "one batch per mbox: over 100,000 tokens" \
+  test "$(grep -c '^token ' "$tmp/freshdump1")" -gt 100000
+for n in 2 3; do
+  check "one batch per mbox, $n threads: the same dump as on one thread" \
+    cmp -s "$tmp/freshdump1" "$tmp/freshdump$n"
+done
 # A message of 8 MB or more is not copied into a chunk for the workers:
 # the chunks before it are finished first and it is read in place. Among
 # other messages, in an index and in an mbox, training (token by token)
