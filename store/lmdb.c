@@ -156,6 +156,10 @@ struct store_txn {
 	 * that way. */
 	bool append;
 	uint64_t last_key;
+	bool wrote; /* last_key holds a key written */
+	/* A block that could not be written spoils the transaction: every
+	 * later call on its tokens, and its commit, returns this error. */
+	int err;
 	/* The number of tokens, kept in the metadata: read on first need,
 	 * written back at commit when it changed. */
 	bool count_known, count_changed;
@@ -408,6 +412,8 @@ static int l_begin(struct store *st, bool write, struct store_txn **out)
 	MDB_stat ms;
 	t->append = write && mdb_stat(t->txn, s->tokens, &ms) == MDB_SUCCESS && ms.ms_entries == 0;
 	t->last_key = 0;
+	t->wrote = false;
+	t->err = CHAFF_OK;
 	t->count_known = t->count_changed = false;
 	t->count = 0;
 	t->cur = NULL;
@@ -474,11 +480,12 @@ static int write_blocks(struct store_txn *t, const struct tok *a, size_t n)
 		MDB_val k = {sizeof(key), &key}, v = {encode_block(buf, a + i, m), buf};
 		unsigned flags = 0;
 		if (t->append) {
-			if (t->last_key == 0 || key > t->last_key)
+			if (!t->wrote || key > t->last_key)
 				flags = MDB_APPEND;
 			else
 				t->append = false; /* out of order: plain puts from here on */
 			t->last_key = key;
+			t->wrote = true;
 		}
 		int rc = mdb_cursor_put(c, &k, &v, flags);
 		if (rc != MDB_SUCCESS)
@@ -492,8 +499,11 @@ static int write_blocks(struct store_txn *t, const struct tok *a, size_t n)
 static int flush(struct store_txn *t)
 {
 	struct block *b = &t->blk;
+	if (t->err)
+		return t->err;
 	int rc = b->loaded && b->dirty ? write_blocks(t, b->a, b->n) : CHAFF_OK;
 	b->loaded = b->dirty = false;
+	t->err = rc;
 	return rc;
 }
 
@@ -501,6 +511,8 @@ static int flush(struct store_txn *t)
 static int load(struct store_txn *t, uint64_t key)
 {
 	struct block *b = &t->blk;
+	if (t->err)
+		return t->err;
 	if (b->loaded && key >= b->lo && key <= b->hi)
 		return CHAFF_OK;
 	int rc = flush(t);
@@ -534,7 +546,8 @@ static int load(struct store_txn *t, uint64_t key)
 		rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
 		if (rc == MDB_NOTFOUND) {
 			first = true;
-			know_hi = false;
+			know_hi = false; /* (the block after this one bounds it) */
+			hi = UINT64_MAX;
 			k = (MDB_val){sizeof(at), &at};
 			rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
 		}
@@ -551,12 +564,16 @@ static int load(struct store_txn *t, uint64_t key)
 		uint64_t next;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		if (rc == MDB_SUCCESS) {
+			if (k.mv_size != sizeof(next))
+				return CHAFF_ECORRUPT;
 			memcpy(&next, k.mv_data, sizeof(next));
 			hi = next - 1;
 		} else if (rc != MDB_NOTFOUND) {
 			return map_rc(t->s, rc);
 		}
 	}
+	if (b->a[b->n - 1].key > hi) /* reaches into the next block's keys */
+		return CHAFF_ECORRUPT;
 	b->lo = first ? 0 : at;
 	b->hi = hi;
 	b->skey = at;
@@ -629,16 +646,20 @@ static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r
 		return rc;
 	struct block *b = &t->blk;
 	size_t i = find(b, key);
+	/* the day as it will read back from the file */
+	struct chaff_record rec = *r;
+	if (rec.day > UINT16_MAX)
+		rec.day = UINT16_MAX;
 	b->dirty = true;
 	if (i < b->n && b->a[i].key == key) {
-		b->a[i].r = *r;
+		b->a[i].r = rec;
 		return CHAFF_OK;
 	}
 	rc = count_load(t);
 	if (rc != CHAFF_OK)
 		return rc;
 	memmove(b->a + i + 1, b->a + i, (b->n - i) * sizeof(*b->a));
-	b->a[i] = (struct tok){key, *r};
+	b->a[i] = (struct tok){key, rec};
 	b->n++;
 	count_add(t, 1);
 	if (b->n <= SPILL)
@@ -649,7 +670,7 @@ static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r
 	size_t keep = BLOCK_MAX, out = b->n - keep;
 	rc = write_blocks(t, b->a, out);
 	if (rc != CHAFF_OK)
-		return rc;
+		return t->err = rc;
 	memmove(b->a, b->a + out, keep * sizeof(*b->a));
 	b->n = keep;
 	b->lo = b->a[0].key;
@@ -677,10 +698,13 @@ static int l_del(struct store_txn *t, uint64_t key)
 
 static int l_clear(struct store_txn *t)
 {
+	if (t->err)
+		return t->err;
 	close_cursor(t);
 	t->blk.loaded = t->blk.dirty = false;
 	t->append = true; /* the tree is empty now */
 	t->last_key = 0;
+	t->wrote = false;
 	t->count_known = t->count_changed = true;
 	t->count = 0;
 	return map_rc(t->s, mdb_drop(t->txn, t->s->tokens, 0));
@@ -713,6 +737,8 @@ struct token_visit {
 	store_token_fn fn; /* NULL: only count */
 	void *user;
 	uint64_t count;
+	uint64_t last; /* the last key of the block before, if any */
+	bool any;
 };
 
 static int visit_block(const MDB_val *k, const MDB_val *v, void *u)
@@ -720,11 +746,15 @@ static int visit_block(const MDB_val *k, const MDB_val *v, void *u)
 	struct token_visit *tv = u;
 	struct tok a[BLOCK_MAX];
 	uint64_t key;
-	size_t n;
+	size_t n = 0;
 	if (k->mv_size != sizeof(key))
 		return CHAFF_ECORRUPT;
 	memcpy(&key, k->mv_data, sizeof(key));
 	int rc = decode_block(key, v, a, &n);
+	if (rc != CHAFF_OK || (tv->any && a[0].key <= tv->last))
+		return rc != CHAFF_OK ? rc : CHAFF_ECORRUPT; /* blocks overlap */
+	tv->last = a[n - 1].key;
+	tv->any = true;
 	tv->count += n;
 	for (size_t i = 0; i < n && rc == CHAFF_OK && tv->fn; i++)
 		rc = tv->fn(tv->user, a[i].key, &a[i].r);
@@ -733,7 +763,7 @@ static int visit_block(const MDB_val *k, const MDB_val *v, void *u)
 
 static int count_blocks(struct store_txn *t, uint64_t *out)
 {
-	struct token_visit tv = {NULL, NULL, 0};
+	struct token_visit tv = {NULL, NULL, 0, 0, false};
 	int rc = walk(t, t->s->tokens, visit_block, &tv);
 	*out = tv.count;
 	return rc;
@@ -745,7 +775,7 @@ static int l_foreach(struct store_txn *t, store_token_fn fn, void *user)
 	int rc = flush(t);
 	if (rc != CHAFF_OK)
 		return rc;
-	struct token_visit tv = {fn, user, 0};
+	struct token_visit tv = {fn, user, 0, 0, false};
 	return walk(t, t->s->tokens, visit_block, &tv);
 }
 

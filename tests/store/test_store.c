@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/wait.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "store/db.h"
@@ -289,6 +292,347 @@ static void test_blocks_agree_with_the_memory_store(void **state)
 	close_store(lm);
 }
 
+/* Key 0 put into an empty store, its block written by a walk, then
+ * changed again: the block under key 0 is written a second time, which
+ * must not be taken for an append. */
+static void test_key_zero_written_twice(void **state)
+{
+	(void)state;
+	struct store *st = open_store(1);
+	const struct store_ops *o = st->ops;
+	struct store_txn *t;
+	struct chaff_record r = {1, 2, 3};
+	static struct listing l;
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	assert_int_equal(o->put(t, 0, &r), CHAFF_OK);
+	l.n = 0;
+	assert_int_equal(o->foreach (t, list_one, &l), CHAFF_OK);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(o->put(t, 7, &r), CHAFF_OK);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	l.n = 0;
+	assert_int_equal(o->foreach (t, list_one, &l), CHAFF_OK);
+	assert_int_equal(l.n, 2);
+	o->abort(t);
+	close_store(st);
+}
+
+/* Random puts, deletes and gets, with walks and counts in the middle of
+ * write transactions (each walk writes the block being worked in), clears
+ * and aborts, against the memory store. SEED=N in the environment picks
+ * another sequence. */
+static void test_blocks_agree_with_walks_between(void **state)
+{
+	(void)state;
+	struct store *lm = open_store(1), *mem;
+	assert_int_equal(store_memory_open(&mem), CHAFF_OK);
+	struct store *both[2] = {lm, mem};
+	static struct listing la, lb;
+	uint64_t x = getenv("SEED") ? strtoull(getenv("SEED"), NULL, 0) : 31677;
+	for (int round = 0; round < 200; round++) {
+		struct store_txn *t[2];
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(both[i]->ops->begin(both[i], true, &t[i]), CHAFF_OK);
+		if (round % 17 == 5)
+			for (int i = 0; i < 2; i++)
+				assert_int_equal(both[i]->ops->clear(t[i]), CHAFF_OK);
+		int ops = 1 + (int)(next_rand(&x) % 400);
+		uint64_t rising = next_rand(&x) % 3;
+		for (int op = 0; op < ops; op++) {
+			uint64_t v = next_rand(&x) % 1000, key;
+			switch (round % 4) {
+			case 0: key = v < 10 ? v : v < 20 ? UINT64_MAX - (v - 10) : v * 7; break;
+			case 1: key = (rising += next_rand(&x) % 4); break;
+			case 2: key = v % 3 ? v : UINT64_MAX - v; break;
+			default: key = v * 0x9E3779B97F4A7C15ull; break;
+			}
+			unsigned what = (unsigned)(next_rand(&x) % 20);
+			struct chaff_record r = {(uint32_t)next_rand(&x),
+			                         (uint32_t)(next_rand(&x) % 200),
+			                         (uint32_t)(next_rand(&x) % 65536)};
+			int rc[2];
+			struct chaff_record got[2] = {{0, 0, 0}, {0, 0, 0}};
+			uint64_t n[2] = {0, 0}, d, u, f;
+			for (int i = 0; i < 2; i++) {
+				const struct store_ops *o = both[i]->ops;
+				if (what == 19) {
+					struct listing *l = i ? &lb : &la;
+					l->n = 0;
+					rc[i] = o->foreach (t[i], list_one, l);
+				} else if (what == 18) {
+					rc[i] = o->info(t[i], &n[i], &d, &u, &f);
+				} else {
+					rc[i] = what < 10   ? o->put(t[i], key, &r)
+					        : what < 15 ? o->del(t[i], key)
+					                    : o->get(t[i], key, &got[i]);
+				}
+			}
+			assert_int_equal(rc[0], rc[1]);
+			assert_int_equal(n[0], n[1]);
+			assert_int_equal(got[0].spam, got[1].spam);
+			assert_int_equal(got[0].ham, got[1].ham);
+			if (what == 19) {
+				assert_int_equal(la.n, lb.n);
+				assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
+			}
+		}
+		bool keep = next_rand(&x) % 4 != 0;
+		for (int i = 0; i < 2; i++) {
+			if (keep)
+				assert_int_equal(both[i]->ops->commit(t[i]), CHAFF_OK);
+			else
+				both[i]->ops->abort(t[i]);
+		}
+		la.n = lb.n = 0;
+		uint64_t n[2], d, u, f;
+		for (int i = 0; i < 2; i++) {
+			struct store_txn *rt;
+			assert_int_equal(both[i]->ops->begin(both[i], false, &rt), CHAFF_OK);
+			assert_int_equal(both[i]->ops->foreach (rt, list_one, i ? &lb : &la),
+			                 CHAFF_OK);
+			assert_int_equal(both[i]->ops->info(rt, &n[i], &d, &u, &f), CHAFF_OK);
+			both[i]->ops->abort(rt);
+		}
+		assert_int_equal(la.n, lb.n);
+		assert_int_equal(n[0], n[1]);
+		assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
+	}
+	mem->ops->close(mem);
+	close_store(lm);
+}
+
+static int count_one(void *u, uint64_t key, const struct chaff_record *r)
+{
+	(void)key;
+	(void)r;
+	(*(size_t *)u)++;
+	return 0;
+}
+
+/* A block damaged on disk (cut short, bytes flipped, varints that never
+ * end, random bytes): every call answers with a token, CHAFF_ENOTFOUND or
+ * CHAFF_ECORRUPT, and reads nothing past the record (the sanitizer
+ * build runs this too). */
+static void test_damaged_blocks(void **state)
+{
+	(void)state;
+	uint64_t x = 99;
+	for (int trial = 0; trial < 400; trial++) {
+		struct store *st = open_store(1);
+		const struct store_ops *o = st->ops;
+		struct store_txn *t;
+		struct chaff_record r = {5, 6, 7};
+		assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+		for (uint64_t k = 1; k <= 100; k++)
+			assert_int_equal(o->put(t, k * 1000, &r), CHAFF_OK);
+		assert_int_equal(o->commit(t), CHAFF_OK);
+		st->ops->close(st);
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi;
+		assert_int_equal(mdb_env_create(&env), 0);
+		mdb_env_set_maxdbs(env, 4);
+		assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+		assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+		assert_int_equal(mdb_dbi_open(txn, "tokens", MDB_INTEGERKEY, &dbi), 0);
+		MDB_cursor *c;
+		mdb_cursor_open(txn, dbi, &c);
+		MDB_val k, v;
+		int skip = (int)(next_rand(&x) % 4);
+		int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		for (int i = 0; i < skip && rc == 0; i++)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		assert_int_equal(rc, 0);
+		uint64_t key;
+		memcpy(&key, k.mv_data, 8);
+		unsigned char buf[700];
+		size_t len = v.mv_size;
+		memcpy(buf, v.mv_data, len);
+		unsigned mode = (unsigned)(next_rand(&x) % 4);
+		if (mode == 0) { /* cut short */
+			len = next_rand(&x) % (len + 1);
+		} else if (mode == 1) { /* bytes flipped */
+			for (int i = 0; i < 3; i++)
+				buf[next_rand(&x) % len] ^=
+				        (unsigned char)(1 + next_rand(&x) % 255);
+		} else if (mode == 2) { /* varints that never end */
+			for (size_t i = 8; i < len; i++)
+				buf[i] |= 0x80;
+		} else { /* random */
+			len = next_rand(&x) % sizeof(buf);
+			for (size_t i = 0; i < len; i++)
+				buf[i] = (unsigned char)next_rand(&x);
+			if (len >= 8)
+				memcpy(buf, &key, 8);
+		}
+		unsigned char *heap = malloc(len ? len : 1);
+		memcpy(heap, buf, len);
+		MDB_val nv = {len, heap};
+		assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
+		free(heap);
+		mdb_cursor_close(c);
+		assert_int_equal(mdb_txn_commit(txn), 0);
+		mdb_env_close(env);
+		assert_int_equal(store_lmdb_open(dir, false, false, 0, NULL, NULL, &st), CHAFF_OK);
+		o = st->ops;
+		assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+		struct chaff_record got;
+		for (uint64_t q = 0; q <= 101; q++) {
+			int g = o->get(t, q * 1000, &got);
+			assert_true(g == CHAFF_OK || g == CHAFF_ENOTFOUND || g == CHAFF_ECORRUPT);
+			if (q % 7 == 0) {
+				g = o->put(t, q * 1000 + 1, &r);
+				assert_true(g == CHAFF_OK || g == CHAFF_ECORRUPT);
+			}
+		}
+		o->abort(t);
+		assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+		size_t n = 0;
+		int f = o->foreach (t, count_one, &n);
+		assert_true(f == CHAFF_OK || f == CHAFF_ECORRUPT);
+		uint64_t nt, d, u, fs;
+		o->info(t, &nt, &d, &u, &fs);
+		o->abort(t);
+		close_store(st);
+	}
+}
+
+/* A database whose token count is missing from the metadata counts its
+ * blocks, and keeps the count right through updates, inserts and
+ * deletes. */
+static void test_count_missing(void **state)
+{
+	(void)state;
+	struct store *st = open_store(1);
+	const struct store_ops *o = st->ops;
+	struct store_txn *t;
+	struct chaff_record r = {5, 6, 7};
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	for (uint64_t k = 1; k <= 1000; k++)
+		assert_int_equal(o->put(t, k * 7919, &r), CHAFF_OK);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	st->ops->close(st);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 4);
+	assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	MDB_val k = {11, "token_count"};
+	assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(store_lmdb_open(dir, false, false, 0, NULL, NULL, &st), CHAFF_OK);
+	o = st->ops;
+	uint64_t n, d, u, f;
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	assert_int_equal(o->info(t, &n, &d, &u, &f), CHAFF_OK);
+	assert_int_equal(n, 1000);
+	o->abort(t);
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	struct chaff_record r2 = {9, 9, 9};
+	for (uint64_t q = 1; q <= 300; q++) /* updates, then new keys, then deletes */
+		assert_int_equal(o->put(t, q * 7919, &r2), CHAFF_OK);
+	for (uint64_t q = 1; q <= 100; q++)
+		assert_int_equal(o->put(t, q * 7919 + 1, &r2), CHAFF_OK);
+	for (uint64_t q = 500; q <= 549; q++)
+		assert_int_equal(o->del(t, q * 7919), CHAFF_OK);
+	assert_int_equal(o->info(t, &n, &d, &u, &f), CHAFF_OK);
+	assert_int_equal(n, 1050);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	assert_int_equal(o->info(t, &n, &d, &u, &f), CHAFF_OK);
+	assert_int_equal(n, 1050);
+	size_t c = 0;
+	assert_int_equal(o->foreach (t, count_one, &c), CHAFF_OK);
+	assert_int_equal(c, 1050);
+	o->abort(t);
+	close_store(st);
+}
+
+/* The same as test_key_zero_written_twice, with a second walk before the
+ * commit: both tokens are there, and the count agrees. */
+static void test_key_zero_lost(void **state)
+{
+	(void)state;
+	struct store *st = open_store(1);
+	const struct store_ops *o = st->ops;
+	struct store_txn *t;
+	struct chaff_record r = {1, 2, 3};
+	static struct listing l;
+	assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+	assert_int_equal(o->put(t, 0, &r), CHAFF_OK);
+	l.n = 0;
+	assert_int_equal(o->foreach (t, list_one, &l), CHAFF_OK);
+	assert_int_equal(o->put(t, 7, &r), CHAFF_OK);
+	l.n = 0;
+	assert_int_equal(o->foreach (t, list_one, &l), CHAFF_OK);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(o->commit(t), CHAFF_OK);
+	uint64_t n, d, u, f;
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	l.n = 0;
+	assert_int_equal(o->foreach (t, list_one, &l), CHAFF_OK);
+	assert_int_equal(o->info(t, &n, &d, &u, &f), CHAFF_OK);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(n, 2);
+	o->abort(t);
+	close_store(st);
+}
+
+/* A map too small for a transaction's blocks: the put or the commit that
+ * cannot write one says STORE_FULL, and so does every later call on the
+ * transaction's tokens (none succeeds with a block lost). Replayed after
+ * grow(), as the database layer does, everything is there. */
+static void test_full_map_spoils_the_transaction(void **state)
+{
+	(void)state;
+	dir = temp_dir();
+	struct store *st;
+	assert_int_equal(store_lmdb_open(dir, false, true, 256 << 10, NULL, NULL, &st), CHAFF_OK);
+	const struct store_ops *o = st->ops;
+	struct chaff_record r = {3, 4, 5}, got;
+	enum { N = 40000 };
+	for (int attempt = 0;; attempt++) {
+		assert_true(attempt < 12);
+		struct store_txn *t;
+		assert_int_equal(o->begin(st, true, &t), CHAFF_OK);
+		int rc = CHAFF_OK;
+		for (uint64_t k = 0; k < N && rc == CHAFF_OK; k++)
+			rc = o->put(t, (k * 0x9E3779B97F4A7C15ull) | 1, &r);
+		if (rc == CHAFF_OK) {
+			rc = o->commit(t);
+			if (rc == CHAFF_OK)
+				break;
+			assert_int_equal(rc, STORE_FULL);
+		} else {
+			assert_int_equal(rc, STORE_FULL);
+			assert_int_equal(o->get(t, 1, &got), STORE_FULL);
+			assert_int_equal(o->put(t, 3, &r), STORE_FULL);
+			assert_int_equal(o->del(t, 1), STORE_FULL);
+			uint64_t n = 0;
+			assert_int_equal(o->foreach (t, count_one, &n), STORE_FULL);
+			assert_int_equal(o->commit(t), STORE_FULL);
+		}
+		assert_int_equal(o->grow(st), CHAFF_OK);
+	}
+	struct store_txn *t;
+	assert_int_equal(o->begin(st, false, &t), CHAFF_OK);
+	uint64_t n, d, u, f;
+	assert_int_equal(o->info(t, &n, &d, &u, &f), CHAFF_OK);
+	assert_int_equal(n, N);
+	size_t c = 0;
+	assert_int_equal(o->foreach (t, count_one, &c), CHAFF_OK);
+	assert_int_equal(c, N);
+	assert_int_equal(o->get(t, (7 * 0x9E3779B97F4A7C15ull) | 1, &got), CHAFF_OK);
+	assert_int_equal(got.ham, 4);
+	o->abort(t);
+	close_store(st);
+}
+
 static void test_incompatible_database_refused(void **state)
 {
 	(void)state;
@@ -565,6 +909,12 @@ int main(void)
 	        cmocka_unit_test(test_lmdb_records),
 	        cmocka_unit_test(test_memory_deletes_keep_probing_right),
 	        cmocka_unit_test(test_blocks_agree_with_the_memory_store),
+	        cmocka_unit_test(test_key_zero_written_twice),
+	        cmocka_unit_test(test_damaged_blocks),
+	        cmocka_unit_test(test_count_missing),
+	        cmocka_unit_test(test_key_zero_lost),
+	        cmocka_unit_test(test_blocks_agree_with_walks_between),
+	        cmocka_unit_test(test_full_map_spoils_the_transaction),
 	        cmocka_unit_test(test_incompatible_database_refused),
 	        cmocka_unit_test(test_prune_and_load),
 	        cmocka_unit_test(test_training_renews_a_tokens_day),
