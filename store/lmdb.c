@@ -906,9 +906,21 @@ static int l_backup(struct store *st, const char *dir)
 	/* the copy is as private as the database (0600), also in a folder
 	 * that was there: LMDB makes its file as the umask allows */
 	mode_t mask = umask(077);
-	gate_enter(s, false); /* the copy reads the map */
-	int rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
-	gate_leave(s, false);
+	int rc;
+	for (int tries = 0;; tries++) {
+		gate_enter(s, false); /* the copy reads the map */
+		rc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
+		gate_leave(s, false);
+		if (rc != MDB_MAP_RESIZED || tries == 100)
+			break;
+		/* another process grew the database past this one's map: the
+		 * copy's file, made before its transaction failed, goes, the
+		 * map takes the new size, and the copy starts again */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/data.mdb", dir);
+		unlink(path);
+		gate_resize(s, 0);
+	}
 	umask(mask);
 	if (rc == MDB_SUCCESS)
 		return CHAFF_OK;
@@ -1074,6 +1086,14 @@ static int open_dbis(struct lstore *s, bool readonly)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+	/* Another process grew the database between the environment's
+	 * opening and here: adopt its size (nothing of this handle is open
+	 * yet) and try again, as l_begin does. */
+	for (int tries = 0; rc == MDB_MAP_RESIZED && tries < 100; tries++) {
+		rc = mdb_env_set_mapsize(s->env, 0);
+		if (rc == MDB_SUCCESS)
+			rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+	}
 	if (rc != MDB_SUCCESS)
 		return map_rc(s, rc);
 	unsigned create = readonly ? 0 : MDB_CREATE;
