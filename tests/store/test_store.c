@@ -206,6 +206,59 @@ static uint64_t pick_key(uint64_t *x, int round)
 	return round % 2 ? r * 0x9E3779B97F4A7C15ull : 1000 + r;
 }
 
+/* One call made on both stores (LMDB first, memory second), which must
+ * answer alike: a walk also compares every record and the count. */
+enum both_op { OP_PUT, OP_DEL, OP_GET, OP_WALK, OP_INFO };
+
+static void on_both(struct store *both[2], struct store_txn *t[2], enum both_op op, uint64_t key,
+                    const struct chaff_record *r)
+{
+	static struct listing l[2];
+	int rc[2];
+	struct chaff_record got[2] = {{0, 0, 0}, {0, 0, 0}};
+	uint64_t n[2] = {0, 0}, d, u, f;
+	for (int i = 0; i < 2; i++) {
+		const struct store_ops *o = both[i]->ops;
+		l[i].n = 0;
+		switch (op) {
+		case OP_PUT: rc[i] = o->put(t[i], key, r); break;
+		case OP_DEL: rc[i] = o->del(t[i], key); break;
+		case OP_GET: rc[i] = o->get(t[i], key, &got[i]); break;
+		case OP_WALK:
+			rc[i] = o->foreach (t[i], list_one, &l[i]);
+			if (rc[i] == CHAFF_OK)
+				assert_int_equal(o->info(t[i], &n[i], &d, &u, &f), CHAFF_OK);
+			assert_int_equal(n[i], l[i].n);
+			break;
+		case OP_INFO: rc[i] = o->info(t[i], &n[i], &d, &u, &f); break;
+		}
+	}
+	assert_int_equal(rc[0], rc[1]);
+	assert_int_equal(n[0], n[1]);
+	assert_int_equal(got[0].spam, got[1].spam);
+	assert_int_equal(got[0].ham, got[1].ham);
+	assert_int_equal(got[0].day, got[1].day);
+	assert_int_equal(l[0].n, l[1].n);
+	assert_memory_equal(l[0].keys, l[1].keys, l[0].n * sizeof(l[0].keys[0]));
+	assert_memory_equal(l[0].r, l[1].r, l[0].n * sizeof(l[0].r[0]));
+}
+
+/* Both stores' write transactions committed (or, keep false, aborted);
+ * then a reader of each must find the same tokens and count. */
+static void end_on_both(struct store *both[2], struct store_txn *t[2], bool keep)
+{
+	for (int i = 0; i < 2; i++) {
+		if (keep)
+			assert_int_equal(both[i]->ops->commit(t[i]), CHAFF_OK);
+		else
+			both[i]->ops->abort(t[i]);
+		assert_int_equal(both[i]->ops->begin(both[i], false, &t[i]), CHAFF_OK);
+	}
+	on_both(both, t, OP_WALK, 0, NULL);
+	for (int i = 0; i < 2; i++)
+		both[i]->ops->abort(t[i]);
+}
+
 /*
  * The LMDB store keeps tokens in blocks of neighbouring keys; the memory
  * store keeps each on its own. Both are given the same random puts,
@@ -219,7 +272,6 @@ static void test_blocks_agree_with_the_memory_store(void **state)
 	struct store *lm = open_store(1), *mem;
 	assert_int_equal(store_memory_open(&mem), CHAFF_OK);
 	struct store *both[2] = {lm, mem};
-	static struct listing la, lb;
 	uint64_t x = 88172645463325252ull;
 	for (int round = 0; round < 24; round++) {
 		struct store_txn *t[2];
@@ -241,52 +293,10 @@ static void test_blocks_agree_with_the_memory_store(void **state)
 			struct chaff_record r = {(uint32_t)next_rand(&x),
 			                         (uint32_t)(next_rand(&x) % 200),
 			                         (uint32_t)(next_rand(&x) % 65536)};
-			int rc[2];
-			struct chaff_record got[2] = {{0, 0, 0}, {0, 0, 0}};
-			for (int i = 0; i < 2; i++) {
-				const struct store_ops *o = both[i]->ops;
-				rc[i] = what < 6   ? o->put(t[i], key, &r)
-				        : what < 8 ? o->del(t[i], key)
-				                   : o->get(t[i], key, &got[i]);
-			}
-			assert_int_equal(rc[0], rc[1]);
-			assert_int_equal(got[0].spam, got[1].spam);
-			assert_int_equal(got[0].ham, got[1].ham);
-			assert_int_equal(got[0].day, got[1].day);
+			on_both(both, t, what < 6 ? OP_PUT : what < 8 ? OP_DEL : OP_GET, key, &r);
 		}
-		la.n = lb.n = 0;
-		assert_int_equal(lm->ops->foreach (t[0], list_one, &la), CHAFF_OK);
-		assert_int_equal(mem->ops->foreach (t[1], list_one, &lb), CHAFF_OK);
-		assert_int_equal(la.n, lb.n);
-		assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
-		for (size_t i = 0; i < la.n; i++)
-			assert_int_equal(la.r[i].ham, lb.r[i].ham);
-		uint64_t n[2], d, u, f;
-		for (int i = 0; i < 2; i++)
-			assert_int_equal(both[i]->ops->info(t[i], &n[i], &d, &u, &f), CHAFF_OK);
-		assert_int_equal(n[0], n[1]);
-		assert_int_equal(n[0], la.n);
-		bool keep = round % 5 != 3;
-		for (int i = 0; i < 2; i++) {
-			if (keep)
-				assert_int_equal(both[i]->ops->commit(t[i]), CHAFF_OK);
-			else
-				both[i]->ops->abort(t[i]);
-		}
-		/* what a later reader finds */
-		la.n = 0;
-		struct store_txn *rt;
-		assert_int_equal(lm->ops->begin(lm, false, &rt), CHAFF_OK);
-		assert_int_equal(lm->ops->foreach (rt, list_one, &la), CHAFF_OK);
-		assert_int_equal(lm->ops->info(rt, &n[0], &d, &u, &f), CHAFF_OK);
-		assert_int_equal(n[0], la.n);
-		lm->ops->abort(rt);
-		lb.n = 0;
-		assert_int_equal(mem->ops->begin(mem, false, &rt), CHAFF_OK);
-		assert_int_equal(mem->ops->foreach (rt, list_one, &lb), CHAFF_OK);
-		mem->ops->abort(rt);
-		assert_int_equal(la.n, lb.n);
-		assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
+		on_both(both, t, OP_WALK, 0, NULL);
+		end_on_both(both, t, round % 5 != 3);
 	}
 	mem->ops->close(mem);
 	close_store(lm);
@@ -335,7 +345,6 @@ static void test_blocks_agree_with_walks_between(void **state)
 	struct store *lm = open_store(1), *mem;
 	assert_int_equal(store_memory_open(&mem), CHAFF_OK);
 	struct store *both[2] = {lm, mem};
-	static struct listing la, lb;
 	uint64_t x = getenv("SEED") ? strtoull(getenv("SEED"), NULL, 0) : 31677;
 	for (int round = 0; round < 200; round++) {
 		struct store_txn *t[2];
@@ -358,52 +367,15 @@ static void test_blocks_agree_with_walks_between(void **state)
 			struct chaff_record r = {(uint32_t)next_rand(&x),
 			                         (uint32_t)(next_rand(&x) % 200),
 			                         (uint32_t)(next_rand(&x) % 65536)};
-			int rc[2];
-			struct chaff_record got[2] = {{0, 0, 0}, {0, 0, 0}};
-			uint64_t n[2] = {0, 0}, d, u, f;
-			for (int i = 0; i < 2; i++) {
-				const struct store_ops *o = both[i]->ops;
-				if (what == 19) {
-					struct listing *l = i ? &lb : &la;
-					l->n = 0;
-					rc[i] = o->foreach (t[i], list_one, l);
-				} else if (what == 18) {
-					rc[i] = o->info(t[i], &n[i], &d, &u, &f);
-				} else {
-					rc[i] = what < 10   ? o->put(t[i], key, &r)
-					        : what < 15 ? o->del(t[i], key)
-					                    : o->get(t[i], key, &got[i]);
-				}
-			}
-			assert_int_equal(rc[0], rc[1]);
-			assert_int_equal(n[0], n[1]);
-			assert_int_equal(got[0].spam, got[1].spam);
-			assert_int_equal(got[0].ham, got[1].ham);
-			if (what == 19) {
-				assert_int_equal(la.n, lb.n);
-				assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
-			}
+			on_both(both, t,
+			        what == 19   ? OP_WALK
+			        : what == 18 ? OP_INFO
+			        : what < 10  ? OP_PUT
+			        : what < 15  ? OP_DEL
+			                     : OP_GET,
+			        key, &r);
 		}
-		bool keep = next_rand(&x) % 4 != 0;
-		for (int i = 0; i < 2; i++) {
-			if (keep)
-				assert_int_equal(both[i]->ops->commit(t[i]), CHAFF_OK);
-			else
-				both[i]->ops->abort(t[i]);
-		}
-		la.n = lb.n = 0;
-		uint64_t n[2], d, u, f;
-		for (int i = 0; i < 2; i++) {
-			struct store_txn *rt;
-			assert_int_equal(both[i]->ops->begin(both[i], false, &rt), CHAFF_OK);
-			assert_int_equal(both[i]->ops->foreach (rt, list_one, i ? &lb : &la),
-			                 CHAFF_OK);
-			assert_int_equal(both[i]->ops->info(rt, &n[i], &d, &u, &f), CHAFF_OK);
-			both[i]->ops->abort(rt);
-		}
-		assert_int_equal(la.n, lb.n);
-		assert_int_equal(n[0], n[1]);
-		assert_memory_equal(la.keys, lb.keys, la.n * sizeof(la.keys[0]));
+		end_on_both(both, t, next_rand(&x) % 4 != 0);
 	}
 	mem->ops->close(mem);
 	close_store(lm);
