@@ -1,8 +1,9 @@
 /*
  * The LMDB backend. One environment per database directory with three
  * named databases: "tokens" (blocks of tokens under 64-bit hash keys,
- * MDB_INTEGERKEY; see struct block), "meta" and "digests". LMDB gives the rest of the design its
- * guarantees: readers never block, one writer at a time, and a commit is atomic and durable.
+ * MDB_INTEGERKEY; see struct block), "meta" and "digests". LMDB gives the
+ * rest of the design its guarantees: readers never block, one writer at
+ * a time, and a commit is atomic and durable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -428,26 +429,21 @@ static const char COUNT_NAME[] = "token_count";
 /* Counts the tokens block by block: for a database whose count is
  * missing (its metadata damaged). */
 static int count_blocks(struct store_txn *t, uint64_t *out);
+static int l_meta_get(struct store_txn *t, const char *name, void *buf, size_t *len);
+static int l_meta_put(struct store_txn *t, const char *name, const void *buf, size_t len);
 
 static int count_load(struct store_txn *t)
 {
 	if (t->count_known)
 		return CHAFF_OK;
-	MDB_val k = {sizeof(COUNT_NAME) - 1, (void *)COUNT_NAME}, v;
-	int rc = mdb_get(t->txn, t->s->meta, &k, &v);
-	if (rc == MDB_SUCCESS) {
-		if (v.mv_size != sizeof(t->count))
-			return CHAFF_ECORRUPT;
-		memcpy(&t->count, v.mv_data, sizeof(t->count));
-	} else if (rc == MDB_NOTFOUND) {
+	size_t len = sizeof(t->count);
+	int rc = l_meta_get(t, COUNT_NAME, &t->count, &len);
+	if (rc == CHAFF_OK && len != sizeof(t->count))
+		rc = CHAFF_ECORRUPT;
+	else if (rc == CHAFF_ENOTFOUND)
 		rc = count_blocks(t, &t->count);
-		if (rc != CHAFF_OK)
-			return rc;
-	} else {
-		return map_rc(t->s, rc);
-	}
-	t->count_known = true;
-	return CHAFF_OK;
+	t->count_known = rc == CHAFF_OK;
+	return rc;
 }
 
 static void count_add(struct store_txn *t, int d)
@@ -602,11 +598,8 @@ static size_t find(const struct block *b, uint64_t key)
 static int l_commit(struct store_txn *t)
 {
 	int rc = t->write ? flush(t) : CHAFF_OK;
-	if (rc == CHAFF_OK && t->count_changed) {
-		MDB_val k = {sizeof(COUNT_NAME) - 1, (void *)COUNT_NAME},
-		        v = {sizeof(t->count), &t->count};
-		rc = map_rc(t->s, mdb_put(t->txn, t->s->meta, &k, &v, 0));
-	}
+	if (rc == CHAFF_OK && t->count_changed)
+		rc = l_meta_put(t, COUNT_NAME, &t->count, sizeof(t->count));
 	close_cursor(t);
 	struct lstore *s = t->s;
 	if (rc != CHAFF_OK)
