@@ -306,9 +306,15 @@ static const unsigned char *get_varint(const unsigned char *p, const unsigned ch
 	return NULL;
 }
 
+/* A day as the file keeps it: two bytes, later days held at the last. */
+static uint16_t disk_day(uint32_t day)
+{
+	return day > UINT16_MAX ? UINT16_MAX : (uint16_t)day;
+}
+
 static size_t pack(unsigned char *v, const struct chaff_record *r)
 {
-	uint16_t day = r->day > UINT16_MAX ? UINT16_MAX : (uint16_t)r->day;
+	uint16_t day = disk_day(r->day);
 	v[0] = (unsigned char)day;
 	v[1] = (unsigned char)(day >> 8);
 	size_t n = 2 + put_varint(v + 2, r->spam);
@@ -641,8 +647,7 @@ static int l_put(struct store_txn *t, uint64_t key, const struct chaff_record *r
 	size_t i = find(b, key);
 	/* the day as it will read back from the file */
 	struct chaff_record rec = *r;
-	if (rec.day > UINT16_MAX)
-		rec.day = UINT16_MAX;
+	rec.day = disk_day(r->day);
 	b->dirty = true;
 	if (i < b->n && b->a[i].key == key) {
 		b->a[i].r = rec;
